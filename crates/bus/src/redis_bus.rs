@@ -1,0 +1,728 @@
+//! The Redis implementation of the bus: streams, consumer groups and pub/sub.
+//!
+//! Connections, and why there are several kinds:
+//! - **Writes and short commands** go through a deadpool-redis pool of multiplexed
+//!   connections with a short response timeout.
+//! - **Blocking reads** (`XREADGROUP`/`XREAD ... BLOCK`) each get a connection of their
+//!   own, owned by the reader, with a response timeout longer than the longest block.
+//!   Redis serves one connection's commands in order, so a blocking read on a shared
+//!   connection would stall every other command queued behind it.
+//! - **Pub/sub** uses a dedicated RESP2 pub/sub connection per subscription, re-established
+//!   and re-subscribed by a background task after a disconnect.
+//!
+//! Losing Redis never crashes the caller. A health task pings the server and flips
+//! [`Bus::is_ready`]; appends retry with exponential backoff and jitter until a write
+//! deadline, and only report success once Redis replied. With Redis running
+//! `appendonly yes` + `appendfsync always`, an acknowledged append survives a crash.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use deadpool_redis::{Manager, Pool, Runtime};
+use futures_util::StreamExt as _;
+use redis::aio::MultiplexedConnection;
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+use redis::{AsyncConnectionConfig, Value};
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use crate::{
+    Bus, BusError, Delivery, GroupReader, Retention, StartFrom, StreamSpec, Subscription,
+    TailReader,
+};
+
+/// The field every entry's payload is stored under.
+const FIELD: &str = "d";
+/// Longest block a reader will ask Redis for; longer requests are clamped so that the
+/// reader's connection timeout can stay finite and a dead server is noticed.
+const MAX_BLOCK: Duration = Duration::from_secs(30);
+
+/// Tuning for [`RedisBus`].
+#[derive(Debug, Clone)]
+pub struct RedisBusOptions {
+    /// How long an append keeps retrying while Redis is unreachable before it fails.
+    pub write_deadline: Duration,
+    /// How often the health task pings Redis.
+    pub health_interval: Duration,
+    /// Pool size for writes and short commands.
+    pub pool_size: usize,
+    /// Upper bound of the reconnect backoff.
+    pub max_backoff: Duration,
+    /// Response timeout for short commands.
+    pub command_timeout: Duration,
+}
+
+impl Default for RedisBusOptions {
+    fn default() -> Self {
+        Self {
+            write_deadline: Duration::from_secs(10),
+            health_interval: Duration::from_millis(500),
+            pool_size: 16,
+            max_backoff: Duration::from_secs(2),
+            command_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The Redis [`Bus`].
+pub struct RedisBus {
+    client: redis::Client,
+    pool: Pool,
+    ready: Arc<AtomicBool>,
+    opts: RedisBusOptions,
+    redacted_url: String,
+    _health: Arc<DropGuard>,
+}
+
+impl std::fmt::Debug for RedisBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBus")
+            .field("url", &self.redacted_url)
+            .field("ready", &self.ready.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// `redis://user:secret@host/` becomes `redis://user:***@host/`.
+#[must_use]
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            let user = creds.split_once(':').map_or("", |(u, _)| u);
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl RedisBus {
+    /// Opens a bus on `url`. Does not require the server to be up: the bus starts
+    /// not-ready and a background task keeps trying.
+    ///
+    /// # Errors
+    /// [`BusError::Redis`] for a malformed URL, [`BusError::Invalid`] if the pool cannot
+    /// be built.
+    pub async fn connect(url: &str, opts: RedisBusOptions) -> Result<Self, BusError> {
+        let client = redis::Client::open(url)?;
+        let conn_cfg = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(opts.command_timeout));
+        let manager = Manager::new_with_config(url, conn_cfg)?;
+        let pool = Pool::builder(manager)
+            .max_size(opts.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(opts.command_timeout))
+            .create_timeout(Some(Duration::from_secs(1)))
+            .recycle_timeout(Some(Duration::from_secs(1)))
+            .build()
+            .map_err(|e| BusError::Invalid(format!("redis pool: {e}")))?;
+        let ready = Arc::new(AtomicBool::new(false));
+        let cancel = CancellationToken::new();
+        let bus = Self {
+            client,
+            pool: pool.clone(),
+            ready: ready.clone(),
+            opts: opts.clone(),
+            redacted_url: redact_url(url),
+            _health: Arc::new(cancel.clone().drop_guard()),
+        };
+        // First probe inline so a bus on a live server is ready when `connect` returns.
+        let up = ping(&pool).await.is_ok();
+        set_ready(&ready, up, &bus.redacted_url);
+        tokio::spawn(health_loop(pool, ready, opts, bus.redacted_url.clone(), cancel));
+        Ok(bus)
+    }
+
+    async fn conn(&self) -> Result<deadpool_redis::Connection, BusError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| BusError::Unavailable(format!("redis pool: {e}")))
+    }
+
+    /// Runs `op` on a pooled connection, retrying retryable failures with backoff until
+    /// the write deadline.
+    async fn with_retry<T, F>(&self, what: &str, mut op: F) -> Result<T, BusError>
+    where
+        F: for<'c> FnMut(
+                &'c mut deadpool_redis::Connection,
+            ) -> futures_util::future::BoxFuture<'c, Result<T, redis::RedisError>>
+            + Send,
+        T: Send,
+    {
+        let deadline = tokio::time::Instant::now() + self.opts.write_deadline;
+        let mut backoff = Backoff::new(self.opts.max_backoff);
+        loop {
+            let err = match self.conn().await {
+                Ok(mut c) => match op(&mut c).await {
+                    Ok(v) => return Ok(v),
+                    Err(e) => {
+                        let e = BusError::Redis(e);
+                        if !e.is_retryable() {
+                            return Err(e);
+                        }
+                        e
+                    }
+                },
+                Err(e) => e,
+            };
+            set_ready(&self.ready, false, &self.redacted_url);
+            let wait = backoff.next_delay();
+            if tokio::time::Instant::now() + wait > deadline {
+                metrics::counter!("gekko_bus_write_failures_total").increment(1);
+                return Err(BusError::Unavailable(format!(
+                    "{what} on {} failed for {:?}: {err}",
+                    self.redacted_url, self.opts.write_deadline
+                )));
+            }
+            tracing::debug!(error = %err, ?wait, "redis {what} failed; retrying");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn dedicated(&self) -> Result<MultiplexedConnection, BusError> {
+        dedicated(&self.client).await
+    }
+}
+
+async fn dedicated(client: &redis::Client) -> Result<MultiplexedConnection, BusError> {
+    let cfg = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+        .set_response_timeout(Some(MAX_BLOCK + Duration::from_secs(5)));
+    client
+        .get_multiplexed_async_connection_with_config(&cfg)
+        .await
+        .map_err(|e| BusError::Unavailable(format!("redis connect: {e}")))
+}
+
+async fn ping(pool: &Pool) -> Result<(), BusError> {
+    let mut c = pool
+        .get()
+        .await
+        .map_err(|e| BusError::Unavailable(e.to_string()))?;
+    redis::cmd("PING").query_async::<()>(&mut c).await?;
+    Ok(())
+}
+
+fn set_ready(ready: &AtomicBool, up: bool, url: &str) {
+    let was = ready.swap(up, Ordering::AcqRel);
+    if was != up {
+        if up {
+            tracing::info!(redis = url, "redis reachable; bus ready");
+            metrics::counter!("gekko_bus_reconnects_total").increment(1);
+        } else {
+            tracing::warn!(redis = url, "redis unreachable; bus not ready, reconnecting with backoff");
+        }
+    }
+    metrics::gauge!("gekko_bus_ready").set(if up { 1.0 } else { 0.0 });
+}
+
+async fn health_loop(
+    pool: Pool,
+    ready: Arc<AtomicBool>,
+    opts: RedisBusOptions,
+    url: String,
+    cancel: CancellationToken,
+) {
+    let mut backoff = Backoff::new(opts.max_backoff);
+    loop {
+        let up = tokio::time::timeout(opts.command_timeout, ping(&pool))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        set_ready(&ready, up, &url);
+        let wait = if up {
+            backoff.reset();
+            opts.health_interval
+        } else {
+            backoff.next_delay()
+        };
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Exponential backoff with full jitter, from 50 ms up to a cap.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    attempt: u32,
+    max: Duration,
+}
+
+impl Backoff {
+    pub(crate) fn new(max: Duration) -> Self {
+        Self { attempt: 0, max }
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.attempt = 0;
+    }
+
+    pub(crate) fn next_delay(&mut self) -> Duration {
+        let base = Duration::from_millis(50).saturating_mul(1 << self.attempt.min(10));
+        self.attempt = self.attempt.saturating_add(1);
+        let cap = base.min(self.max);
+        // Full jitter: uniformly in [cap/2, cap], so many clients do not reconnect in step.
+        let half = cap / 2;
+        half + half.mul_f64(rand::random::<f64>())
+    }
+}
+
+fn xadd_cmd(stream: &StreamSpec, payload: &[u8]) -> redis::Cmd {
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(&stream.name);
+    if let Retention::Capped { max_len } = stream.retention {
+        cmd.arg("MAXLEN").arg("~").arg(max_len);
+    }
+    cmd.arg("*").arg(FIELD).arg(payload);
+    cmd
+}
+
+fn to_delivery(entry: StreamId) -> Delivery {
+    // An entry without our field (written by something else) is still handed out, with an
+    // empty payload: the typed decoder then reports it by id instead of the whole read
+    // failing forever on one poison entry.
+    let payload = match entry.map.get(FIELD) {
+        Some(Value::BulkString(b)) => Bytes::from(b.clone()),
+        Some(Value::SimpleString(s)) => Bytes::from(s.clone().into_bytes()),
+        _ => Bytes::new(),
+    };
+    Delivery {
+        id: entry.id,
+        payload,
+    }
+}
+
+fn flatten(reply: Option<StreamReadReply>) -> Vec<Delivery> {
+    reply
+        .map(|r| {
+            r.keys
+                .into_iter()
+                .flat_map(|k| k.ids.into_iter().map(to_delivery))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[async_trait]
+impl Bus for RedisBus {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    async fn append(&self, stream: &StreamSpec, payload: Bytes) -> Result<String, BusError> {
+        let cmd = xadd_cmd(stream, &payload);
+        let id: String = self
+            .with_retry("XADD", |c| {
+                let cmd = cmd.clone();
+                Box::pin(async move { cmd.query_async(c).await })
+            })
+            .await?;
+        metrics::counter!("gekko_bus_appended_total", "stream" => stream.name.clone())
+            .increment(1);
+        Ok(id)
+    }
+
+    async fn append_batch(
+        &self,
+        stream: &StreamSpec,
+        payloads: &[Bytes],
+    ) -> Result<Vec<String>, BusError> {
+        if payloads.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for p in payloads {
+            pipe.add_command(xadd_cmd(stream, p));
+        }
+        let ids: Vec<String> = self
+            .with_retry("XADD pipeline", |c| {
+                let pipe = pipe.clone();
+                Box::pin(async move { pipe.query_async(c).await })
+            })
+            .await?;
+        metrics::counter!("gekko_bus_appended_total", "stream" => stream.name.clone())
+            .increment(payloads.len() as u64);
+        Ok(ids)
+    }
+
+    async fn ensure_group(&self, stream: &str, group: &str) -> Result<(), BusError> {
+        let mut c = self.conn().await?;
+        create_group(&mut *c, stream, group).await
+    }
+
+    async fn group_reader(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+    ) -> Result<Box<dyn GroupReader>, BusError> {
+        Ok(Box::new(RedisGroupReader {
+            client: self.client.clone(),
+            conn: Some(self.dedicated().await?),
+            stream: stream.to_owned(),
+            group: group.to_owned(),
+            consumer: consumer.to_owned(),
+        }))
+    }
+
+    async fn tail_reader(
+        &self,
+        stream: &str,
+        from: StartFrom,
+    ) -> Result<Box<dyn TailReader>, BusError> {
+        let mut conn = self.dedicated().await?;
+        let last_id = match from {
+            StartFrom::Beginning => "0-0".to_owned(),
+            StartFrom::After(id) => id,
+            // Resolve `$` once, now: passing `$` on every call would skip whatever arrived
+            // between two reads.
+            StartFrom::Latest => {
+                let reply: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
+                    .arg(stream)
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1)
+                    .query_async(&mut conn)
+                    .await?;
+                reply
+                    .ids
+                    .into_iter()
+                    .next()
+                    .map_or_else(|| "0-0".to_owned(), |e| e.id)
+            }
+        };
+        Ok(Box::new(RedisTailReader {
+            client: self.client.clone(),
+            conn: Some(conn),
+            stream: stream.to_owned(),
+            last_id,
+        }))
+    }
+
+    async fn stream_len(&self, stream: &str) -> Result<u64, BusError> {
+        let mut c = self.conn().await?;
+        Ok(redis::cmd("XLEN").arg(stream).query_async(&mut c).await?)
+    }
+
+    async fn pending_count(&self, stream: &str, group: &str) -> Result<u64, BusError> {
+        let mut c = self.conn().await?;
+        let reply: redis::streams::StreamPendingReply = redis::cmd("XPENDING")
+            .arg(stream)
+            .arg(group)
+            .query_async(&mut c)
+            .await?;
+        Ok(reply.count() as u64)
+    }
+
+    async fn notify(&self, channel: &str, payload: Bytes) -> Result<(), BusError> {
+        let mut c = self.conn().await?;
+        redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(payload.as_ref())
+            .query_async::<()>(&mut c)
+            .await?;
+        Ok(())
+    }
+
+    async fn subscribe(&self, channel: &str) -> Result<Subscription, BusError> {
+        // Subscribe once inline so that notices published after `subscribe` returns are
+        // seen; afterwards a task owns the connection and re-subscribes after drops.
+        let mut pubsub = self
+            .client
+            .get_async_pubsub()
+            .await
+            .map_err(|e| BusError::Unavailable(format!("redis pub/sub connect: {e}")))?;
+        pubsub.subscribe(channel).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        let cancel = CancellationToken::new();
+        tokio::spawn(pubsub_loop(
+            self.client.clone(),
+            channel.to_owned(),
+            pubsub,
+            tx,
+            cancel.clone(),
+            self.opts.max_backoff,
+        ));
+        Ok(Subscription::new(rx, Some(cancel.drop_guard())))
+    }
+}
+
+async fn pubsub_loop(
+    client: redis::Client,
+    channel: String,
+    first: redis::aio::PubSub,
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    cancel: CancellationToken,
+    max_backoff: Duration,
+) {
+    let mut current = Some(first);
+    let mut backoff = Backoff::new(max_backoff);
+    loop {
+        let pubsub = match current.take() {
+            Some(p) => p,
+            None => {
+                let attempt = async {
+                    let mut p = client.get_async_pubsub().await?;
+                    p.subscribe(&channel).await?;
+                    Ok::<_, redis::RedisError>(p)
+                };
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    r = attempt => match r {
+                        Ok(p) => {
+                            tracing::info!(%channel, "pub/sub re-subscribed");
+                            backoff.reset();
+                            p
+                        }
+                        Err(e) => {
+                            let wait = backoff.next_delay();
+                            tracing::debug!(%channel, error = %e, ?wait, "pub/sub reconnect failed");
+                            tokio::select! {
+                                () = cancel.cancelled() => return,
+                                () = tokio::time::sleep(wait) => continue,
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        let mut stream = pubsub.into_on_message();
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                msg = stream.next() => match msg {
+                    Some(m) => {
+                        if tx.send(Bytes::copy_from_slice(m.get_payload_bytes())).await.is_err() {
+                            return;
+                        }
+                    }
+                    None => {
+                        tracing::warn!(%channel, "pub/sub connection lost; reconnecting");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn create_group<C: redis::aio::ConnectionLike + Send>(
+    c: &mut C,
+    stream: &str,
+    group: &str,
+) -> Result<(), BusError> {
+    let r: Result<(), redis::RedisError> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(stream)
+        .arg(group)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(c)
+        .await;
+    match r {
+        Ok(()) => Ok(()),
+        Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+struct RedisGroupReader {
+    client: redis::Client,
+    conn: Option<MultiplexedConnection>,
+    stream: String,
+    group: String,
+    consumer: String,
+}
+
+impl std::fmt::Debug for RedisGroupReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisGroupReader")
+            .field("stream", &self.stream)
+            .field("group", &self.group)
+            .field("consumer", &self.consumer)
+            .field("connected", &self.conn.is_some())
+            .finish()
+    }
+}
+
+impl RedisGroupReader {
+    async fn conn(&mut self) -> Result<&mut MultiplexedConnection, BusError> {
+        if self.conn.is_none() {
+            self.conn = Some(dedicated(&self.client).await?);
+        }
+        self.conn
+            .as_mut()
+            .ok_or_else(|| BusError::Unavailable("no connection".to_owned()))
+    }
+
+    /// Runs a command on the reader's connection. On a connection failure the connection
+    /// is dropped and re-made on the next call. A `NOGROUP` (Redis lost its data, or the
+    /// stream was deleted) re-creates the group once and retries.
+    async fn run<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> Result<T, BusError> {
+        for attempt in 0..2 {
+            let conn = self.conn().await?;
+            match cmd.query_async::<T>(conn).await {
+                Ok(v) => return Ok(v),
+                Err(e) if e.code() == Some("NOGROUP") && attempt == 0 => {
+                    tracing::warn!(stream = %self.stream, group = %self.group, "consumer group missing; re-creating it");
+                    let (stream, group) = (self.stream.clone(), self.group.clone());
+                    create_group(self.conn().await?, &stream, &group).await?;
+                }
+                Err(e) => {
+                    let e = BusError::Redis(e);
+                    if e.is_retryable() {
+                        self.conn = None;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Err(BusError::Invalid(format!("NOGROUP persists for {}", self.group)))
+    }
+
+    fn xreadgroup(&self, count: usize, block: Option<Duration>, id: &str) -> redis::Cmd {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP").arg(&self.group).arg(&self.consumer).arg("COUNT").arg(count);
+        if let Some(b) = block {
+            cmd.arg("BLOCK").arg(u64::try_from(b.min(MAX_BLOCK).as_millis()).unwrap_or(0));
+        }
+        cmd.arg("STREAMS").arg(&self.stream).arg(id);
+        cmd
+    }
+}
+
+#[async_trait]
+impl GroupReader for RedisGroupReader {
+    async fn read(&mut self, count: usize, block: Duration) -> Result<Vec<Delivery>, BusError> {
+        // BLOCK 0 means "forever" to Redis; a zero block here means "don't wait".
+        let block = (!block.is_zero()).then_some(block.max(Duration::from_millis(1)));
+        let cmd = self.xreadgroup(count, block, ">");
+        Ok(flatten(self.run(&cmd).await?))
+    }
+
+    async fn read_own_pending(&mut self, count: usize) -> Result<Vec<Delivery>, BusError> {
+        let cmd = self.xreadgroup(count, None, "0");
+        Ok(flatten(self.run(&cmd).await?))
+    }
+
+    async fn ack(&mut self, ids: &[String]) -> Result<u64, BusError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut cmd = redis::cmd("XACK");
+        cmd.arg(&self.stream).arg(&self.group).arg(ids);
+        self.run(&cmd).await
+    }
+
+    async fn claim_idle(
+        &mut self,
+        min_idle: Duration,
+        count: usize,
+    ) -> Result<Vec<Delivery>, BusError> {
+        let mut out = Vec::new();
+        let mut cursor = "0-0".to_owned();
+        // XAUTOCLAIM scans a bounded slice of the PEL per call; follow the cursor until
+        // the whole PEL was scanned or enough entries were claimed.
+        loop {
+            let mut cmd = redis::cmd("XAUTOCLAIM");
+            cmd.arg(&self.stream)
+                .arg(&self.group)
+                .arg(&self.consumer)
+                .arg(u64::try_from(min_idle.as_millis()).unwrap_or(u64::MAX))
+                .arg(&cursor)
+                .arg("COUNT")
+                .arg(count - out.len());
+            let reply: StreamAutoClaimReply = self.run(&cmd).await?;
+            out.extend(reply.claimed.into_iter().map(to_delivery));
+            cursor = reply.next_stream_id;
+            if cursor == "0-0" || out.len() >= count {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+struct RedisTailReader {
+    client: redis::Client,
+    conn: Option<MultiplexedConnection>,
+    stream: String,
+    last_id: String,
+}
+
+impl std::fmt::Debug for RedisTailReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTailReader")
+            .field("stream", &self.stream)
+            .field("last_id", &self.last_id)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl TailReader for RedisTailReader {
+    async fn read(&mut self, count: usize, block: Duration) -> Result<Vec<Delivery>, BusError> {
+        if self.conn.is_none() {
+            self.conn = Some(dedicated(&self.client).await?);
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(BusError::Unavailable("no connection".to_owned()));
+        };
+        let mut cmd = redis::cmd("XREAD");
+        cmd.arg("COUNT").arg(count);
+        if !block.is_zero() {
+            cmd.arg("BLOCK")
+                .arg(u64::try_from(block.min(MAX_BLOCK).as_millis()).unwrap_or(1).max(1));
+        }
+        cmd.arg("STREAMS").arg(&self.stream).arg(&self.last_id);
+        match cmd.query_async::<Option<StreamReadReply>>(conn).await {
+            Ok(reply) => {
+                let got = flatten(reply);
+                if let Some(last) = got.last() {
+                    self.last_id.clone_from(&last.id);
+                }
+                Ok(got)
+            }
+            Err(e) => {
+                let e = BusError::Redis(e);
+                if e.is_retryable() {
+                    self.conn = None;
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact_url("redis://:pw@h:6379/"), "redis://:***@h:6379/");
+        assert_eq!(redact_url("redis://u:pw@h/"), "redis://u:***@h/");
+        assert_eq!(redact_url("redis://h:6379/"), "redis://h:6379/");
+    }
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        let mut b = Backoff::new(Duration::from_secs(1));
+        let first = b.next_delay();
+        assert!(first <= Duration::from_millis(50));
+        for _ in 0..20 {
+            assert!(b.next_delay() <= Duration::from_secs(1));
+        }
+        b.reset();
+        assert!(b.next_delay() <= Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,262 @@
+//! The reference for every variable, as data.
+//!
+//! `gekko config docs` (or anything else) can print it, and `docs/configuration.md` holds
+//! the same rows as [`markdown_table`] renders them; a test keeps the two identical.
+
+use crate::vars::names;
+
+/// One documented environment variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VariableDoc {
+    /// The variable name.
+    pub name: &'static str,
+    /// What the value looks like and its bounds.
+    pub format: &'static str,
+    /// The value used when unset.
+    pub default: &'static str,
+    /// A valid example value.
+    pub example: &'static str,
+    /// What it is for.
+    pub description: &'static str,
+}
+
+const fn doc(
+    name: &'static str,
+    format: &'static str,
+    default: &'static str,
+    example: &'static str,
+    description: &'static str,
+) -> VariableDoc {
+    VariableDoc {
+        name,
+        format,
+        default,
+        example,
+        description,
+    }
+}
+
+const CREDENTIAL_DEFAULT: &str = "unset (paper mode)";
+
+static VARIABLES: &[VariableDoc] = &[
+    doc(
+        names::GEKKO_ENV_FILE,
+        "a file path",
+        "`./.env` if that file exists",
+        "`/etc/gekko/gekko.env`",
+        "A .env file read before validation. Variables set in the process environment win. A path that does not exist is an error.",
+    ),
+    doc(
+        names::REDIS_URL,
+        "a `redis://`, `rediss://` or `unix://` URL",
+        "unset (in-process bus)",
+        "`redis://:password@127.0.0.1:6379/0`",
+        "Redis for streams and pub/sub. Its password is redacted in `Debug` and logs. Replaces the deprecated `REDIS_URI`.",
+    ),
+    doc(
+        names::TRADING_API_ENDPOINTS,
+        "`venue=url,...`; venue one of coinbase, binanceus, oanda; url `http://` or `https://`",
+        "empty: each venue's built-in endpoint, or its simulator in paper mode",
+        "`coinbase=http://127.0.0.1:8081,oanda=https://api-fxpractice.oanda.com`",
+        "REST base URL override per venue.",
+    ),
+    doc(
+        names::TRADING_RATE_LIMITS,
+        "`venue=N/period,...`; N at least 1; period a duration",
+        "`binanceus=1200/1m,coinbase=30/1s,oanda=100/1s`",
+        "`coinbase=10/1s`",
+        "Request budget per venue. Venues not listed keep their default.",
+    ),
+    doc(
+        names::SUPPORTED_TRADING_PAIRS,
+        "comma-separated upper-case `BASE-QUOTE` pairs; non-empty; no duplicates",
+        "`BTC-USD,ETH-USD`",
+        "`BTC-USD,ETH-USD,EUR-USD`",
+        "Pairs gekko may trade. Replaces the deprecated `TRADING_PAIRS`.",
+    ),
+    doc(
+        names::POSITION_LIMITS,
+        "`PAIR=quantity,...`; quantity a decimal above 0; each pair must be in `SUPPORTED_TRADING_PAIRS`",
+        "empty (no limits)",
+        "`BTC-USD=2,ETH-USD=20`",
+        "Largest absolute position per pair, in base units.",
+    ),
+    doc(
+        names::ML_MODEL_ENDPOINTS,
+        "`name=location,...`; name of letters, digits, `_`, `-`, `.`; location a directory or `http(s)://` URL",
+        "`direction=models`",
+        "`direction=models,volatility=http://127.0.0.1:8500`",
+        "Where each model is loaded from.",
+    ),
+    doc(
+        names::PREDICTION_PARAMETERS,
+        "keys `window` (2 to 4096), `horizon` (1 to window), `interval` (a duration above 0)",
+        "`window=32,horizon=1,interval=1s`",
+        "`window=64,horizon=4`",
+        "Inputs of the prediction loop. Missing keys take their defaults; unknown keys are errors.",
+    ),
+    doc(
+        names::MODEL_UPDATE_FREQUENCIES,
+        "`name=duration,...`; at least 1s; names must be in `ML_MODEL_ENDPOINTS`",
+        "empty: every model is checked every 5m",
+        "`direction=1m`",
+        "How often each model is checked for a new version.",
+    ),
+    doc(
+        names::CONFIDENCE_THRESHOLDS,
+        "`name=decimal,...`; 0 to 1; names must be in `ML_MODEL_ENDPOINTS`",
+        "`direction=0.55` if a `direction` model exists, else empty",
+        "`direction=0.6`",
+        "Minimum confidence for a model's prediction to be acted on.",
+    ),
+    doc(
+        names::SYSTEM_PERFORMANCE_PARAMS,
+        "keys `batch_max_size` (1 to 65536), `batch_max_wait` (0 to 1s), `max_inflight_orders` (1 to 1000000), `order_timeout` (100ms to 5m), `shutdown_grace` (0 to 5m)",
+        "`batch_max_size=64,batch_max_wait=2ms,max_inflight_orders=64,order_timeout=5s,shutdown_grace=10s`",
+        "`batch_max_size=128,order_timeout=3s`",
+        "Inference batching, orders in flight per gateway, order submit timeout, shutdown grace period.",
+    ),
+    doc(
+        names::RESOURCE_ALLOCATION_SETTINGS,
+        "keys `device` (auto, cuda, metal or cpu), `gpu_memory_budget_mb` (1 to 1048576), `cpu_threads` (0 to 4096, 0 means one per core)",
+        "`device=auto,gpu_memory_budget_mb=2048,cpu_threads=0`",
+        "`device=cuda,gpu_memory_budget_mb=8192`",
+        "Compute resources for inference.",
+    ),
+    doc(
+        names::MONITORING_CONFIGURATIONS,
+        "keys `http_addr`, `grpc_addr` (ip:port, different from each other), `log_format` (json or pretty), `log_level` (a level, or `;`-separated `target=level` directives), `stale_after` (at least 100ms)",
+        "`http_addr=127.0.0.1:9464,grpc_addr=127.0.0.1:50051,log_format=pretty,log_level=info,stale_after=10s`",
+        "`http_addr=0.0.0.0:9464,log_format=json,log_level=info;gekko_bus=debug`",
+        "The HTTP listener serves `/metrics`, `/livez` and `/readyz`. Levels: trace, debug, info, warn, error, off. Market data older than `stale_after` makes readiness fail.",
+    ),
+    doc(
+        names::BACKUP_SETTINGS,
+        "keys `enabled` (bool), `dir` (a path, non-empty when enabled), `interval` (at least 1m), `retention` (at least 1)",
+        "`enabled=false,dir=./backups,interval=1h,retention=7`",
+        "`enabled=true,dir=/var/lib/gekko/backups,interval=6h`",
+        "Periodic local backups; `retention` is how many are kept.",
+    ),
+    doc(
+        names::ENCRYPTION_SETTINGS,
+        "keys `key` (64 hex characters), `key_file` (a path), `algorithm` (only `xchacha20poly1305`); `key` and `key_file` are exclusive",
+        "`algorithm=xchacha20poly1305`, no key",
+        "`key_file=/run/secrets/gekko_key`",
+        "At-rest encryption of stored secrets and backups. `key` is a secret: never shown in `Debug`, logs or problems.",
+    ),
+    doc(
+        names::ACCESS_CONTROL_CONFIG,
+        "keys `grpc_auth_token` (at least 16 characters, no `,`), `read_only` (bool), `allowed_clients` (`;`-separated names)",
+        "no token, `read_only=false`, any client",
+        "`grpc_auth_token=change-me-0123456789,allowed_clients=cli;dashboard`",
+        "gRPC access. The token is a secret. `read_only` rejects every state-changing call.",
+    ),
+    doc(
+        names::AUDIT_LOGGING_SETTINGS,
+        "keys `enabled` (bool), `stream` (a Redis stream name without spaces), `retention_days` (1 to 36500)",
+        "`enabled=true,stream=gekko:audit,retention_days=365`",
+        "`retention_days=90`",
+        "The audit trail of orders and config changes.",
+    ),
+    doc(
+        names::COMPLIANCE_SETTINGS,
+        "keys `max_order_notional` (a decimal above 0), `max_daily_notional` (at least `max_order_notional`), `restricted_pairs` (`;`-separated pairs from `SUPPORTED_TRADING_PAIRS`), `trading_enabled` (bool)",
+        "`max_order_notional=100000,max_daily_notional=1000000,trading_enabled=true`, nothing restricted",
+        "`max_order_notional=5000,max_daily_notional=50000,restricted_pairs=ETH-USD`",
+        "Pre-trade limits in the quote currency. `trading_enabled=false` is the kill switch.",
+    ),
+    doc(
+        names::BINANCEUS_API_KEY,
+        "a string (secret); needs `BINANCEUS_API_SECRET`",
+        CREDENTIAL_DEFAULT,
+        "`your-binanceus-api-key`",
+        "Binance.US API key. Replaces the deprecated `BINANCE_US_API_KEY`.",
+    ),
+    doc(
+        names::BINANCEUS_API_SECRET,
+        "a string (secret); needs `BINANCEUS_API_KEY`",
+        CREDENTIAL_DEFAULT,
+        "`your-binanceus-api-secret`",
+        "Binance.US HMAC signing secret. Replaces the deprecated `BINANCE_US_API_SECRET`.",
+    ),
+    doc(
+        names::COINBASE_API_KEY_NAME,
+        "a string; needs `COINBASE_API_PRIVATE_KEY`",
+        CREDENTIAL_DEFAULT,
+        "`organizations/{org_id}/apiKeys/{key_id}`",
+        "Coinbase Advanced Trade (CDP) API key name. Not secret.",
+    ),
+    doc(
+        names::COINBASE_API_PRIVATE_KEY,
+        "a PEM private key (secret); literal `\\n` sequences become newlines; needs `COINBASE_API_KEY_NAME`",
+        CREDENTIAL_DEFAULT,
+        "`-----BEGIN EC PRIVATE KEY-----\\n...\\n-----END EC PRIVATE KEY-----`",
+        "Coinbase CDP signing key.",
+    ),
+    doc(
+        names::OANDA_API_TOKEN,
+        "a string (secret); needs `OANDA_ACCOUNT_ID`",
+        CREDENTIAL_DEFAULT,
+        "`your-oanda-token`",
+        "OANDA v20 personal access token.",
+    ),
+    doc(
+        names::OANDA_ACCOUNT_ID,
+        "letters, digits and `-`; needs `OANDA_API_TOKEN`",
+        CREDENTIAL_DEFAULT,
+        "`101-001-1234567-001`",
+        "OANDA account to trade in. Not secret.",
+    ),
+];
+
+/// Every variable gekko reads, in the order problems are reported.
+#[must_use]
+pub fn documented_variables() -> &'static [VariableDoc] {
+    VARIABLES
+}
+
+/// [`documented_variables`] as one Markdown table with the columns
+/// `name | format | default | example | description`.
+#[must_use]
+pub fn markdown_table() -> String {
+    let cell = |s: &str| s.replace('|', "\\|");
+    let mut out = String::from(
+        "| name | format | default | example | description |\n|---|---|---|---|---|\n",
+    );
+    for v in VARIABLES {
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} |\n",
+            v.name,
+            cell(v.format),
+            cell(v.default),
+            cell(v.example),
+            cell(v.description)
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn every_variable_is_documented_once() {
+        let documented: BTreeSet<_> = VARIABLES.iter().map(|v| v.name).collect();
+        assert_eq!(documented.len(), VARIABLES.len(), "a variable is documented twice");
+        let read: BTreeSet<_> = names::ALL.iter().copied().collect();
+        assert_eq!(documented, read);
+    }
+
+    #[test]
+    fn docs_file_holds_the_table() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/configuration.md");
+        let text = std::fs::read_to_string(path).expect("docs/configuration.md exists");
+        assert!(
+            text.contains(&markdown_table()),
+            "docs/configuration.md is out of date; paste gekko_config::markdown_table() into it"
+        );
+    }
+}

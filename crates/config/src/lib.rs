@@ -1,0 +1,116 @@
+//! Typed configuration for every gekko binary, read once from the environment.
+//!
+//! Configuration comes only from environment variables, optionally layered over a `.env`
+//! file (see [`load`]). One loader turns them into a [`GekkoConfig`] and validates all of
+//! it in one pass: presence, ranges and cross-field rules (a position limit for a pair that
+//! is not supported, a threshold for a model that does not exist, ...). On failure it
+//! returns *every* problem, one line each, naming the variable, what is wrong and what is
+//! expected, so a binary can print them all and exit 64 before binding any port.
+//!
+//! Credentials are [`secrecy::SecretString`]: redacted in `Debug`, zeroized on drop, and
+//! never echoed in problem text. [`GekkoConfig`]'s `Debug` also redacts URL passwords.
+//!
+//! Deprecated variable names are still read, with a [`ConfigWarning`] in [`Loaded`].
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//!
+//! let vars = BTreeMap::from([("POSITION_LIMITS".to_owned(), "DOGE-USD=5".to_owned())]);
+//! let errors = gekko_config::from_vars(&vars).unwrap_err();
+//! assert_eq!(
+//!     errors.to_string(),
+//!     "POSITION_LIMITS: DOGE-USD is not in SUPPORTED_TRADING_PAIRS \
+//!      (expected only pairs listed in SUPPORTED_TRADING_PAIRS)"
+//! );
+//! ```
+
+mod docs;
+mod env_file;
+mod loader;
+mod model;
+pub mod parse;
+mod problem;
+mod vars;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub use docs::{VariableDoc, documented_variables, markdown_table};
+pub use gekko_core::VenueId;
+pub use model::{
+    AccessControl, AuditLogging, BackupSettings, BinanceUsCredentials, CoinbaseCredentials,
+    Compliance, Credentials, DEFAULT_MODEL_UPDATE_FREQUENCY, DevicePreference,
+    EncryptionSettings, GekkoConfig, LogFormat, Monitoring, OandaCredentials, Pair,
+    ParseValueError, PerformanceParams, PredictionParams, REDACTED, RateLimit,
+    ResourceAllocation, default_confidence_threshold, default_rate_limit, default_rate_limits,
+    redact_url,
+};
+pub use problem::{ConfigErrors, ConfigProblem, ConfigWarning};
+pub use vars::{DEPRECATED_NAMES, names};
+
+/// The venue type used as a map key in this crate: gekko-core's [`VenueId`].
+pub type Venue = VenueId;
+
+/// A validated configuration and the warnings found while loading it.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: GekkoConfig,
+    /// Things to fix that did not stop the load (deprecated names).
+    pub warnings: Vec<ConfigWarning>,
+}
+
+impl Loaded {
+    /// Emits each warning as a `tracing` warning. Call it once logging is set up.
+    pub fn log_warnings(&self) {
+        for w in &self.warnings {
+            tracing::warn!(variable = %w.variable, "{}", w.message);
+        }
+    }
+}
+
+/// Loads the configuration from the process environment, layered over a `.env` file.
+///
+/// The file is the one `GEKKO_ENV_FILE` names, else `./.env` if it exists, else none. A
+/// variable set (non-blank) in the process environment wins over the file. The process
+/// environment is never modified.
+///
+/// # Errors
+/// Returns every problem found: a `GEKKO_ENV_FILE` that does not exist, unparsable `.env`
+/// lines, non-UTF-8 values of gekko variables, and everything [`from_vars`] reports.
+pub fn load() -> Result<Loaded, ConfigErrors> {
+    let mut vars = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (key, value) in std::env::vars_os() {
+        match (key.into_string(), value.into_string()) {
+            (Ok(key), Ok(value)) => {
+                vars.insert(key, value);
+            }
+            (Ok(key), Err(_)) if is_gekko_variable(&key) => {
+                problems.push(ConfigProblem::new(key, "is not valid UTF-8", "a UTF-8 value"));
+            }
+            _ => {}
+        }
+    }
+    env_file::load_layered(vars, problems, Path::new(".env"))
+}
+
+/// Validates a map of variables; the pure core of [`load`], and what tests call.
+///
+/// A blank value counts as unset. Deprecated names are used when their replacement is
+/// unset, with a warning either way.
+///
+/// # Errors
+/// Returns every problem found, one per mistake, in documentation order (see
+/// [`documented_variables`]).
+pub fn from_vars(vars: &BTreeMap<String, String>) -> Result<Loaded, ConfigErrors> {
+    let (vars, warnings) = vars::Vars::new(vars);
+    let mut problems = problem::Problems::default();
+    let config = loader::build(&vars, &mut problems);
+    problems.into_result(Loaded { config, warnings })
+}
+
+/// Whether `name` is a variable gekko reads (current or deprecated).
+fn is_gekko_variable(name: &str) -> bool {
+    names::ALL.contains(&name) || DEPRECATED_NAMES.iter().any(|(old, _)| *old == name)
+}

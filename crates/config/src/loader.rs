@@ -1,0 +1,664 @@
+//! Reads each variable into its typed section, then checks the rules that span variables.
+//!
+//! Each variable is read by one short function that says which generic parser applies and
+//! what its bounds are. Every function records its problems and carries on, so one pass
+//! finds every mistake. A cross-field check runs only when the variables it compares were
+//! themselves valid, so one typo does not cascade into several confusing lines.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use gekko_core::VenueId;
+use rust_decimal::Decimal;
+use secrecy::SecretString;
+
+use crate::model::{
+    AccessControl, AuditLogging, BackupSettings, BinanceUsCredentials, CoinbaseCredentials,
+    Compliance, Credentials, DevicePreference, EncryptionSettings, GekkoConfig, LogFormat,
+    Monitoring, OandaCredentials, Pair, PerformanceParams, PredictionParams, RateLimit,
+    ResourceAllocation, default_confidence_threshold,
+};
+use crate::parse::{
+    IDENT_FORM, MapForm, Section, decimal, duration_in, has_scheme,
+    http_url, ident, int_in, parse_items, parse_list, parse_map, positive_decimal,
+};
+use crate::problem::Problems;
+use crate::vars::{Value, Vars, names};
+
+const MS: Duration = Duration::from_millis(1);
+const SECOND: Duration = Duration::from_secs(1);
+const MINUTE: Duration = Duration::from_secs(60);
+
+const VENUE_FORM: &str = "one of coinbase, binanceus, oanda";
+const HTTP_FORM: &str = "an http:// or https:// URL";
+const PAIR_LIST_FORM: &str = "comma-separated upper-case BASE-QUOTE pairs such as BTC-USD, each once";
+const NOTIONAL_FORM: &str = "a decimal number greater than zero";
+
+/// Reads every variable. The returned config is only meaningful if `problems` stayed empty.
+pub(crate) fn build(vars: &Vars<'_>, problems: &mut Problems) -> GekkoConfig {
+    let mut c = GekkoConfig::default();
+    c.redis_url = redis_url(vars, problems);
+    c.trading_api_endpoints = api_endpoints(vars, problems);
+    c.trading_rate_limits.extend(rate_limits(vars, problems));
+
+    let pairs_ok = supported_pairs(vars, &mut c.supported_trading_pairs, problems);
+    let pairs = pairs_ok.then_some(c.supported_trading_pairs.as_slice());
+    c.position_limits = position_limits(vars, pairs, problems);
+
+    let models_ok = models(vars, &mut c.ml_model_endpoints, problems);
+    let models = models_ok.then_some(&c.ml_model_endpoints);
+    c.prediction_parameters = prediction(vars, problems);
+    c.model_update_frequencies = per_model(
+        vars.get(names::MODEL_UPDATE_FREQUENCIES),
+        models,
+        &MapForm {
+            entry: "comma-separated model=duration entries",
+            key: IDENT_FORM,
+            value: "a duration such as 30s, 5m or 1h, at least 1s",
+        },
+        |v| duration_in(v, SECOND, None),
+        problems,
+    );
+    c.confidence_thresholds = match vars.get(names::CONFIDENCE_THRESHOLDS) {
+        None => default_thresholds(&c.ml_model_endpoints),
+        value => per_model(
+            value,
+            models,
+            &MapForm {
+                entry: "comma-separated model=threshold entries",
+                key: IDENT_FORM,
+                value: "a decimal number from 0 to 1",
+            },
+            unit_interval,
+            problems,
+        ),
+    };
+
+    c.system_performance = performance(vars, problems);
+    c.resource_allocation = resources(vars, problems);
+    c.monitoring = monitoring(vars, problems);
+    c.backup = backup(vars, problems);
+    c.encryption = encryption(vars, problems);
+    c.access_control = access_control(vars, problems);
+    c.audit_logging = audit(vars, problems);
+    c.compliance = compliance(vars, pairs, problems);
+    c.credentials = credentials(vars, problems);
+    c
+}
+
+fn venue(s: &str) -> Result<VenueId, String> {
+    s.parse::<VenueId>()
+        .map_err(|_| format!("`{s}` is not a venue"))
+}
+
+fn pair(s: &str) -> Result<Pair, String> {
+    s.parse::<Pair>()
+        .map_err(|_| format!("`{s}` is not a valid pair"))
+}
+
+fn unit_interval(s: &str) -> Result<Decimal, String> {
+    let d = decimal(s)?;
+    if (Decimal::ZERO..=Decimal::ONE).contains(&d) {
+        Ok(d)
+    } else {
+        Err(format!("{d} is outside 0 to 1"))
+    }
+}
+
+fn non_empty(s: &str) -> Result<&str, String> {
+    if s.is_empty() {
+        Err("is empty".to_owned())
+    } else {
+        Ok(s)
+    }
+}
+
+fn redis_url(vars: &Vars<'_>, problems: &mut Problems) -> Option<String> {
+    let value = vars.get(names::REDIS_URL)?;
+    has_scheme(value.raw, &["redis://", "rediss://", "unix://"])
+        .map_err(|e| problems.push(value.name, e, "a redis://, rediss:// or unix:// URL"))
+        .ok()
+}
+
+fn api_endpoints(vars: &Vars<'_>, problems: &mut Problems) -> BTreeMap<VenueId, String> {
+    let Some(value) = vars.get(names::TRADING_API_ENDPOINTS) else {
+        return BTreeMap::new();
+    };
+    let form = MapForm {
+        entry: "comma-separated venue=url entries",
+        key: VENUE_FORM,
+        value: HTTP_FORM,
+    };
+    parse_map(value, &form, problems, venue, http_url)
+}
+
+/// Only the venues listed are overridden; the others keep their built-in limits, so the
+/// map always covers every venue.
+fn rate_limits(vars: &Vars<'_>, problems: &mut Problems) -> BTreeMap<VenueId, RateLimit> {
+    let Some(value) = vars.get(names::TRADING_RATE_LIMITS) else {
+        return BTreeMap::new();
+    };
+    let form = MapForm {
+        entry: "comma-separated venue=N/period entries such as coinbase=30/1s",
+        key: VENUE_FORM,
+        value: "N/period with N at least 1 and period a duration such as 1s or 1m",
+    };
+    parse_map(value, &form, problems, venue, |raw| {
+        let (n, period) = raw
+            .split_once('/')
+            .ok_or_else(|| format!("`{raw}` has no `/`"))?;
+        Ok(RateLimit::new(
+            int_in(n, &(1..=u32::MAX))?,
+            duration_in(period, MS, None)?,
+        ))
+    })
+}
+
+fn supported_pairs(vars: &Vars<'_>, slot: &mut Vec<Pair>, problems: &mut Problems) -> bool {
+    let Some(value) = vars.get(names::SUPPORTED_TRADING_PAIRS) else {
+        return true;
+    };
+    let before = problems.len();
+    let mut pairs = Vec::new();
+    for item in parse_items(value.raw, ',', pair) {
+        match item {
+            Ok(p) => pairs.push(p),
+            Err(e) => problems.push(value.name, e, PAIR_LIST_FORM),
+        }
+    }
+    if pairs.is_empty() && problems.len() == before {
+        problems.push(value.name, "lists no pairs", PAIR_LIST_FORM);
+    }
+    let ok = problems.len() == before;
+    if ok {
+        *slot = pairs;
+    }
+    ok
+}
+
+/// `supported` is `None` when `SUPPORTED_TRADING_PAIRS` itself was invalid.
+fn position_limits(
+    vars: &Vars<'_>,
+    supported: Option<&[Pair]>,
+    problems: &mut Problems,
+) -> BTreeMap<Pair, Decimal> {
+    let Some(value) = vars.get(names::POSITION_LIMITS) else {
+        return BTreeMap::new();
+    };
+    let form = MapForm {
+        entry: "comma-separated PAIR=max_abs_qty entries such as BTC-USD=2",
+        key: Pair::FORM,
+        value: "a decimal quantity greater than zero",
+    };
+    let limits = parse_map(value, &form, problems, pair, positive_decimal);
+    if let Some(supported) = supported {
+        for p in limits.keys().filter(|p| !supported.contains(p)) {
+            problems.push(
+                value.name,
+                format!("{p} is not in {}", names::SUPPORTED_TRADING_PAIRS),
+                format!("only pairs listed in {}", names::SUPPORTED_TRADING_PAIRS),
+            );
+        }
+    }
+    limits
+}
+
+fn models(vars: &Vars<'_>, slot: &mut BTreeMap<String, String>, problems: &mut Problems) -> bool {
+    let Some(value) = vars.get(names::ML_MODEL_ENDPOINTS) else {
+        return true;
+    };
+    let form = MapForm {
+        entry: "comma-separated name=location entries such as direction=models",
+        key: IDENT_FORM,
+        value: "a directory path or an http:// or https:// URL",
+    };
+    let before = problems.len();
+    let models = parse_map(value, &form, problems, ident, |location| {
+        if location.contains("://") {
+            http_url(location)
+        } else {
+            non_empty(location).map(str::to_owned)
+        }
+    });
+    let ok = problems.len() == before;
+    if ok {
+        *slot = models;
+    }
+    ok
+}
+
+/// A `model=value` map whose names must be models in `ML_MODEL_ENDPOINTS` (`models` is
+/// `None` when that variable was itself invalid, which skips the check).
+fn per_model<V>(
+    value: Option<Value<'_>>,
+    models: Option<&BTreeMap<String, String>>,
+    form: &MapForm,
+    parse_value: impl Fn(&str) -> Result<V, String>,
+    problems: &mut Problems,
+) -> BTreeMap<String, V> {
+    let Some(value) = value else {
+        return BTreeMap::new();
+    };
+    let map = parse_map(value, form, problems, ident, parse_value);
+    if let Some(models) = models {
+        for name in map.keys().filter(|name| !models.contains_key(*name)) {
+            problems.push(
+                value.name,
+                format!("model `{name}` is not in {}", names::ML_MODEL_ENDPOINTS),
+                format!("only models named in {}", names::ML_MODEL_ENDPOINTS),
+            );
+        }
+    }
+    map
+}
+
+fn default_thresholds(models: &BTreeMap<String, String>) -> BTreeMap<String, Decimal> {
+    models
+        .keys()
+        .filter(|name| *name == "direction")
+        .map(|name| (name.clone(), default_confidence_threshold()))
+        .collect()
+}
+
+fn prediction(vars: &Vars<'_>, problems: &mut Problems) -> PredictionParams {
+    let mut out = PredictionParams::default();
+    let mut s = Section::open(
+        names::PREDICTION_PARAMETERS,
+        vars.get(names::PREDICTION_PARAMETERS),
+        &["window", "horizon", "interval"],
+        false,
+        problems,
+    );
+    let window_ok = s.int("window", &mut out.window, &(2..=4096));
+    let horizon_ok = s.int("horizon", &mut out.horizon, &(1..=4096));
+    s.duration("interval", &mut out.interval, MS, None);
+    if window_ok && horizon_ok && out.horizon > out.window {
+        s.problem(
+            format!("horizon {} is larger than window {}", out.horizon, out.window),
+            "horizon from 1 to window",
+        );
+    }
+    out
+}
+
+fn performance(vars: &Vars<'_>, problems: &mut Problems) -> PerformanceParams {
+    let mut out = PerformanceParams::default();
+    let mut s = Section::open(
+        names::SYSTEM_PERFORMANCE_PARAMS,
+        vars.get(names::SYSTEM_PERFORMANCE_PARAMS),
+        &[
+            "batch_max_size",
+            "batch_max_wait",
+            "max_inflight_orders",
+            "order_timeout",
+            "shutdown_grace",
+        ],
+        false,
+        problems,
+    );
+    s.int("batch_max_size", &mut out.batch_max_size, &(1..=65_536));
+    s.duration("batch_max_wait", &mut out.batch_max_wait, Duration::ZERO, Some(SECOND));
+    s.int("max_inflight_orders", &mut out.max_inflight_orders, &(1..=1_000_000));
+    s.duration(
+        "order_timeout",
+        &mut out.order_timeout,
+        Duration::from_millis(100),
+        Some(5 * MINUTE),
+    );
+    s.duration("shutdown_grace", &mut out.shutdown_grace, Duration::ZERO, Some(5 * MINUTE));
+    out
+}
+
+fn resources(vars: &Vars<'_>, problems: &mut Problems) -> ResourceAllocation {
+    let mut out = ResourceAllocation::default();
+    let mut s = Section::open(
+        names::RESOURCE_ALLOCATION_SETTINGS,
+        vars.get(names::RESOURCE_ALLOCATION_SETTINGS),
+        &["device", "gpu_memory_budget_mb", "cpu_threads"],
+        false,
+        problems,
+    );
+    s.set("device", &mut out.device, DevicePreference::FORM, |v| {
+        v.parse().map_err(|_| format!("`{v}` is not a device"))
+    });
+    s.int("gpu_memory_budget_mb", &mut out.gpu_memory_budget_mb, &(1..=1_048_576));
+    s.int("cpu_threads", &mut out.cpu_threads, &(0..=4096));
+    out
+}
+
+fn monitoring(vars: &Vars<'_>, problems: &mut Problems) -> Monitoring {
+    let mut out = Monitoring::default();
+    let mut s = Section::open(
+        names::MONITORING_CONFIGURATIONS,
+        vars.get(names::MONITORING_CONFIGURATIONS),
+        &["http_addr", "grpc_addr", "log_format", "log_level", "stale_after"],
+        false,
+        problems,
+    );
+    let addr = |v: &str| {
+        v.parse::<SocketAddr>()
+            .map_err(|_| format!("`{v}` is not an ip:port address"))
+    };
+    let addr_form = "an ip:port socket address such as 127.0.0.1:9464";
+    let http_ok = s.set("http_addr", &mut out.http_addr, addr_form, addr);
+    let grpc_ok = s.set("grpc_addr", &mut out.grpc_addr, addr_form, addr);
+    s.set("log_format", &mut out.log_format, LogFormat::FORM, |v| {
+        v.parse().map_err(|_| format!("`{v}` is not a log format"))
+    });
+    s.set(
+        "log_level",
+        &mut out.log_level,
+        "a level (trace, debug, info, warn, error, off) or `;`-separated target=level directives",
+        log_directives,
+    );
+    s.duration("stale_after", &mut out.stale_after, Duration::from_millis(100), None);
+    // Port 0 asks the OS for a free port, so two port-0 listeners do not collide.
+    if http_ok && grpc_ok && out.http_addr == out.grpc_addr && out.http_addr.port() != 0 {
+        s.problem(
+            format!("http_addr and grpc_addr are both {}", out.http_addr),
+            "two different listen addresses",
+        );
+    }
+    out
+}
+
+/// Validates a `tracing` filter written with `;` (a `,` would end the key) and returns it
+/// in the comma-separated form `tracing_subscriber::EnvFilter` parses.
+fn log_directives(raw: &str) -> Result<String, String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let mut out = Vec::new();
+    for directive in raw.split([';', ',']).map(str::trim).filter(|d| !d.is_empty()) {
+        let (target, level) = directive
+            .split_once('=')
+            .map_or((None, directive), |(t, l)| (Some(t.trim()), l.trim()));
+        let level = level.to_ascii_lowercase();
+        if !LEVELS.contains(&level.as_str()) {
+            return Err(format!("`{level}` is not a level"));
+        }
+        match target {
+            Some(t)
+                if t.is_empty()
+                    || !t
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_:-.".contains(c)) =>
+            {
+                return Err(format!("`{t}` is not a target name"));
+            }
+            Some(t) => out.push(format!("{t}={level}")),
+            None => out.push(level),
+        }
+    }
+    if out.is_empty() {
+        return Err("has no directives".to_owned());
+    }
+    Ok(out.join(","))
+}
+
+fn backup(vars: &Vars<'_>, problems: &mut Problems) -> BackupSettings {
+    let mut out = BackupSettings::default();
+    let mut s = Section::open(
+        names::BACKUP_SETTINGS,
+        vars.get(names::BACKUP_SETTINGS),
+        &["enabled", "dir", "interval", "retention"],
+        false,
+        problems,
+    );
+    let enabled_ok = s.bool("enabled", &mut out.enabled);
+    s.set("dir", &mut out.dir, "a directory path", |v| Ok(PathBuf::from(v)));
+    s.duration("interval", &mut out.interval, MINUTE, None);
+    s.int("retention", &mut out.retention, &(1..=100_000));
+    if enabled_ok && out.enabled && out.dir.as_os_str().is_empty() {
+        s.problem("dir is empty while backups are enabled", "a directory path");
+    }
+    out
+}
+
+fn encryption(vars: &Vars<'_>, problems: &mut Problems) -> EncryptionSettings {
+    let mut out = EncryptionSettings::default();
+    let mut s = Section::open(
+        names::ENCRYPTION_SETTINGS,
+        vars.get(names::ENCRYPTION_SETTINGS),
+        &["key", "key_file", "algorithm"],
+        true,
+        problems,
+    );
+    s.set("key", &mut out.key, "64 hexadecimal characters (32 bytes)", |v| {
+        if v.len() == 64 && v.chars().all(|c| c.is_ascii_hexdigit()) {
+            Ok(Some(SecretString::from(v)))
+        } else {
+            // Never echo the value: only its shape.
+            Err(format!(
+                "the value (withheld) is {} characters{}",
+                v.chars().count(),
+                if v.chars().all(|c| c.is_ascii_hexdigit()) {
+                    ""
+                } else {
+                    " and not all hexadecimal"
+                }
+            ))
+        }
+    });
+    s.set("key_file", &mut out.key_file, "a file path", |v| {
+        non_empty(v).map(|v| Some(PathBuf::from(v)))
+    });
+    s.set("algorithm", &mut out.algorithm, EncryptionSettings::ALGORITHM, |v| {
+        if v == EncryptionSettings::ALGORITHM {
+            Ok(v.to_owned())
+        } else {
+            Err(format!("`{v}` is not supported"))
+        }
+    });
+    if out.key.is_some() && out.key_file.is_some() {
+        s.problem("key and key_file are both set", "at most one of key and key_file");
+    }
+    out
+}
+
+fn access_control(vars: &Vars<'_>, problems: &mut Problems) -> AccessControl {
+    const MIN_TOKEN: usize = 16;
+    let mut out = AccessControl::default();
+    let mut s = Section::open(
+        names::ACCESS_CONTROL_CONFIG,
+        vars.get(names::ACCESS_CONTROL_CONFIG),
+        &["grpc_auth_token", "read_only", "allowed_clients"],
+        true,
+        problems,
+    );
+    s.set(
+        "grpc_auth_token",
+        &mut out.grpc_auth_token,
+        "a token of at least 16 characters without `,`",
+        |v| {
+            let n = v.chars().count();
+            if n >= MIN_TOKEN {
+                Ok(Some(SecretString::from(v)))
+            } else {
+                Err(format!("the token (withheld) is only {n} characters"))
+            }
+        },
+    );
+    s.bool("read_only", &mut out.read_only);
+    s.set(
+        "allowed_clients",
+        &mut out.allowed_clients,
+        "`;`-separated client names of letters, digits, `_`, `-` and `.`, each once",
+        |v| parse_list(v, ';', ident),
+    );
+    out
+}
+
+fn audit(vars: &Vars<'_>, problems: &mut Problems) -> AuditLogging {
+    let mut out = AuditLogging::default();
+    let mut s = Section::open(
+        names::AUDIT_LOGGING_SETTINGS,
+        vars.get(names::AUDIT_LOGGING_SETTINGS),
+        &["enabled", "stream", "retention_days"],
+        false,
+        problems,
+    );
+    s.bool("enabled", &mut out.enabled);
+    s.set("stream", &mut out.stream, "a Redis stream name without spaces", |v| {
+        if v.is_empty() || v.chars().any(char::is_whitespace) {
+            Err(format!("`{v}` is not a stream name"))
+        } else {
+            Ok(v.to_owned())
+        }
+    });
+    s.int("retention_days", &mut out.retention_days, &(1..=36_500));
+    out
+}
+
+/// `supported` is `None` when `SUPPORTED_TRADING_PAIRS` itself was invalid.
+fn compliance(vars: &Vars<'_>, supported: Option<&[Pair]>, problems: &mut Problems) -> Compliance {
+    let mut out = Compliance::default();
+    let mut s = Section::open(
+        names::COMPLIANCE_SETTINGS,
+        vars.get(names::COMPLIANCE_SETTINGS),
+        &[
+            "max_order_notional",
+            "max_daily_notional",
+            "restricted_pairs",
+            "trading_enabled",
+        ],
+        false,
+        problems,
+    );
+    let order_ok = s.set(
+        "max_order_notional",
+        &mut out.max_order_notional,
+        NOTIONAL_FORM,
+        positive_decimal,
+    );
+    let daily_ok = s.set(
+        "max_daily_notional",
+        &mut out.max_daily_notional,
+        NOTIONAL_FORM,
+        positive_decimal,
+    );
+    let restricted_ok = s.set(
+        "restricted_pairs",
+        &mut out.restricted_pairs,
+        "`;`-separated upper-case BASE-QUOTE pairs, each once",
+        |v| parse_list(v, ';', pair),
+    );
+    s.bool("trading_enabled", &mut out.trading_enabled);
+    if order_ok && daily_ok && out.max_daily_notional < out.max_order_notional {
+        s.problem(
+            format!(
+                "max_daily_notional {} is less than max_order_notional {}",
+                out.max_daily_notional, out.max_order_notional
+            ),
+            "max_daily_notional at least max_order_notional",
+        );
+    }
+    if let (true, Some(supported)) = (restricted_ok, supported) {
+        for p in out.restricted_pairs.iter().filter(|p| !supported.contains(p)) {
+            s.problem(
+                format!("restricted pair {p} is not in {}", names::SUPPORTED_TRADING_PAIRS),
+                format!("only pairs listed in {}", names::SUPPORTED_TRADING_PAIRS),
+            );
+        }
+    }
+    out
+}
+
+/// Both halves of a credential, or neither; a lone half is a problem named after the
+/// missing variable.
+fn both<'a>(
+    vars: &Vars<'a>,
+    first: &'static str,
+    second: &'static str,
+    problems: &mut Problems,
+) -> Option<(Value<'a>, Value<'a>)> {
+    let expected = format!("both {first} and {second}, or neither for paper mode");
+    match (vars.get(first), vars.get(second)) {
+        (Some(a), Some(b)) => Some((a, b)),
+        (None, None) => None,
+        (Some(set), None) => {
+            problems.push(second, format!("is not set but {} is", set.name), expected);
+            None
+        }
+        (None, Some(set)) => {
+            problems.push(first, format!("is not set but {} is", set.name), expected);
+            None
+        }
+    }
+}
+
+fn credentials(vars: &Vars<'_>, problems: &mut Problems) -> Credentials {
+    let binanceus = both(vars, names::BINANCEUS_API_KEY, names::BINANCEUS_API_SECRET, problems)
+        .map(|(key, secret)| BinanceUsCredentials {
+            api_key: SecretString::from(key.raw),
+            api_secret: SecretString::from(secret.raw),
+        });
+    let coinbase = both(
+        vars,
+        names::COINBASE_API_KEY_NAME,
+        names::COINBASE_API_PRIVATE_KEY,
+        problems,
+    )
+    .map(|(name, key)| CoinbaseCredentials {
+        key_name: name.raw.to_owned(),
+        private_key: SecretString::from(pem_newlines(key.raw)),
+    });
+    let oanda = both(vars, names::OANDA_API_TOKEN, names::OANDA_ACCOUNT_ID, problems).and_then(
+        |(token, account)| {
+            let valid = account
+                .raw
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-');
+            if !valid {
+                problems.push(
+                    account.name,
+                    format!("`{}` is not an account id", account.raw),
+                    "an OANDA account id such as 001-001-1234567-001",
+                );
+                return None;
+            }
+            Some(OandaCredentials {
+                token: SecretString::from(token.raw),
+                account_id: account.raw.to_owned(),
+            })
+        },
+    );
+    Credentials {
+        binanceus,
+        coinbase,
+        oanda,
+    }
+}
+
+/// A PEM key pasted into a single-line variable usually arrives with literal `\n`; turn
+/// those back into newlines so the signer sees real PEM.
+fn pem_newlines(raw: &str) -> String {
+    if raw.contains('\n') {
+        raw.to_owned()
+    } else {
+        raw.replace("\\n", "\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_directives_are_normalised() {
+        assert_eq!(log_directives("info"), Ok("info".to_owned()));
+        assert_eq!(
+            log_directives("INFO; gekko_bus=debug"),
+            Ok("info,gekko_bus=debug".to_owned())
+        );
+        assert!(log_directives("loud").is_err());
+        assert!(log_directives("a b=info").is_err());
+        assert!(log_directives(";").is_err());
+    }
+
+    #[test]
+    fn pem_newlines_are_restored() {
+        assert_eq!(pem_newlines("a\\nb"), "a\nb");
+        assert_eq!(pem_newlines("a\nb\\n"), "a\nb\\n");
+    }
+}

@@ -1,0 +1,710 @@
+//! The typed configuration: what the rest of gekko reads after validation succeeded.
+//!
+//! Every section has a `Default` that is the value used when its variable is unset, so the
+//! defaults live here and nowhere else. Secrets are [`SecretString`]: redacted by `Debug`
+//! and zeroized on drop. URLs are plain strings (other crates hand them to HTTP and Redis
+//! clients), so [`GekkoConfig`]'s `Debug` redacts any password they carry.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use gekko_core::{InstrumentId, VenueId};
+use rust_decimal::Decimal;
+use secrecy::SecretString;
+
+/// What replaces a secret in `Debug` output and redacted URLs.
+pub const REDACTED: &str = "***";
+
+/// How often a model without an entry in `MODEL_UPDATE_FREQUENCIES` is checked for a new
+/// version.
+pub const DEFAULT_MODEL_UPDATE_FREQUENCY: Duration = Duration::from_secs(300);
+
+/// A string could not be parsed into one of this crate's small value types.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{value}` is not {expected}")]
+pub struct ParseValueError {
+    /// The offending input.
+    pub value: String,
+    /// What would have been accepted.
+    pub expected: &'static str,
+}
+
+/// A trading pair in canonical `BASE-QUOTE` form, both parts upper-case ASCII letters and
+/// digits. Venue-independent; see [`Pair::instrument`] for the venue-bound id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Pair {
+    /// Base asset (`BTC`).
+    pub base: String,
+    /// Quote asset (`USD`).
+    pub quote: String,
+}
+
+impl Pair {
+    /// The "expected" text for a pair.
+    pub const FORM: &'static str = "an upper-case BASE-QUOTE pair such as BTC-USD";
+
+    /// This pair at `venue`.
+    #[must_use]
+    pub fn instrument(&self, venue: VenueId) -> InstrumentId {
+        InstrumentId::new(venue, &self.base, &self.quote)
+    }
+}
+
+impl fmt::Display for Pair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.base, self.quote)
+    }
+}
+
+impl FromStr for Pair {
+    type Err = ParseValueError;
+
+    /// Parses `BASE-QUOTE`. Lower case is rejected rather than fixed up, so the spelling
+    /// in config is the spelling in logs and metrics.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let part = |p: &str| {
+            !p.is_empty()
+                && p.len() <= 16
+                && p.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        };
+        match s.split_once('-') {
+            Some((base, quote)) if part(base) && part(quote) => Ok(Self {
+                base: base.to_owned(),
+                quote: quote.to_owned(),
+            }),
+            _ => Err(ParseValueError {
+                value: s.to_owned(),
+                expected: Self::FORM,
+            }),
+        }
+    }
+}
+
+/// A request budget: at most `max_requests` per `period`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests allowed per period; at least 1.
+    pub max_requests: u32,
+    /// The period; greater than zero.
+    pub period: Duration,
+}
+
+impl RateLimit {
+    /// Shorthand constructor.
+    #[must_use]
+    pub const fn new(max_requests: u32, period: Duration) -> Self {
+        Self {
+            max_requests,
+            period,
+        }
+    }
+}
+
+impl fmt::Display for RateLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}/{}",
+            self.max_requests,
+            crate::parse::format_duration(self.period)
+        )
+    }
+}
+
+/// The built-in rate limit of `venue`: its published limit for the endpoints gekko uses.
+#[must_use]
+pub const fn default_rate_limit(venue: VenueId) -> RateLimit {
+    match venue {
+        VenueId::BinanceUs => RateLimit::new(1200, Duration::from_secs(60)),
+        VenueId::Coinbase => RateLimit::new(30, Duration::from_secs(1)),
+        VenueId::Oanda => RateLimit::new(100, Duration::from_secs(1)),
+    }
+}
+
+/// [`default_rate_limit`] for every venue.
+#[must_use]
+pub fn default_rate_limits() -> BTreeMap<VenueId, RateLimit> {
+    VenueId::ALL
+        .into_iter()
+        .map(|venue| (venue, default_rate_limit(venue)))
+        .collect()
+}
+
+/// Inputs of the prediction loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PredictionParams {
+    /// Number of past observations fed to a model; 2 to 4096.
+    pub window: u32,
+    /// Steps ahead to predict; 1 to `window`.
+    pub horizon: u32,
+    /// Time between observations.
+    pub interval: Duration,
+}
+
+impl Default for PredictionParams {
+    fn default() -> Self {
+        Self {
+            window: 32,
+            horizon: 1,
+            interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Throughput and latency knobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PerformanceParams {
+    /// Largest inference batch; 1 to 65536.
+    pub batch_max_size: usize,
+    /// Longest a request waits for its batch to fill; at most 1s.
+    pub batch_max_wait: Duration,
+    /// Orders that may be in flight (sent, not yet acknowledged) per gateway.
+    pub max_inflight_orders: u32,
+    /// How long an order submit may take before it is treated as "in flight, reconcile".
+    pub order_timeout: Duration,
+    /// How long shutdown waits for tasks before giving up on them.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for PerformanceParams {
+    fn default() -> Self {
+        Self {
+            batch_max_size: 64,
+            batch_max_wait: Duration::from_millis(2),
+            max_inflight_orders: 64,
+            order_timeout: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Declares a config enum with its lower-case spellings, `as_str`, `Display` and `FromStr`.
+macro_rules! spelled_enum {
+    ($(#[$meta:meta])* $name:ident, $form:literal, { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl $name {
+            /// The "expected" text listing every spelling.
+            pub const FORM: &'static str = $form;
+
+            /// The spelling used in config.
+            #[must_use]
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text),+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ParseValueError;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok(Self::$variant),)+
+                    _ => Err(ParseValueError { value: s.to_owned(), expected: $form }),
+                }
+            }
+        }
+    };
+}
+
+spelled_enum!(
+    /// Where inference runs.
+    DevicePreference, "one of auto, cuda, metal, cpu", {
+        /// The best available accelerator, else CPU.
+        #[default]
+        Auto = "auto",
+        /// An NVIDIA GPU; startup fails if none is usable.
+        Cuda = "cuda",
+        /// Apple Metal; startup fails if unavailable.
+        Metal = "metal",
+        /// CPU only.
+        Cpu = "cpu",
+    }
+);
+
+spelled_enum!(
+    /// How log lines are written.
+    LogFormat, "one of json, pretty", {
+        /// One JSON object per line, for log shippers.
+        Json = "json",
+        /// Human-readable, for terminals.
+        #[default]
+        Pretty = "pretty",
+    }
+);
+
+/// Compute resources for inference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResourceAllocation {
+    /// Device preference.
+    pub device: DevicePreference,
+    /// GPU memory the inference service may use, in MiB.
+    pub gpu_memory_budget_mb: u64,
+    /// CPU threads for inference; 0 means one per core.
+    pub cpu_threads: usize,
+}
+
+impl Default for ResourceAllocation {
+    fn default() -> Self {
+        Self {
+            device: DevicePreference::Auto,
+            gpu_memory_budget_mb: 2048,
+            cpu_threads: 0,
+        }
+    }
+}
+
+/// Observability endpoints and logging.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Monitoring {
+    /// HTTP listener serving `/metrics`, `/livez` and `/readyz`.
+    pub http_addr: SocketAddr,
+    /// gRPC listener.
+    pub grpc_addr: SocketAddr,
+    /// Log line format.
+    pub log_format: LogFormat,
+    /// A `tracing` filter directive string, comma-separated (`info,gekko_bus=debug`).
+    pub log_level: String,
+    /// How old the latest market data may be before readiness reports it stale.
+    pub stale_after: Duration,
+}
+
+impl Default for Monitoring {
+    fn default() -> Self {
+        Self {
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            log_format: LogFormat::Pretty,
+            log_level: "info".to_owned(),
+            stale_after: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Periodic local backups of state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupSettings {
+    /// Whether backups run.
+    pub enabled: bool,
+    /// Where backups are written.
+    pub dir: PathBuf,
+    /// Time between backups; at least 1m.
+    pub interval: Duration,
+    /// Backups kept; at least 1.
+    pub retention: u32,
+}
+
+impl Default for BackupSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            dir: PathBuf::from("./backups"),
+            interval: Duration::from_secs(3600),
+            retention: 7,
+        }
+    }
+}
+
+/// At-rest encryption of stored secrets and backups.
+#[derive(Debug, Clone)]
+pub struct EncryptionSettings {
+    /// The key as 64 hex characters (32 bytes). Exclusive with `key_file`.
+    pub key: Option<SecretString>,
+    /// A file holding the key. Exclusive with `key`. Not read during validation.
+    pub key_file: Option<PathBuf>,
+    /// The AEAD; only `xchacha20poly1305`.
+    pub algorithm: String,
+}
+
+impl EncryptionSettings {
+    /// The only algorithm accepted.
+    pub const ALGORITHM: &'static str = "xchacha20poly1305";
+}
+
+impl Default for EncryptionSettings {
+    fn default() -> Self {
+        Self {
+            key: None,
+            key_file: None,
+            algorithm: Self::ALGORITHM.to_owned(),
+        }
+    }
+}
+
+/// Who may talk to gekko's gRPC services and what they may do.
+#[derive(Debug, Clone, Default)]
+pub struct AccessControl {
+    /// Bearer token required on gRPC calls; none means no auth (local use only).
+    pub grpc_auth_token: Option<SecretString>,
+    /// Reject every state-changing call.
+    pub read_only: bool,
+    /// Client names allowed to connect; empty means any.
+    pub allowed_clients: Vec<String>,
+}
+
+/// The audit trail of orders and config changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditLogging {
+    /// Whether audit records are written.
+    pub enabled: bool,
+    /// The Redis stream they go to.
+    pub stream: String,
+    /// Days records are kept.
+    pub retention_days: u32,
+}
+
+impl Default for AuditLogging {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            stream: "gekko:audit".to_owned(),
+            retention_days: 365,
+        }
+    }
+}
+
+/// Pre-trade compliance limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compliance {
+    /// Largest notional (price times quantity, quote currency) of one order.
+    pub max_order_notional: Decimal,
+    /// Largest notional traded per UTC day; at least `max_order_notional`.
+    pub max_daily_notional: Decimal,
+    /// Pairs that may not be traded even though they are supported.
+    pub restricted_pairs: Vec<Pair>,
+    /// The kill switch: `false` rejects every new order.
+    pub trading_enabled: bool,
+}
+
+impl Default for Compliance {
+    fn default() -> Self {
+        Self {
+            max_order_notional: Decimal::new(100_000, 0),
+            max_daily_notional: Decimal::new(1_000_000, 0),
+            restricted_pairs: Vec::new(),
+            trading_enabled: true,
+        }
+    }
+}
+
+/// Binance.US HMAC credentials.
+#[derive(Debug, Clone)]
+pub struct BinanceUsCredentials {
+    /// `X-MBX-APIKEY`.
+    pub api_key: SecretString,
+    /// HMAC-SHA256 signing secret.
+    pub api_secret: SecretString,
+}
+
+/// Coinbase Advanced Trade (CDP) credentials.
+#[derive(Debug, Clone)]
+pub struct CoinbaseCredentials {
+    /// The key name (`organizations/.../apiKeys/...`); not secret.
+    pub key_name: String,
+    /// The EC private key in PEM, as given.
+    pub private_key: SecretString,
+}
+
+/// OANDA v20 credentials.
+#[derive(Debug, Clone)]
+pub struct OandaCredentials {
+    /// Personal access token.
+    pub token: SecretString,
+    /// Account id (`001-001-1234567-001`); not secret.
+    pub account_id: String,
+}
+
+/// Per-venue credentials. A venue without credentials runs in paper mode.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    /// Binance.US.
+    pub binanceus: Option<BinanceUsCredentials>,
+    /// Coinbase.
+    pub coinbase: Option<CoinbaseCredentials>,
+    /// OANDA.
+    pub oanda: Option<OandaCredentials>,
+}
+
+/// The whole validated configuration.
+///
+/// `Debug` shows everything except secrets: credentials, the encryption key, the gRPC
+/// token and passwords inside URLs are replaced by redaction markers.
+#[derive(Clone)]
+pub struct GekkoConfig {
+    /// Redis URL (`redis://`, `rediss://` or `unix://`); none means the in-process bus.
+    pub redis_url: Option<String>,
+    /// REST base URL overrides per venue; a venue not listed uses its built-in default
+    /// (or the simulator in paper mode).
+    pub trading_api_endpoints: BTreeMap<VenueId, String>,
+    /// Request rate limit per venue. Always holds every venue.
+    pub trading_rate_limits: BTreeMap<VenueId, RateLimit>,
+    /// Pairs gekko may trade; non-empty, no duplicates.
+    pub supported_trading_pairs: Vec<Pair>,
+    /// Largest absolute position per pair; a pair not listed has no limit.
+    pub position_limits: BTreeMap<Pair, Decimal>,
+    /// Model name to a directory or `http(s)://` URL.
+    pub ml_model_endpoints: BTreeMap<String, String>,
+    /// Window, horizon and interval of predictions.
+    pub prediction_parameters: PredictionParams,
+    /// How often each model is checked for a new version; see
+    /// [`GekkoConfig::model_update_frequency`].
+    pub model_update_frequencies: BTreeMap<String, Duration>,
+    /// Minimum confidence, in `[0, 1]`, for a model's prediction to be acted on.
+    pub confidence_thresholds: BTreeMap<String, Decimal>,
+    /// Batching and timeouts.
+    pub system_performance: PerformanceParams,
+    /// Inference device and budgets.
+    pub resource_allocation: ResourceAllocation,
+    /// Listen addresses and logging.
+    pub monitoring: Monitoring,
+    /// Local backups.
+    pub backup: BackupSettings,
+    /// At-rest encryption.
+    pub encryption: EncryptionSettings,
+    /// gRPC access control.
+    pub access_control: AccessControl,
+    /// Audit trail.
+    pub audit_logging: AuditLogging,
+    /// Pre-trade limits.
+    pub compliance: Compliance,
+    /// Venue credentials.
+    pub credentials: Credentials,
+}
+
+impl Default for GekkoConfig {
+    /// The configuration an empty environment produces.
+    fn default() -> Self {
+        let pair = |base: &str| Pair {
+            base: base.to_owned(),
+            quote: "USD".to_owned(),
+        };
+        Self {
+            redis_url: None,
+            trading_api_endpoints: BTreeMap::new(),
+            trading_rate_limits: default_rate_limits(),
+            supported_trading_pairs: vec![pair("BTC"), pair("ETH")],
+            position_limits: BTreeMap::new(),
+            ml_model_endpoints: BTreeMap::from([("direction".to_owned(), "models".to_owned())]),
+            prediction_parameters: PredictionParams::default(),
+            model_update_frequencies: BTreeMap::new(),
+            confidence_thresholds: BTreeMap::from([(
+                "direction".to_owned(),
+                default_confidence_threshold(),
+            )]),
+            system_performance: PerformanceParams::default(),
+            resource_allocation: ResourceAllocation::default(),
+            monitoring: Monitoring::default(),
+            backup: BackupSettings::default(),
+            encryption: EncryptionSettings::default(),
+            access_control: AccessControl::default(),
+            audit_logging: AuditLogging::default(),
+            compliance: Compliance::default(),
+            credentials: Credentials::default(),
+        }
+    }
+}
+
+/// The confidence threshold given to the `direction` model when none is configured.
+#[must_use]
+pub fn default_confidence_threshold() -> Decimal {
+    Decimal::new(55, 2)
+}
+
+impl GekkoConfig {
+    /// Whether `venue` runs in paper mode, i.e. has no credentials configured.
+    #[must_use]
+    pub fn paper_mode(&self, venue: VenueId) -> bool {
+        match venue {
+            VenueId::Coinbase => self.credentials.coinbase.is_none(),
+            VenueId::BinanceUs => self.credentials.binanceus.is_none(),
+            VenueId::Oanda => self.credentials.oanda.is_none(),
+        }
+    }
+
+    /// The configured REST base URL for `venue`, if overridden.
+    #[must_use]
+    pub fn api_endpoint(&self, venue: VenueId) -> Option<&str> {
+        self.trading_api_endpoints.get(&venue).map(String::as_str)
+    }
+
+    /// The rate limit for `venue` (its built-in default if the map lacks it).
+    #[must_use]
+    pub fn rate_limit(&self, venue: VenueId) -> RateLimit {
+        self.trading_rate_limits
+            .get(&venue)
+            .copied()
+            .unwrap_or(default_rate_limit(venue))
+    }
+
+    /// How often model `name` is checked for a new version
+    /// ([`DEFAULT_MODEL_UPDATE_FREQUENCY`] unless configured).
+    #[must_use]
+    pub fn model_update_frequency(&self, name: &str) -> Duration {
+        self.model_update_frequencies
+            .get(name)
+            .copied()
+            .unwrap_or(DEFAULT_MODEL_UPDATE_FREQUENCY)
+    }
+
+    /// Whether `pair` is supported and not restricted by compliance.
+    #[must_use]
+    pub fn tradable(&self, pair: &Pair) -> bool {
+        self.supported_trading_pairs.contains(pair) && !self.compliance.restricted_pairs.contains(pair)
+    }
+}
+
+impl fmt::Debug for GekkoConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured so that a new field fails to compile until it is listed here.
+        let Self {
+            redis_url,
+            trading_api_endpoints,
+            trading_rate_limits,
+            supported_trading_pairs,
+            position_limits,
+            ml_model_endpoints,
+            prediction_parameters,
+            model_update_frequencies,
+            confidence_thresholds,
+            system_performance,
+            resource_allocation,
+            monitoring,
+            backup,
+            encryption,
+            access_control,
+            audit_logging,
+            compliance,
+            credentials,
+        } = self;
+        f.debug_struct("GekkoConfig")
+            .field("redis_url", &redis_url.as_deref().map(redact_url))
+            .field("trading_api_endpoints", &redact_urls(trading_api_endpoints))
+            .field("trading_rate_limits", trading_rate_limits)
+            .field("supported_trading_pairs", supported_trading_pairs)
+            .field("position_limits", position_limits)
+            .field("ml_model_endpoints", &redact_urls(ml_model_endpoints))
+            .field("prediction_parameters", prediction_parameters)
+            .field("model_update_frequencies", model_update_frequencies)
+            .field("confidence_thresholds", confidence_thresholds)
+            .field("system_performance", system_performance)
+            .field("resource_allocation", resource_allocation)
+            .field("monitoring", monitoring)
+            .field("backup", backup)
+            .field("encryption", encryption)
+            .field("access_control", access_control)
+            .field("audit_logging", audit_logging)
+            .field("compliance", compliance)
+            .field("credentials", credentials)
+            .finish()
+    }
+}
+
+/// A copy of a URL map with [`redact_url`] applied to every value, for `Debug`.
+fn redact_urls<K: Ord>(map: &BTreeMap<K, String>) -> BTreeMap<&K, String> {
+    map.iter().map(|(k, v)| (k, redact_url(v))).collect()
+}
+
+/// Replaces the password in a URL's user-info, and the values of query parameters that
+/// look like credentials (`pass`, `password`, `token`, `secret`, `key`), with
+/// [`REDACTED`]. A lone user-info part without `:` is redacted whole, since some services
+/// put a bare token there. Strings that are not URLs come back unchanged.
+///
+/// Use it whenever a configured URL is logged.
+#[must_use]
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = rest
+        .find(['/', '?', '#'])
+        .map_or((rest, ""), |i| rest.split_at(i));
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:{REDACTED}@{host}"),
+            None => format!("{REDACTED}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let (query, fragment) = query.split_once('#').map_or((query, None), |(q, f)| (q, Some(f)));
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _)) if is_secret_param(k) => format!("{k}={REDACTED}"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            let fragment = fragment.map(|f| format!("#{f}")).unwrap_or_default();
+            format!("{path}?{}{fragment}", query.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+/// Whether a query parameter name suggests it carries a credential.
+fn is_secret_param(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["pass", "token", "secret", "key"]
+        .iter()
+        .any(|word| name.contains(word))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(redact_url("redis://:hunter2@h:6379/0"), "redis://:***@h:6379/0");
+        assert_eq!(redact_url("redis://u:hunter2@h"), "redis://u:***@h");
+        assert_eq!(redact_url("rediss://tok@h"), "rediss://***@h");
+        assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
+        assert_eq!(
+            redact_url("unix:///tmp/r.sock?db=1&pass=hunter2"),
+            "unix:///tmp/r.sock?db=1&pass=***"
+        );
+        assert_eq!(redact_url("models/dir"), "models/dir");
+    }
+
+    #[test]
+    fn pairs_parse_strictly() {
+        let p: Pair = "BTC-USD".parse().unwrap();
+        assert_eq!(p.to_string(), "BTC-USD");
+        for bad in ["btc-usd", "BTCUSD", "BTC-", "-USD", "BTC-USD-X", "BTC_USD"] {
+            assert!(bad.parse::<Pair>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn enums_round_trip() {
+        for d in [
+            DevicePreference::Auto,
+            DevicePreference::Cuda,
+            DevicePreference::Metal,
+            DevicePreference::Cpu,
+        ] {
+            assert_eq!(d.as_str().parse::<DevicePreference>(), Ok(d));
+        }
+        assert_eq!("json".parse::<LogFormat>(), Ok(LogFormat::Json));
+        assert!("JSON".parse::<LogFormat>().is_err());
+    }
+}

@@ -1,0 +1,338 @@
+//! Validation through the public API: defaults, reporting every problem at once,
+//! cross-field rules, deprecated names, credentials and secret redaction.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use gekko_config::{
+    ConfigErrors, DevicePreference, GekkoConfig, Loaded, LogFormat, Pair, VenueId, from_vars,
+};
+use rust_decimal_macros::dec;
+use secrecy::ExposeSecret;
+
+fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn ok(pairs: &[(&str, &str)]) -> Loaded {
+    match from_vars(&vars(pairs)) {
+        Ok(loaded) => loaded,
+        Err(e) => panic!("expected valid config, got:\n{e}"),
+    }
+}
+
+fn err(pairs: &[(&str, &str)]) -> ConfigErrors {
+    match from_vars(&vars(pairs)) {
+        Ok(loaded) => panic!("expected problems, got {:?}", loaded.config),
+        Err(e) => e,
+    }
+}
+
+fn pair(s: &str) -> Pair {
+    s.parse().expect("valid pair")
+}
+
+#[test]
+fn defaults_load_from_an_empty_map() {
+    let loaded = ok(&[]);
+    assert!(loaded.warnings.is_empty());
+    let c = loaded.config;
+    assert_eq!(format!("{c:?}"), format!("{:?}", GekkoConfig::default()));
+    assert_eq!(c.redis_url, None);
+    assert!(c.trading_api_endpoints.is_empty());
+    assert_eq!(c.rate_limit(VenueId::BinanceUs).to_string(), "1200/1m");
+    assert_eq!(c.rate_limit(VenueId::Coinbase).to_string(), "30/1s");
+    assert_eq!(c.rate_limit(VenueId::Oanda).to_string(), "100/1s");
+    assert_eq!(c.supported_trading_pairs, vec![pair("BTC-USD"), pair("ETH-USD")]);
+    assert!(c.position_limits.is_empty());
+    assert_eq!(c.ml_model_endpoints["direction"], "models");
+    assert_eq!(c.prediction_parameters.window, 32);
+    assert_eq!(c.model_update_frequency("direction"), Duration::from_secs(300));
+    assert_eq!(c.confidence_thresholds["direction"], dec!(0.55));
+    assert_eq!(c.system_performance.batch_max_size, 64);
+    assert_eq!(c.system_performance.batch_max_wait, Duration::from_millis(2));
+    assert_eq!(c.resource_allocation.device, DevicePreference::Auto);
+    assert_eq!(c.monitoring.http_addr.to_string(), "127.0.0.1:9464");
+    assert_eq!(c.monitoring.grpc_addr.to_string(), "127.0.0.1:50051");
+    assert_eq!(c.monitoring.log_format, LogFormat::Pretty);
+    assert_eq!(c.monitoring.log_level, "info");
+    assert!(!c.backup.enabled);
+    assert_eq!(c.encryption.algorithm, "xchacha20poly1305");
+    assert!(c.access_control.grpc_auth_token.is_none());
+    assert!(c.audit_logging.enabled);
+    assert_eq!(c.compliance.max_order_notional, dec!(100000));
+    assert!(c.compliance.trading_enabled);
+    for venue in VenueId::ALL {
+        assert!(c.paper_mode(venue));
+    }
+}
+
+#[test]
+fn a_full_valid_config_parses() {
+    let c = ok(&[
+        ("REDIS_URL", "rediss://default:pw@redis:6380/1"),
+        ("TRADING_API_ENDPOINTS", "coinbase=http://127.0.0.1:8081, oanda=https://api-fxpractice.oanda.com"),
+        ("TRADING_RATE_LIMITS", "coinbase=10/1s"),
+        ("SUPPORTED_TRADING_PAIRS", "BTC-USD,ETH-USD,EUR-USD"),
+        ("POSITION_LIMITS", "BTC-USD=2,ETH-USD=20.5"),
+        ("ML_MODEL_ENDPOINTS", "direction=models,vol=http://127.0.0.1:8500"),
+        ("PREDICTION_PARAMETERS", "window=64,horizon=4,interval=500ms"),
+        ("MODEL_UPDATE_FREQUENCIES", "vol=1m"),
+        ("CONFIDENCE_THRESHOLDS", "direction=0.6,vol=1"),
+        ("SYSTEM_PERFORMANCE_PARAMS", "batch_max_size=128,batch_max_wait=0ms,order_timeout=3s"),
+        ("RESOURCE_ALLOCATION_SETTINGS", "device=cuda,gpu_memory_budget_mb=8192,cpu_threads=4"),
+        ("MONITORING_CONFIGURATIONS", "http_addr=0.0.0.0:9464,log_format=json,log_level=info;gekko_bus=debug"),
+        ("BACKUP_SETTINGS", "enabled=yes,dir=/var/lib/gekko/backups,interval=6h,retention=3"),
+        ("ENCRYPTION_SETTINGS", "key_file=/run/secrets/k"),
+        ("ACCESS_CONTROL_CONFIG", "grpc_auth_token=0123456789abcdef,read_only=1,allowed_clients=cli;dashboard"),
+        ("AUDIT_LOGGING_SETTINGS", "enabled=false,retention_days=90"),
+        ("COMPLIANCE_SETTINGS", "max_order_notional=5000,max_daily_notional=5000,restricted_pairs=ETH-USD,trading_enabled=no"),
+        ("OANDA_API_TOKEN", "tok"),
+        ("OANDA_ACCOUNT_ID", "101-001-1234567-001"),
+    ])
+    .config;
+    assert_eq!(c.api_endpoint(VenueId::Coinbase), Some("http://127.0.0.1:8081"));
+    assert_eq!(c.rate_limit(VenueId::Coinbase).to_string(), "10/1s");
+    assert_eq!(c.rate_limit(VenueId::BinanceUs).to_string(), "1200/1m");
+    assert_eq!(c.position_limits[&pair("ETH-USD")], dec!(20.5));
+    assert_eq!(c.prediction_parameters.interval, Duration::from_millis(500));
+    assert_eq!(c.model_update_frequency("vol"), Duration::from_secs(60));
+    assert_eq!(c.model_update_frequency("direction"), Duration::from_secs(300));
+    assert_eq!(c.confidence_thresholds["vol"], dec!(1));
+    assert_eq!(c.system_performance.batch_max_wait, Duration::ZERO);
+    assert_eq!(c.resource_allocation.device, DevicePreference::Cuda);
+    assert_eq!(c.monitoring.log_level, "info,gekko_bus=debug");
+    assert!(c.backup.enabled);
+    assert!(c.access_control.read_only);
+    assert_eq!(c.access_control.allowed_clients, ["cli", "dashboard"]);
+    assert_eq!(
+        c.access_control
+            .grpc_auth_token
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned()),
+        Some("0123456789abcdef".to_owned())
+    );
+    assert!(!c.tradable(&pair("ETH-USD")));
+    assert!(c.tradable(&pair("BTC-USD")));
+    assert!(!c.compliance.trading_enabled);
+    assert!(!c.paper_mode(VenueId::Oanda));
+    assert!(c.paper_mode(VenueId::Coinbase));
+}
+
+#[test]
+fn many_bad_variables_report_every_problem() {
+    let bad = [
+        ("REDIS_URL", "http://localhost:6379"),
+        ("TRADING_API_ENDPOINTS", "kraken=https://api.kraken.com"),
+        ("TRADING_RATE_LIMITS", "coinbase=0/1s"),
+        ("SUPPORTED_TRADING_PAIRS", "btc-usd"),
+        ("ML_MODEL_ENDPOINTS", "direction=ftp://models"),
+        ("PREDICTION_PARAMETERS", "window=1"),
+        ("SYSTEM_PERFORMANCE_PARAMS", "batch_max_wait=2s"),
+        ("RESOURCE_ALLOCATION_SETTINGS", "device=tpu"),
+        ("MONITORING_CONFIGURATIONS", "log_level=loud"),
+        ("BACKUP_SETTINGS", "interval=30s"),
+        ("ENCRYPTION_SETTINGS", "algorithm=aes"),
+        ("ACCESS_CONTROL_CONFIG", "read_only=maybe"),
+        ("AUDIT_LOGGING_SETTINGS", "retention_days=0"),
+        ("COMPLIANCE_SETTINGS", "max_order_notional=-1"),
+        ("BINANCEUS_API_KEY", "k"),
+    ];
+    let errors = err(&bad);
+    assert_eq!(errors.problems.len(), bad.len(), "{errors}");
+    let text = errors.to_string();
+    assert_eq!(text.lines().count(), bad.len());
+    for (name, _) in &bad {
+        if *name == "BINANCEUS_API_KEY" {
+            // The lone half is reported under the variable that is missing.
+            assert!(errors.mentions("BINANCEUS_API_SECRET"), "{text}");
+        } else {
+            assert!(errors.mentions(name), "{name} not reported:\n{text}");
+        }
+    }
+    for line in text.lines() {
+        assert!(line.contains(": ") && line.contains("(expected "), "{line}");
+    }
+}
+
+#[test]
+fn several_problems_in_one_variable_are_separate_lines() {
+    let e = err(&[("SYSTEM_PERFORMANCE_PARAMS", "batch_max_size=0,nope=1,order_timeout,batch_max_size=2")]);
+    // Out of range, unknown key, missing `=`, duplicate key.
+    assert_eq!(e.problems.len(), 4, "{e}");
+}
+
+#[test]
+fn position_limit_for_an_unsupported_pair_is_an_error() {
+    let e = err(&[
+        ("SUPPORTED_TRADING_PAIRS", "BTC-USD"),
+        ("POSITION_LIMITS", "BTC-USD=1,ETH-USD=20"),
+    ]);
+    assert_eq!(e.problems.len(), 1, "{e}");
+    assert_eq!(e.problems[0].variable, "POSITION_LIMITS");
+    assert!(e.problems[0].problem.contains("ETH-USD"), "{e}");
+}
+
+#[test]
+fn cross_field_rules() {
+    let e = err(&[
+        ("ML_MODEL_ENDPOINTS", "direction=models"),
+        ("MODEL_UPDATE_FREQUENCIES", "ghost=1m"),
+        ("CONFIDENCE_THRESHOLDS", "ghost=0.5"),
+        ("PREDICTION_PARAMETERS", "window=8,horizon=9"),
+        ("MONITORING_CONFIGURATIONS", "http_addr=127.0.0.1:7000,grpc_addr=127.0.0.1:7000"),
+        ("BACKUP_SETTINGS", "enabled=true,dir="),
+        ("ENCRYPTION_SETTINGS", "key=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff,key_file=/k"),
+        ("COMPLIANCE_SETTINGS", "max_order_notional=10,max_daily_notional=5,restricted_pairs=XRP-USD"),
+    ]);
+    for name in [
+        "MODEL_UPDATE_FREQUENCIES",
+        "CONFIDENCE_THRESHOLDS",
+        "PREDICTION_PARAMETERS",
+        "MONITORING_CONFIGURATIONS",
+        "BACKUP_SETTINGS",
+        "ENCRYPTION_SETTINGS",
+    ] {
+        assert!(e.mentions(name), "{name} missing:\n{e}");
+    }
+    let compliance = e
+        .problems
+        .iter()
+        .filter(|p| p.variable == "COMPLIANCE_SETTINGS")
+        .count();
+    assert_eq!(compliance, 2, "{e}");
+    assert_eq!(e.problems.len(), 8, "{e}");
+}
+
+#[test]
+fn cross_field_checks_skip_invalid_inputs() {
+    // The bad pair list is one problem; the limit is not blamed on it as well.
+    let e = err(&[
+        ("SUPPORTED_TRADING_PAIRS", "BTC-USD,eth-usd"),
+        ("POSITION_LIMITS", "ETH-USD=1"),
+    ]);
+    assert_eq!(e.problems.len(), 1, "{e}");
+    assert_eq!(e.problems[0].variable, "SUPPORTED_TRADING_PAIRS");
+}
+
+#[test]
+fn duplicate_pairs_and_empty_lists_are_errors() {
+    assert!(err(&[("SUPPORTED_TRADING_PAIRS", "BTC-USD,BTC-USD")]).mentions("SUPPORTED_TRADING_PAIRS"));
+    assert!(err(&[("SUPPORTED_TRADING_PAIRS", ",,")]).mentions("SUPPORTED_TRADING_PAIRS"));
+}
+
+#[test]
+fn confidence_default_follows_the_direction_model() {
+    let c = ok(&[("ML_MODEL_ENDPOINTS", "vol=models/vol")]).config;
+    assert!(c.confidence_thresholds.is_empty());
+}
+
+#[test]
+fn blank_values_count_as_unset() {
+    let c = ok(&[("REDIS_URL", ""), ("SUPPORTED_TRADING_PAIRS", "   "), ("BINANCEUS_API_KEY", "")]).config;
+    assert_eq!(c.redis_url, None);
+    assert_eq!(c.supported_trading_pairs.len(), 2);
+    assert!(c.paper_mode(VenueId::BinanceUs));
+}
+
+#[test]
+fn deprecated_name_is_used_with_a_warning() {
+    let loaded = ok(&[("TRADING_PAIRS", "EUR-USD"), ("REDIS_URI", "redis://r:6379")]);
+    assert_eq!(loaded.config.supported_trading_pairs, vec![pair("EUR-USD")]);
+    assert_eq!(loaded.config.redis_url.as_deref(), Some("redis://r:6379"));
+    assert_eq!(loaded.warnings.len(), 2);
+    let text: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    assert!(text.iter().any(|w| w.contains("TRADING_PAIRS") && w.contains("SUPPORTED_TRADING_PAIRS")));
+    assert!(text.iter().any(|w| w.contains("REDIS_URI") && w.contains("REDIS_URL")));
+}
+
+#[test]
+fn deprecated_name_is_ignored_when_the_new_one_is_set() {
+    let loaded = ok(&[("REDIS_URI", "redis://old"), ("REDIS_URL", "redis://new")]);
+    assert_eq!(loaded.config.redis_url.as_deref(), Some("redis://new"));
+    assert_eq!(loaded.warnings.len(), 1);
+    assert!(loaded.warnings[0].message.contains("ignored"));
+}
+
+#[test]
+fn deprecated_credential_names_work_and_problems_name_what_was_set() {
+    let loaded = ok(&[("BINANCE_US_API_KEY", "k"), ("BINANCE_US_API_SECRET", "s")]);
+    assert!(!loaded.config.paper_mode(VenueId::BinanceUs));
+    assert_eq!(loaded.warnings.len(), 2);
+
+    let e = err(&[("BINANCE_US_API_KEY", "k")]);
+    assert_eq!(e.problems.len(), 1);
+    assert_eq!(e.problems[0].variable, "BINANCEUS_API_SECRET");
+    assert!(e.problems[0].problem.contains("BINANCE_US_API_KEY"), "{e}");
+}
+
+#[test]
+fn lone_credential_half_names_the_missing_variable() {
+    let cases = [
+        ("BINANCEUS_API_KEY", "BINANCEUS_API_SECRET"),
+        ("BINANCEUS_API_SECRET", "BINANCEUS_API_KEY"),
+        ("COINBASE_API_KEY_NAME", "COINBASE_API_PRIVATE_KEY"),
+        ("COINBASE_API_PRIVATE_KEY", "COINBASE_API_KEY_NAME"),
+        ("OANDA_API_TOKEN", "OANDA_ACCOUNT_ID"),
+        ("OANDA_ACCOUNT_ID", "OANDA_API_TOKEN"),
+    ];
+    for (set, missing) in cases {
+        let e = err(&[(set, "x")]);
+        assert_eq!(e.problems.len(), 1, "{e}");
+        assert_eq!(e.problems[0].variable, missing);
+        assert!(e.to_string().starts_with(&format!("{missing}: is not set but {set} is")), "{e}");
+    }
+}
+
+const SECRETS: [&str; 6] = [
+    "binance-key-AAAA",
+    "binance-secret-BBBB",
+    "coinbase-pem-CCCC",
+    "oanda-token-DDDD",
+    "redis-password-EEEE",
+    "grpc-token-FFFF-0123456789",
+];
+const KEY: &str = "deadbeefdeadbeefdeadbeefdeadbeefdeadbeefdeadbeefdeadbeefdeadbeef";
+
+#[test]
+fn debug_output_never_contains_secrets() {
+    let loaded = ok(&[
+        ("BINANCEUS_API_KEY", SECRETS[0]),
+        ("BINANCEUS_API_SECRET", SECRETS[1]),
+        ("COINBASE_API_KEY_NAME", "organizations/o/apiKeys/k"),
+        ("COINBASE_API_PRIVATE_KEY", SECRETS[2]),
+        ("OANDA_API_TOKEN", SECRETS[3]),
+        ("OANDA_ACCOUNT_ID", "101-001-1-001"),
+        ("REDIS_URL", &format!("redis://gekko:{}@redis:6379/0", SECRETS[4])),
+        ("ENCRYPTION_SETTINGS", &format!("key={KEY}")),
+        ("ACCESS_CONTROL_CONFIG", &format!("grpc_auth_token={}", SECRETS[5])),
+        ("TRADING_API_ENDPOINTS", &format!("coinbase=https://u:{}@x", SECRETS[4])),
+    ]);
+    let debug = format!("{:?} {:#?}", loaded.config, loaded);
+    for secret in SECRETS.iter().chain([&KEY]) {
+        assert!(!debug.contains(secret), "{secret} leaked in Debug:\n{debug}");
+    }
+    assert!(debug.contains("redis://gekko:***@redis:6379/0"), "{debug}");
+    assert!(debug.contains("organizations/o/apiKeys/k"));
+    // The values themselves are intact for the code that needs them.
+    let c = &loaded.config;
+    assert_eq!(c.encryption.key.as_ref().map(|k| k.expose_secret().to_owned()).as_deref(), Some(KEY));
+    assert!(c.redis_url.as_deref().is_some_and(|u| u.contains(SECRETS[4])));
+    for venue in VenueId::ALL {
+        assert!(!c.paper_mode(venue));
+    }
+}
+
+#[test]
+fn problems_never_echo_secrets() {
+    let e = err(&[
+        ("ENCRYPTION_SETTINGS", "key=hunter2-not-hex"),
+        ("ACCESS_CONTROL_CONFIG", "grpc_auth_token=hunter2,grpc_auth_tokenhunter2"),
+    ]);
+    let text = e.to_string();
+    assert!(!text.contains("hunter2"), "{text}");
+    assert_eq!(e.problems.len(), 3, "{text}");
+}

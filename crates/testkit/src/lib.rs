@@ -1,0 +1,204 @@
+//! Test harness shared by every gekko crate.
+//!
+//! The main piece is [`RedisServer`]: a real `redis-server` process on a free loopback
+//! port, with append-only persistence (`appendfsync always`) in a private temp directory,
+//! so tests can kill and restart it and check that nothing acknowledged was lost.
+//! It never skips: when `redis-server` cannot be started the error says why and how to
+//! fix it, and the test fails.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The `redis-server` binary: `$REDIS_SERVER` if set, else from `PATH`.
+fn redis_server_bin() -> String {
+    std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_owned())
+}
+
+/// A running `redis-server` owned by one test. Killed and cleaned up on drop.
+#[derive(Debug)]
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl RedisServer {
+    /// Starts a server on a free port and waits until it answers `PING`.
+    ///
+    /// # Panics
+    /// Panics with an actionable message when `redis-server` is missing or will not start:
+    /// a test that needs Redis must fail loudly, never skip.
+    #[must_use]
+    pub fn start() -> Self {
+        match Self::try_start() {
+            Ok(s) => s,
+            Err(e) => panic!(
+                "cannot start redis-server for this test: {e}\n\
+                 install it with `scripts/test.sh` (or `apt-get install redis-server`), \
+                 or point $REDIS_SERVER at the binary"
+            ),
+        }
+    }
+
+    /// Like [`RedisServer::start`] but returns the error instead of panicking.
+    ///
+    /// # Errors
+    /// Returns a description of why no server could be started after several ports.
+    pub fn try_start() -> Result<Self, String> {
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "gekko-redis-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        let mut last_err = String::new();
+        // The port is free when we look but another process may take it before redis binds;
+        // retry a few times rather than fail on that race.
+        for _ in 0..5 {
+            let port = free_port().map_err(|e| format!("find a free port: {e}"))?;
+            let mut server = Self {
+                child: None,
+                port,
+                dir: dir.clone(),
+            };
+            match server.spawn() {
+                Ok(()) => return Ok(server),
+                Err(e) => {
+                    last_err = e;
+                    server.kill();
+                }
+            }
+        }
+        Err(last_err)
+    }
+
+    fn spawn(&mut self) -> Result<(), String> {
+        let child = Command::new(redis_server_bin())
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                &self.dir.to_string_lossy(),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--protected-mode",
+                "no",
+                "--daemonize",
+                "no",
+                "--logfile",
+                "",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("spawn `{}`: {e}", redis_server_bin()))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                return Err(format!("redis-server exited at start-up with {status}"));
+            }
+            if ping(self.port) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(format!("redis-server on port {} did not answer PING within 10 s", self.port))
+    }
+
+    /// `redis://127.0.0.1:PORT/`.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// The port it listens on.
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills the server with SIGKILL: no clean shutdown, no final fsync beyond what
+    /// `appendfsync always` already did. This is the harshest crash we can simulate.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and data directory.
+    ///
+    /// # Panics
+    /// Panics if it cannot restart within 10 s.
+    pub fn restart(&mut self) {
+        self.kill();
+        if let Err(e) = self.spawn() {
+            panic!("redis-server restart failed: {e}");
+        }
+    }
+
+    /// Whether the server currently answers `PING`.
+    #[must_use]
+    pub fn is_up(&self) -> bool {
+        ping(self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A port that was free a moment ago.
+///
+/// # Errors
+/// Returns the bind error.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn ping(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    if s.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 16];
+    matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
+}
+
+/// Polls `cond` every 10 ms until it holds or `timeout` passes. Returns whether it held.
+pub async fn eventually<F, Fut>(timeout: Duration, mut cond: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if cond().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

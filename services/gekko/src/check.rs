@@ -1,0 +1,266 @@
+//! `gekko check`: the system-requirements table.
+//!
+//! One row per check, each `PASS`, `WARN` or `FAIL` with a detail. Only a `FAIL` makes the
+//! command exit non-zero; a missing Docker daemon or GPU is a warning or a note, because
+//! gekko runs fine without them (in-process, on CPU).
+
+use std::fmt;
+use std::time::Duration;
+
+use gekko_config::{ConfigErrors, Loaded};
+
+use crate::exit::Exit;
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Status {
+    Pass,
+    Warn,
+    Fail,
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Status::Pass => "PASS",
+            Status::Warn => "WARN",
+            Status::Fail => "FAIL",
+        })
+    }
+}
+
+/// One row of the table.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub check: &'static str,
+    pub status: Status,
+    pub detail: String,
+}
+
+fn row(check: &'static str, status: Status, detail: impl Into<String>) -> Row {
+    Row {
+        check,
+        status,
+        detail: detail.into(),
+    }
+}
+
+/// Runs every check, prints the table, and returns the exit code.
+pub async fn run(config: Result<Loaded, ConfigErrors>) -> Exit {
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    let config_failed = config.is_err();
+    let redis_url = match &config {
+        Ok(loaded) => {
+            if loaded.warnings.is_empty() {
+                rows.push(row("config", Status::Pass, "all variables valid"));
+            } else {
+                rows.push(row(
+                    "config",
+                    Status::Warn,
+                    format!("valid, {} warnings (below)", loaded.warnings.len()),
+                ));
+                notes.extend(loaded.warnings.iter().map(|w| format!("config warning: {w}")));
+            }
+            loaded.config.redis_url.clone()
+        }
+        Err(errors) => {
+            rows.push(row(
+                "config",
+                Status::Fail,
+                format!("{} problems (below)", errors.problems.len()),
+            ));
+            notes.extend(errors.problems.iter().map(|p| format!("config problem: {p}")));
+            // Still probe Redis if the variable itself is usable.
+            std::env::var("REDIS_URL").ok().filter(|s| !s.is_empty())
+        }
+    };
+    rows.push(check_redis(redis_url.as_deref()).await);
+    rows.push(check_docker().await);
+    rows.push(check_accelerator());
+    rows.extend(check_host());
+
+    print!("{}", render(&rows));
+    for n in &notes {
+        println!("  {n}");
+    }
+    let worst = rows.iter().map(|r| r.status).max().unwrap_or(Status::Pass);
+    println!(
+        "\n{} checks: {} pass, {} warn, {} fail",
+        rows.len(),
+        rows.iter().filter(|r| r.status == Status::Pass).count(),
+        rows.iter().filter(|r| r.status == Status::Warn).count(),
+        rows.iter().filter(|r| r.status == Status::Fail).count(),
+    );
+    if config_failed {
+        Exit::Config
+    } else if worst == Status::Fail {
+        Exit::CheckFailed
+    } else {
+        Exit::Ok
+    }
+}
+
+/// Renders rows as an aligned text table.
+pub fn render(rows: &[Row]) -> String {
+    let w = rows.iter().map(|r| r.check.len()).max().unwrap_or(5).max(5);
+    let mut out = format!("{:<w$}  {:<6}  DETAIL\n", "CHECK", "STATUS");
+    for r in rows {
+        out.push_str(&format!("{:<w$}  {:<6}  {}\n", r.check, r.status.to_string(), r.detail));
+    }
+    out
+}
+
+async fn check_redis(url: Option<&str>) -> Row {
+    let Some(url) = url else {
+        return row("redis", Status::Pass, "REDIS_URL not set: in-process bus will be used");
+    };
+    let shown = gekko_bus::redis_bus_redact(url);
+    let probe = async {
+        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| e.to_string())?;
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        let aof: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("appendonly")
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_default();
+        let version = info
+            .lines()
+            .find_map(|l| l.strip_prefix("redis_version:"))
+            .unwrap_or("?")
+            .trim()
+            .to_owned();
+        Ok::<_, String>((version, aof.get(1).cloned().unwrap_or_default()))
+    };
+    match tokio::time::timeout(Duration::from_secs(3), probe).await {
+        Ok(Ok((version, aof))) if aof == "yes" => row(
+            "redis",
+            Status::Pass,
+            format!("{shown} reachable, redis {version}, appendonly on"),
+        ),
+        Ok(Ok((version, _))) => row(
+            "redis",
+            Status::Warn,
+            format!(
+                "{shown} reachable, redis {version}, but appendonly is off: \
+                 acknowledged order events can be lost if Redis crashes"
+            ),
+        ),
+        Ok(Err(e)) => row("redis", Status::Fail, format!("{shown} unreachable: {e}")),
+        Err(_) => row("redis", Status::Fail, format!("{shown} did not answer within 3 s")),
+    }
+}
+
+async fn check_docker() -> Row {
+    let probe = async {
+        let docker = bollard::Docker::connect_with_defaults().map_err(|e| e.to_string())?;
+        let v = docker.version().await.map_err(|e| e.to_string())?;
+        Ok::<_, String>(v.version.unwrap_or_else(|| "unknown".to_owned()))
+    };
+    match tokio::time::timeout(Duration::from_secs(3), probe).await {
+        Ok(Ok(v)) => row("docker", Status::Pass, format!("daemon reachable, engine {v}")),
+        Ok(Err(e)) => row(
+            "docker",
+            Status::Warn,
+            format!("no Docker daemon ({e}); only needed for docker compose"),
+        ),
+        Err(_) => row("docker", Status::Warn, "Docker daemon did not answer within 3 s"),
+    }
+}
+
+fn check_accelerator() -> Row {
+    if cfg!(target_os = "macos") {
+        return row(
+            "accelerator",
+            Status::Pass,
+            "Apple Metal available (build inference with --features metal); CPU otherwise",
+        );
+    }
+    if let Ok(v) = std::fs::read_to_string("/proc/driver/nvidia/version") {
+        let first = v.lines().next().unwrap_or("").trim().to_owned();
+        return row(
+            "accelerator",
+            Status::Pass,
+            format!("NVIDIA driver: {first} (build inference with --features cuda)"),
+        );
+    }
+    row(
+        "accelerator",
+        Status::Pass,
+        "no CUDA or Metal device; inference falls back to CPU",
+    )
+}
+
+fn check_host() -> Vec<Row> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let cpu = if cores >= 2 {
+        row("cpu", Status::Pass, format!("{cores} cores"))
+    } else {
+        row("cpu", Status::Warn, format!("{cores} core; 2 or more recommended"))
+    };
+
+    let memory = match sysinfo::System::new() {
+        Ok(mut sys) => {
+            sys.refresh_memory();
+            memory_row(sys.total_memory(), sys.available_memory())
+        }
+        Err(e) => row("memory", Status::Warn, format!("cannot read memory figures: {e}")),
+    };
+
+    let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
+    let disk_row = match sysinfo::Disks::new_with_refreshed_list() {
+        Ok(disks) => disk_row(&disks, &cwd),
+        Err(e) => row("disk", Status::Warn, format!("cannot list filesystems: {e}")),
+    };
+    vec![cpu, memory, disk_row]
+}
+
+fn gib(b: u64) -> f64 {
+    b as f64 / (1024.0 * 1024.0 * 1024.0)
+}
+
+fn memory_row(total: u64, avail: u64) -> Row {
+    let mem_detail = format!("{:.1} GiB total, {:.1} GiB available", gib(total), gib(avail));
+    if avail >= 1 << 30 {
+        row("memory", Status::Pass, mem_detail)
+    } else if avail >= 256 << 20 {
+        row("memory", Status::Warn, format!("{mem_detail}; 1 GiB recommended"))
+    } else {
+        row("memory", Status::Fail, format!("{mem_detail}; at least 256 MiB needed"))
+    }
+}
+
+fn disk_row(disks: &sysinfo::Disks, cwd: &std::path::Path) -> Row {
+    let disk = disks
+        .into_iter()
+        .filter(|d| cwd.starts_with(d.mount_point()))
+        .max_by_key(|d| d.mount_point().as_os_str().len());
+    match disk {
+        Some(d) => {
+            let free = d.available_space();
+            let detail = format!(
+                "{:.1} GiB free on {} (holding {})",
+                gib(free),
+                d.mount_point().display(),
+                cwd.display()
+            );
+            if free >= 1 << 30 {
+                row("disk", Status::Pass, detail)
+            } else if free >= 100 << 20 {
+                row("disk", Status::Warn, format!("{detail}; 1 GiB recommended"))
+            } else {
+                row("disk", Status::Fail, format!("{detail}; at least 100 MiB needed"))
+            }
+        }
+        None => row("disk", Status::Warn, format!("cannot find the filesystem of {}", cwd.display())),
+    }
+}

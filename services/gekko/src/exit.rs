@@ -1,0 +1,28 @@
+//! Process exit codes, after `sysexits.h`.
+
+/// How `gekko` ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything went as asked.
+    Ok,
+    /// `check` found at least one failing check.
+    CheckFailed,
+    /// Invalid configuration (EX_USAGE).
+    Config,
+    /// A required resource is unavailable, e.g. a port is taken (EX_UNAVAILABLE).
+    Unavailable,
+    /// An internal error (EX_SOFTWARE).
+    Internal,
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(e: Exit) -> Self {
+        std::process::ExitCode::from(match e {
+            Exit::Ok => 0,
+            Exit::CheckFailed => 1,
+            Exit::Config => 64,
+            Exit::Unavailable => 69,
+            Exit::Internal => 70,
+        })
+    }
+}

@@ -1,0 +1,72 @@
+//! `gekko`: the controller CLI.
+//!
+//! - `gekko check` validates the environment and prints one row per check.
+//! - `gekko up` validates config, then starts every service inside this process, and
+//!   stops them cleanly on Ctrl-C / SIGTERM.
+//!
+//! Exit codes follow `sysexits.h`: 64 for invalid configuration (nothing was bound or
+//! started), 69 when a required resource is unavailable (a port cannot be bound), 70 for
+//! internal failures, 1 when `check` finds a failing check.
+
+mod check;
+mod exit;
+mod status;
+mod up;
+
+use clap::{Parser, Subcommand};
+
+use crate::exit::Exit;
+
+/// gekko: trading infrastructure. With no credentials it runs in paper mode.
+#[derive(Debug, Parser)]
+#[command(name = "gekko", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start every service in this process (paper mode without credentials).
+    Up,
+    /// Validate config and the machine, and print a table of checks.
+    Check,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    // Config first, before any runtime, port or log subscriber exists: a bad environment
+    // must fail fast with every problem listed and nothing bound.
+    let loaded = match gekko_config::load() {
+        Ok(l) => l,
+        Err(errors) => {
+            if matches!(cli.command, Command::Up) {
+                eprintln!("gekko: invalid configuration ({} problems):", errors.problems.len());
+                for p in &errors.problems {
+                    eprintln!("  - {p}");
+                }
+                return Exit::Config.into();
+            }
+            // `check` reports the config problems in its table instead.
+            return run(|rt| rt.block_on(check::run(Err(errors))));
+        }
+    };
+    match cli.command {
+        Command::Up => run(|rt| rt.block_on(up::run(loaded))),
+        Command::Check => run(|rt| rt.block_on(check::run(Ok(loaded)))),
+    }
+}
+
+fn run(f: impl FnOnce(&tokio::runtime::Runtime) -> Exit) -> std::process::ExitCode {
+    // rustls needs exactly one process-wide crypto provider; pick aws-lc-rs explicitly so
+    // a second provider pulled in by some dependency can never make TLS set-up panic.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("gekko: cannot start the async runtime: {e}");
+            return Exit::Internal.into();
+        }
+    };
+    f(&rt).into()
+}
