@@ -192,6 +192,22 @@ pub trait GroupReader: Send + std::fmt::Debug {
     /// Backend failures.
     async fn read_own_pending(&mut self, count: usize) -> Result<Vec<Delivery>, BusError>;
 
+    /// Acks `ack` and reads the next entries, in one round trip where the backend can
+    /// pipeline them. Returns how many of `ack` were pending, and the new entries.
+    ///
+    /// # Errors
+    /// As [`GroupReader::ack`] and [`GroupReader::read`]. On error, the acks may or may
+    /// not have been applied; acking again is harmless.
+    async fn ack_and_read(
+        &mut self,
+        ack: &[String],
+        count: usize,
+        block: Duration,
+    ) -> Result<(u64, Vec<Delivery>), BusError> {
+        let acked = self.ack(ack).await?;
+        Ok((acked, self.read(count, block).await?))
+    }
+
     /// Acknowledges processed entries. Returns how many were pending.
     ///
     /// # Errors

@@ -115,7 +115,9 @@ impl MemoryBus {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the maps half-updated in a way that
         // matters more than losing the bus, so poisoning is ignored.
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn notifier(&self, stream: &str) -> Arc<Notify> {
@@ -128,7 +130,12 @@ impl MemoryBus {
     }
 
     /// Runs `f` until it returns entries or `block` runs out, waking on appends.
-    async fn blocking<F>(&self, stream: &str, block: Duration, mut f: F) -> Result<Vec<Delivery>, BusError>
+    async fn blocking<F>(
+        &self,
+        stream: &str,
+        block: Duration,
+        mut f: F,
+    ) -> Result<Vec<Delivery>, BusError>
     where
         F: FnMut(&mut State) -> Result<Vec<Delivery>, BusError> + Send,
     {
@@ -162,7 +169,9 @@ impl Bus for MemoryBus {
     }
 
     async fn append(&self, stream: &StreamSpec, payload: Bytes) -> Result<String, BusError> {
-        let mut ids = self.append_batch(stream, std::slice::from_ref(&payload)).await?;
+        let mut ids = self
+            .append_batch(stream, std::slice::from_ref(&payload))
+            .await?;
         ids.pop()
             .ok_or_else(|| BusError::Invalid("append produced no id".to_owned()))
     }
@@ -305,7 +314,10 @@ struct MemoryGroupReader {
 }
 
 impl MemoryGroupReader {
-    fn group_mut<'a>(&self, state: &'a mut State) -> Result<(&'a mut Group, &'a BTreeMap<EntryId, Bytes>), BusError> {
+    fn group_mut<'a>(
+        &self,
+        state: &'a mut State,
+    ) -> Result<(&'a mut Group, &'a BTreeMap<EntryId, Bytes>), BusError> {
         let s = state
             .streams
             .get_mut(&self.stream)
@@ -440,7 +452,12 @@ impl TailReader for MemoryTailReader {
                     return Ok(Vec::new());
                 };
                 Ok(s.entries
-                    .range(EntryId { ms: after.ms, seq: after.seq + 1 }..)
+                    .range(
+                        EntryId {
+                            ms: after.ms,
+                            seq: after.seq + 1,
+                        }..,
+                    )
                     .take(count)
                     .map(|(id, p)| Delivery {
                         id: id.to_string(),

@@ -23,8 +23,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use deadpool_redis::{Manager, Pool, Runtime};
 use futures_util::StreamExt as _;
-use redis::aio::MultiplexedConnection;
-use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Value};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -69,6 +68,10 @@ impl Default for RedisBusOptions {
 /// The Redis [`Bus`].
 pub struct RedisBus {
     client: redis::Client,
+    /// Hot write path: one multiplexed, auto-reconnecting connection. Concurrent appends
+    /// are pipelined on it by redis-rs, and unlike a pool checkout there is no health
+    /// round trip (deadpool-redis pings on every recycle) in front of each write.
+    writer: ConnectionManager,
     pool: Pool,
     ready: Arc<AtomicBool>,
     opts: RedisBusOptions,
@@ -119,9 +122,17 @@ impl RedisBus {
             .recycle_timeout(Some(Duration::from_secs(1)))
             .build()
             .map_err(|e| BusError::Invalid(format!("redis pool: {e}")))?;
+        let writer_cfg = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(opts.command_timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(opts.max_backoff);
+        // `new_lazy` connects on first use, so a bus can be created while Redis is down.
+        let writer = ConnectionManager::new_lazy_with_config(client.clone(), writer_cfg)?;
         let ready = Arc::new(AtomicBool::new(false));
         let cancel = CancellationToken::new();
         let bus = Self {
+            writer,
             client,
             pool: pool.clone(),
             ready: ready.clone(),
@@ -132,7 +143,13 @@ impl RedisBus {
         // First probe inline so a bus on a live server is ready when `connect` returns.
         let up = ping(&pool).await.is_ok();
         set_ready(&ready, up, &bus.redacted_url);
-        tokio::spawn(health_loop(pool, ready, opts, bus.redacted_url.clone(), cancel));
+        tokio::spawn(health_loop(
+            pool,
+            ready,
+            opts,
+            bus.redacted_url.clone(),
+            cancel,
+        ));
         Ok(bus)
     }
 
@@ -147,27 +164,25 @@ impl RedisBus {
     /// the write deadline.
     async fn with_retry<T, F>(&self, what: &str, mut op: F) -> Result<T, BusError>
     where
-        F: for<'c> FnMut(
-                &'c mut deadpool_redis::Connection,
-            ) -> futures_util::future::BoxFuture<'c, Result<T, redis::RedisError>>
+        F: FnMut(
+                ConnectionManager,
+            )
+                -> futures_util::future::BoxFuture<'static, Result<T, redis::RedisError>>
             + Send,
         T: Send,
     {
         let deadline = tokio::time::Instant::now() + self.opts.write_deadline;
         let mut backoff = Backoff::new(self.opts.max_backoff);
         loop {
-            let err = match self.conn().await {
-                Ok(mut c) => match op(&mut c).await {
-                    Ok(v) => return Ok(v),
-                    Err(e) => {
-                        let e = BusError::Redis(e);
-                        if !e.is_retryable() {
-                            return Err(e);
-                        }
-                        e
+            let err = match op(self.writer.clone()).await {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    let e = BusError::Redis(e);
+                    if !e.is_retryable() {
+                        return Err(e);
                     }
-                },
-                Err(e) => e,
+                    e
+                }
             };
             set_ready(&self.ready, false, &self.redacted_url);
             let wait = backoff.next_delay();
@@ -214,7 +229,10 @@ fn set_ready(ready: &AtomicBool, up: bool, url: &str) {
             tracing::info!(redis = url, "redis reachable; bus ready");
             metrics::counter!("gekko_bus_reconnects_total").increment(1);
         } else {
-            tracing::warn!(redis = url, "redis unreachable; bus not ready, reconnecting with backoff");
+            tracing::warn!(
+                redis = url,
+                "redis unreachable; bus not ready, reconnecting with backoff"
+            );
         }
     }
     metrics::gauge!("gekko_bus_ready").set(if up { 1.0 } else { 0.0 });
@@ -282,30 +300,89 @@ fn xadd_cmd(stream: &StreamSpec, payload: &[u8]) -> redis::Cmd {
     cmd
 }
 
-fn to_delivery(entry: StreamId) -> Delivery {
-    // An entry without our field (written by something else) is still handed out, with an
-    // empty payload: the typed decoder then reports it by id instead of the whole read
-    // failing forever on one poison entry.
-    let payload = match entry.map.get(FIELD) {
-        Some(Value::BulkString(b)) => Bytes::from(b.clone()),
-        Some(Value::SimpleString(s)) => Bytes::from(s.clone().into_bytes()),
-        _ => Bytes::new(),
-    };
-    Delivery {
-        id: entry.id,
-        payload,
-    }
-}
+/// Parsing of stream replies straight from the `Value` tree, moving payload buffers out
+/// instead of building redis-rs's per-entry `HashMap`s (measurably cheaper on the hot
+/// consume path; see docs/benchmarks.md).
+mod parse {
+    use bytes::Bytes;
+    use redis::Value;
 
-fn flatten(reply: Option<StreamReadReply>) -> Vec<Delivery> {
-    reply
-        .map(|r| {
-            r.keys
+    use super::FIELD;
+    use crate::Delivery;
+
+    fn string(v: Value) -> Option<String> {
+        match v {
+            Value::BulkString(b) => String::from_utf8(b).ok(),
+            Value::SimpleString(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// One entry: `[id, [field, value, ...]]`. The field list is nil for an entry that was
+    /// deleted while pending; it is still handed out (with an empty payload) so that it
+    /// can be acked. An entry without our field (written by something else) likewise gets
+    /// an empty payload: the typed decoder then reports it by id instead of the whole read
+    /// failing forever on one poison entry.
+    pub(super) fn entry(v: Value) -> Option<Delivery> {
+        let Value::Array(mut parts) = v else {
+            return None;
+        };
+        if parts.len() != 2 {
+            return None;
+        }
+        let fields = parts.pop()?;
+        let id = string(parts.pop()?)?;
+        let mut payload = Bytes::new();
+        if let Value::Array(kv) = fields {
+            let mut it = kv.into_iter();
+            while let (Some(k), Some(val)) = (it.next(), it.next()) {
+                let is_ours = matches!(&k, Value::BulkString(b) if b == FIELD.as_bytes());
+                if is_ours {
+                    if let Value::BulkString(b) = val {
+                        payload = Bytes::from(b);
+                    }
+                    break;
+                }
+            }
+        }
+        Some(Delivery { id, payload })
+    }
+
+    pub(super) fn entries(v: Value) -> Vec<Delivery> {
+        match v {
+            Value::Array(items) => items.into_iter().filter_map(entry).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// `XREAD`/`XREADGROUP`: nil on timeout, else `[[key, entries], ...]` (RESP2) or a map
+    /// from key to entries (RESP3).
+    pub(super) fn read_reply(v: Value) -> Vec<Delivery> {
+        match v {
+            Value::Array(streams) => streams
                 .into_iter()
-                .flat_map(|k| k.ids.into_iter().map(to_delivery))
-                .collect()
-        })
-        .unwrap_or_default()
+                .flat_map(|s| match s {
+                    Value::Array(mut kv) if kv.len() == 2 => {
+                        kv.pop().map(entries).unwrap_or_default()
+                    }
+                    _ => Vec::new(),
+                })
+                .collect(),
+            Value::Map(streams) => streams.into_iter().flat_map(|(_, e)| entries(e)).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// `XAUTOCLAIM`: `[next_cursor, entries, deleted_ids]`.
+    pub(super) fn autoclaim_reply(v: Value) -> Option<(String, Vec<Delivery>)> {
+        let Value::Array(parts) = v else {
+            return None;
+        };
+        let mut it = parts.into_iter();
+        let cursor = string(it.next()?)?;
+        let claimed = entries(it.next()?);
+        Some((cursor, claimed))
+    }
 }
 
 #[async_trait]
@@ -321,13 +398,12 @@ impl Bus for RedisBus {
     async fn append(&self, stream: &StreamSpec, payload: Bytes) -> Result<String, BusError> {
         let cmd = xadd_cmd(stream, &payload);
         let id: String = self
-            .with_retry("XADD", |c| {
+            .with_retry("XADD", |mut c| {
                 let cmd = cmd.clone();
-                Box::pin(async move { cmd.query_async(c).await })
+                Box::pin(async move { cmd.query_async(&mut c).await })
             })
             .await?;
-        metrics::counter!("gekko_bus_appended_total", "stream" => stream.name.clone())
-            .increment(1);
+        metrics::counter!("gekko_bus_appended_total", "stream" => stream.name.clone()).increment(1);
         Ok(id)
     }
 
@@ -344,9 +420,9 @@ impl Bus for RedisBus {
             pipe.add_command(xadd_cmd(stream, p));
         }
         let ids: Vec<String> = self
-            .with_retry("XADD pipeline", |c| {
+            .with_retry("XADD pipeline", |mut c| {
                 let pipe = pipe.clone();
-                Box::pin(async move { pipe.query_async(c).await })
+                Box::pin(async move { pipe.query_async(&mut c).await })
             })
             .await?;
         metrics::counter!("gekko_bus_appended_total", "stream" => stream.name.clone())
@@ -425,7 +501,7 @@ impl Bus for RedisBus {
     }
 
     async fn notify(&self, channel: &str, payload: Bytes) -> Result<(), BusError> {
-        let mut c = self.conn().await?;
+        let mut c = self.writer.clone();
         redis::cmd("PUBLISH")
             .arg(channel)
             .arg(payload.as_ref())
@@ -587,14 +663,22 @@ impl RedisGroupReader {
                 }
             }
         }
-        Err(BusError::Invalid(format!("NOGROUP persists for {}", self.group)))
+        Err(BusError::Invalid(format!(
+            "NOGROUP persists for {}",
+            self.group
+        )))
     }
 
     fn xreadgroup(&self, count: usize, block: Option<Duration>, id: &str) -> redis::Cmd {
         let mut cmd = redis::cmd("XREADGROUP");
-        cmd.arg("GROUP").arg(&self.group).arg(&self.consumer).arg("COUNT").arg(count);
+        cmd.arg("GROUP")
+            .arg(&self.group)
+            .arg(&self.consumer)
+            .arg("COUNT")
+            .arg(count);
         if let Some(b) = block {
-            cmd.arg("BLOCK").arg(u64::try_from(b.min(MAX_BLOCK).as_millis()).unwrap_or(0));
+            cmd.arg("BLOCK")
+                .arg(u64::try_from(b.min(MAX_BLOCK).as_millis()).unwrap_or(0));
         }
         cmd.arg("STREAMS").arg(&self.stream).arg(id);
         cmd
@@ -607,12 +691,42 @@ impl GroupReader for RedisGroupReader {
         // BLOCK 0 means "forever" to Redis; a zero block here means "don't wait".
         let block = (!block.is_zero()).then_some(block.max(Duration::from_millis(1)));
         let cmd = self.xreadgroup(count, block, ">");
-        Ok(flatten(self.run(&cmd).await?))
+        Ok(parse::read_reply(self.run(&cmd).await?))
+    }
+
+    async fn ack_and_read(
+        &mut self,
+        ack: &[String],
+        count: usize,
+        block: Duration,
+    ) -> Result<(u64, Vec<Delivery>), BusError> {
+        if ack.is_empty() {
+            return Ok((0, self.read(count, block).await?));
+        }
+        // One round trip: XACK goes first on the connection, so it is applied before the
+        // blocking XREADGROUP starts waiting.
+        let block = (!block.is_zero()).then_some(block.max(Duration::from_millis(1)));
+        let mut xack = redis::cmd("XACK");
+        xack.arg(&self.stream).arg(&self.group).arg(ack);
+        let mut pipe = redis::pipe();
+        pipe.add_command(xack)
+            .add_command(self.xreadgroup(count, block, ">"));
+        let conn = self.conn().await?;
+        match pipe.query_async::<(u64, Value)>(conn).await {
+            Ok((acked, reply)) => Ok((acked, parse::read_reply(reply))),
+            Err(e) => {
+                let e = BusError::Redis(e);
+                if e.is_retryable() {
+                    self.conn = None;
+                }
+                Err(e)
+            }
+        }
     }
 
     async fn read_own_pending(&mut self, count: usize) -> Result<Vec<Delivery>, BusError> {
         let cmd = self.xreadgroup(count, None, "0");
-        Ok(flatten(self.run(&cmd).await?))
+        Ok(parse::read_reply(self.run(&cmd).await?))
     }
 
     async fn ack(&mut self, ids: &[String]) -> Result<u64, BusError> {
@@ -642,9 +756,15 @@ impl GroupReader for RedisGroupReader {
                 .arg(&cursor)
                 .arg("COUNT")
                 .arg(count - out.len());
-            let reply: StreamAutoClaimReply = self.run(&cmd).await?;
-            out.extend(reply.claimed.into_iter().map(to_delivery));
-            cursor = reply.next_stream_id;
+            let reply: Value = self.run(&cmd).await?;
+            let (next, claimed) =
+                parse::autoclaim_reply(reply).ok_or_else(|| BusError::Malformed {
+                    stream: self.stream.clone(),
+                    id: cursor.clone(),
+                    reason: "unexpected XAUTOCLAIM reply".to_owned(),
+                })?;
+            out.extend(claimed);
+            cursor = next;
             if cursor == "0-0" || out.len() >= count {
                 return Ok(out);
             }
@@ -680,13 +800,16 @@ impl TailReader for RedisTailReader {
         let mut cmd = redis::cmd("XREAD");
         cmd.arg("COUNT").arg(count);
         if !block.is_zero() {
-            cmd.arg("BLOCK")
-                .arg(u64::try_from(block.min(MAX_BLOCK).as_millis()).unwrap_or(1).max(1));
+            cmd.arg("BLOCK").arg(
+                u64::try_from(block.min(MAX_BLOCK).as_millis())
+                    .unwrap_or(1)
+                    .max(1),
+            );
         }
         cmd.arg("STREAMS").arg(&self.stream).arg(&self.last_id);
-        match cmd.query_async::<Option<StreamReadReply>>(conn).await {
+        match cmd.query_async::<Value>(conn).await {
             Ok(reply) => {
-                let got = flatten(reply);
+                let got = parse::read_reply(reply);
                 if let Some(last) = got.last() {
                     self.last_id.clone_from(&last.id);
                 }

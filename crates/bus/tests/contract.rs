@@ -49,9 +49,16 @@ mod scenarios {
         let got_b = b.read(60, SHORT).await.unwrap();
         assert_eq!(got_a.len(), 60);
         assert_eq!(got_b.len(), 40);
-        let mut all: Vec<Bytes> = got_a.iter().chain(&got_b).map(|d| d.payload.clone()).collect();
+        let mut all: Vec<Bytes> = got_a
+            .iter()
+            .chain(&got_b)
+            .map(|d| d.payload.clone())
+            .collect();
         all.sort();
-        assert_eq!(all, sent, "every entry exactly once across the group, in order");
+        assert_eq!(
+            all, sent,
+            "every entry exactly once across the group, in order"
+        );
         assert!(a.read(10, SHORT).await.unwrap().is_empty());
 
         let ids: Vec<String> = got_a.iter().map(|d| d.id.clone()).collect();
@@ -60,6 +67,15 @@ mod scenarios {
 
         let mut c = bus.group_reader(&s.name, "g2", "c").await.unwrap();
         assert_eq!(c.read(1000, SHORT).await.unwrap().len(), 100);
+
+        // ack_and_read: acks b's batch and reads what arrived since, in one call.
+        let b_ids: Vec<String> = got_b.iter().map(|d| d.id.clone()).collect();
+        bus.append(&s, Bytes::from_static(b"late")).await.unwrap();
+        let (acked, more) = b.ack_and_read(&b_ids, 10, SHORT).await.unwrap();
+        assert_eq!(acked, 40);
+        assert_eq!(more.len(), 1);
+        assert_eq!(more[0].payload, Bytes::from_static(b"late"));
+        assert_eq!(bus.pending_count(&s.name, "g1").await.unwrap(), 1);
     }
 
     /// A blocked reader wakes up when an entry arrives.
@@ -76,7 +92,10 @@ mod scenarios {
         let (got, ()) = tokio::join!(reader, writer);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].payload, Bytes::from_static(b"late"));
-        assert!(started.elapsed() < Duration::from_secs(4), "woke on append, not timeout");
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "woke on append, not timeout"
+        );
     }
 
     /// A consumer that crashes before acking gets its entries again when it restarts
@@ -92,7 +111,11 @@ mod scenarios {
         }
         let mut r = bus.group_reader(&s.name, "g", "worker-1").await.unwrap();
         let pending = r.read_own_pending(100).await.unwrap();
-        assert_eq!(pending.len(), 3, "unacked entries come back to the restarted consumer");
+        assert_eq!(
+            pending.len(),
+            3,
+            "unacked entries come back to the restarted consumer"
+        );
         let rest = r.read(100, SHORT).await.unwrap();
         assert_eq!(rest.len(), 2);
         let ids: Vec<String> = pending.iter().chain(&rest).map(|d| d.id.clone()).collect();
@@ -114,9 +137,15 @@ mod scenarios {
 
         let mut live = bus.group_reader(&s.name, "g", "live").await.unwrap();
         let early = live.claim_idle(Duration::from_secs(30), 10).await.unwrap();
-        assert!(early.is_empty(), "entries not idle long enough stay with their owner");
+        assert!(
+            early.is_empty(),
+            "entries not idle long enough stay with their owner"
+        );
         tokio::time::sleep(Duration::from_millis(150)).await;
-        let claimed = live.claim_idle(Duration::from_millis(100), 10).await.unwrap();
+        let claimed = live
+            .claim_idle(Duration::from_millis(100), 10)
+            .await
+            .unwrap();
         let got: Vec<Bytes> = claimed.iter().map(|d| d.payload.clone()).collect();
         assert_eq!(got, sent);
         let ids: Vec<String> = claimed.iter().map(|d| d.id.clone()).collect();
@@ -135,7 +164,10 @@ mod scenarios {
         let capped_len = bus.stream_len(&capped.name).await.unwrap();
         // `MAXLEN ~` trims whole radix-tree nodes (100 entries by default), so Redis may
         // keep somewhat more than asked, never unboundedly more.
-        assert!(capped_len >= 100 && capped_len < 300, "capped stream has {capped_len}");
+        assert!(
+            (100..300).contains(&capped_len),
+            "capped stream has {capped_len}"
+        );
         assert_eq!(bus.stream_len(&durable.name).await.unwrap(), 3000);
     }
 
@@ -154,7 +186,10 @@ mod scenarios {
             got.extend(batch.into_iter().map(|d| d.payload));
         }
         assert_eq!(got, sent);
-        let mut from_start = bus.tail_reader(&s.name, StartFrom::Beginning).await.unwrap();
+        let mut from_start = bus
+            .tail_reader(&s.name, StartFrom::Beginning)
+            .await
+            .unwrap();
         assert_eq!(from_start.read(1000, SHORT).await.unwrap().len(), 28);
     }
 
@@ -181,7 +216,9 @@ mod scenarios {
         let topic: Topic<Vec<u32>> = Topic::durable("t:typed", 1);
         bus.ensure_group(topic.name(), "g").await.unwrap();
         let id = topic.publish(bus, "test", &vec![1, 2, 3]).await.unwrap();
-        bus.append(&topic.spec(), Bytes::from_static(b"{not json")).await.unwrap();
+        bus.append(&topic.spec(), Bytes::from_static(b"{not json"))
+            .await
+            .unwrap();
         let newer: Topic<Vec<u32>> = Topic::durable("t:typed", 2);
         newer.publish(bus, "test", &vec![4]).await.unwrap();
 
@@ -189,7 +226,10 @@ mod scenarios {
         let got = r.read(10, SHORT).await.unwrap();
         assert_eq!(got.len(), 3);
         let env = topic.decode(&got[0]).unwrap();
-        assert_eq!((env.id, env.payload, env.source.as_str()), (id, vec![1, 2, 3], "test"));
+        assert_eq!(
+            (env.id, env.payload, env.source.as_str()),
+            (id, vec![1, 2, 3], "test")
+        );
         let err = topic.decode(&got[1]).unwrap_err();
         assert!(err.to_string().contains(&got[1].id), "{err}");
         let err = topic.decode(&got[2]).unwrap_err();
@@ -341,10 +381,17 @@ async fn redis_restart_loses_nothing_acknowledged() {
 
     let (acked, _failed) = writer.await.unwrap();
     let (seen, _errors) = consumer.await.unwrap();
-    assert!(acked.len() > 20, "writer made progress ({} acked)", acked.len());
+    assert!(
+        acked.len() > 20,
+        "writer made progress ({} acked)",
+        acked.len()
+    );
 
     // Everything acknowledged is in the stream...
-    let mut tail = bus.tail_reader(&s.name, StartFrom::Beginning).await.unwrap();
+    let mut tail = bus
+        .tail_reader(&s.name, StartFrom::Beginning)
+        .await
+        .unwrap();
     let mut stored = BTreeSet::new();
     loop {
         let batch = tail.read(1000, Duration::ZERO).await.unwrap();
@@ -354,8 +401,14 @@ async fn redis_restart_loses_nothing_acknowledged() {
         stored.extend(batch.into_iter().map(|d| d.payload));
     }
     let missing_stored: Vec<_> = acked.iter().filter(|p| !stored.contains(*p)).collect();
-    assert!(missing_stored.is_empty(), "acknowledged but lost: {missing_stored:?}");
+    assert!(
+        missing_stored.is_empty(),
+        "acknowledged but lost: {missing_stored:?}"
+    );
     // ...and reached the consumer group.
     let missing_seen: Vec<_> = acked.iter().filter(|p| !seen.contains(*p)).collect();
-    assert!(missing_seen.is_empty(), "acknowledged but never consumed: {missing_seen:?}");
+    assert!(
+        missing_seen.is_empty(),
+        "acknowledged but never consumed: {missing_seen:?}"
+    );
 }

@@ -3,6 +3,8 @@
 //! `gekko config docs` (or anything else) can print it, and `docs/configuration.md` holds
 //! the same rows as [`markdown_table`] renders them; a test keeps the two identical.
 
+use std::fmt::Write as _;
+
 use crate::vars::names;
 
 /// One documented environment variable.
@@ -224,14 +226,16 @@ pub fn markdown_table() -> String {
         "| name | format | default | example | description |\n|---|---|---|---|---|\n",
     );
     for v in VARIABLES {
-        out.push_str(&format!(
-            "| `{}` | {} | {} | {} | {} |\n",
+        // Writing to a `String` cannot fail.
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {} | {} |",
             v.name,
             cell(v.format),
             cell(v.default),
             cell(v.example),
             cell(v.description)
-        ));
+        );
     }
     out
 }
@@ -245,7 +249,11 @@ mod tests {
     #[test]
     fn every_variable_is_documented_once() {
         let documented: BTreeSet<_> = VARIABLES.iter().map(|v| v.name).collect();
-        assert_eq!(documented.len(), VARIABLES.len(), "a variable is documented twice");
+        assert_eq!(
+            documented.len(),
+            VARIABLES.len(),
+            "a variable is documented twice"
+        );
         let read: BTreeSet<_> = names::ALL.iter().copied().collect();
         assert_eq!(documented, read);
     }

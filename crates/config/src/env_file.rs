@@ -50,7 +50,10 @@ pub(crate) fn merge_env_file(
                     .map_or_else(|| "a line".to_owned(), |i| format!("line {}", i + 1));
                 problems.push(ConfigProblem::new(
                     label,
-                    format!("{}: {at} could not be parsed (not shown: it may hold a secret)", path.display()),
+                    format!(
+                        "{}: {at} could not be parsed (not shown: it may hold a secret)",
+                        path.display()
+                    ),
                     FILE_FORM,
                 ));
             }
@@ -141,7 +144,10 @@ mod tests {
         let loaded = load_layered(base, Vec::new(), Path::new("/nonexistent/.env"));
         std::fs::remove_file(&path).ok();
         let config = loaded.expect("valid").config;
-        assert_eq!(config.redis_url.as_deref(), Some("redis://from-process:6379"));
+        assert_eq!(
+            config.redis_url.as_deref(),
+            Some("redis://from-process:6379")
+        );
         assert_eq!(config.supported_trading_pairs.len(), 2);
         assert_eq!(config.position_limits.len(), 1);
     }
@@ -173,10 +179,13 @@ mod tests {
     fn bad_lines_are_reported_without_their_content() {
         let path = temp_file("GOOD=1\nBAD LINE hunter2\n");
         let base = map(&[("GEKKO_ENV_FILE", path.to_str().expect("utf-8 temp path"))]);
-        let err = load_layered(base, Vec::new(), Path::new("/nonexistent/.env"))
-            .expect_err("bad line");
+        let err =
+            load_layered(base, Vec::new(), Path::new("/nonexistent/.env")).expect_err("bad line");
         std::fs::remove_file(&path).ok();
         let text = err.to_string();
-        assert!(text.contains("line 2") && !text.contains("hunter2"), "{text}");
+        assert!(
+            text.contains("line 2") && !text.contains("hunter2"),
+            "{text}"
+        );
     }
 }

@@ -39,11 +39,10 @@ pub use docs::{VariableDoc, documented_variables, markdown_table};
 pub use gekko_core::VenueId;
 pub use model::{
     AccessControl, AuditLogging, BackupSettings, BinanceUsCredentials, CoinbaseCredentials,
-    Compliance, Credentials, DEFAULT_MODEL_UPDATE_FREQUENCY, DevicePreference,
-    EncryptionSettings, GekkoConfig, LogFormat, Monitoring, OandaCredentials, Pair,
-    ParseValueError, PerformanceParams, PredictionParams, REDACTED, RateLimit,
-    ResourceAllocation, default_confidence_threshold, default_rate_limit, default_rate_limits,
-    redact_url,
+    Compliance, Credentials, DEFAULT_MODEL_UPDATE_FREQUENCY, DevicePreference, EncryptionSettings,
+    GekkoConfig, LogFormat, Monitoring, OandaCredentials, Pair, ParseValueError, PerformanceParams,
+    PredictionParams, REDACTED, RateLimit, ResourceAllocation, default_confidence_threshold,
+    default_rate_limit, default_rate_limits, redact_url,
 };
 pub use problem::{ConfigErrors, ConfigProblem, ConfigWarning};
 pub use vars::{DEPRECATED_NAMES, names};
@@ -87,7 +86,11 @@ pub fn load() -> Result<Loaded, ConfigErrors> {
                 vars.insert(key, value);
             }
             (Ok(key), Err(_)) if is_gekko_variable(&key) => {
-                problems.push(ConfigProblem::new(key, "is not valid UTF-8", "a UTF-8 value"));
+                problems.push(ConfigProblem::new(
+                    key,
+                    "is not valid UTF-8",
+                    "a UTF-8 value",
+                ));
             }
             _ => {}
         }

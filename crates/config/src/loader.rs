@@ -21,36 +21,40 @@ use crate::model::{
     ResourceAllocation, default_confidence_threshold,
 };
 use crate::parse::{
-    IDENT_FORM, MapForm, Section, decimal, duration_in, has_scheme,
-    http_url, ident, int_in, parse_items, parse_list, parse_map, positive_decimal,
+    IDENT_FORM, MapForm, Section, decimal, duration_in, has_scheme, http_url, ident, int_in,
+    parse_items, parse_list, parse_map, positive_decimal,
 };
 use crate::problem::Problems;
 use crate::vars::{Value, Vars, names};
 
 const MS: Duration = Duration::from_millis(1);
 const SECOND: Duration = Duration::from_secs(1);
-const MINUTE: Duration = Duration::from_secs(60);
+const MINUTE: Duration = Duration::from_mins(1);
 
 const VENUE_FORM: &str = "one of coinbase, binanceus, oanda";
 const HTTP_FORM: &str = "an http:// or https:// URL";
-const PAIR_LIST_FORM: &str = "comma-separated upper-case BASE-QUOTE pairs such as BTC-USD, each once";
+const PAIR_LIST_FORM: &str =
+    "comma-separated upper-case BASE-QUOTE pairs such as BTC-USD, each once";
 const NOTIONAL_FORM: &str = "a decimal number greater than zero";
 
 /// Reads every variable. The returned config is only meaningful if `problems` stayed empty.
 pub(crate) fn build(vars: &Vars<'_>, problems: &mut Problems) -> GekkoConfig {
-    let mut c = GekkoConfig::default();
-    c.redis_url = redis_url(vars, problems);
-    c.trading_api_endpoints = api_endpoints(vars, problems);
-    c.trading_rate_limits.extend(rate_limits(vars, problems));
+    let defaults = GekkoConfig::default();
+    let redis_url = redis_url(vars, problems);
+    let trading_api_endpoints = api_endpoints(vars, problems);
+    let mut trading_rate_limits = defaults.trading_rate_limits;
+    trading_rate_limits.extend(rate_limits(vars, problems));
 
-    let pairs_ok = supported_pairs(vars, &mut c.supported_trading_pairs, problems);
-    let pairs = pairs_ok.then_some(c.supported_trading_pairs.as_slice());
-    c.position_limits = position_limits(vars, pairs, problems);
+    let mut supported_trading_pairs = defaults.supported_trading_pairs;
+    let pairs_ok = supported_pairs(vars, &mut supported_trading_pairs, problems);
+    let pairs = pairs_ok.then_some(supported_trading_pairs.as_slice());
+    let position_limits = position_limits(vars, pairs, problems);
 
-    let models_ok = models(vars, &mut c.ml_model_endpoints, problems);
-    let models = models_ok.then_some(&c.ml_model_endpoints);
-    c.prediction_parameters = prediction(vars, problems);
-    c.model_update_frequencies = per_model(
+    let mut ml_model_endpoints = defaults.ml_model_endpoints;
+    let models_ok = models(vars, &mut ml_model_endpoints, problems);
+    let models = models_ok.then_some(&ml_model_endpoints);
+    let prediction_parameters = prediction(vars, problems);
+    let model_update_frequencies = per_model(
         vars.get(names::MODEL_UPDATE_FREQUENCIES),
         models,
         &MapForm {
@@ -61,8 +65,8 @@ pub(crate) fn build(vars: &Vars<'_>, problems: &mut Problems) -> GekkoConfig {
         |v| duration_in(v, SECOND, None),
         problems,
     );
-    c.confidence_thresholds = match vars.get(names::CONFIDENCE_THRESHOLDS) {
-        None => default_thresholds(&c.ml_model_endpoints),
+    let confidence_thresholds = match vars.get(names::CONFIDENCE_THRESHOLDS) {
+        None => default_thresholds(&ml_model_endpoints),
         value => per_model(
             value,
             models,
@@ -76,16 +80,28 @@ pub(crate) fn build(vars: &Vars<'_>, problems: &mut Problems) -> GekkoConfig {
         ),
     };
 
-    c.system_performance = performance(vars, problems);
-    c.resource_allocation = resources(vars, problems);
-    c.monitoring = monitoring(vars, problems);
-    c.backup = backup(vars, problems);
-    c.encryption = encryption(vars, problems);
-    c.access_control = access_control(vars, problems);
-    c.audit_logging = audit(vars, problems);
-    c.compliance = compliance(vars, pairs, problems);
-    c.credentials = credentials(vars, problems);
-    c
+    // Sections are read in documentation order (which is the order problems are listed
+    // in); `compliance` borrows the pair list, so the fields read above move in last.
+    GekkoConfig {
+        system_performance: performance(vars, problems),
+        resource_allocation: resources(vars, problems),
+        monitoring: monitoring(vars, problems),
+        backup: backup(vars, problems),
+        encryption: encryption(vars, problems),
+        access_control: access_control(vars, problems),
+        audit_logging: audit(vars, problems),
+        compliance: compliance(vars, pairs, problems),
+        credentials: credentials(vars, problems),
+        redis_url,
+        trading_api_endpoints,
+        trading_rate_limits,
+        supported_trading_pairs,
+        position_limits,
+        ml_model_endpoints,
+        prediction_parameters,
+        model_update_frequencies,
+        confidence_thresholds,
+    }
 }
 
 fn venue(s: &str) -> Result<VenueId, String> {
@@ -276,7 +292,10 @@ fn prediction(vars: &Vars<'_>, problems: &mut Problems) -> PredictionParams {
     s.duration("interval", &mut out.interval, MS, None);
     if window_ok && horizon_ok && out.horizon > out.window {
         s.problem(
-            format!("horizon {} is larger than window {}", out.horizon, out.window),
+            format!(
+                "horizon {} is larger than window {}",
+                out.horizon, out.window
+            ),
             "horizon from 1 to window",
         );
     }
@@ -299,15 +318,29 @@ fn performance(vars: &Vars<'_>, problems: &mut Problems) -> PerformanceParams {
         problems,
     );
     s.int("batch_max_size", &mut out.batch_max_size, &(1..=65_536));
-    s.duration("batch_max_wait", &mut out.batch_max_wait, Duration::ZERO, Some(SECOND));
-    s.int("max_inflight_orders", &mut out.max_inflight_orders, &(1..=1_000_000));
+    s.duration(
+        "batch_max_wait",
+        &mut out.batch_max_wait,
+        Duration::ZERO,
+        Some(SECOND),
+    );
+    s.int(
+        "max_inflight_orders",
+        &mut out.max_inflight_orders,
+        &(1..=1_000_000),
+    );
     s.duration(
         "order_timeout",
         &mut out.order_timeout,
         Duration::from_millis(100),
         Some(5 * MINUTE),
     );
-    s.duration("shutdown_grace", &mut out.shutdown_grace, Duration::ZERO, Some(5 * MINUTE));
+    s.duration(
+        "shutdown_grace",
+        &mut out.shutdown_grace,
+        Duration::ZERO,
+        Some(5 * MINUTE),
+    );
     out
 }
 
@@ -323,7 +356,11 @@ fn resources(vars: &Vars<'_>, problems: &mut Problems) -> ResourceAllocation {
     s.set("device", &mut out.device, DevicePreference::FORM, |v| {
         v.parse().map_err(|_| format!("`{v}` is not a device"))
     });
-    s.int("gpu_memory_budget_mb", &mut out.gpu_memory_budget_mb, &(1..=1_048_576));
+    s.int(
+        "gpu_memory_budget_mb",
+        &mut out.gpu_memory_budget_mb,
+        &(1..=1_048_576),
+    );
     s.int("cpu_threads", &mut out.cpu_threads, &(0..=4096));
     out
 }
@@ -333,7 +370,13 @@ fn monitoring(vars: &Vars<'_>, problems: &mut Problems) -> Monitoring {
     let mut s = Section::open(
         names::MONITORING_CONFIGURATIONS,
         vars.get(names::MONITORING_CONFIGURATIONS),
-        &["http_addr", "grpc_addr", "log_format", "log_level", "stale_after"],
+        &[
+            "http_addr",
+            "grpc_addr",
+            "log_format",
+            "log_level",
+            "stale_after",
+        ],
         false,
         problems,
     );
@@ -353,7 +396,12 @@ fn monitoring(vars: &Vars<'_>, problems: &mut Problems) -> Monitoring {
         "a level (trace, debug, info, warn, error, off) or `;`-separated target=level directives",
         log_directives,
     );
-    s.duration("stale_after", &mut out.stale_after, Duration::from_millis(100), None);
+    s.duration(
+        "stale_after",
+        &mut out.stale_after,
+        Duration::from_millis(100),
+        None,
+    );
     // Port 0 asks the OS for a free port, so two port-0 listeners do not collide.
     if http_ok && grpc_ok && out.http_addr == out.grpc_addr && out.http_addr.port() != 0 {
         s.problem(
@@ -369,7 +417,11 @@ fn monitoring(vars: &Vars<'_>, problems: &mut Problems) -> Monitoring {
 fn log_directives(raw: &str) -> Result<String, String> {
     const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
     let mut out = Vec::new();
-    for directive in raw.split([';', ',']).map(str::trim).filter(|d| !d.is_empty()) {
+    for directive in raw
+        .split([';', ','])
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+    {
         let (target, level) = directive
             .split_once('=')
             .map_or((None, directive), |(t, l)| (Some(t.trim()), l.trim()));
@@ -406,7 +458,9 @@ fn backup(vars: &Vars<'_>, problems: &mut Problems) -> BackupSettings {
         problems,
     );
     let enabled_ok = s.bool("enabled", &mut out.enabled);
-    s.set("dir", &mut out.dir, "a directory path", |v| Ok(PathBuf::from(v)));
+    s.set("dir", &mut out.dir, "a directory path", |v| {
+        Ok(PathBuf::from(v))
+    });
     s.duration("interval", &mut out.interval, MINUTE, None);
     s.int("retention", &mut out.retention, &(1..=100_000));
     if enabled_ok && out.enabled && out.dir.as_os_str().is_empty() {
@@ -424,34 +478,47 @@ fn encryption(vars: &Vars<'_>, problems: &mut Problems) -> EncryptionSettings {
         true,
         problems,
     );
-    s.set("key", &mut out.key, "64 hexadecimal characters (32 bytes)", |v| {
-        if v.len() == 64 && v.chars().all(|c| c.is_ascii_hexdigit()) {
-            Ok(Some(SecretString::from(v)))
-        } else {
-            // Never echo the value: only its shape.
-            Err(format!(
-                "the value (withheld) is {} characters{}",
-                v.chars().count(),
-                if v.chars().all(|c| c.is_ascii_hexdigit()) {
-                    ""
-                } else {
-                    " and not all hexadecimal"
-                }
-            ))
-        }
-    });
+    s.set(
+        "key",
+        &mut out.key,
+        "64 hexadecimal characters (32 bytes)",
+        |v| {
+            if v.len() == 64 && v.chars().all(|c| c.is_ascii_hexdigit()) {
+                Ok(Some(SecretString::from(v)))
+            } else {
+                // Never echo the value: only its shape.
+                Err(format!(
+                    "the value (withheld) is {} characters{}",
+                    v.chars().count(),
+                    if v.chars().all(|c| c.is_ascii_hexdigit()) {
+                        ""
+                    } else {
+                        " and not all hexadecimal"
+                    }
+                ))
+            }
+        },
+    );
     s.set("key_file", &mut out.key_file, "a file path", |v| {
         non_empty(v).map(|v| Some(PathBuf::from(v)))
     });
-    s.set("algorithm", &mut out.algorithm, EncryptionSettings::ALGORITHM, |v| {
-        if v == EncryptionSettings::ALGORITHM {
-            Ok(v.to_owned())
-        } else {
-            Err(format!("`{v}` is not supported"))
-        }
-    });
+    s.set(
+        "algorithm",
+        &mut out.algorithm,
+        EncryptionSettings::ALGORITHM,
+        |v| {
+            if v == EncryptionSettings::ALGORITHM {
+                Ok(v.to_owned())
+            } else {
+                Err(format!("`{v}` is not supported"))
+            }
+        },
+    );
     if out.key.is_some() && out.key_file.is_some() {
-        s.problem("key and key_file are both set", "at most one of key and key_file");
+        s.problem(
+            "key and key_file are both set",
+            "at most one of key and key_file",
+        );
     }
     out
 }
@@ -499,13 +566,18 @@ fn audit(vars: &Vars<'_>, problems: &mut Problems) -> AuditLogging {
         problems,
     );
     s.bool("enabled", &mut out.enabled);
-    s.set("stream", &mut out.stream, "a Redis stream name without spaces", |v| {
-        if v.is_empty() || v.chars().any(char::is_whitespace) {
-            Err(format!("`{v}` is not a stream name"))
-        } else {
-            Ok(v.to_owned())
-        }
-    });
+    s.set(
+        "stream",
+        &mut out.stream,
+        "a Redis stream name without spaces",
+        |v| {
+            if v.is_empty() || v.chars().any(char::is_whitespace) {
+                Err(format!("`{v}` is not a stream name"))
+            } else {
+                Ok(v.to_owned())
+            }
+        },
+    );
     s.int("retention_days", &mut out.retention_days, &(1..=36_500));
     out
 }
@@ -554,9 +626,16 @@ fn compliance(vars: &Vars<'_>, supported: Option<&[Pair]>, problems: &mut Proble
         );
     }
     if let (true, Some(supported)) = (restricted_ok, supported) {
-        for p in out.restricted_pairs.iter().filter(|p| !supported.contains(p)) {
+        for p in out
+            .restricted_pairs
+            .iter()
+            .filter(|p| !supported.contains(p))
+        {
             s.problem(
-                format!("restricted pair {p} is not in {}", names::SUPPORTED_TRADING_PAIRS),
+                format!(
+                    "restricted pair {p} is not in {}",
+                    names::SUPPORTED_TRADING_PAIRS
+                ),
                 format!("only pairs listed in {}", names::SUPPORTED_TRADING_PAIRS),
             );
         }
@@ -588,11 +667,16 @@ fn both<'a>(
 }
 
 fn credentials(vars: &Vars<'_>, problems: &mut Problems) -> Credentials {
-    let binanceus = both(vars, names::BINANCEUS_API_KEY, names::BINANCEUS_API_SECRET, problems)
-        .map(|(key, secret)| BinanceUsCredentials {
-            api_key: SecretString::from(key.raw),
-            api_secret: SecretString::from(secret.raw),
-        });
+    let binanceus = both(
+        vars,
+        names::BINANCEUS_API_KEY,
+        names::BINANCEUS_API_SECRET,
+        problems,
+    )
+    .map(|(key, secret)| BinanceUsCredentials {
+        api_key: SecretString::from(key.raw),
+        api_secret: SecretString::from(secret.raw),
+    });
     let coinbase = both(
         vars,
         names::COINBASE_API_KEY_NAME,
@@ -603,26 +687,30 @@ fn credentials(vars: &Vars<'_>, problems: &mut Problems) -> Credentials {
         key_name: name.raw.to_owned(),
         private_key: SecretString::from(pem_newlines(key.raw)),
     });
-    let oanda = both(vars, names::OANDA_API_TOKEN, names::OANDA_ACCOUNT_ID, problems).and_then(
-        |(token, account)| {
-            let valid = account
-                .raw
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-');
-            if !valid {
-                problems.push(
-                    account.name,
-                    format!("`{}` is not an account id", account.raw),
-                    "an OANDA account id such as 001-001-1234567-001",
-                );
-                return None;
-            }
-            Some(OandaCredentials {
-                token: SecretString::from(token.raw),
-                account_id: account.raw.to_owned(),
-            })
-        },
-    );
+    let oanda = both(
+        vars,
+        names::OANDA_API_TOKEN,
+        names::OANDA_ACCOUNT_ID,
+        problems,
+    )
+    .and_then(|(token, account)| {
+        let valid = account
+            .raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if !valid {
+            problems.push(
+                account.name,
+                format!("`{}` is not an account id", account.raw),
+                "an OANDA account id such as 001-001-1234567-001",
+            );
+            return None;
+        }
+        Some(OandaCredentials {
+            token: SecretString::from(token.raw),
+            account_id: account.raw.to_owned(),
+        })
+    });
     Credentials {
         binanceus,
         coinbase,

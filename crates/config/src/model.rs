@@ -21,7 +21,7 @@ pub const REDACTED: &str = "***";
 
 /// How often a model without an entry in `MODEL_UPDATE_FREQUENCIES` is checked for a new
 /// version.
-pub const DEFAULT_MODEL_UPDATE_FREQUENCY: Duration = Duration::from_secs(300);
+pub const DEFAULT_MODEL_UPDATE_FREQUENCY: Duration = Duration::from_mins(5);
 
 /// A string could not be parsed into one of this crate's small value types.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -120,7 +120,7 @@ impl fmt::Display for RateLimit {
 #[must_use]
 pub const fn default_rate_limit(venue: VenueId) -> RateLimit {
     match venue {
-        VenueId::BinanceUs => RateLimit::new(1200, Duration::from_secs(60)),
+        VenueId::BinanceUs => RateLimit::new(1200, Duration::from_mins(1)),
         VenueId::Coinbase => RateLimit::new(30, Duration::from_secs(1)),
         VenueId::Oanda => RateLimit::new(100, Duration::from_secs(1)),
     }
@@ -316,7 +316,7 @@ impl Default for BackupSettings {
         Self {
             enabled: false,
             dir: PathBuf::from("./backups"),
-            interval: Duration::from_secs(3600),
+            interval: Duration::from_hours(1),
             retention: 7,
         }
     }
@@ -566,7 +566,8 @@ impl GekkoConfig {
     /// Whether `pair` is supported and not restricted by compliance.
     #[must_use]
     pub fn tradable(&self, pair: &Pair) -> bool {
-        self.supported_trading_pairs.contains(pair) && !self.compliance.restricted_pairs.contains(pair)
+        self.supported_trading_pairs.contains(pair)
+            && !self.compliance.restricted_pairs.contains(pair)
     }
 }
 
@@ -644,7 +645,9 @@ pub fn redact_url(url: &str) -> String {
     };
     let tail = match tail.split_once('?') {
         Some((path, query)) => {
-            let (query, fragment) = query.split_once('#').map_or((query, None), |(q, f)| (q, Some(f)));
+            let (query, fragment) = query
+                .split_once('#')
+                .map_or((query, None), |(q, f)| (q, Some(f)));
             let query: Vec<String> = query
                 .split('&')
                 .map(|pair| match pair.split_once('=') {
@@ -674,7 +677,10 @@ mod tests {
 
     #[test]
     fn urls_are_redacted() {
-        assert_eq!(redact_url("redis://:hunter2@h:6379/0"), "redis://:***@h:6379/0");
+        assert_eq!(
+            redact_url("redis://:hunter2@h:6379/0"),
+            "redis://:***@h:6379/0"
+        );
         assert_eq!(redact_url("redis://u:hunter2@h"), "redis://u:***@h");
         assert_eq!(redact_url("rediss://tok@h"), "rediss://***@h");
         assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");

@@ -54,15 +54,20 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// [`parse_duration`]: `90s` becomes `90s`, `120s` becomes `2m`.
 #[must_use]
 pub fn format_duration(d: Duration) -> String {
-    if d.subsec_nanos() % 1_000_000 != 0 {
+    if !d.subsec_nanos().is_multiple_of(1_000_000) {
         return format!("{d:?}");
     }
     let ms = d.as_millis();
     if ms == 0 {
         return "0s".to_owned();
     }
-    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
-        if ms % size == 0 {
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
+        if ms.is_multiple_of(size) {
             return format!("{}{unit}", ms / size);
         }
     }
@@ -106,10 +111,18 @@ pub(crate) fn int_form<T: Display>(range: &RangeInclusive<T>) -> String {
 }
 
 /// Parses a duration no shorter than `min` and, if given, no longer than `max`.
-pub(crate) fn duration_in(s: &str, min: Duration, max: Option<Duration>) -> Result<Duration, String> {
+pub(crate) fn duration_in(
+    s: &str,
+    min: Duration,
+    max: Option<Duration>,
+) -> Result<Duration, String> {
     let d = parse_duration(s)?;
     if d < min {
-        return Err(format!("{} is shorter than {}", format_duration(d), format_duration(min)));
+        return Err(format!(
+            "{} is shorter than {}",
+            format_duration(d),
+            format_duration(min)
+        ));
     }
     match max {
         Some(max) if d > max => Err(format!(
@@ -162,7 +175,9 @@ pub(crate) fn has_scheme(s: &str, schemes: &[&str]) -> Result<String, String> {
         Some(scheme) if s.len() > scheme.len() => Ok(s.to_owned()),
         Some(scheme) => Err(format!("`{scheme}` is not followed by an address")),
         None => {
-            let shown = s.split_once("://").map_or("no scheme", |(scheme, _)| scheme);
+            let shown = s
+                .split_once("://")
+                .map_or("no scheme", |(scheme, _)| scheme);
             Err(format!("the URL scheme is `{shown}`"))
         }
     }
@@ -171,8 +186,7 @@ pub(crate) fn has_scheme(s: &str, schemes: &[&str]) -> Result<String, String> {
 /// Accepts a name made of ASCII letters, digits, `_` and `-` (model names, client names).
 pub(crate) fn ident(s: &str) -> Result<String, String> {
     if !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
     {
         Ok(s.to_owned())
@@ -187,7 +201,9 @@ pub(crate) const IDENT_FORM: &str = "a name of letters, digits, `_` and `-`";
 /// Splits a list on `sep`, trimming items and skipping empty ones (so a trailing separator
 /// is harmless).
 pub(crate) fn split_list(raw: &str, sep: char) -> impl Iterator<Item = &str> {
-    raw.split(sep).map(str::trim).filter(|item| !item.is_empty())
+    raw.split(sep)
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
 }
 
 /// Parses every item of a list, returning each item's own result so the caller can report
@@ -203,7 +219,10 @@ where
     let mut out: Vec<Result<T, String>> = Vec::new();
     for item in split_list(raw, sep) {
         let result = parse(item).and_then(|v| {
-            if out.iter().any(|seen| seen.as_ref().is_ok_and(|seen| *seen == v)) {
+            if out
+                .iter()
+                .any(|seen| seen.as_ref().is_ok_and(|seen| *seen == v))
+            {
                 Err(format!("{v} is listed more than once"))
             } else {
                 Ok(v)
@@ -254,10 +273,11 @@ fn split_entries<'a>(
     for (i, entry) in split_list(raw, ',').enumerate() {
         let position = i + 1;
         let Some((key, value)) = entry.split_once('=') else {
+            // A malformed entry may be a URL with a password in it.
             let what = if sensitive {
                 format!("entry {position}")
             } else {
-                format!("entry `{entry}`")
+                format!("entry `{}`", crate::model::redact_url(entry))
             };
             problems.push(var, format!("{what} has no `=`"), shape);
             continue;
@@ -346,7 +366,10 @@ impl<'a, 'p> Section<'a, 'p> {
                 problems,
             };
         };
-        let shape = format!("comma-separated key=value entries with keys {}", keys.join(", "));
+        let shape = format!(
+            "comma-separated key=value entries with keys {}",
+            keys.join(", ")
+        );
         let mut entries = split_entries(value.name, value.raw, &shape, sensitive, problems);
         entries.retain(|(key, _)| {
             let known = keys.contains(key);
@@ -390,7 +413,8 @@ impl<'a, 'p> Section<'a, 'p> {
                 true
             }
             Err(e) => {
-                self.problems.push(self.var, format!("{key}: {e}"), expected);
+                self.problems
+                    .push(self.var, format!("{key}: {e}"), expected);
                 false
             }
         }
@@ -412,7 +436,9 @@ impl<'a, 'p> Section<'a, 'p> {
         min: Duration,
         max: Option<Duration>,
     ) -> bool {
-        self.set(key, slot, &duration_form(min, max), |v| duration_in(v, min, max))
+        self.set(key, slot, &duration_form(min, max), |v| {
+            duration_in(v, min, max)
+        })
     }
 
     /// [`Section::set`] for a boolean.
@@ -429,11 +455,19 @@ mod tests {
     fn durations_parse_and_format() {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
-        for bad in ["", "s", "5", "5x", "-1s", "1.5s", "99999999999999999999d", "9999999999999999d"]
-        {
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_mins(2)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_hours(1)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_hours(24)));
+        for bad in [
+            "",
+            "s",
+            "5",
+            "5x",
+            "-1s",
+            "1.5s",
+            "99999999999999999999d",
+            "9999999999999999d",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad} should not parse");
         }
         for text in ["250ms", "5s", "2m", "1h", "1d", "0s", "1500ms"] {
@@ -443,7 +477,13 @@ mod tests {
 
     #[test]
     fn bools_parse() {
-        for (text, want) in [("true", true), ("YES", true), ("1", true), ("no", false), ("0", false)] {
+        for (text, want) in [
+            ("true", true),
+            ("YES", true),
+            ("1", true),
+            ("no", false),
+            ("0", false),
+        ] {
             assert_eq!(parse_bool(text), Ok(want));
         }
         assert!(parse_bool("maybe").is_err());
@@ -470,9 +510,15 @@ mod tests {
 
     #[test]
     fn lists_report_duplicates_and_bad_items() {
-        assert_eq!(parse_list("a; b;", ';', ident), Ok(vec!["a".to_owned(), "b".to_owned()]));
+        assert_eq!(
+            parse_list("a; b;", ';', ident),
+            Ok(vec!["a".to_owned(), "b".to_owned()])
+        );
         let err = parse_list("a;a;b c", ';', ident).unwrap_err();
-        assert!(err.contains("more than once") && err.contains("`b c`"), "{err}");
+        assert!(
+            err.contains("more than once") && err.contains("`b c`"),
+            "{err}"
+        );
     }
 
     #[test]

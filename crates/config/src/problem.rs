@@ -103,7 +103,8 @@ impl Problems {
         problem: impl Into<String>,
         expected: impl Into<String>,
     ) {
-        self.list.push(ConfigProblem::new(variable, problem, expected));
+        self.list
+            .push(ConfigProblem::new(variable, problem, expected));
     }
 
     /// How many problems so far; used to tell whether a step added any.

@@ -46,14 +46,23 @@ fn defaults_load_from_an_empty_map() {
     assert_eq!(c.rate_limit(VenueId::BinanceUs).to_string(), "1200/1m");
     assert_eq!(c.rate_limit(VenueId::Coinbase).to_string(), "30/1s");
     assert_eq!(c.rate_limit(VenueId::Oanda).to_string(), "100/1s");
-    assert_eq!(c.supported_trading_pairs, vec![pair("BTC-USD"), pair("ETH-USD")]);
+    assert_eq!(
+        c.supported_trading_pairs,
+        vec![pair("BTC-USD"), pair("ETH-USD")]
+    );
     assert!(c.position_limits.is_empty());
     assert_eq!(c.ml_model_endpoints["direction"], "models");
     assert_eq!(c.prediction_parameters.window, 32);
-    assert_eq!(c.model_update_frequency("direction"), Duration::from_secs(300));
+    assert_eq!(
+        c.model_update_frequency("direction"),
+        Duration::from_mins(5)
+    );
     assert_eq!(c.confidence_thresholds["direction"], dec!(0.55));
     assert_eq!(c.system_performance.batch_max_size, 64);
-    assert_eq!(c.system_performance.batch_max_wait, Duration::from_millis(2));
+    assert_eq!(
+        c.system_performance.batch_max_wait,
+        Duration::from_millis(2)
+    );
     assert_eq!(c.resource_allocation.device, DevicePreference::Auto);
     assert_eq!(c.monitoring.http_addr.to_string(), "127.0.0.1:9464");
     assert_eq!(c.monitoring.grpc_addr.to_string(), "127.0.0.1:50051");
@@ -94,13 +103,19 @@ fn a_full_valid_config_parses() {
         ("OANDA_ACCOUNT_ID", "101-001-1234567-001"),
     ])
     .config;
-    assert_eq!(c.api_endpoint(VenueId::Coinbase), Some("http://127.0.0.1:8081"));
+    assert_eq!(
+        c.api_endpoint(VenueId::Coinbase),
+        Some("http://127.0.0.1:8081")
+    );
     assert_eq!(c.rate_limit(VenueId::Coinbase).to_string(), "10/1s");
     assert_eq!(c.rate_limit(VenueId::BinanceUs).to_string(), "1200/1m");
     assert_eq!(c.position_limits[&pair("ETH-USD")], dec!(20.5));
     assert_eq!(c.prediction_parameters.interval, Duration::from_millis(500));
-    assert_eq!(c.model_update_frequency("vol"), Duration::from_secs(60));
-    assert_eq!(c.model_update_frequency("direction"), Duration::from_secs(300));
+    assert_eq!(c.model_update_frequency("vol"), Duration::from_mins(1));
+    assert_eq!(
+        c.model_update_frequency("direction"),
+        Duration::from_mins(5)
+    );
     assert_eq!(c.confidence_thresholds["vol"], dec!(1));
     assert_eq!(c.system_performance.batch_max_wait, Duration::ZERO);
     assert_eq!(c.resource_allocation.device, DevicePreference::Cuda);
@@ -160,7 +175,10 @@ fn many_bad_variables_report_every_problem() {
 
 #[test]
 fn several_problems_in_one_variable_are_separate_lines() {
-    let e = err(&[("SYSTEM_PERFORMANCE_PARAMS", "batch_max_size=0,nope=1,order_timeout,batch_max_size=2")]);
+    let e = err(&[(
+        "SYSTEM_PERFORMANCE_PARAMS",
+        "batch_max_size=0,nope=1,order_timeout,batch_max_size=2",
+    )]);
     // Out of range, unknown key, missing `=`, duplicate key.
     assert_eq!(e.problems.len(), 4, "{e}");
 }
@@ -183,10 +201,19 @@ fn cross_field_rules() {
         ("MODEL_UPDATE_FREQUENCIES", "ghost=1m"),
         ("CONFIDENCE_THRESHOLDS", "ghost=0.5"),
         ("PREDICTION_PARAMETERS", "window=8,horizon=9"),
-        ("MONITORING_CONFIGURATIONS", "http_addr=127.0.0.1:7000,grpc_addr=127.0.0.1:7000"),
+        (
+            "MONITORING_CONFIGURATIONS",
+            "http_addr=127.0.0.1:7000,grpc_addr=127.0.0.1:7000",
+        ),
         ("BACKUP_SETTINGS", "enabled=true,dir="),
-        ("ENCRYPTION_SETTINGS", "key=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff,key_file=/k"),
-        ("COMPLIANCE_SETTINGS", "max_order_notional=10,max_daily_notional=5,restricted_pairs=XRP-USD"),
+        (
+            "ENCRYPTION_SETTINGS",
+            "key=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff,key_file=/k",
+        ),
+        (
+            "COMPLIANCE_SETTINGS",
+            "max_order_notional=10,max_daily_notional=5,restricted_pairs=XRP-USD",
+        ),
     ]);
     for name in [
         "MODEL_UPDATE_FREQUENCIES",
@@ -220,7 +247,9 @@ fn cross_field_checks_skip_invalid_inputs() {
 
 #[test]
 fn duplicate_pairs_and_empty_lists_are_errors() {
-    assert!(err(&[("SUPPORTED_TRADING_PAIRS", "BTC-USD,BTC-USD")]).mentions("SUPPORTED_TRADING_PAIRS"));
+    assert!(
+        err(&[("SUPPORTED_TRADING_PAIRS", "BTC-USD,BTC-USD")]).mentions("SUPPORTED_TRADING_PAIRS")
+    );
     assert!(err(&[("SUPPORTED_TRADING_PAIRS", ",,")]).mentions("SUPPORTED_TRADING_PAIRS"));
 }
 
@@ -232,7 +261,12 @@ fn confidence_default_follows_the_direction_model() {
 
 #[test]
 fn blank_values_count_as_unset() {
-    let c = ok(&[("REDIS_URL", ""), ("SUPPORTED_TRADING_PAIRS", "   "), ("BINANCEUS_API_KEY", "")]).config;
+    let c = ok(&[
+        ("REDIS_URL", ""),
+        ("SUPPORTED_TRADING_PAIRS", "   "),
+        ("BINANCEUS_API_KEY", ""),
+    ])
+    .config;
     assert_eq!(c.redis_url, None);
     assert_eq!(c.supported_trading_pairs.len(), 2);
     assert!(c.paper_mode(VenueId::BinanceUs));
@@ -240,13 +274,22 @@ fn blank_values_count_as_unset() {
 
 #[test]
 fn deprecated_name_is_used_with_a_warning() {
-    let loaded = ok(&[("TRADING_PAIRS", "EUR-USD"), ("REDIS_URI", "redis://r:6379")]);
+    let loaded = ok(&[
+        ("TRADING_PAIRS", "EUR-USD"),
+        ("REDIS_URI", "redis://r:6379"),
+    ]);
     assert_eq!(loaded.config.supported_trading_pairs, vec![pair("EUR-USD")]);
     assert_eq!(loaded.config.redis_url.as_deref(), Some("redis://r:6379"));
     assert_eq!(loaded.warnings.len(), 2);
     let text: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
-    assert!(text.iter().any(|w| w.contains("TRADING_PAIRS") && w.contains("SUPPORTED_TRADING_PAIRS")));
-    assert!(text.iter().any(|w| w.contains("REDIS_URI") && w.contains("REDIS_URL")));
+    assert!(
+        text.iter()
+            .any(|w| w.contains("TRADING_PAIRS") && w.contains("SUPPORTED_TRADING_PAIRS"))
+    );
+    assert!(
+        text.iter()
+            .any(|w| w.contains("REDIS_URI") && w.contains("REDIS_URL"))
+    );
 }
 
 #[test]
@@ -283,7 +326,11 @@ fn lone_credential_half_names_the_missing_variable() {
         let e = err(&[(set, "x")]);
         assert_eq!(e.problems.len(), 1, "{e}");
         assert_eq!(e.problems[0].variable, missing);
-        assert!(e.to_string().starts_with(&format!("{missing}: is not set but {set} is")), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("{missing}: is not set but {set} is")),
+            "{e}"
+        );
     }
 }
 
@@ -306,21 +353,44 @@ fn debug_output_never_contains_secrets() {
         ("COINBASE_API_PRIVATE_KEY", SECRETS[2]),
         ("OANDA_API_TOKEN", SECRETS[3]),
         ("OANDA_ACCOUNT_ID", "101-001-1-001"),
-        ("REDIS_URL", &format!("redis://gekko:{}@redis:6379/0", SECRETS[4])),
+        (
+            "REDIS_URL",
+            &format!("redis://gekko:{}@redis:6379/0", SECRETS[4]),
+        ),
         ("ENCRYPTION_SETTINGS", &format!("key={KEY}")),
-        ("ACCESS_CONTROL_CONFIG", &format!("grpc_auth_token={}", SECRETS[5])),
-        ("TRADING_API_ENDPOINTS", &format!("coinbase=https://u:{}@x", SECRETS[4])),
+        (
+            "ACCESS_CONTROL_CONFIG",
+            &format!("grpc_auth_token={}", SECRETS[5]),
+        ),
+        (
+            "TRADING_API_ENDPOINTS",
+            &format!("coinbase=https://u:{}@x", SECRETS[4]),
+        ),
     ]);
     let debug = format!("{:?} {:#?}", loaded.config, loaded);
     for secret in SECRETS.iter().chain([&KEY]) {
-        assert!(!debug.contains(secret), "{secret} leaked in Debug:\n{debug}");
+        assert!(
+            !debug.contains(secret),
+            "{secret} leaked in Debug:\n{debug}"
+        );
     }
     assert!(debug.contains("redis://gekko:***@redis:6379/0"), "{debug}");
     assert!(debug.contains("organizations/o/apiKeys/k"));
     // The values themselves are intact for the code that needs them.
     let c = &loaded.config;
-    assert_eq!(c.encryption.key.as_ref().map(|k| k.expose_secret().to_owned()).as_deref(), Some(KEY));
-    assert!(c.redis_url.as_deref().is_some_and(|u| u.contains(SECRETS[4])));
+    assert_eq!(
+        c.encryption
+            .key
+            .as_ref()
+            .map(|k| k.expose_secret().to_owned())
+            .as_deref(),
+        Some(KEY)
+    );
+    assert!(
+        c.redis_url
+            .as_deref()
+            .is_some_and(|u| u.contains(SECRETS[4]))
+    );
     for venue in VenueId::ALL {
         assert!(!c.paper_mode(venue));
     }
@@ -330,9 +400,22 @@ fn debug_output_never_contains_secrets() {
 fn problems_never_echo_secrets() {
     let e = err(&[
         ("ENCRYPTION_SETTINGS", "key=hunter2-not-hex"),
-        ("ACCESS_CONTROL_CONFIG", "grpc_auth_token=hunter2,grpc_auth_tokenhunter2"),
+        (
+            "ACCESS_CONTROL_CONFIG",
+            "grpc_auth_token=hunter2,grpc_auth_tokenhunter2",
+        ),
     ]);
     let text = e.to_string();
     assert!(!text.contains("hunter2"), "{text}");
     assert_eq!(e.problems.len(), 3, "{text}");
+}
+
+#[test]
+fn malformed_url_entries_are_redacted() {
+    let e = err(&[("TRADING_API_ENDPOINTS", "https://u:hunter2@host")]);
+    let text = e.to_string();
+    assert!(
+        !text.contains("hunter2") && text.contains("u:***@host"),
+        "{text}"
+    );
 }

@@ -162,8 +162,7 @@ impl ClientOrderId {
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         let valid = !s.is_empty()
             && s.len() <= Self::MAX_LEN
-            && s
-                .chars()
+            && s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'));
         if valid {
             Ok(Self(s.to_owned()))

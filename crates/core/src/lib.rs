@@ -4,10 +4,10 @@
 //! [`rust_decimal::Decimal`] and serialise as JSON strings, so a venue decimal never passes
 //! through binary floating point on its way from the wire to a decision and back.
 
+pub mod account;
 pub mod ids;
 pub mod market;
 pub mod order;
-pub mod account;
 
 pub use account::{Balance, Position};
 pub use ids::{ClientOrderId, InstrumentId, ParseError, VenueId};

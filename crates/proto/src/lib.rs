@@ -11,4 +11,5 @@ pub mod v1 {
 }
 
 /// The encoded `FileDescriptorSet` of every gekko proto, for `tonic-reflection`.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/gekko_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/gekko_descriptor.bin"));

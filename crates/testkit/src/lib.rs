@@ -24,6 +24,7 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
+    fsync: &'static str,
 }
 
 impl RedisServer {
@@ -49,6 +50,15 @@ impl RedisServer {
     /// # Errors
     /// Returns a description of why no server could be started after several ports.
     pub fn try_start() -> Result<Self, String> {
+        Self::try_start_with_fsync("always")
+    }
+
+    /// Starts a server with the given `appendfsync` policy (`always`, `everysec`, `no`).
+    /// Benchmarks use `everysec`, the usual production setting; tests use `always`.
+    ///
+    /// # Errors
+    /// As [`RedisServer::try_start`].
+    pub fn try_start_with_fsync(fsync: &'static str) -> Result<Self, String> {
         static SEQ: AtomicU64 = AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
             "gekko-redis-{}-{}",
@@ -65,6 +75,7 @@ impl RedisServer {
                 child: None,
                 port,
                 dir: dir.clone(),
+                fsync,
             };
             match server.spawn() {
                 Ok(()) => return Ok(server),
@@ -91,7 +102,7 @@ impl RedisServer {
                 "--appendonly",
                 "yes",
                 "--appendfsync",
-                "always",
+                self.fsync,
                 "--protected-mode",
                 "no",
                 "--daemonize",
@@ -116,7 +127,10 @@ impl RedisServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Err(format!("redis-server on port {} did not answer PING within 10 s", self.port))
+        Err(format!(
+            "redis-server on port {} did not answer PING within 10 s",
+            self.port
+        ))
     }
 
     /// `redis://127.0.0.1:PORT/`.

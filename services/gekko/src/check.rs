@@ -60,7 +60,12 @@ pub async fn run(config: Result<Loaded, ConfigErrors>) -> Exit {
                     Status::Warn,
                     format!("valid, {} warnings (below)", loaded.warnings.len()),
                 ));
-                notes.extend(loaded.warnings.iter().map(|w| format!("config warning: {w}")));
+                notes.extend(
+                    loaded
+                        .warnings
+                        .iter()
+                        .map(|w| format!("config warning: {w}")),
+                );
             }
             loaded.config.redis_url.clone()
         }
@@ -70,7 +75,12 @@ pub async fn run(config: Result<Loaded, ConfigErrors>) -> Exit {
                 Status::Fail,
                 format!("{} problems (below)", errors.problems.len()),
             ));
-            notes.extend(errors.problems.iter().map(|p| format!("config problem: {p}")));
+            notes.extend(
+                errors
+                    .problems
+                    .iter()
+                    .map(|p| format!("config problem: {p}")),
+            );
             // Still probe Redis if the variable itself is usable.
             std::env::var("REDIS_URL").ok().filter(|s| !s.is_empty())
         }
@@ -106,14 +116,23 @@ pub fn render(rows: &[Row]) -> String {
     let w = rows.iter().map(|r| r.check.len()).max().unwrap_or(5).max(5);
     let mut out = format!("{:<w$}  {:<6}  DETAIL\n", "CHECK", "STATUS");
     for r in rows {
-        out.push_str(&format!("{:<w$}  {:<6}  {}\n", r.check, r.status.to_string(), r.detail));
+        out.push_str(&format!(
+            "{:<w$}  {:<6}  {}\n",
+            r.check,
+            r.status.to_string(),
+            r.detail
+        ));
     }
     out
 }
 
 async fn check_redis(url: Option<&str>) -> Row {
     let Some(url) = url else {
-        return row("redis", Status::Pass, "REDIS_URL not set: in-process bus will be used");
+        return row(
+            "redis",
+            Status::Pass,
+            "REDIS_URL not set: in-process bus will be used",
+        );
     };
     let shown = gekko_bus::redis_bus_redact(url);
     let probe = async {
@@ -156,7 +175,11 @@ async fn check_redis(url: Option<&str>) -> Row {
             ),
         ),
         Ok(Err(e)) => row("redis", Status::Fail, format!("{shown} unreachable: {e}")),
-        Err(_) => row("redis", Status::Fail, format!("{shown} did not answer within 3 s")),
+        Err(_) => row(
+            "redis",
+            Status::Fail,
+            format!("{shown} did not answer within 3 s"),
+        ),
     }
 }
 
@@ -167,13 +190,21 @@ async fn check_docker() -> Row {
         Ok::<_, String>(v.version.unwrap_or_else(|| "unknown".to_owned()))
     };
     match tokio::time::timeout(Duration::from_secs(3), probe).await {
-        Ok(Ok(v)) => row("docker", Status::Pass, format!("daemon reachable, engine {v}")),
+        Ok(Ok(v)) => row(
+            "docker",
+            Status::Pass,
+            format!("daemon reachable, engine {v}"),
+        ),
         Ok(Err(e)) => row(
             "docker",
             Status::Warn,
             format!("no Docker daemon ({e}); only needed for docker compose"),
         ),
-        Err(_) => row("docker", Status::Warn, "Docker daemon did not answer within 3 s"),
+        Err(_) => row(
+            "docker",
+            Status::Warn,
+            "Docker daemon did not answer within 3 s",
+        ),
     }
 }
 
@@ -205,7 +236,11 @@ fn check_host() -> Vec<Row> {
     let cpu = if cores >= 2 {
         row("cpu", Status::Pass, format!("{cores} cores"))
     } else {
-        row("cpu", Status::Warn, format!("{cores} core; 2 or more recommended"))
+        row(
+            "cpu",
+            Status::Warn,
+            format!("{cores} core; 2 or more recommended"),
+        )
     };
 
     let memory = match sysinfo::System::new() {
@@ -213,13 +248,21 @@ fn check_host() -> Vec<Row> {
             sys.refresh_memory();
             memory_row(sys.total_memory(), sys.available_memory())
         }
-        Err(e) => row("memory", Status::Warn, format!("cannot read memory figures: {e}")),
+        Err(e) => row(
+            "memory",
+            Status::Warn,
+            format!("cannot read memory figures: {e}"),
+        ),
     };
 
     let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
     let disk_row = match sysinfo::Disks::new_with_refreshed_list() {
         Ok(disks) => disk_row(&disks, &cwd),
-        Err(e) => row("disk", Status::Warn, format!("cannot list filesystems: {e}")),
+        Err(e) => row(
+            "disk",
+            Status::Warn,
+            format!("cannot list filesystems: {e}"),
+        ),
     };
     vec![cpu, memory, disk_row]
 }
@@ -229,13 +272,25 @@ fn gib(b: u64) -> f64 {
 }
 
 fn memory_row(total: u64, avail: u64) -> Row {
-    let mem_detail = format!("{:.1} GiB total, {:.1} GiB available", gib(total), gib(avail));
+    let mem_detail = format!(
+        "{:.1} GiB total, {:.1} GiB available",
+        gib(total),
+        gib(avail)
+    );
     if avail >= 1 << 30 {
         row("memory", Status::Pass, mem_detail)
     } else if avail >= 256 << 20 {
-        row("memory", Status::Warn, format!("{mem_detail}; 1 GiB recommended"))
+        row(
+            "memory",
+            Status::Warn,
+            format!("{mem_detail}; 1 GiB recommended"),
+        )
     } else {
-        row("memory", Status::Fail, format!("{mem_detail}; at least 256 MiB needed"))
+        row(
+            "memory",
+            Status::Fail,
+            format!("{mem_detail}; at least 256 MiB needed"),
+        )
     }
 }
 
@@ -258,9 +313,17 @@ fn disk_row(disks: &sysinfo::Disks, cwd: &std::path::Path) -> Row {
             } else if free >= 100 << 20 {
                 row("disk", Status::Warn, format!("{detail}; 1 GiB recommended"))
             } else {
-                row("disk", Status::Fail, format!("{detail}; at least 100 MiB needed"))
+                row(
+                    "disk",
+                    Status::Fail,
+                    format!("{detail}; at least 100 MiB needed"),
+                )
             }
         }
-        None => row("disk", Status::Warn, format!("cannot find the filesystem of {}", cwd.display())),
+        None => row(
+            "disk",
+            Status::Warn,
+            format!("cannot find the filesystem of {}", cwd.display()),
+        ),
     }
 }

@@ -41,7 +41,10 @@ fn main() -> std::process::ExitCode {
         Ok(l) => l,
         Err(errors) => {
             if matches!(cli.command, Command::Up) {
-                eprintln!("gekko: invalid configuration ({} problems):", errors.problems.len());
+                eprintln!(
+                    "gekko: invalid configuration ({} problems):",
+                    errors.problems.len()
+                );
                 for p in &errors.problems {
                     eprintln!("  - {p}");
                 }
@@ -61,7 +64,10 @@ fn run(f: impl FnOnce(&tokio::runtime::Runtime) -> Exit) -> std::process::ExitCo
     // rustls needs exactly one process-wide crypto provider; pick aws-lc-rs explicitly so
     // a second provider pulled in by some dependency can never make TLS set-up panic.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("gekko: cannot start the async runtime: {e}");

@@ -84,7 +84,10 @@ async fn serve(config: GekkoConfig) -> Exit {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(addr = %config.monitoring.http_addr, error = %e, "cannot bind the HTTP health/metrics port");
-            eprintln!("gekko: cannot bind HTTP port {}: {e}", config.monitoring.http_addr);
+            eprintln!(
+                "gekko: cannot bind HTTP port {}: {e}",
+                config.monitoring.http_addr
+            );
             return Exit::Unavailable;
         }
     };
@@ -92,7 +95,10 @@ async fn serve(config: GekkoConfig) -> Exit {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(addr = %config.monitoring.grpc_addr, error = %e, "cannot bind the gRPC port");
-            eprintln!("gekko: cannot bind gRPC port {}: {e}", config.monitoring.grpc_addr);
+            eprintln!(
+                "gekko: cannot bind gRPC port {}: {e}",
+                config.monitoring.grpc_addr
+            );
             return Exit::Unavailable;
         }
     };
@@ -135,8 +141,12 @@ async fn serve(config: GekkoConfig) -> Exit {
 
     // HTTP: /metrics, /livez, /readyz.
     {
-        let (readiness, metrics, token) = (readiness.clone(), metrics.clone(), shutdown.child_token());
-        shutdown.spawn("http", gekko_runtime::serve_http(http, readiness, metrics, token));
+        let (readiness, metrics, token) =
+            (readiness.clone(), metrics.clone(), shutdown.child_token());
+        shutdown.spawn(
+            "http",
+            gekko_runtime::serve_http(http, readiness, metrics, token),
+        );
     }
     // gRPC: SystemService + health + reflection.
     {
@@ -145,16 +155,24 @@ async fn serve(config: GekkoConfig) -> Exit {
             mode,
             bus: bus.kind(),
         };
-        let server = GrpcServer::new(readiness.clone()).add_service(
-            gekko_proto::v1::system_service_server::SystemServiceServer::new(svc),
-        );
+        let server = GrpcServer::new(readiness.clone())
+            .add_service(gekko_proto::v1::system_service_server::SystemServiceServer::new(svc));
         shutdown.spawn("grpc", server.serve(grpc, shutdown.child_token()));
     }
 
     let audit: Topic<AuditEvent> = Topic::durable(names::AUDIT, 1);
-    audit_event(&*bus, &audit, "started", format!("mode={mode} bus={}", bus.kind())).await;
+    audit_event(
+        &*bus,
+        &audit,
+        "started",
+        format!("mode={mode} bus={}", bus.kind()),
+    )
+    .await;
     tracing::info!(%http_addr, %grpc_addr, mode, "gekko up: listening");
-    println!("gekko up: mode={mode} bus={} http=http://{http_addr} grpc={grpc_addr}", bus.kind());
+    println!(
+        "gekko up: mode={mode} bus={} http=http://{http_addr} grpc={grpc_addr}",
+        bus.kind()
+    );
 
     shutdown.wait_for_signal().await;
     tracing::info!("shutdown requested; stopping services");
@@ -180,6 +198,9 @@ async fn audit_event(bus: &dyn Bus, topic: &Topic<AuditEvent>, event: &str, deta
         tracing::warn!(error = %e, event, "audit event not written");
     }
     let _ = bus
-        .notify(names::CONTROL_CHANNEL, bytes::Bytes::from(format!("{{\"event\":\"{event}\"}}")))
+        .notify(
+            names::CONTROL_CHANNEL,
+            bytes::Bytes::from(format!("{{\"event\":\"{event}\"}}")),
+        )
         .await;
 }

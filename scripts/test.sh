@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every gekko test on a fresh machine that has only the Rust toolchain.
+#
+# 1. Installs redis-server and redis-tools from Debian's packages when missing (sudo only
+#    when not root). Tests start their own redis-server on free ports; nothing listens on
+#    6379 for them.
+# 2. Checks formatting and clippy (warnings are errors).
+# 3. Builds and runs the whole test suite.
+#
+# CI (.ci/run) runs exactly this script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-benchmark >/dev/null 2>&1; then
+    echo "==> installing redis-server and redis-tools from Debian's packages"
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends redis-server redis-tools
+fi
+redis-server --version
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "==> cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "==> cargo test"
+cargo test --workspace --locked --no-fail-fast "$@"

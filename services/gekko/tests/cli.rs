@@ -1,0 +1,294 @@
+//! End-to-end tests of the `gekko` binary as a user runs it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use gekko_testkit::{RedisServer, free_port};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gekko");
+
+/// A clean environment: no inherited gekko variables, no `.env` from the developer's tree.
+fn gekko(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("GEKKO_ENV_FILE", empty_env_file())
+        .current_dir(std::env::temp_dir());
+    cmd
+}
+
+fn empty_env_file() -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("gekko-test-{}.env", std::process::id()));
+    std::fs::write(&p, "# empty\n").unwrap();
+    p
+}
+
+/// A running `gekko up` whose output lines are collected on a channel.
+struct Up {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Up {
+    fn start(mut cmd: Command) -> Self {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn gekko");
+        let (tx, lines) = mpsc::channel();
+        for pipe in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    fn wait_for_line(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    self.seen.push(l.clone());
+                    if l.contains(needle) {
+                        return l;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!(
+            "no line containing {needle:?} within {timeout:?}; got:\n{}",
+            self.seen.join("\n")
+        );
+    }
+
+    /// Sends SIGTERM and waits for the exit status, collecting the remaining output.
+    fn terminate(mut self) -> (i32, Vec<String>) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(status.success(), "kill -TERM failed");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let code = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gekko did not exit within 20 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        self.seen.extend(self.lines.try_iter());
+        (code, self.seen)
+    }
+}
+
+fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let code = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Some((code, body))
+}
+
+fn wait_ready(addr: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some((200, body)) = http_get(addr, "/readyz") {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz never returned 200 on {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn monitoring(http: u16, grpc: u16, format: &str) -> String {
+    format!("http_addr=127.0.0.1:{http},grpc_addr=127.0.0.1:{grpc},log_format={format}")
+}
+
+const SECRETS: [(&str, &str); 4] = [
+    ("BINANCEUS_API_KEY", "binance-key-SENTINEL-1111"),
+    ("BINANCEUS_API_SECRET", "binance-secret-SENTINEL-2222"),
+    ("OANDA_API_TOKEN", "oanda-token-SENTINEL-3333"),
+    (
+        "ENCRYPTION_SETTINGS",
+        "key=5e4e5e4e5e4e5e4e5e4e5e4e5e4e5e4e5e4e5e4e5e4e5e4e5e4e5e4e5e4e5e4e",
+    ),
+];
+
+/// `gekko up` with the in-process bus reaches ready, serves metrics and gRPC, logs no
+/// secret, and exits 0 on SIGTERM.
+#[test]
+fn up_in_process_reaches_ready_and_stops_cleanly() {
+    let (http, grpc) = (free_port().unwrap(), free_port().unwrap());
+    let mut cmd = gekko(&["up"]);
+    cmd.env("MONITORING_CONFIGURATIONS", monitoring(http, grpc, "json"))
+        .env("RUST_LOG", "debug")
+        .env("OANDA_ACCOUNT_ID", "001-001-1234567-001");
+    for (k, v) in SECRETS {
+        cmd.env(k, v);
+    }
+    let mut up = Up::start(cmd);
+    up.wait_for_line("gekko up: mode=", Duration::from_secs(30));
+    let addr = format!("127.0.0.1:{http}");
+    let body = wait_ready(&addr);
+    assert!(body.contains("\"bus\""), "{body}");
+    let (code, metrics) = http_get(&addr, "/metrics").unwrap();
+    assert_eq!(code, 200);
+    assert!(metrics.contains("gekko_bus_appended_total"), "{metrics}");
+    assert_eq!(http_get(&addr, "/livez").unwrap().0, 200);
+
+    let (code, lines) = up.terminate();
+    assert_eq!(
+        code,
+        0,
+        "clean exit after SIGTERM; output:\n{}",
+        lines.join("\n")
+    );
+    let all = lines.join("\n");
+    assert!(
+        all.contains("starting gekko"),
+        "the config line was logged:\n{all}"
+    );
+    for (name, secret) in SECRETS {
+        let needle = secret.rsplit('=').next().unwrap();
+        assert!(!all.contains(needle), "{name} leaked into the logs:\n{all}");
+    }
+}
+
+/// With `REDIS_URL`, readiness follows Redis: ready, then 503 while it is down, then
+/// ready again after it returns.
+#[test]
+fn up_on_redis_tracks_redis_readiness() {
+    let mut redis = RedisServer::start();
+    let (http, grpc) = (free_port().unwrap(), free_port().unwrap());
+    let mut cmd = gekko(&["up"]);
+    cmd.env("MONITORING_CONFIGURATIONS", monitoring(http, grpc, "json"))
+        .env("REDIS_URL", redis.url());
+    let mut up = Up::start(cmd);
+    up.wait_for_line("bus=redis", Duration::from_secs(30));
+    let addr = format!("127.0.0.1:{http}");
+    wait_ready(&addr);
+
+    redis.kill();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some((503, body)) = http_get(&addr, "/readyz") {
+            assert!(body.contains("redis unreachable"), "{body}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz never turned 503 with redis down"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    redis.restart();
+    wait_ready(&addr);
+    let (code, lines) = up.terminate();
+    assert_eq!(code, 0, "output:\n{}", lines.join("\n"));
+}
+
+/// Bad config: every problem on stderr, exit 64, and no port bound.
+#[test]
+fn bad_config_lists_every_problem_and_exits_64_without_binding() {
+    let http = free_port().unwrap();
+    for sub in ["up", "check"] {
+        let out = gekko(&[sub])
+            .env(
+                "MONITORING_CONFIGURATIONS",
+                format!("http_addr=127.0.0.1:{http},log_format=xml"),
+            )
+            .env("SUPPORTED_TRADING_PAIRS", "BTC-USD")
+            .env("POSITION_LIMITS", "ETH-USD=5")
+            .env("CONFIDENCE_THRESHOLDS", "direction=1.5")
+            .env("BINANCEUS_API_KEY", "only-half")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(64), "{sub}: {out:?}");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for var in [
+            "MONITORING_CONFIGURATIONS",
+            "POSITION_LIMITS",
+            "CONFIDENCE_THRESHOLDS",
+            "BINANCEUS_API_SECRET",
+        ] {
+            assert!(text.contains(var), "{sub}: {var} not reported:\n{text}");
+        }
+        // Nothing was bound: the configured port is still free.
+        std::net::TcpListener::bind(("127.0.0.1", http))
+            .unwrap_or_else(|e| panic!("{sub} left port {http} bound: {e}"));
+    }
+}
+
+/// `gekko check` prints one row per check and passes on this machine's defaults.
+#[test]
+fn check_prints_table() {
+    let out = gekko(&["check"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for check in [
+        "config",
+        "redis",
+        "docker",
+        "accelerator",
+        "cpu",
+        "memory",
+        "disk",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(check)
+                && (l.contains("PASS") || l.contains("WARN") || l.contains("FAIL"))),
+            "no row for {check}:\n{text}"
+        );
+    }
+    assert!(text.contains("checks:"), "{text}");
+}
+
+/// `gekko check` fails the redis row when REDIS_URL points nowhere.
+#[test]
+fn check_fails_on_unreachable_redis() {
+    let port = free_port().unwrap();
+    let out = gekko(&["check"])
+        .env("REDIS_URL", format!("redis://127.0.0.1:{port}/"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let row = text.lines().find(|l| l.starts_with("redis")).unwrap();
+    assert!(row.contains("FAIL"), "{row}");
+}
