@@ -1,0 +1,44 @@
+//! Venue-agnostic networking building blocks for gekko's venue crates.
+//!
+//! Every venue crate (Binance.US, Coinbase, OANDA) needs the same defensive plumbing around
+//! its wire protocol, and the failures users of other platforms complain about most come
+//! from getting this plumbing wrong: 429 storms that escalate to 418 bans, clock drift that
+//! turns every signed call into `-1021`, websockets that silently stop reconnecting, and
+//! retries of non-idempotent order submits that double-fill. This crate keeps those rules in
+//! one place so each venue crate only states *what* it calls, not *how* to survive it:
+//!
+//! * [`signer`]: the [`Signer`] trait, so a mock venue and a real one sign the same way.
+//! * [`limiter`]: a weight-based request limiter that honours `Retry-After` and bans.
+//! * [`breaker`]: a circuit breaker per endpoint family, forced open during bans.
+//! * [`retry`]: exponential backoff with full jitter, and a retry loop for idempotent calls.
+//! * [`clock`]: the venue clock offset, the median of recent samples.
+//! * [`ws`]: a websocket client that reconnects forever, answers pings and detects staleness.
+//! * [`http`]: turning `reqwest` errors into a [`NetError`] that says whether the request
+//!   may have reached the venue.
+//!
+//! All timers use `tokio::time`, so tests drive them with tokio's paused clock.
+
+pub mod breaker;
+pub mod clock;
+pub mod http;
+pub mod limiter;
+pub mod retry;
+pub mod signer;
+pub mod ws;
+
+pub use breaker::{BreakerOpen, BreakerPermit, CircuitBreaker, CircuitState};
+pub use clock::{ClockOffset, ClockSample};
+pub use http::NetError;
+pub use limiter::WeightLimiter;
+pub use retry::{Backoff, BackoffConfig, RetryPolicy, retry_idempotent};
+pub use signer::Signer;
+pub use ws::{WsConfig, WsEvent, run_ws, spawn_ws};
+
+/// Locks a `std::sync::Mutex`, recovering the data if a previous holder panicked.
+///
+/// The state guarded in this crate (counters, deadlines, samples) stays consistent at every
+/// instruction, so a poisoned lock carries no torn invariant and refusing to continue would
+/// only turn one bug into an outage of every venue call.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
