@@ -75,7 +75,7 @@ pub fn check_order(
     if !limits.trading_enabled {
         return Err(CheckError::TradingDisabled);
     }
-    if limits.restricted_pairs.iter().any(|p| *p == pair) {
+    if limits.restricted_pairs.contains(&pair) {
         return Err(CheckError::Restricted(pair));
     }
     let info = match info {

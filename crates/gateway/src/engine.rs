@@ -112,8 +112,8 @@ pub enum StartError {
     /// The venue refused the credentials.
     #[error("credentials rejected: {0}")]
     Credentials(VenueError),
-    /// A configured instrument does not exist at the venue.
-    #[error("instrument {0} not offered by the venue")]
+    /// None of the configured instruments exists at the venue.
+    #[error("none of the configured instruments is offered by the venue: {0}")]
     UnknownInstrument(String),
     /// Strict reconciliation found differences.
     #[error("reconciliation mismatch (strict mode): {0}")]
@@ -257,6 +257,39 @@ impl Gateway {
             reconciliation: readiness.component(&format!("{label}-reconciliation")),
             market_data: readiness.component(&format!("{label}-market-data")),
         };
+        // 1. Credentials.
+        match patiently(&cancel, || venue.verify_credentials()).await {
+            Ok(()) => ready.credentials.set_ready(),
+            Err(e @ (VenueError::Auth(_) | VenueError::Rejected { .. })) => {
+                ready.credentials.set_not_ready(e.to_string());
+                return Err(StartError::Credentials(e));
+            }
+            Err(e) => return Err(StartError::Venue(e)),
+        }
+        // 2. Instruments: configured pairs the venue does not list are skipped with a
+        // warning (SUPPORTED_TRADING_PAIRS spans venues); none at all is an error.
+        let mut cfg = cfg;
+        let infos = patiently(&cancel, || venue.instruments(&cfg.instruments))
+            .await
+            .map_err(StartError::Venue)?;
+        let (offered, missing): (Vec<InstrumentId>, Vec<InstrumentId>) = cfg
+            .instruments
+            .iter()
+            .cloned()
+            .partition(|want| infos.iter().any(|inf| &inf.id == want));
+        if offered.is_empty() {
+            return Err(StartError::UnknownInstrument(
+                missing
+                    .iter()
+                    .map(InstrumentId::pair)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ));
+        }
+        for m in &missing {
+            tracing::warn!(venue = label, instrument = %m.pair(), "pair not offered by the venue; skipped");
+        }
+        cfg.instruments = offered;
         let (md_tx, md_rx) = mpsc::channel(4096);
         let inner = Arc::new(Inner {
             order_topic: Topic::durable(names::orders(label), 1),
@@ -277,35 +310,19 @@ impl Gateway {
         });
         let gw = Self { inner };
         let i = &gw.inner;
-
-        // 1. Credentials.
-        match patiently(&cancel, || i.venue.verify_credentials()).await {
-            Ok(()) => i.ready.credentials.set_ready(),
-            Err(e @ (VenueError::Auth(_) | VenueError::Rejected { .. })) => {
-                i.ready.credentials.set_not_ready(e.to_string());
-                return Err(StartError::Credentials(e));
-            }
-            Err(e) => return Err(StartError::Venue(e)),
-        }
-        // 2. Clock.
-        gw.sync_clock().await;
-        // 3. Instruments.
-        let infos = patiently(&cancel, || i.venue.instruments(&i.cfg.instruments))
-            .await
-            .map_err(StartError::Venue)?;
-        for want in &i.cfg.instruments {
-            if !infos.iter().any(|inf| &inf.id == want) {
-                return Err(StartError::UnknownInstrument(want.pair()));
-            }
-        }
         {
             let mut map = lock(&i.instruments);
             let mut books = lock(&i.books);
-            for info in infos {
+            for info in infos
+                .into_iter()
+                .filter(|inf| i.cfg.instruments.contains(&inf.id))
+            {
                 books.insert(info.id.clone(), LocalBook::new(info.id.clone()));
                 map.insert(info.id.clone(), info);
             }
         }
+        // 3. Clock.
+        gw.sync_clock().await;
         // Streams start before reconciliation so no user event after it is missed; events
         // for orders not yet loaded are merged when reconciliation queries them anyway.
         let user_rx = i.venue.user_stream(cancel.child_token());
@@ -767,7 +784,7 @@ impl Gateway {
             .filter(|o| instrument.is_none_or(|i| &o.request.instrument == i))
             .cloned()
             .collect();
-        v.sort_by(|a, b| a.updated_ms.cmp(&b.updated_ms));
+        v.sort_by_key(|o| o.updated_ms);
         v
     }
 

@@ -186,6 +186,9 @@ pub struct BookDiff {
 }
 
 /// An event from a venue's private (user-data) stream.
+// Order updates dominate this stream; boxing them would add an allocation per event to
+// spare the rare `Connected`/`Disconnected` a few hundred bytes of channel slot.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UserEvent {
     /// The stream (re)connected; order state must be reconciled by REST.

@@ -1,0 +1,269 @@
+//! Injectable faults: the misbehaviour a gateway must survive, on demand.
+//!
+//! Each [`Fault`] reproduces one documented venue behaviour or one failure seen in the
+//! field (see the reference's user-pain notes): rate-limit storms that punish clients
+//! ignoring `Retry-After` with a 418 ban, an order whose response is lost although it
+//! executed, 5xx bursts, dropped or silent websockets, depth sequence gaps, and malformed
+//! messages. Faults are one-shot counters or deadlines read on the hot path with atomics
+//! or a tiny mutex, so an idle fault costs nothing.
+//!
+//! Over HTTP a fault is tagged JSON, e.g. `{"kind":"ban","duration_ms":5000}`; the same
+//! shape is what `serde` produces for [`Fault`], so a Rust caller can serialize a `Fault`
+//! and post it to `/sim/admin/fault`.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+/// A misbehaviour to inject into a running simulator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "FaultSpec", into = "FaultSpec")]
+pub enum Fault {
+    /// Every REST request gets 429 + `Retry-After: 1` for `duration`. Requests that keep
+    /// coming while a 429's `Retry-After` has not elapsed are violations; the third
+    /// violation bans the client (418) for 2 minutes, as the venue does.
+    RateLimitStorm {
+        /// How long the storm lasts.
+        duration: Duration,
+    },
+    /// Every REST request gets 418 with `Retry-After` = remaining seconds.
+    Ban {
+        /// How long the ban lasts.
+        duration: Duration,
+    },
+    /// The next `POST /api/v3/order` executes normally, but its HTTP response is held
+    /// back for [`Fault::ORDER_TIMEOUT_DELAY`] (the client sees a timeout).
+    OrderTimeout,
+    /// The next `count` REST requests get HTTP 503 / -1001 without executing.
+    ServerErrors {
+        /// How many requests fail.
+        count: u32,
+    },
+    /// Every websocket connection is closed now, abruptly (no close frame).
+    DropWebSockets,
+    /// The next depth diff of `symbol` skips update ids (`U` > previous `u` + 1).
+    DepthGap {
+        /// Venue symbol, e.g. `BTCUSD`.
+        symbol: String,
+    },
+    /// Websockets stay open but nothing (no data, no pings) is sent for `duration`.
+    SilentStreams {
+        /// How long the silence lasts.
+        duration: Duration,
+    },
+    /// The next `count` websocket market messages are invalid JSON or wrong shapes.
+    MalformedNext {
+        /// How many messages are corrupted.
+        count: u32,
+    },
+}
+
+impl Fault {
+    /// How long [`Fault::OrderTimeout`] holds the order response back.
+    pub const ORDER_TIMEOUT_DELAY: Duration = Duration::from_secs(30);
+}
+
+/// Wire form of [`Fault`] (durations in milliseconds).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum FaultSpec {
+    RateLimitStorm {
+        duration_ms: u64,
+    },
+    Ban {
+        duration_ms: u64,
+    },
+    OrderTimeout,
+    ServerErrors {
+        count: u32,
+    },
+    #[serde(rename = "drop_websockets")]
+    DropWebSockets,
+    DepthGap {
+        symbol: String,
+    },
+    SilentStreams {
+        duration_ms: u64,
+    },
+    MalformedNext {
+        count: u32,
+    },
+}
+
+impl From<FaultSpec> for Fault {
+    fn from(s: FaultSpec) -> Self {
+        match s {
+            FaultSpec::RateLimitStorm { duration_ms } => Self::RateLimitStorm {
+                duration: Duration::from_millis(duration_ms),
+            },
+            FaultSpec::Ban { duration_ms } => Self::Ban {
+                duration: Duration::from_millis(duration_ms),
+            },
+            FaultSpec::OrderTimeout => Self::OrderTimeout,
+            FaultSpec::ServerErrors { count } => Self::ServerErrors { count },
+            FaultSpec::DropWebSockets => Self::DropWebSockets,
+            FaultSpec::DepthGap { symbol } => Self::DepthGap { symbol },
+            FaultSpec::SilentStreams { duration_ms } => Self::SilentStreams {
+                duration: Duration::from_millis(duration_ms),
+            },
+            FaultSpec::MalformedNext { count } => Self::MalformedNext { count },
+        }
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl From<Fault> for FaultSpec {
+    fn from(f: Fault) -> Self {
+        match f {
+            Fault::RateLimitStorm { duration } => Self::RateLimitStorm {
+                duration_ms: ms(duration),
+            },
+            Fault::Ban { duration } => Self::Ban {
+                duration_ms: ms(duration),
+            },
+            Fault::OrderTimeout => Self::OrderTimeout,
+            Fault::ServerErrors { count } => Self::ServerErrors { count },
+            Fault::DropWebSockets => Self::DropWebSockets,
+            Fault::DepthGap { symbol } => Self::DepthGap { symbol },
+            Fault::SilentStreams { duration } => Self::SilentStreams {
+                duration_ms: ms(duration),
+            },
+            Fault::MalformedNext { count } => Self::MalformedNext { count },
+        }
+    }
+}
+
+/// The one-shot and timed faults that are not owned by the rate limiter or the venue.
+#[derive(Debug, Default)]
+pub struct FaultState {
+    order_timeouts: AtomicU32,
+    server_errors: AtomicU32,
+    malformed: AtomicU32,
+    silent_until: Mutex<Option<Instant>>,
+}
+
+/// Longest fault duration honoured; longer requests are capped (an `Instant` far in the
+/// future would overflow, and a week is "forever" for any test).
+pub const MAX_FAULT_DURATION: Duration = Duration::from_secs(7 * 86_400);
+
+/// `now + d`, with `d` capped at [`MAX_FAULT_DURATION`] so it can never overflow.
+#[must_use]
+pub fn deadline(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d.min(MAX_FAULT_DURATION)).unwrap_or(now)
+}
+
+/// Takes one from a counter if it is positive.
+fn take_one(a: &AtomicU32) -> bool {
+    a.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| v.checked_sub(1))
+        .is_ok()
+}
+
+impl FaultState {
+    /// Arms one more delayed order response.
+    pub fn add_order_timeout(&self) {
+        self.order_timeouts.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Consumes an armed order timeout, if any.
+    pub fn take_order_timeout(&self) -> bool {
+        take_one(&self.order_timeouts)
+    }
+
+    /// Arms `n` more 503 answers.
+    pub fn add_server_errors(&self, n: u32) {
+        self.server_errors.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// Consumes an armed 503, if any.
+    pub fn take_server_error(&self) -> bool {
+        take_one(&self.server_errors)
+    }
+
+    /// Arms `n` more malformed market messages.
+    pub fn add_malformed(&self, n: u32) {
+        self.malformed.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// Consumes an armed malformed message, if any.
+    pub fn take_malformed(&self) -> bool {
+        take_one(&self.malformed)
+    }
+
+    /// Silences websockets until `now + d` (extending, never shortening).
+    pub fn silence_for(&self, d: Duration) {
+        let until = deadline(d);
+        let mut g = self
+            .silent_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *g = Some(g.map_or(until, |u| u.max(until)));
+    }
+
+    /// `true` while websockets must stay silent.
+    pub fn is_silent(&self) -> bool {
+        let g = self
+            .silent_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        g.is_some_and(|u| Instant::now() < u)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_round_trip_as_tagged_json() {
+        let f: Fault = serde_json::from_str(r#"{"kind":"ban","duration_ms":5000}"#).expect("ban");
+        assert_eq!(
+            f,
+            Fault::Ban {
+                duration: Duration::from_secs(5)
+            }
+        );
+        for f in [
+            Fault::RateLimitStorm {
+                duration: Duration::from_millis(1500),
+            },
+            Fault::OrderTimeout,
+            Fault::ServerErrors { count: 2 },
+            Fault::DropWebSockets,
+            Fault::DepthGap {
+                symbol: "BTCUSD".into(),
+            },
+            Fault::SilentStreams {
+                duration: Duration::from_secs(1),
+            },
+            Fault::MalformedNext { count: 3 },
+        ] {
+            let json = serde_json::to_string(&f).expect("ser");
+            assert_eq!(
+                serde_json::from_str::<Fault>(&json).expect("de"),
+                f,
+                "{json}"
+            );
+        }
+        assert_eq!(
+            serde_json::to_string(&Fault::DropWebSockets).expect("ser"),
+            r#"{"kind":"drop_websockets"}"#
+        );
+    }
+
+    #[test]
+    fn counters_are_one_shot() {
+        let s = FaultState::default();
+        assert!(!s.take_server_error());
+        s.add_server_errors(2);
+        assert!(s.take_server_error());
+        assert!(s.take_server_error());
+        assert!(!s.take_server_error());
+    }
+}
