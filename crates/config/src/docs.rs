@@ -57,10 +57,10 @@ static VARIABLES: &[VariableDoc] = &[
     ),
     doc(
         names::TRADING_API_ENDPOINTS,
-        "`venue=url,...`; venue one of coinbase, binanceus, oanda; url `http://` or `https://`",
+        "`venue=url,...` and `venue.stream=url`; venue one of coinbase, binanceus, oanda; REST url `http(s)://`, stream url `ws(s)://` or `http(s)://`",
         "empty: each venue's built-in endpoint, or its simulator in paper mode",
         "`coinbase=http://127.0.0.1:8081,oanda=https://api-fxpractice.oanda.com`",
-        "REST base URL override per venue.",
+        "REST base URL override per venue; `venue.stream` overrides the websocket/streaming base URL.",
     ),
     doc(
         names::TRADING_RATE_LIMITS,

@@ -41,7 +41,7 @@ const NOTIONAL_FORM: &str = "a decimal number greater than zero";
 pub(crate) fn build(vars: &Vars<'_>, problems: &mut Problems) -> GekkoConfig {
     let defaults = GekkoConfig::default();
     let redis_url = redis_url(vars, problems);
-    let trading_api_endpoints = api_endpoints(vars, problems);
+    let (trading_api_endpoints, trading_stream_endpoints) = api_endpoints(vars, problems);
     let mut trading_rate_limits = defaults.trading_rate_limits;
     trading_rate_limits.extend(rate_limits(vars, problems));
 
@@ -94,6 +94,7 @@ pub(crate) fn build(vars: &Vars<'_>, problems: &mut Problems) -> GekkoConfig {
         credentials: credentials(vars, problems),
         redis_url,
         trading_api_endpoints,
+        trading_stream_endpoints,
         trading_rate_limits,
         supported_trading_pairs,
         position_limits,
@@ -138,16 +139,40 @@ fn redis_url(vars: &Vars<'_>, problems: &mut Problems) -> Option<String> {
         .ok()
 }
 
-fn api_endpoints(vars: &Vars<'_>, problems: &mut Problems) -> BTreeMap<VenueId, String> {
+/// `venue=url` overrides the REST base URL; `venue.stream=url` the websocket/stream base.
+fn api_endpoints(
+    vars: &Vars<'_>,
+    problems: &mut Problems,
+) -> (BTreeMap<VenueId, String>, BTreeMap<VenueId, String>) {
     let Some(value) = vars.get(names::TRADING_API_ENDPOINTS) else {
-        return BTreeMap::new();
+        return (BTreeMap::new(), BTreeMap::new());
     };
     let form = MapForm {
-        entry: "comma-separated venue=url entries",
-        key: VENUE_FORM,
-        value: HTTP_FORM,
+        entry: "comma-separated venue=url or venue.stream=url entries",
+        key: "one of coinbase, binanceus, oanda, optionally followed by .stream",
+        value: "an http(s):// URL for a venue, a ws(s):// or http(s):// URL for venue.stream",
     };
-    parse_map(value, &form, problems, venue, http_url)
+    let all = parse_map(
+        value,
+        &form,
+        problems,
+        |k| match k.strip_suffix(".stream") {
+            Some(v) => venue(v).map(|v| (v, true)),
+            None => venue(k).map(|v| (v, false)),
+        },
+        |raw| has_scheme(raw, &["http://", "https://", "ws://", "wss://"]),
+    );
+    let (mut rest, mut stream) = (BTreeMap::new(), BTreeMap::new());
+    for ((v, is_stream), url) in all {
+        if is_stream {
+            stream.insert(v, url);
+        } else if let Err(e) = http_url(&url) {
+            problems.push(value.name, format!("{v}: {e}"), HTTP_FORM);
+        } else {
+            rest.insert(v, url);
+        }
+    }
+    (rest, stream)
 }
 
 /// Only the venues listed are overridden; the others keep their built-in limits, so the

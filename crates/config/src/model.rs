@@ -453,6 +453,9 @@ pub struct GekkoConfig {
     /// REST base URL overrides per venue; a venue not listed uses its built-in default
     /// (or the simulator in paper mode).
     pub trading_api_endpoints: BTreeMap<VenueId, String>,
+    /// Stream (websocket) base URL overrides per venue, from `venue.stream=url` entries of
+    /// `TRADING_API_ENDPOINTS`.
+    pub trading_stream_endpoints: BTreeMap<VenueId, String>,
     /// Request rate limit per venue. Always holds every venue.
     pub trading_rate_limits: BTreeMap<VenueId, RateLimit>,
     /// Pairs gekko may trade; non-empty, no duplicates.
@@ -498,6 +501,7 @@ impl Default for GekkoConfig {
         Self {
             redis_url: None,
             trading_api_endpoints: BTreeMap::new(),
+            trading_stream_endpoints: BTreeMap::new(),
             trading_rate_limits: default_rate_limits(),
             supported_trading_pairs: vec![pair("BTC"), pair("ETH")],
             position_limits: BTreeMap::new(),
@@ -544,6 +548,14 @@ impl GekkoConfig {
         self.trading_api_endpoints.get(&venue).map(String::as_str)
     }
 
+    /// The stream (websocket) base URL override for a venue, if configured.
+    #[must_use]
+    pub fn stream_endpoint(&self, venue: VenueId) -> Option<&str> {
+        self.trading_stream_endpoints
+            .get(&venue)
+            .map(String::as_str)
+    }
+
     /// The rate limit for `venue` (its built-in default if the map lacks it).
     #[must_use]
     pub fn rate_limit(&self, venue: VenueId) -> RateLimit {
@@ -577,6 +589,7 @@ impl fmt::Debug for GekkoConfig {
         let Self {
             redis_url,
             trading_api_endpoints,
+            trading_stream_endpoints,
             trading_rate_limits,
             supported_trading_pairs,
             position_limits,
@@ -597,6 +610,10 @@ impl fmt::Debug for GekkoConfig {
         f.debug_struct("GekkoConfig")
             .field("redis_url", &redis_url.as_deref().map(redact_url))
             .field("trading_api_endpoints", &redact_urls(trading_api_endpoints))
+            .field(
+                "trading_stream_endpoints",
+                &redact_urls(trading_stream_endpoints),
+            )
             .field("trading_rate_limits", trading_rate_limits)
             .field("supported_trading_pairs", supported_trading_pairs)
             .field("position_limits", position_limits)

@@ -108,6 +108,9 @@ pub async fn start(
             if let Some(url) = cfg.api_endpoint(VenueId::BinanceUs) {
                 url.clone_into(&mut vc.rest_base);
             }
+            if let Some(url) = cfg.stream_endpoint(VenueId::BinanceUs) {
+                url.clone_into(&mut vc.ws_base);
+            }
             let rl = cfg.rate_limit(VenueId::BinanceUs);
             let per_minute = u128::from(rl.max_requests) * 60_000 / rl.period.as_millis().max(1);
             vc.weight_limit_per_minute = u32::try_from(per_minute).unwrap_or(u32::MAX).max(1);

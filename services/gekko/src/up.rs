@@ -148,7 +148,29 @@ async fn serve(config: GekkoConfig) -> Exit {
             gekko_runtime::serve_http(http, readiness, metrics, token),
         );
     }
-    // gRPC: SystemService + health + reflection.
+    // Gateways. Each registers its readiness components; in paper mode each runs its
+    // venue simulator in-process.
+    let venue_tasks = tokio_util::task::TaskTracker::new();
+    let binanceus = match gateway_binanceus::start(
+        &config,
+        bus.clone(),
+        &readiness,
+        &venue_tasks,
+        shutdown.child_token(),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "binanceus gateway failed to start");
+            eprintln!("gekko: binanceus gateway failed to start: {e:#}");
+            shutdown.trigger();
+            let _ = shutdown.drain(Duration::from_secs(5)).await;
+            return Exit::Unavailable;
+        }
+    };
+
+    // gRPC: SystemService + GatewayService + health + reflection.
     {
         let svc = SystemStatus {
             readiness: readiness.clone(),
@@ -178,7 +200,12 @@ async fn serve(config: GekkoConfig) -> Exit {
     tracing::info!("shutdown requested; stopping services");
     audit_event(&*bus, &audit, "stopping", "signal received".to_owned()).await;
     let grace = config.system_performance.shutdown_grace;
-    let clean = shutdown.drain(grace).await;
+    venue_tasks.close();
+    let clean = shutdown.drain(grace).await
+        && tokio::time::timeout(grace, venue_tasks.wait())
+            .await
+            .is_ok();
+    drop(binanceus);
     audit_event(&*bus, &audit, "stopped", format!("clean={clean}")).await;
     if clean {
         tracing::info!("gekko stopped cleanly");

@@ -147,14 +147,27 @@ const SECRETS: [(&str, &str); 4] = [
     ),
 ];
 
-/// `gekko up` with the in-process bus reaches ready, serves metrics and gRPC, logs no
-/// secret, and exits 0 on SIGTERM.
+/// `gekko up` with the in-process bus and live Binance.US credentials (pointed at a
+/// simulator that knows them) reaches ready, serves metrics and gRPC, logs no secret, and
+/// exits 0 on SIGTERM.
 #[test]
 fn up_in_process_reaches_ready_and_stops_cleanly() {
+    use gekko_sim::binanceus::{SimApiKey, SimBinanceUs, SimConfig};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = rt
+        .block_on(SimBinanceUs::start(SimConfig {
+            api_keys: vec![SimApiKey::hmac(SECRETS[0].1, SECRETS[1].1)],
+            ..SimConfig::default()
+        }))
+        .unwrap();
     let (http, grpc) = (free_port().unwrap(), free_port().unwrap());
     let mut cmd = gekko(&["up"]);
     cmd.env("MONITORING_CONFIGURATIONS", monitoring(http, grpc, "json"))
         .env("RUST_LOG", "debug")
+        .env(
+            "TRADING_API_ENDPOINTS",
+            format!("binanceus={},binanceus.stream={}", sim.rest_url, sim.ws_url),
+        )
         .env("OANDA_ACCOUNT_ID", "001-001-1234567-001");
     for (k, v) in SECRETS {
         cmd.env(k, v);
@@ -164,6 +177,7 @@ fn up_in_process_reaches_ready_and_stops_cleanly() {
     let addr = format!("127.0.0.1:{http}");
     let body = wait_ready(&addr);
     assert!(body.contains("\"bus\""), "{body}");
+    assert!(body.contains("binanceus-market-data"), "{body}");
     let (code, metrics) = http_get(&addr, "/metrics").unwrap();
     assert_eq!(code, 200);
     assert!(metrics.contains("gekko_bus_appended_total"), "{metrics}");
@@ -185,6 +199,35 @@ fn up_in_process_reaches_ready_and_stops_cleanly() {
         let needle = secret.rsplit('=').next().unwrap();
         assert!(!all.contains(needle), "{name} leaked into the logs:\n{all}");
     }
+    drop(sim);
+}
+
+/// Paper mode: no credentials, so `gekko up` runs the Binance.US simulator in-process
+/// and the gateway trades against it; `/readyz` includes the gateway's components.
+#[test]
+fn up_paper_mode_runs_the_simulated_venue() {
+    let (http, grpc) = (free_port().unwrap(), free_port().unwrap());
+    let mut cmd = gekko(&["up"]);
+    cmd.env("MONITORING_CONFIGURATIONS", monitoring(http, grpc, "json"));
+    let mut up = Up::start(cmd);
+    up.wait_for_line("gekko up: mode=paper", Duration::from_secs(30));
+    let addr = format!("127.0.0.1:{http}");
+    let body = wait_ready(&addr);
+    for c in [
+        "binanceus-credentials",
+        "binanceus-clock",
+        "binanceus-reconciliation",
+        "binanceus-market-data",
+    ] {
+        assert!(body.contains(c), "{c} missing from {body}");
+    }
+    let (_, metrics) = http_get(&addr, "/metrics").unwrap();
+    assert!(
+        metrics.contains("gekko_venue_request_seconds"),
+        "venue metrics exported"
+    );
+    let (code, lines) = up.terminate();
+    assert_eq!(code, 0, "output:\n{}", lines.join("\n"));
 }
 
 /// With `REDIS_URL`, readiness follows Redis: ready, then 503 while it is down, then
