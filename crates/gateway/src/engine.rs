@@ -182,6 +182,9 @@ struct Inner {
     order_topic: Topic<OrderEvent>,
     ready: Ready,
     seq: AtomicI64,
+    /// Fires when the gateway shuts down; long-lived RPC streams end on it so a graceful
+    /// gRPC shutdown is not held open by subscribers.
+    cancel: CancellationToken,
 }
 
 /// A running gateway. Cheap to clone.
@@ -306,6 +309,7 @@ impl Gateway {
             last_market_data_ms: AtomicI64::new(0),
             ready,
             seq: AtomicI64::new(0),
+            cancel: cancel.clone(),
             cfg,
         });
         let gw = Self { inner };
@@ -881,6 +885,12 @@ impl Gateway {
     #[must_use]
     pub fn subscribe_quotes(&self) -> broadcast::Receiver<Quote> {
         self.inner.quotes_tx.subscribe()
+    }
+
+    /// Cancelled when the gateway shuts down.
+    #[must_use]
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.inner.cancel.clone()
     }
 
     /// The local book of one instrument: (sequence, bids best first, asks best first),

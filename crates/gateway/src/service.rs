@@ -360,7 +360,10 @@ impl GatewayService for GatewayGrpc {
     ) -> Result<Response<Self::StreamQuotesStream>, Status> {
         let wanted = self.instruments(&r.into_inner().instruments)?;
         let rx = self.gateway.subscribe_quotes();
-        let stream = tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(move |q| {
+        let stop = self.gateway.shutdown_token().cancelled_owned();
+        let quotes =
+            futures::StreamExt::take_until(tokio_stream::wrappers::BroadcastStream::new(rx), stop);
+        let stream = quotes.filter_map(move |q| {
             // A lagging client skips quotes rather than slowing the gateway down.
             let q = q.ok()?;
             if !wanted.is_empty() && !wanted.contains(&q.instrument) {

@@ -729,3 +729,93 @@ async fn reflection_lists_the_gateway_service() {
     }
     env.stop_gateway().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotes_stream_cancel_all_and_opt_in_close_positions() {
+    use tokio_stream::StreamExt as _;
+    let mut env = env().await;
+    env.start_gateway(&Opts::default()).await.unwrap();
+    env.wait_ready().await;
+    let mut c = env.client();
+
+    // StreamQuotes delivers live best bid/ask.
+    let mut quotes = c
+        .stream_quotes(pb::StreamQuotesRequest {
+            instruments: vec!["BTC-USD".into()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let q = tokio::time::timeout(WAIT, quotes.next())
+        .await
+        .expect("a quote within 15 s")
+        .unwrap()
+        .unwrap();
+    let (bid, ask): (Decimal, Decimal) = (q.bid.parse().unwrap(), q.ask.parse().unwrap());
+    assert!(bid < ask, "{q:?}");
+
+    // CancelAllOrders cancels everything resting.
+    let px = passive_bid(&env);
+    for id in ["ca-1", "ca-2"] {
+        c.place_order(limit(id, pb::Side::Buy, "0.1", &px.to_string()))
+            .await
+            .unwrap();
+    }
+    let cancelled = c
+        .cancel_all_orders(pb::CancelAllOrdersRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .cancelled;
+    assert_eq!(cancelled.len(), 2, "{cancelled:?}");
+    assert!(
+        cancelled
+            .iter()
+            .all(|o| o.status == pb::OrderStatus::Cancelled as i32)
+    );
+
+    // ClosePositions is opt-in...
+    let err = c
+        .close_positions(pb::ClosePositionsRequest {
+            confirm: false,
+            instruments: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    let btc_before = env
+        .sim
+        .balances("paper-key")
+        .into_iter()
+        .find(|b| b.0 == "BTC")
+        .unwrap();
+    assert!(btc_before.1 > Decimal::ZERO);
+    // ...and with confirm=true sells the BTC holding at market.
+    let orders = c
+        .close_positions(pb::ClosePositionsRequest {
+            confirm: true,
+            instruments: vec!["BTC-USD".into()],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .orders;
+    assert_eq!(orders.len(), 1, "{orders:?}");
+    assert_eq!(orders[0].side, pb::Side::Sell as i32);
+    assert_eq!(
+        orders[0].status,
+        pb::OrderStatus::Filled as i32,
+        "{orders:?}"
+    );
+    let btc_after = env
+        .sim
+        .balances("paper-key")
+        .into_iter()
+        .find(|b| b.0 == "BTC")
+        .unwrap();
+    assert!(
+        btc_after.1 < dec!(0.00001),
+        "flat after close: {btc_after:?}"
+    );
+    env.stop_gateway().await;
+}
