@@ -11,7 +11,7 @@ pub mod order;
 
 pub use account::{Balance, Position};
 pub use ids::{ClientOrderId, InstrumentId, ParseError, VenueId};
-pub use market::{BookLevel, BookSnapshot, Quote, Trade};
+pub use market::{BookLevel, BookSnapshot, Direction, Quote, Signal, Trade};
 pub use order::{Fill, Order, OrderRequest, OrderStatus, OrderType, Side, TimeInForce};
 
 /// Prices and quantities. An alias so signatures say what they carry.

@@ -76,3 +76,38 @@ pub struct BookSnapshot {
     /// Time the snapshot was taken.
     pub ts_ms: TimestampMs,
 }
+
+/// Which way a model expects the mid price to move over its horizon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Up.
+    Up,
+    /// Down.
+    Down,
+}
+
+/// A model's prediction for one instrument, as published on `gekko:signals`.
+///
+/// Probabilities are `f32`: they are model outputs, not money.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Signal {
+    /// The instrument predicted.
+    pub instrument: InstrumentId,
+    /// Model name.
+    pub model: String,
+    /// Model version that produced it.
+    pub version: u64,
+    /// Predicted direction.
+    pub direction: Direction,
+    /// Probability of an up move.
+    pub p_up: f32,
+    /// `max(p_up, 1 - p_up)`.
+    pub confidence: f32,
+    /// Prediction horizon in quotes.
+    pub horizon: u32,
+    /// From the quote's arrival to the prediction, in microseconds.
+    pub latency_us: u64,
+    /// Time of the quote that completed the feature window.
+    pub quote_ts_ms: TimestampMs,
+}

@@ -35,6 +35,7 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    inference_service::pin_cpu_threads();
     // Config first, before any runtime, port or log subscriber exists: a bad environment
     // must fail fast with every problem listed and nothing bound.
     let loaded = match gekko_config::load() {

@@ -79,6 +79,15 @@ async fn serve(config: GekkoConfig) -> Exit {
     gekko_runtime::describe_common();
     let mode = mode(&config);
     tracing::info!(mode, config = ?config, "starting gekko");
+    // Settings that need more than the config crate checks are resolved before any port
+    // is bound, so their problems exit 64 like every other config problem.
+    let inference_settings = match inference_service::InferenceSettings::from_config(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("gekko: invalid configuration: {e:#}");
+            return Exit::Config;
+        }
+    };
 
     let http = match TcpListener::bind(config.monitoring.http_addr).await {
         Ok(l) => l,
@@ -170,7 +179,27 @@ async fn serve(config: GekkoConfig) -> Exit {
         }
     };
 
-    // gRPC: SystemService + GatewayService + health + reflection.
+    // Inference: consumes the quote streams, publishes signals, serves Predict.
+    let inference = match inference_service::start(
+        inference_settings,
+        bus.clone(),
+        &readiness,
+        &venue_tasks,
+        shutdown.child_token(),
+    )
+    .await
+    {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("gekko: inference failed to start: {e:#}");
+            tracing::error!(error = %format!("{e:#}"), "inference failed to start");
+            shutdown.trigger();
+            let _ = shutdown.drain(Duration::from_secs(5)).await;
+            return Exit::Unavailable;
+        }
+    };
+
+    // gRPC: SystemService + GatewayService + InferenceService + health + reflection.
     {
         let svc = SystemStatus {
             readiness: readiness.clone(),
@@ -178,7 +207,13 @@ async fn serve(config: GekkoConfig) -> Exit {
             bus: bus.kind(),
         };
         let server = GrpcServer::new(readiness.clone())
-            .add_service(gekko_proto::v1::system_service_server::SystemServiceServer::new(svc));
+            .add_service(gekko_proto::v1::system_service_server::SystemServiceServer::new(svc))
+            .add_service(
+                gekko_gateway::service::GatewayGrpc::new(binanceus.gateway.clone()).into_server(),
+            )
+            .add_service(
+                inference_service::grpc::InferenceGrpc::new(inference.clone()).into_server(),
+            );
         shutdown.spawn("grpc", server.serve(grpc, shutdown.child_token()));
     }
 

@@ -1,0 +1,246 @@
+//! `inference`: the ML inference service, and its `train` and `bench` tools.
+//!
+//! - `inference serve` (the default): consumes quotes from the bus, publishes signals, and
+//!   serves `gekko.v1.InferenceService` on `MONITORING_CONFIGURATIONS grpc_addr`.
+//! - `inference train ...`: trains the direction model (same flags as the crate example);
+//!   with no flags it regenerates the committed `models/direction/1` exactly.
+//! - `inference bench ...`: the model table (batch 1 to 16384, f32/bf16, matmul ceiling)
+//!   followed by single-request latency through gRPC on loopback.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use gekko_inference::cli::{BenchArgs, TrainArgs, run_bench_cli, run_train};
+use gekko_runtime::{GrpcServer, Readiness, Shutdown, TelemetryConfig};
+
+#[derive(Debug, Parser)]
+#[command(name = "inference", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve predictions from the bus and over gRPC (the default).
+    Serve,
+    /// Train the model on the seeded synthetic market.
+    Train(TrainArgs),
+    /// Benchmark the model and the gRPC path.
+    Bench {
+        #[command(flatten)]
+        model: BenchArgs,
+        /// Single-row gRPC requests to time.
+        #[arg(long, default_value_t = 5000)]
+        grpc_requests: usize,
+        /// Batching deadline for the gRPC measurement, in microseconds.
+        #[arg(long, default_value_t = 50)]
+        grpc_max_wait_us: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    inference_service::pin_cpu_threads();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Train(args) => match run_train(args) {
+            Ok(summary) => {
+                println!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("inference train: {e}");
+                ExitCode::from(70)
+            }
+        },
+        Command::Bench {
+            model,
+            grpc_requests,
+            grpc_max_wait_us,
+        } => {
+            let model_dir = model.model_dir.clone();
+            let (report, device) = match run_bench_cli(model) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("inference bench: {e}");
+                    return ExitCode::from(64);
+                }
+            };
+            eprintln!("{device}");
+            println!("{}", report.to_markdown());
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            match rt.block_on(grpc_latency(
+                model_dir,
+                grpc_requests,
+                Duration::from_micros(grpc_max_wait_us),
+            )) {
+                Ok(table) => {
+                    println!("{table}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("inference bench (gRPC): {e:#}");
+                    ExitCode::from(70)
+                }
+            }
+        }
+        Command::Serve => {
+            let loaded = match gekko_config::load() {
+                Ok(l) => l,
+                Err(errors) => {
+                    eprintln!(
+                        "inference: invalid configuration ({} problems):",
+                        errors.problems.len()
+                    );
+                    for p in &errors.problems {
+                        eprintln!("  - {p}");
+                    }
+                    return ExitCode::from(64);
+                }
+            };
+            let settings = match inference_service::InferenceSettings::from_config(&loaded.config) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("inference: invalid configuration: {e:#}");
+                    return ExitCode::from(64);
+                }
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            match rt.block_on(serve(loaded, settings)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("inference: {e:#}");
+                    ExitCode::from(69)
+                }
+            }
+        }
+    }
+}
+
+async fn serve(
+    loaded: gekko_config::Loaded,
+    settings: inference_service::InferenceSettings,
+) -> anyhow::Result<()> {
+    let cfg = loaded.config;
+    let _guard = gekko_runtime::telemetry::init(&TelemetryConfig {
+        service: inference_service::SOURCE.to_owned(),
+        format: match cfg.monitoring.log_format {
+            gekko_config::LogFormat::Json => gekko_runtime::LogFormat::Json,
+            gekko_config::LogFormat::Pretty => gekko_runtime::LogFormat::Pretty,
+        },
+        filter: cfg.monitoring.log_level.clone(),
+    })?;
+    let metrics = gekko_runtime::install_prometheus()?;
+    gekko_inference::describe_metrics();
+    let http = tokio::net::TcpListener::bind(cfg.monitoring.http_addr).await?;
+    let grpc = tokio::net::TcpListener::bind(cfg.monitoring.grpc_addr).await?;
+    let shutdown = Shutdown::new();
+    let readiness = Readiness::new();
+    let bus = gekko_bus::open(cfg.redis_url.as_deref()).await?;
+    shutdown.spawn(
+        "http",
+        gekko_runtime::serve_http(http, readiness.clone(), metrics, shutdown.child_token()),
+    );
+    let tracker = tokio_util::task::TaskTracker::new();
+    let svc = inference_service::start(settings, bus, &readiness, &tracker, shutdown.child_token())
+        .await?;
+    let server = GrpcServer::new(readiness.clone())
+        .add_service(inference_service::grpc::InferenceGrpc::new(svc).into_server());
+    shutdown.spawn("grpc", server.serve(grpc, shutdown.child_token()));
+    shutdown.wait_for_signal().await;
+    tracker.close();
+    let grace = cfg.system_performance.shutdown_grace;
+    let clean =
+        shutdown.drain(grace).await && tokio::time::timeout(grace, tracker.wait()).await.is_ok();
+    if clean {
+        Ok(())
+    } else {
+        anyhow::bail!("tasks did not stop within the grace period")
+    }
+}
+
+/// Single-row `Predict` calls through a real gRPC server on loopback, one at a time.
+async fn grpc_latency(
+    model_dir: std::path::PathBuf,
+    n: usize,
+    max_wait: Duration,
+) -> anyhow::Result<String> {
+    use gekko_proto::v1 as pb;
+    let version_dir = model_dir.canonicalize()?;
+    let name_dir = version_dir
+        .parent()
+        .ok_or_else(|| anyhow::anyhow!("model dir has no parent"))?;
+    let root = name_dir
+        .parent()
+        .ok_or_else(|| anyhow::anyhow!("model dir has no root"))?;
+    let name = name_dir
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let settings = inference_service::InferenceSettings {
+        model: name,
+        model_root: root.to_path_buf(),
+        device: gekko_inference::device::DevicePreference::Auto,
+        cpu_threads: 0,
+        gpu_memory_budget_mb: 2048,
+        max_batch: 64,
+        max_wait,
+        update_every: Duration::from_secs(3600),
+        confidence_threshold: 0.5,
+        venues: Vec::new(),
+    };
+    let bus: Arc<dyn gekko_bus::Bus> = Arc::new(gekko_bus::MemoryBus::new());
+    let (readiness, tracker, cancel) = (
+        Readiness::new(),
+        tokio_util::task::TaskTracker::new(),
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let svc = inference_service::start(settings, bus, &readiness, &tracker, cancel.clone()).await?;
+    let input_len = svc.registry.current().input_len();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = GrpcServer::new(readiness)
+        .add_service(inference_service::grpc::InferenceGrpc::new(svc).into_server());
+    tracker.spawn(server.serve(listener, cancel.clone()));
+    let mut client =
+        pb::inference_service_client::InferenceServiceClient::connect(format!("http://{addr}"))
+            .await?;
+    let row = pb::FeatureRow {
+        values: (0..input_len)
+            .map(|i| (i as f32 * 0.37).sin() * 0.01)
+            .collect(),
+    };
+    let req = pb::PredictRequest { rows: vec![row] };
+    for _ in 0..200 {
+        client.predict(req.clone()).await?;
+    }
+    let mut lat = Vec::with_capacity(n);
+    let started = Instant::now();
+    for _ in 0..n {
+        let t = Instant::now();
+        client.predict(req.clone()).await?;
+        lat.push(t.elapsed());
+    }
+    let total = started.elapsed();
+    lat.sort();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    cancel.cancel();
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    Ok(format!(
+        "| gRPC Predict, 1 row, loopback, sequential (batcher max_wait {} µs) | value |\n|---|---|\n| requests | {n} |\n| requests/s | {:.0} |\n| p50 | {:.1} µs |\n| p99 | {:.1} µs (target < 1000 µs) |\n| max | {:.1} µs |",
+        max_wait.as_micros(),
+        n as f64 / total.as_secs_f64(),
+        us(pct(0.50)),
+        us(pct(0.99)),
+        us(*lat.last().unwrap_or(&Duration::ZERO)),
+    ))
+}
