@@ -302,6 +302,32 @@ fn shed() -> InferenceError {
     InferenceError::Overloaded
 }
 
+/// Sleeps until `deadline` with sub-millisecond precision.
+///
+/// Tokio's timer wheel has 1 ms resolution, so `sleep_until` of a 50 µs deadline fires up
+/// to a millisecond late, which would put a whole millisecond of idle waiting in front
+/// of every lightly loaded batch. The coarse part of the wait goes to the timer; the last
+/// millisecond yields to the scheduler until the deadline (a bounded spin, at most 1 ms
+/// per batch, and only when the batch is not already full).
+async fn sleep_until_precise(deadline: Instant) {
+    const TIMER_RESOLUTION: Duration = Duration::from_millis(1);
+    // A yield round trip costs a few hundred ns, so this bounds the spin at roughly the
+    // timer resolution; past it (or under tokio's paused test clock, where time only
+    // moves while every task is idle) the timer takes over.
+    const MAX_YIELDS: u32 = 10_000;
+    let now = Instant::now();
+    if deadline > now + TIMER_RESOLUTION {
+        tokio::time::sleep_until(deadline - TIMER_RESOLUTION).await;
+    }
+    for _ in 0..MAX_YIELDS {
+        if Instant::now() >= deadline {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    tokio::time::sleep_until(deadline).await;
+}
+
 /// The collector task's state.
 struct Collector {
     rx: mpsc::Receiver<Request>,
@@ -337,7 +363,7 @@ impl Collector {
                         Some(r) => batch.push(r),
                         None => { stopping = true; break; }
                     },
-                    () = tokio::time::sleep_until(deadline) => break,
+                    () = sleep_until_precise(deadline) => break,
                 }
             }
             // Wait for the previous batch to finish, topping this one up meanwhile.
