@@ -50,6 +50,20 @@ impl ConfigErrors {
     /// from `sysexits.h`.
     pub const EXIT_CODE: u8 = 64;
 
+    /// The report a binary prints on stderr before exiting 64: a header naming the
+    /// program and the count, then one indented line per problem.
+    #[must_use]
+    pub fn render(&self, program: &str) -> String {
+        let mut out = format!(
+            "{program}: invalid configuration ({} problems):\n",
+            self.problems.len()
+        );
+        for p in &self.problems {
+            out.push_str(&format!("  - {p}\n"));
+        }
+        out
+    }
+
     /// Whether a problem names `variable`.
     #[must_use]
     pub fn mentions(&self, variable: &str) -> bool {

@@ -45,6 +45,21 @@ pub struct TelemetryConfig {
     pub filter: String,
 }
 
+impl TelemetryConfig {
+    /// The settings of `MONITORING_CONFIGURATIONS` for `service`.
+    #[must_use]
+    pub fn from_monitoring(service: &str, m: &gekko_config::Monitoring) -> Self {
+        Self {
+            service: service.to_owned(),
+            format: match m.log_format {
+                gekko_config::LogFormat::Json => LogFormat::Json,
+                gekko_config::LogFormat::Pretty => LogFormat::Pretty,
+            },
+            filter: m.log_level.clone(),
+        }
+    }
+}
+
 /// Keeps the OTLP pipeline alive; flushes and shuts it down on [`shutdown`](Self::shutdown)
 /// or on drop.
 ///

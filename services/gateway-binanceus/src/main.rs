@@ -12,13 +12,7 @@ fn main() -> ExitCode {
     let loaded = match gekko_config::load() {
         Ok(l) => l,
         Err(errors) => {
-            eprintln!(
-                "gateway-binanceus: invalid configuration ({} problems):",
-                errors.problems.len()
-            );
-            for p in &errors.problems {
-                eprintln!("  - {p}");
-            }
+            eprint!("{}", errors.render("gateway-binanceus"));
             return ExitCode::from(64);
         }
     };
@@ -44,14 +38,10 @@ fn main() -> ExitCode {
 
 async fn run(loaded: gekko_config::Loaded) -> anyhow::Result<()> {
     let cfg = loaded.config;
-    let _guard = gekko_runtime::telemetry::init(&TelemetryConfig {
-        service: gateway_binanceus::SOURCE.to_owned(),
-        format: match cfg.monitoring.log_format {
-            gekko_config::LogFormat::Json => gekko_runtime::LogFormat::Json,
-            gekko_config::LogFormat::Pretty => gekko_runtime::LogFormat::Pretty,
-        },
-        filter: cfg.monitoring.log_level.clone(),
-    })?;
+    let _guard = gekko_runtime::telemetry::init(&TelemetryConfig::from_monitoring(
+        gateway_binanceus::SOURCE,
+        &cfg.monitoring,
+    ))?;
     loaded
         .warnings
         .iter()

@@ -42,13 +42,7 @@ fn main() -> std::process::ExitCode {
         Ok(l) => l,
         Err(errors) => {
             if matches!(cli.command, Command::Up) {
-                eprintln!(
-                    "gekko: invalid configuration ({} problems):",
-                    errors.problems.len()
-                );
-                for p in &errors.problems {
-                    eprintln!("  - {p}");
-                }
+                eprint!("{}", errors.render("gekko"));
                 return Exit::Config.into();
             }
             // `check` reports the config problems in its table instead.

@@ -35,14 +35,7 @@ pub struct AuditEvent {
 /// Runs `gekko up` until a shutdown signal.
 pub async fn run(loaded: Loaded) -> Exit {
     let Loaded { config, warnings } = loaded;
-    let telemetry = TelemetryConfig {
-        service: "gekko".to_owned(),
-        format: match config.monitoring.log_format {
-            gekko_config::LogFormat::Json => gekko_runtime::LogFormat::Json,
-            gekko_config::LogFormat::Pretty => gekko_runtime::LogFormat::Pretty,
-        },
-        filter: config.monitoring.log_level.clone(),
-    };
+    let telemetry = TelemetryConfig::from_monitoring("gekko", &config.monitoring);
     let guard = match gekko_runtime::telemetry::init(&telemetry) {
         Ok(g) => g,
         Err(e) => {

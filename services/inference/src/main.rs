@@ -94,13 +94,7 @@ fn main() -> ExitCode {
             let loaded = match gekko_config::load() {
                 Ok(l) => l,
                 Err(errors) => {
-                    eprintln!(
-                        "inference: invalid configuration ({} problems):",
-                        errors.problems.len()
-                    );
-                    for p in &errors.problems {
-                        eprintln!("  - {p}");
-                    }
+                    eprint!("{}", errors.render("inference"));
                     return ExitCode::from(64);
                 }
             };
@@ -131,14 +125,10 @@ async fn serve(
     settings: inference_service::InferenceSettings,
 ) -> anyhow::Result<()> {
     let cfg = loaded.config;
-    let _guard = gekko_runtime::telemetry::init(&TelemetryConfig {
-        service: inference_service::SOURCE.to_owned(),
-        format: match cfg.monitoring.log_format {
-            gekko_config::LogFormat::Json => gekko_runtime::LogFormat::Json,
-            gekko_config::LogFormat::Pretty => gekko_runtime::LogFormat::Pretty,
-        },
-        filter: cfg.monitoring.log_level.clone(),
-    })?;
+    let _guard = gekko_runtime::telemetry::init(&TelemetryConfig::from_monitoring(
+        inference_service::SOURCE,
+        &cfg.monitoring,
+    ))?;
     let metrics = gekko_runtime::install_prometheus()?;
     gekko_inference::describe_metrics();
     let http = tokio::net::TcpListener::bind(cfg.monitoring.http_addr).await?;
