@@ -695,9 +695,18 @@ impl Gateway {
                 self.reject_local(&id, &e.to_string()).await;
             }
             Err(SubmitError::Ambiguous(reason)) => {
-                tracing::warn!(venue = self.label(), order = %id, %reason, "submit outcome unknown; order in flight, will reconcile by query");
-                self.set_status(&id, OrderStatus::InFlight, OrderEventKind::InFlight)
-                    .await;
+                // The user stream may already have reported the order while the REST
+                // answer was lost; only an order we still know nothing about goes in flight.
+                let unknown = self
+                    .order(&id)
+                    .is_some_and(|o| o.status == OrderStatus::PendingNew);
+                if unknown {
+                    tracing::warn!(venue = self.label(), order = %id, %reason, "submit outcome unknown; order in flight, will reconcile by query");
+                    self.set_status(&id, OrderStatus::InFlight, OrderEventKind::InFlight)
+                        .await;
+                } else {
+                    tracing::info!(venue = self.label(), order = %id, %reason, "submit answer lost, but the venue already reported the order");
+                }
             }
         }
         self.order(&id)
