@@ -327,7 +327,12 @@ async fn submit_timeout_yields_exactly_one_order_at_the_venue() {
         "a timeout is in flight, not failed: {first:?}"
     );
     // ...and the order stream shows it went through the in-flight state.
-    let kinds: Vec<_> = env.order_events("to-1").await.iter().map(|e| e.kind).collect();
+    let kinds: Vec<_> = env
+        .order_events("to-1")
+        .await
+        .iter()
+        .map(|e| e.kind)
+        .collect();
     assert!(
         kinds.contains(&gekko_gateway::orders::OrderEventKind::InFlight),
         "{kinds:?}"
