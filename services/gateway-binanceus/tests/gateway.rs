@@ -186,6 +186,14 @@ impl Env {
     }
 }
 
+/// Redis, the simulator, and a started gateway that reported ready.
+async fn ready_env(opts: &Opts) -> Env {
+    let mut env = env().await;
+    env.start_gateway(opts).await.unwrap();
+    env.wait_ready().await;
+    env
+}
+
 fn limit(id: &str, side: pb::Side, qty: &str, price: &str) -> pb::PlaceOrderRequest {
     pb::PlaceOrderRequest {
         instrument: "BTC-USD".into(),
@@ -235,9 +243,7 @@ fn passive_bid(env: &Env) -> Decimal {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn order_lifecycle_place_partial_fill_fill_cancel() {
-    let mut env = env().await;
-    env.start_gateway(&Opts::default()).await.unwrap();
-    env.wait_ready().await;
+    let mut env = ready_env(&Opts::default()).await;
     let mut c = env.client();
     let px = passive_bid(&env);
 
@@ -296,14 +302,11 @@ async fn order_lifecycle_place_partial_fill_fill_cancel() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submit_timeout_yields_exactly_one_order_at_the_venue() {
-    let mut env = env().await;
-    env.start_gateway(&Opts {
+    let mut env = ready_env(&Opts {
         request_timeout: Duration::from_millis(800),
         ..Opts::default()
     })
-    .await
-    .unwrap();
-    env.wait_ready().await;
+    .await;
     let mut c = env.client();
     let px = passive_bid(&env);
     // The venue executes the order but its REST answer times out, and its user stream is
@@ -361,9 +364,7 @@ async fn submit_timeout_yields_exactly_one_order_at_the_venue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_mid_order_reconciles() {
-    let mut env = env().await;
-    env.start_gateway(&Opts::default()).await.unwrap();
-    env.wait_ready().await;
+    let mut env = ready_env(&Opts::default()).await;
     let mut c = env.client();
     let px = passive_bid(&env);
     c.place_order(limit("rs-1", pb::Side::Buy, "0.3", &px.to_string()))
@@ -446,9 +447,7 @@ async fn restart_mid_order_reconciles() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_storm_never_escalates_to_a_ban() {
-    let mut env = env().await;
-    env.start_gateway(&Opts::default()).await.unwrap();
-    env.wait_ready().await;
+    let mut env = ready_env(&Opts::default()).await;
     let mut c = env.client();
     env.sim.inject(Fault::RateLimitStorm {
         duration: Duration::from_secs(2),
@@ -473,9 +472,7 @@ async fn rate_limit_storm_never_escalates_to_a_ban() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recovers_from_a_ban_after_it_expires() {
-    let mut env = env().await;
-    env.start_gateway(&Opts::default()).await.unwrap();
-    env.wait_ready().await;
+    let mut env = ready_env(&Opts::default()).await;
     let mut c = env.client();
     env.sim.inject(Fault::Ban {
         duration: Duration::from_secs(2),
@@ -513,9 +510,7 @@ async fn recovers_from_a_ban_after_it_expires() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clock_skew_resyncs_and_succeeds() {
-    let mut env = env().await;
-    env.start_gateway(&Opts::default()).await.unwrap();
-    env.wait_ready().await;
+    let mut env = ready_env(&Opts::default()).await;
     let mut c = env.client();
     let px = passive_bid(&env);
     // The venue clock falls 3 s behind ours: our timestamps are now "1000 ms ahead of the
@@ -574,9 +569,7 @@ async fn assert_book_matches_sim(env: &Env) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_drop_and_depth_gap_resync_the_book() {
-    let mut env = env().await;
-    env.start_gateway(&Opts::default()).await.unwrap();
-    env.wait_ready().await;
+    let mut env = ready_env(&Opts::default()).await;
     assert_book_matches_sim(&env).await;
 
     let before = env.sim.stats().ws_connections;
@@ -597,14 +590,11 @@ async fn websocket_drop_and_depth_gap_resync_the_book() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_stream_is_detected() {
-    let mut env = env().await;
-    env.start_gateway(&Opts {
+    let mut env = ready_env(&Opts {
         stale_after: Duration::from_millis(800),
         ..Opts::default()
     })
-    .await
-    .unwrap();
-    env.wait_ready().await;
+    .await;
     env.sim.inject(Fault::SilentStreams {
         duration: Duration::from_secs(4),
     });
@@ -631,14 +621,11 @@ async fn silent_stream_is_detected() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_orders_are_rejected_before_sending() {
-    let mut env = env().await;
-    env.start_gateway(&Opts {
+    let mut env = ready_env(&Opts {
         position_limit: Some(dec!(1)),
         ..Opts::default()
     })
-    .await
-    .unwrap();
-    env.wait_ready().await;
+    .await;
     let mut c = env.client();
     let px = passive_bid(&env);
     let orders_before = env.sim.orders().len();
@@ -693,9 +680,7 @@ async fn bad_orders_are_rejected_before_sending() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_venue_messages_do_not_break_the_gateway() {
-    let mut env = env().await;
-    env.start_gateway(&Opts::default()).await.unwrap();
-    env.wait_ready().await;
+    let mut env = ready_env(&Opts::default()).await;
     env.sim.inject(Fault::MalformedNext { count: 20 });
     tokio::time::sleep(Duration::from_millis(500)).await;
     // Still serving, and the book still tracks the venue.
@@ -751,9 +736,7 @@ async fn reflection_lists_the_gateway_service() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quotes_stream_cancel_all_and_opt_in_close_positions() {
     use tokio_stream::StreamExt as _;
-    let mut env = env().await;
-    env.start_gateway(&Opts::default()).await.unwrap();
-    env.wait_ready().await;
+    let mut env = ready_env(&Opts::default()).await;
     let mut c = env.client();
 
     // StreamQuotes delivers live best bid/ask.
