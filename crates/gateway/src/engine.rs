@@ -754,6 +754,15 @@ impl Gateway {
             .ok_or_else(|| GatewayError::UnknownOrder(id.to_string()))
     }
 
+    /// `instruments`, or every configured instrument when it is empty.
+    fn instruments_or_all(&self, instruments: &[InstrumentId]) -> Vec<InstrumentId> {
+        if instruments.is_empty() {
+            self.inner.cfg.instruments.clone()
+        } else {
+            instruments.to_vec()
+        }
+    }
+
     /// Cancels all open orders on the given instruments (all configured when empty).
     ///
     /// # Errors
@@ -762,11 +771,7 @@ impl Gateway {
         &self,
         instruments: &[InstrumentId],
     ) -> Result<Vec<Order>, GatewayError> {
-        let list = if instruments.is_empty() {
-            self.inner.cfg.instruments.clone()
-        } else {
-            instruments.to_vec()
-        };
+        let list = self.instruments_or_all(instruments);
         let mut out = Vec::new();
         for inst in &list {
             let has_open = !self.open_orders(Some(inst)).is_empty();
@@ -811,11 +816,7 @@ impl Gateway {
         &self,
         instruments: &[InstrumentId],
     ) -> Result<Vec<Order>, GatewayError> {
-        let list = if instruments.is_empty() {
-            self.inner.cfg.instruments.clone()
-        } else {
-            instruments.to_vec()
-        };
+        let list = self.instruments_or_all(instruments);
         let balances = self.inner.venue.balances().await?;
         *lock(&self.inner.balances) = balances;
         let mut out = Vec::new();
