@@ -179,7 +179,14 @@ static VARIABLES: &[VariableDoc] = &[
         "a string (secret); needs `BINANCEUS_API_KEY`",
         CREDENTIAL_DEFAULT,
         "`your-binanceus-api-secret`",
-        "Binance.US HMAC signing secret. Replaces the deprecated `BINANCE_US_API_SECRET`.",
+        "Binance.US signing secret: the HMAC secret, or the Ed25519 private key with `BINANCEUS_KEY_TYPE=ed25519`. Replaces the deprecated `BINANCE_US_API_SECRET`.",
+    ),
+    doc(
+        names::BINANCEUS_KEY_TYPE,
+        "`hmac` or `ed25519`",
+        "`hmac`",
+        "`ed25519`",
+        "How `BINANCEUS_API_SECRET` signs requests. Ed25519 keys are documented for binance.com, not confirmed for Binance.US, hence opt-in.",
     ),
     doc(
         names::COINBASE_API_KEY_NAME,

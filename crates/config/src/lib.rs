@@ -38,11 +38,11 @@ use std::path::Path;
 pub use docs::{VariableDoc, documented_variables, markdown_table};
 pub use gekko_core::VenueId;
 pub use model::{
-    AccessControl, AuditLogging, BackupSettings, BinanceUsCredentials, CoinbaseCredentials,
-    Compliance, Credentials, DEFAULT_MODEL_UPDATE_FREQUENCY, DevicePreference, EncryptionSettings,
-    GekkoConfig, LogFormat, Monitoring, OandaCredentials, Pair, ParseValueError, PerformanceParams,
-    PredictionParams, REDACTED, RateLimit, ResourceAllocation, default_confidence_threshold,
-    default_rate_limit, default_rate_limits, redact_url,
+    AccessControl, AuditLogging, BackupSettings, BinanceUsCredentials, BinanceUsKeyType,
+    CoinbaseCredentials, Compliance, Credentials, DEFAULT_MODEL_UPDATE_FREQUENCY, DevicePreference,
+    EncryptionSettings, GekkoConfig, LogFormat, Monitoring, OandaCredentials, Pair,
+    ParseValueError, PerformanceParams, PredictionParams, REDACTED, RateLimit, ResourceAllocation,
+    default_confidence_threshold, default_rate_limit, default_rate_limits, redact_url,
 };
 pub use problem::{ConfigErrors, ConfigProblem, ConfigWarning};
 pub use vars::{DEPRECATED_NAMES, names};

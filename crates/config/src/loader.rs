@@ -15,10 +15,10 @@ use rust_decimal::Decimal;
 use secrecy::SecretString;
 
 use crate::model::{
-    AccessControl, AuditLogging, BackupSettings, BinanceUsCredentials, CoinbaseCredentials,
-    Compliance, Credentials, DevicePreference, EncryptionSettings, GekkoConfig, LogFormat,
-    Monitoring, OandaCredentials, Pair, PerformanceParams, PredictionParams, RateLimit,
-    ResourceAllocation, default_confidence_threshold,
+    AccessControl, AuditLogging, BackupSettings, BinanceUsCredentials, BinanceUsKeyType,
+    CoinbaseCredentials, Compliance, Credentials, DevicePreference, EncryptionSettings,
+    GekkoConfig, LogFormat, Monitoring, OandaCredentials, Pair, PerformanceParams,
+    PredictionParams, RateLimit, ResourceAllocation, default_confidence_threshold,
 };
 use crate::parse::{
     IDENT_FORM, MapForm, Section, decimal, duration_in, has_scheme, http_url, ident, int_in,
@@ -701,7 +701,24 @@ fn credentials(vars: &Vars<'_>, problems: &mut Problems) -> Credentials {
     .map(|(key, secret)| BinanceUsCredentials {
         api_key: SecretString::from(key.raw),
         api_secret: SecretString::from(secret.raw),
+        key_type: BinanceUsKeyType::Hmac,
     });
+    let key_type = match vars.get(names::BINANCEUS_KEY_TYPE) {
+        None => BinanceUsKeyType::Hmac,
+        Some(v) => match v.raw.to_ascii_lowercase().as_str() {
+            "hmac" => BinanceUsKeyType::Hmac,
+            "ed25519" => BinanceUsKeyType::Ed25519,
+            other => {
+                problems.push(
+                    v.name,
+                    format!("`{other}` is not a key type"),
+                    "hmac or ed25519",
+                );
+                BinanceUsKeyType::Hmac
+            }
+        },
+    };
+    let binanceus = binanceus.map(|c| BinanceUsCredentials { key_type, ..c });
     let coinbase = both(
         vars,
         names::COINBASE_API_KEY_NAME,

@@ -404,13 +404,25 @@ impl Default for Compliance {
     }
 }
 
-/// Binance.US HMAC credentials.
+/// How a Binance.US secret signs requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BinanceUsKeyType {
+    /// HMAC-SHA256 with the API secret (the documented Binance.US scheme).
+    #[default]
+    Hmac,
+    /// Ed25519: the secret is the private key (32-byte seed as hex or base64, or PKCS#8 PEM).
+    Ed25519,
+}
+
+/// Binance.US credentials.
 #[derive(Debug, Clone)]
 pub struct BinanceUsCredentials {
     /// `X-MBX-APIKEY`.
     pub api_key: SecretString,
-    /// HMAC-SHA256 signing secret.
+    /// The signing secret: the HMAC secret, or the Ed25519 private key.
     pub api_secret: SecretString,
+    /// Which of the two it is (`BINANCEUS_KEY_TYPE`).
+    pub key_type: BinanceUsKeyType,
 }
 
 /// Coinbase Advanced Trade (CDP) credentials.

@@ -51,6 +51,8 @@ pub mod names {
     pub const BINANCEUS_API_KEY: &str = "BINANCEUS_API_KEY";
     /// Binance.US API secret.
     pub const BINANCEUS_API_SECRET: &str = "BINANCEUS_API_SECRET";
+    /// How the Binance.US secret signs: `hmac` (default) or `ed25519`.
+    pub const BINANCEUS_KEY_TYPE: &str = "BINANCEUS_KEY_TYPE";
     /// Coinbase CDP API key name.
     pub const COINBASE_API_KEY_NAME: &str = "COINBASE_API_KEY_NAME";
     /// Coinbase CDP API private key (PEM).
@@ -82,6 +84,7 @@ pub mod names {
         COMPLIANCE_SETTINGS,
         BINANCEUS_API_KEY,
         BINANCEUS_API_SECRET,
+        BINANCEUS_KEY_TYPE,
         COINBASE_API_KEY_NAME,
         COINBASE_API_PRIVATE_KEY,
         OANDA_API_TOKEN,

@@ -419,3 +419,17 @@ fn malformed_url_entries_are_redacted() {
         "{text}"
     );
 }
+
+#[test]
+fn binanceus_key_type_selects_ed25519_and_rejects_unknown_types() {
+    let ok = from_vars(&vars(&[
+        ("BINANCEUS_API_KEY", "k"),
+        ("BINANCEUS_API_SECRET", "s"),
+        ("BINANCEUS_KEY_TYPE", "ed25519"),
+    ]))
+    .unwrap();
+    let creds = ok.config.credentials.binanceus.unwrap();
+    assert_eq!(creds.key_type, gekko_config::BinanceUsKeyType::Ed25519);
+    let err = from_vars(&vars(&[("BINANCEUS_KEY_TYPE", "rsa")])).unwrap_err();
+    assert!(err.mentions("BINANCEUS_KEY_TYPE"), "{err}");
+}

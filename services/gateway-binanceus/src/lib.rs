@@ -101,10 +101,15 @@ pub async fn start(
     let request_timeout = cfg.system_performance.order_timeout;
     let (venue, sim) = match &cfg.credentials.binanceus {
         Some(creds) => {
-            let mut vc = BinanceUsConfig::binance_us(
-                creds.api_key.clone(),
-                BinanceUsAuth::Hmac(creds.api_secret.clone()),
-            );
+            let auth = match creds.key_type {
+                gekko_config::BinanceUsKeyType::Hmac => {
+                    BinanceUsAuth::Hmac(creds.api_secret.clone())
+                }
+                gekko_config::BinanceUsKeyType::Ed25519 => {
+                    BinanceUsAuth::Ed25519(creds.api_secret.clone())
+                }
+            };
+            let mut vc = BinanceUsConfig::binance_us(creds.api_key.clone(), auth);
             if let Some(url) = cfg.api_endpoint(VenueId::BinanceUs) {
                 url.clone_into(&mut vc.rest_base);
             }
