@@ -81,7 +81,11 @@ impl Up {
     /// Sends SIGTERM and waits for the exit status, collecting the remaining output.
     fn terminate(mut self) -> (i32, Vec<String>) {
         let pid = self.child.id().to_string();
-        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        // The shell builtin, so the test does not depend on a `kill` binary being installed.
+        let status = Command::new("sh")
+            .args(["-c", &format!("kill -TERM {pid}")])
+            .status()
+            .unwrap();
         assert!(status.success(), "kill -TERM failed");
         let deadline = Instant::now() + Duration::from_secs(20);
         let code = loop {
