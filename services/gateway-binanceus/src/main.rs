@@ -51,6 +51,8 @@ async fn run(loaded: gekko_config::Loaded) -> anyhow::Result<()> {
     let grpc = tokio::net::TcpListener::bind(cfg.monitoring.grpc_addr).await?;
     let shutdown = Shutdown::new();
     let readiness = Readiness::new();
+    // Not ready until the service has started and registered its own components.
+    let startup = readiness.component("startup");
     let bus = gekko_bus::open(cfg.redis_url.as_deref()).await?;
     shutdown.spawn(
         "http",
@@ -63,6 +65,7 @@ async fn run(loaded: gekko_config::Loaded) -> anyhow::Result<()> {
         gekko_gateway::service::GatewayGrpc::new(running.gateway.clone()).into_server(),
     );
     shutdown.spawn("grpc", server.serve(grpc, shutdown.child_token()));
+    startup.set_ready();
     tracing::info!(grpc = %cfg.monitoring.grpc_addr, http = %cfg.monitoring.http_addr, "gateway-binanceus serving");
     shutdown.wait_for_signal().await;
     tracker.close();

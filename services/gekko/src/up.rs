@@ -111,6 +111,9 @@ async fn serve(config: GekkoConfig) -> Exit {
 
     let shutdown = Shutdown::new();
     let readiness = Readiness::new();
+    // Held not-ready until every service has started: services register their own
+    // components as they start, and until then the latch must not read "all ready".
+    let startup = readiness.component("startup");
     let bus_ready = readiness.component("bus");
 
     let bus: Arc<dyn Bus> = match gekko_bus::open(config.redis_url.as_deref()).await {
@@ -218,6 +221,7 @@ async fn serve(config: GekkoConfig) -> Exit {
         format!("mode={mode} bus={}", bus.kind()),
     )
     .await;
+    startup.set_ready();
     tracing::info!(%http_addr, %grpc_addr, mode, "gekko up: listening");
     println!(
         "gekko up: mode={mode} bus={} http=http://{http_addr} grpc={grpc_addr}",

@@ -135,6 +135,8 @@ async fn serve(
     let grpc = tokio::net::TcpListener::bind(cfg.monitoring.grpc_addr).await?;
     let shutdown = Shutdown::new();
     let readiness = Readiness::new();
+    // Not ready until the service has started and registered its own components.
+    let startup = readiness.component("startup");
     let bus = gekko_bus::open(cfg.redis_url.as_deref()).await?;
     shutdown.spawn(
         "http",
@@ -146,6 +148,7 @@ async fn serve(
     let server = GrpcServer::new(readiness.clone())
         .add_service(inference_service::grpc::InferenceGrpc::new(svc).into_server());
     shutdown.spawn("grpc", server.serve(grpc, shutdown.child_token()));
+    startup.set_ready();
     shutdown.wait_for_signal().await;
     tracker.close();
     let grace = cfg.system_performance.shutdown_grace;
