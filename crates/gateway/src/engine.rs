@@ -531,7 +531,6 @@ impl Gateway {
                 .and_then(|t| orders::merge(&mut t.order, u).then(|| (t.order.clone(), t.sent_ms)))
         };
         if let Some((order, sent)) = changed {
-            self.update_inflight_gauge();
             if let Err(e) = self.publish(kind, order, sent).await {
                 tracing::error!(error = %e, "order event not persisted");
             }
@@ -580,7 +579,6 @@ impl Gateway {
             })
         };
         if let Some((o, s)) = snapshot {
-            self.update_inflight_gauge();
             let _ = self.publish(kind, o, s).await;
         }
     }
@@ -594,17 +592,8 @@ impl Gateway {
             })
         };
         if let Some((o, s)) = snapshot {
-            self.update_inflight_gauge();
             let _ = self.publish(OrderEventKind::Rejected, o, s).await;
         }
-    }
-
-    fn update_inflight_gauge(&self) {
-        let n = lock(&self.inner.orders)
-            .values()
-            .filter(|t| t.order.status == OrderStatus::InFlight)
-            .count();
-        metrics::gauge!("gekko_gateway_inflight_orders", "venue" => self.label()).set(n as f64);
     }
 
     /// Derives a deterministic client order id for a strategy's `sequence`-th order.
@@ -774,11 +763,6 @@ impl Gateway {
         let list = self.instruments_or_all(instruments);
         let mut out = Vec::new();
         for inst in &list {
-            let has_open = !self.open_orders(Some(inst)).is_empty();
-            let venue_open = self.inner.venue.open_orders(inst).await?;
-            if !has_open && venue_open.is_empty() {
-                continue;
-            }
             for u in self.inner.venue.cancel_all(inst).await? {
                 if !lock(&self.inner.orders).contains_key(&u.client_order_id) {
                     self.adopt(&u).await;
@@ -1127,6 +1111,10 @@ impl Gateway {
                     )
                 })
                 .collect();
+            // The gauge is refreshed here, off the order hot path, from the scan the
+            // resolver does anyway.
+            metrics::gauge!("gekko_gateway_inflight_orders", "venue" => self.label())
+                .set(inflight.len() as f64);
             for (inst, id, sent) in inflight {
                 match self.inner.venue.query_order(&inst, &id).await {
                     Ok(Some(u)) => {

@@ -255,7 +255,8 @@ pub trait VenueAdapter: Send + Sync + std::fmt::Debug + 'static {
     /// Open orders for one instrument.
     async fn open_orders(&self, instrument: &InstrumentId) -> Result<Vec<OrderUpdate>, VenueError>;
 
-    /// Cancels every open order on one instrument.
+    /// Cancels every open order on one instrument; an empty list (not an error) when
+    /// nothing was open.
     async fn cancel_all(&self, instrument: &InstrumentId) -> Result<Vec<OrderUpdate>, VenueError>;
 
     /// Balances.
