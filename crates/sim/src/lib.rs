@@ -12,6 +12,22 @@
 //! (through its handle) and over HTTP (through an admin API on its REST listener), so the
 //! same scenarios run from Rust tests and from `gekko up`.
 //!
-//! - [`binanceus`]: Binance.US spot REST API, market-data streams and the user-data stream.
+//! Each simulator is three layers, so the next venue reuses two of them:
+//!
+//! - [`engine`]: the venue-neutral exchange (books, spot and margin accounts, matching,
+//!   the seeded market generator). It emits neutral events and neutral rejection reasons
+//!   and knows no wire format.
+//! - [`harness`]: how a simulator is run and misbehaves (faults, clock skew, market pause,
+//!   stats, the admin HTTP API, listeners, tracked tasks and bounded shutdown).
+//! - one protocol module per venue, speaking its wire format over the engine:
+//!   [`binanceus`] (Binance.US spot REST API, market-data streams and the user-data
+//!   stream).
+//!
+//! The crate depends on no `gekko-*` crate on purpose: it is an independent oracle for
+//! the gateways, written from the venues' documentation rather than from gekko's types.
+
+#![warn(unreachable_pub)]
 
 pub mod binanceus;
+pub mod engine;
+pub mod harness;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use rust_decimal::Decimal;
 
 use super::error::SimError;
+pub use crate::engine::SimSymbol;
 
 /// How the simulator is set up: listeners, seed, accounts, symbols and limits.
 #[derive(Debug, Clone)]
@@ -264,40 +265,4 @@ pub enum SimKeyAuth {
         /// The raw 32-byte Ed25519 public key.
         public_key: [u8; 32],
     },
-}
-
-/// One tradable symbol and its exchange filters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SimSymbol {
-    /// Venue symbol, e.g. `"BTCUSD"`.
-    pub symbol: String,
-    /// Base asset, e.g. `"BTC"`.
-    pub base: String,
-    /// Quote asset, e.g. `"USD"`.
-    pub quote: String,
-    /// Mid price the random walk starts from.
-    pub start_price: Decimal,
-    /// PRICE_FILTER `tickSize` (also the `minPrice`).
-    pub tick_size: Decimal,
-    /// LOT_SIZE `stepSize`.
-    pub step_size: Decimal,
-    /// LOT_SIZE `minQty`.
-    pub min_qty: Decimal,
-    /// LOT_SIZE `maxQty`.
-    pub max_qty: Decimal,
-    /// MIN_NOTIONAL `minNotional`.
-    pub min_notional: Decimal,
-}
-
-impl SimSymbol {
-    /// PRICE_FILTER `maxPrice`: 100 times the start price, on the tick grid.
-    #[must_use]
-    pub fn max_price(&self) -> Decimal {
-        let raw = self.start_price * Decimal::from(100);
-        if self.tick_size.is_zero() {
-            raw
-        } else {
-            (raw / self.tick_size).floor() * self.tick_size
-        }
-    }
 }

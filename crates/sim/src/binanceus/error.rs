@@ -7,36 +7,17 @@
 //!   sent a bad request), so it carries everything needed to put it on the wire, and the
 //!   constructors below spell the venue's exact messages in one place.
 //! - [`SimError`] is a failure of the simulator itself (bad config, a port that will not
-//!   bind); it crosses the crate boundary and is turned into `std::io::Error` by
+//!   bind); it is the harness's, shared by every simulator, re-exported here. It crosses
+//!   the crate boundary and is turned into `std::io::Error` by
 //!   [`super::SimBinanceUs::start`].
+//!
+//! The engine refuses requests with neutral [`Reject`] reasons; `From<Reject>` below is
+//! the one place they get their Binance.US codes and messages.
 
 use axum::http::StatusCode;
 
-/// A failure of the simulator itself, as opposed to a venue error answer.
-#[derive(Debug, thiserror::Error)]
-pub enum SimError {
-    /// The configuration is unusable; the message lists every problem, one per line.
-    #[error("invalid simulator config:\n{0}")]
-    InvalidConfig(String),
-    /// A listener could not be bound or inspected.
-    #[error("simulator i/o error on {what}: {source}")]
-    Io {
-        /// What was being done (e.g. "binding the REST listener on 127.0.0.1:9100").
-        what: String,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-impl From<SimError> for std::io::Error {
-    fn from(e: SimError) -> Self {
-        match e {
-            SimError::InvalidConfig(_) => std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
-            SimError::Io { ref source, .. } => std::io::Error::new(source.kind(), e),
-        }
-    }
-}
+use crate::engine::{FilterKind, Reject};
+pub use crate::harness::SimError;
 
 /// An error answer exactly as Binance.US sends it: HTTP status, `code`, `msg`, and for
 /// IP rate limits the `Retry-After` header.
@@ -288,5 +269,67 @@ impl ApiError {
             msg: format!("Too many new orders; current limit is {limit} orders per 10 SECOND."),
             retry_after: None,
         }
+    }
+}
+
+impl From<Reject> for ApiError {
+    /// The venue's answer to an engine refusal. Queries of unknown orders are -2013 and
+    /// cancels -2011; callers that cancel map [`Reject::UnknownOrder`] themselves.
+    fn from(r: Reject) -> Self {
+        match r {
+            Reject::UnknownInstrument => Self::invalid_symbol(),
+            Reject::Filter(f) => Self::filter_failure(filter_name(f)),
+            Reject::MissingQuantity => Self::mandatory("quantity"),
+            Reject::DuplicateClientOrderId => Self::duplicate_order(),
+            Reject::InsufficientBalance => Self::insufficient_balance(),
+            Reject::UnknownOrder => Self::no_such_order(),
+            Reject::OrderNotOpen => Self::unknown_order(),
+            Reject::Internal => Self::unknown(),
+        }
+    }
+}
+
+/// The `filterType` of an instrument rule, as `exchangeInfo` and -1013 messages name it.
+#[must_use]
+pub(crate) fn filter_name(f: FilterKind) -> &'static str {
+    match f {
+        FilterKind::Price => "PRICE_FILTER",
+        FilterKind::LotSize => "LOT_SIZE",
+        FilterKind::MinNotional => "MIN_NOTIONAL",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_rejections_get_venue_codes() {
+        let cases = [
+            (Reject::UnknownInstrument, -1121, "Invalid symbol."),
+            (
+                Reject::Filter(FilterKind::LotSize),
+                -1013,
+                "Filter failure: LOT_SIZE",
+            ),
+            (
+                Reject::InsufficientBalance,
+                -2010,
+                "Account has insufficient balance for requested action.",
+            ),
+            (
+                Reject::DuplicateClientOrderId,
+                -2010,
+                "Duplicate order sent.",
+            ),
+            (Reject::UnknownOrder, -2013, "Order does not exist."),
+            (Reject::OrderNotOpen, -2011, "Unknown order sent."),
+        ];
+        for (r, code, msg) in cases {
+            let e = ApiError::from(r);
+            assert_eq!((e.code, e.msg.as_str()), (code, msg), "{r}");
+        }
+        assert_eq!(ApiError::from(Reject::Internal).code, -1000);
+        assert_eq!(ApiError::from(Reject::MissingQuantity).code, -1102);
     }
 }

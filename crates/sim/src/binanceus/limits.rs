@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::error::ApiError;
-use super::fault::deadline;
+use crate::harness::fault::deadline;
 
 const WEIGHT_WINDOW: Duration = Duration::from_secs(60);
 const ORDER_WINDOW: Duration = Duration::from_secs(10);
@@ -27,7 +27,7 @@ const VIOLATIONS_TO_BAN: u32 = 3;
 /// Length of an escalation ban.
 const ESCALATION_BAN: Duration = Duration::from_secs(120);
 /// Orders per day per account (documented example value).
-pub const ORDERS_PER_DAY: u32 = 200_000;
+pub(crate) const ORDERS_PER_DAY: u32 = 200_000;
 
 #[derive(Debug, Default, Clone, Copy)]
 struct OrderCounts {
@@ -39,7 +39,7 @@ struct OrderCounts {
 
 /// Counts of an account's orders in the current windows, for the response headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OrderCount {
+pub(crate) struct OrderCount {
     /// `X-MBX-ORDER-COUNT-10S`.
     pub ten_seconds: u32,
     /// `X-MBX-ORDER-COUNT-1D`.
@@ -48,7 +48,7 @@ pub struct OrderCount {
 
 /// What the limiter decided about one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Admission {
+pub(crate) struct Admission {
     /// `X-MBX-USED-WEIGHT-1M`, including this request.
     pub used_weight: u32,
     /// `Err` with the 429/418 answer when the request must not be served.
@@ -57,7 +57,7 @@ pub struct Admission {
 
 /// The limiter state (one per simulator, behind a mutex).
 #[derive(Debug)]
-pub struct Limits {
+pub(crate) struct Limits {
     origin: Instant,
     weight_limit: u32,
     orders_per_10s: u32,
@@ -87,7 +87,7 @@ fn index(origin: Instant, now: Instant, window: Duration) -> u64 {
 impl Limits {
     /// A limiter whose windows start now.
     #[must_use]
-    pub fn new(weight_limit: u32, orders_per_10s: u32) -> Self {
+    pub(crate) fn new(weight_limit: u32, orders_per_10s: u32) -> Self {
         Self {
             origin: Instant::now(),
             weight_limit,
@@ -104,24 +104,24 @@ impl Limits {
 
     /// The REQUEST_WEIGHT limit.
     #[must_use]
-    pub fn weight_limit(&self) -> u32 {
+    pub(crate) fn weight_limit(&self) -> u32 {
         self.weight_limit
     }
 
     /// The ORDERS per 10 s limit.
     #[must_use]
-    pub fn orders_per_10s(&self) -> u32 {
+    pub(crate) fn orders_per_10s(&self) -> u32 {
         self.orders_per_10s
     }
 
     /// Starts (or extends) a rate-limit storm.
-    pub fn storm(&mut self, d: Duration) {
+    pub(crate) fn storm(&mut self, d: Duration) {
         let until = deadline(d);
         self.storm_until = Some(self.storm_until.map_or(until, |u| u.max(until)));
     }
 
     /// Bans the IP for `d`.
-    pub fn ban(&mut self, d: Duration) {
+    pub(crate) fn ban(&mut self, d: Duration) {
         let until = deadline(d);
         self.ban_until = Some(self.ban_until.map_or(until, |u| u.max(until)));
     }
@@ -135,7 +135,7 @@ impl Limits {
 
     /// Charges `weight` for one request and decides whether it may be served.
     /// `server_ms` is the venue clock, used in the ban message.
-    pub fn admit(&mut self, weight: u32, server_ms: i64) -> Admission {
+    pub(crate) fn admit(&mut self, weight: u32, server_ms: i64) -> Admission {
         let now = Instant::now();
         let window = index(self.origin, now, WEIGHT_WINDOW);
         if window != self.window {
@@ -203,7 +203,7 @@ impl Limits {
     /// # Errors
     /// 429 -1015 (no `Retry-After`) when the 10-second count exceeds the limit; the
     /// counts are returned either way for the headers.
-    pub fn count_order(&mut self, api_key: &str) -> (OrderCount, Result<(), ApiError>) {
+    pub(crate) fn count_order(&mut self, api_key: &str) -> (OrderCount, Result<(), ApiError>) {
         let now = Instant::now();
         let w10 = index(self.origin, now, ORDER_WINDOW);
         let day = index(self.origin, now, DAY);
@@ -232,7 +232,7 @@ impl Limits {
 
     /// Current order counts of `api_key` (for `GET /api/v3/rateLimit/order`).
     #[must_use]
-    pub fn order_counts(&self, api_key: &str) -> OrderCount {
+    pub(crate) fn order_counts(&self, api_key: &str) -> OrderCount {
         let now = Instant::now();
         let w10 = index(self.origin, now, ORDER_WINDOW);
         let day = index(self.origin, now, DAY);

@@ -9,10 +9,16 @@
 //! and diff-depth streams whose `U`/`u` ids let a client rebuild the book from a REST
 //! snapshot.
 //!
+//! This module is the *protocol* layer only: REST routes, signing, weights and limits,
+//! wire JSON, websocket streams, listen keys and error codes. What the venue does (books,
+//! accounts, matching, the market generator) is the neutral [`crate::engine`], whose
+//! events the `encode` module puts on the wire; faults, clock skew, market pause,
+//! stats, the admin API and start/shutdown are the shared [`crate::harness`].
+//!
 //! Start it with [`SimBinanceUs::start`]; the returned [`SimHandle`] gives the URLs and
 //! in-process control (faults, clock skew, market pause, synthetic trades, inspection).
 //! The same controls are served over HTTP under `/sim/admin/` on the REST listener (see
-//! the `admin` module docs for the JSON shapes), for simulators in another process.
+//! [`crate::harness::admin`] for the JSON shapes), for simulators in another process.
 //!
 //! Deliberate simplifications, all documented where they are made: one shared "IP" for
 //! all clients; rate-limit windows aligned to simulator start; only LIMIT and MARKET
@@ -22,10 +28,10 @@
 
 mod admin;
 mod config;
+mod encode;
 mod error;
-mod fault;
 mod limits;
-mod market;
+mod listen_key;
 mod orders;
 mod params;
 mod rest;
@@ -36,29 +42,23 @@ mod venue;
 mod wire;
 mod ws;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rust_decimal::Decimal;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
+pub use crate::engine::SymbolMarket;
+pub use crate::harness::Fault;
 pub use config::{SimApiKey, SimConfig, SimKeyAuth, SimSymbol};
 pub use error::{ApiError, SimError};
-pub use fault::Fault;
-pub use market::SymbolMarket;
 pub use signing::hmac_hex;
 pub use types::{
     BookSnapshot, Level, SimFill, SimOrder, SimOrderStatus, SimOrderType, SimSide, SimStats,
     SimTimeInForce,
 };
 
+use crate::harness::server::{self, Lifecycle, SHUTDOWN_GRACE};
 use state::Shared;
-
-/// How long [`SimHandle::shutdown`] waits for tasks to finish.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// The Binance.US simulator (a namespace for [`SimBinanceUs::start`]).
 #[derive(Debug, Clone, Copy)]
@@ -73,75 +73,39 @@ impl SimBinanceUs {
     /// the bind error of a listener.
     pub async fn start(cfg: SimConfig) -> std::io::Result<SimHandle> {
         cfg.validate()?;
-        let bind = |addr: SocketAddr, what: &'static str| async move {
-            TcpListener::bind(addr)
-                .await
-                .map_err(|source| SimError::Io {
-                    what: format!("binding the {what} listener on {addr}"),
-                    source,
-                })
-        };
-        let rest_listener = bind(cfg.rest_addr, "REST").await?;
-        let ws_listener = bind(cfg.ws_addr, "websocket").await?;
+        let rest_listener = server::bind(cfg.rest_addr, "REST").await?;
+        let ws_listener = server::bind(cfg.ws_addr, "websocket").await?;
         let rest_addr = rest_listener.local_addr()?;
         let ws_addr = ws_listener.local_addr()?;
 
-        let cancel = CancellationToken::new();
-        let tracker = TaskTracker::new();
-        let shared = Arc::new(Shared::new(&cfg, cancel.clone()));
+        let lifecycle = Lifecycle::new("sim-binanceus");
+        let shared = Arc::new(Shared::new(&cfg, lifecycle.token().clone()));
 
         let router = axum::Router::new()
-            .merge(admin::router())
+            .merge(admin::router::<Shared>())
             .fallback(rest::api)
             .with_state(Arc::clone(&shared));
-        let rest_cancel = cancel.clone();
-        tracker.spawn(async move {
-            let served = axum::serve(rest_listener, router)
-                .with_graceful_shutdown(rest_cancel.cancelled_owned())
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "sim-binanceus: REST server failed");
-            }
+        lifecycle.serve_http(rest_listener, router);
+        let app = Arc::clone(&shared);
+        lifecycle.accept_loop(ws_listener, move |stream| {
+            ws::connection(stream, Arc::clone(&app))
         });
-        tracker.spawn(ws::serve(ws_listener, Arc::clone(&shared), tracker.clone()));
-        tracker.spawn(run_market(Arc::clone(&shared), cfg.tick_interval));
+        let (paused, ticked) = (Arc::clone(&shared), Arc::clone(&shared));
+        lifecycle.ticker(
+            cfg.tick_interval,
+            move || paused.harness.market.paused(),
+            move || ticked.tick_market(),
+        );
 
         tracing::info!(%rest_addr, %ws_addr, seed = cfg.seed, "sim-binanceus: started");
         Ok(SimHandle {
-            rest_url: format!("http://{}", connectable(rest_addr)),
-            ws_url: format!("ws://{}", connectable(ws_addr)),
+            rest_url: format!("http://{}", server::connectable(rest_addr)),
+            ws_url: format!("ws://{}", server::connectable(ws_addr)),
             rest_addr,
             ws_addr,
             shared,
-            cancel,
-            tracker,
+            lifecycle,
         })
-    }
-}
-
-/// An address a client can connect to: unspecified binds are reached over loopback.
-fn connectable(addr: SocketAddr) -> SocketAddr {
-    if addr.ip().is_unspecified() {
-        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
-    } else {
-        addr
-    }
-}
-
-/// The market generator: one venue tick per `tick` while not paused.
-async fn run_market(app: Arc<Shared>, tick: Duration) {
-    let mut iv = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
-    iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tokio::select! {
-            () = app.cancel.cancelled() => break,
-            _ = iv.tick() => {
-                if !app.paused() {
-                    let now = app.now_ms();
-                    app.venue().tick(now);
-                }
-            }
-        }
     }
 }
 
@@ -158,27 +122,14 @@ pub struct SimHandle {
     /// Bound websocket address.
     pub ws_addr: SocketAddr,
     shared: Arc<Shared>,
-    cancel: CancellationToken,
-    tracker: TaskTracker,
-}
-
-impl Drop for SimHandle {
-    fn drop(&mut self) {
-        self.cancel.cancel();
-    }
+    /// Cancels everything when dropped.
+    lifecycle: Lifecycle,
 }
 
 impl SimHandle {
     /// Stops the simulator and waits (at most 5 s) for its tasks to finish.
     pub async fn shutdown(self) {
-        self.cancel.cancel();
-        self.tracker.close();
-        if tokio::time::timeout(SHUTDOWN_GRACE, self.tracker.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!("sim-binanceus: tasks still running after the shutdown grace period");
-        }
+        self.lifecycle.shutdown(SHUTDOWN_GRACE).await;
     }
 
     /// Injects a fault (same effect as `POST /sim/admin/fault`). A `DepthGap` for an
@@ -191,7 +142,7 @@ impl SimHandle {
 
     /// Sets the venue clock to wall clock + `skew_ms`.
     pub fn set_clock_skew(&self, skew_ms: i64) {
-        self.shared.set_skew(skew_ms);
+        self.shared.harness.clock.set_skew(skew_ms);
     }
 
     /// Venue time (ms since epoch), including the skew.
@@ -202,13 +153,12 @@ impl SimHandle {
 
     /// Pauses (no ticks at all) or resumes the market generator.
     pub fn set_market_paused(&self, paused: bool) {
-        self.shared.set_paused(paused);
+        self.shared.harness.market.set_paused(paused);
     }
 
     /// Runs one market tick now, paused or not (for deterministic tests).
     pub fn tick_market(&self) {
-        let now = self.shared.now_ms();
-        self.shared.venue().tick(now);
+        self.shared.tick_market();
     }
 
     /// The public (aggregated) book: `lastUpdateId`, bids best first, asks best first.

@@ -1,21 +1,22 @@
 //! Parsing and validating `POST /api/v3/order` parameters.
 //!
-//! Parsing (this module) only needs the request; the exchange filters need the symbol
-//! definition and are applied by [`OrderRequest::check_filters`]. Both run for
-//! `POST /api/v3/order/test` too, which is why they are separate from execution: the test
-//! endpoint must reject exactly what the real one rejects, and accept exactly what it
-//! accepts, without touching the engine.
+//! Parsing (this module) only needs the request and produces the engine's neutral
+//! [`NewOrder`]; the exchange filters need the symbol definition and are the engine's
+//! rules, applied by [`OrderRequest::check_filters`] with their failures named as
+//! Binance names them. Both run for `POST /api/v3/order/test` too, which is why they are
+//! separate from execution: the test endpoint must reject exactly what the real one
+//! rejects, and accept exactly what it accepts, without touching the engine.
 
 use rust_decimal::Decimal;
 
 use super::config::SimSymbol;
 use super::error::ApiError;
 use super::params::Params;
-use super::types::{SimOrderType, SimSide, SimTimeInForce};
+use crate::engine::{NewOrder, OrderKind, SimOrderType, SimSide, SimTimeInForce};
 
 /// What the client asked for in `newOrderRespType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RespType {
+pub(crate) enum RespType {
     /// Ids only.
     Ack,
     /// Ids and final state.
@@ -24,40 +25,14 @@ pub enum RespType {
     Full,
 }
 
-/// The execution-relevant part of an order request.
+/// A parsed, syntactically valid order request: the engine's order plus how the
+/// client wants the answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OrderKind {
-    /// `type=LIMIT`.
-    Limit {
-        /// Limit price.
-        price: Decimal,
-        /// Base quantity.
-        qty: Decimal,
-        /// Time in force.
-        tif: SimTimeInForce,
-    },
-    /// `type=MARKET` with `quantity` (base) or `quoteOrderQty` (quote), exactly one.
-    Market {
-        /// Base quantity.
-        qty: Option<Decimal>,
-        /// Quote amount to spend (BUY) or receive (SELL).
-        quote_qty: Option<Decimal>,
-    },
-}
-
-/// A parsed, syntactically valid order request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrderRequest {
-    /// Symbol as sent (validated against the venue's symbols later).
-    pub symbol: String,
-    /// Side.
-    pub side: SimSide,
-    /// Type and its parameters.
-    pub kind: OrderKind,
-    /// `newClientOrderId`, if sent.
-    pub client_order_id: Option<String>,
+pub(crate) struct OrderRequest {
+    /// The order, in engine terms.
+    pub(crate) order: NewOrder,
     /// Response shape.
-    pub resp_type: RespType,
+    pub(crate) resp_type: RespType,
 }
 
 const MAX_DECIMALS: u32 = 8;
@@ -71,7 +46,7 @@ fn precise(name: &str, d: Decimal) -> Result<Decimal, ApiError> {
 
 /// The venue's pattern for client order ids: `^[\.A-Z\:/a-z0-9_-]{1,36}$`.
 #[must_use]
-pub fn valid_client_order_id(s: &str) -> bool {
+pub(crate) fn valid_client_order_id(s: &str) -> bool {
     (1..=36).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b':' | b'/' | b'_' | b'-'))
@@ -81,7 +56,7 @@ pub fn valid_client_order_id(s: &str) -> bool {
 ///
 /// # Errors
 /// -1100 when the value is outside the venue's pattern.
-pub fn client_order_id_param(p: &Params, name: &str) -> Result<Option<String>, ApiError> {
+pub(crate) fn client_order_id_param(p: &Params, name: &str) -> Result<Option<String>, ApiError> {
     match p.get(name) {
         None => Ok(None),
         Some(v) if valid_client_order_id(v) => Ok(Some(v.to_owned())),
@@ -96,7 +71,7 @@ impl OrderRequest {
     /// # Errors
     /// -1102 (missing), -1100 (malformed), -1115/-1116/-1117 (bad enums), -1106
     /// (parameter not allowed for this type), -1111 (too many decimals).
-    pub fn parse(p: &Params) -> Result<Self, ApiError> {
+    pub(crate) fn parse(p: &Params) -> Result<Self, ApiError> {
         let symbol = p.required("symbol")?.to_owned();
         let side = match p.required("side")? {
             "BUY" => SimSide::Buy,
@@ -176,21 +151,14 @@ impl OrderRequest {
             }
         };
         Ok(Self {
-            symbol,
-            side,
-            kind,
-            client_order_id,
+            order: NewOrder {
+                symbol,
+                side,
+                kind,
+                client_order_id,
+            },
             resp_type,
         })
-    }
-
-    /// The order's type.
-    #[must_use]
-    pub fn order_type(&self) -> SimOrderType {
-        match self.kind {
-            OrderKind::Limit { .. } => SimOrderType::Limit,
-            OrderKind::Market { .. } => SimOrderType::Market,
-        }
     }
 
     /// Applies PRICE_FILTER, LOT_SIZE and MIN_NOTIONAL, in that order (the order of the
@@ -199,45 +167,12 @@ impl OrderRequest {
     ///
     /// # Errors
     /// -1013 `Filter failure: <FILTER>`.
-    pub fn check_filters(&self, s: &SimSymbol, reference_price: Decimal) -> Result<(), ApiError> {
-        let lot_ok = |q: Decimal| {
-            q >= s.min_qty && q <= s.max_qty && ((q - s.min_qty) % s.step_size).is_zero()
-        };
-        match &self.kind {
-            OrderKind::Limit { price, qty, .. } => {
-                let min_price = s.tick_size;
-                if *price < min_price
-                    || *price > s.max_price()
-                    || !((*price - min_price) % s.tick_size).is_zero()
-                {
-                    return Err(ApiError::filter_failure("PRICE_FILTER"));
-                }
-                if !lot_ok(*qty) {
-                    return Err(ApiError::filter_failure("LOT_SIZE"));
-                }
-                if *price * *qty < s.min_notional {
-                    return Err(ApiError::filter_failure("MIN_NOTIONAL"));
-                }
-            }
-            OrderKind::Market { qty: Some(qty), .. } => {
-                if !lot_ok(*qty) {
-                    return Err(ApiError::filter_failure("LOT_SIZE"));
-                }
-                if reference_price * *qty < s.min_notional {
-                    return Err(ApiError::filter_failure("MIN_NOTIONAL"));
-                }
-            }
-            OrderKind::Market {
-                quote_qty: Some(quote),
-                ..
-            } => {
-                if *quote < s.min_notional {
-                    return Err(ApiError::filter_failure("MIN_NOTIONAL"));
-                }
-            }
-            OrderKind::Market { .. } => return Err(ApiError::mandatory("quantity")),
-        }
-        Ok(())
+    pub(crate) fn check_filters(
+        &self,
+        s: &SimSymbol,
+        reference_price: Decimal,
+    ) -> Result<(), ApiError> {
+        Ok(self.order.check_filters(s, reference_price)?)
     }
 }
 

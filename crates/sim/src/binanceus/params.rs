@@ -15,7 +15,7 @@ use super::error::ApiError;
 
 /// Merged request parameters (decoded).
 #[derive(Debug, Clone, Default)]
-pub struct Params {
+pub(crate) struct Params {
     map: HashMap<String, String>,
 }
 
@@ -34,7 +34,7 @@ impl Params {
     ///
     /// # Errors
     /// -1101 when a name is repeated within the query or within the body.
-    pub fn parse(raw_query: &str, raw_body: &str) -> Result<Self, ApiError> {
+    pub(crate) fn parse(raw_query: &str, raw_body: &str) -> Result<Self, ApiError> {
         let mut map = parse_part(raw_body)?;
         map.extend(parse_part(raw_query)?);
         Ok(Self { map })
@@ -42,13 +42,13 @@ impl Params {
 
     /// The raw value of `name`, if sent (possibly empty).
     #[must_use]
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.map.get(name).map(String::as_str)
     }
 
     /// The value of `name`, treating an empty value as absent.
     #[must_use]
-    pub fn non_empty(&self, name: &str) -> Option<&str> {
+    pub(crate) fn non_empty(&self, name: &str) -> Option<&str> {
         self.get(name).filter(|v| !v.is_empty())
     }
 
@@ -56,7 +56,7 @@ impl Params {
     ///
     /// # Errors
     /// -1102 when missing or empty.
-    pub fn required(&self, name: &str) -> Result<&str, ApiError> {
+    pub(crate) fn required(&self, name: &str) -> Result<&str, ApiError> {
         self.non_empty(name)
             .ok_or_else(|| ApiError::mandatory(name))
     }
@@ -65,7 +65,7 @@ impl Params {
     ///
     /// # Errors
     /// -1100 when present but malformed.
-    pub fn decimal(&self, name: &str) -> Result<Option<Decimal>, ApiError> {
+    pub(crate) fn decimal(&self, name: &str) -> Result<Option<Decimal>, ApiError> {
         let Some(raw) = self.get(name) else {
             return Ok(None);
         };
@@ -78,7 +78,7 @@ impl Params {
     ///
     /// # Errors
     /// -1102 when missing or empty, -1100 when malformed.
-    pub fn required_decimal(&self, name: &str) -> Result<Decimal, ApiError> {
+    pub(crate) fn required_decimal(&self, name: &str) -> Result<Decimal, ApiError> {
         let raw = self.required(name)?;
         parse_decimal(raw).ok_or_else(|| ApiError::illegal_decimal(name))
     }
@@ -87,7 +87,7 @@ impl Params {
     ///
     /// # Errors
     /// -1100 when present but not a plain unsigned integer.
-    pub fn u64(&self, name: &str) -> Result<Option<u64>, ApiError> {
+    pub(crate) fn u64(&self, name: &str) -> Result<Option<u64>, ApiError> {
         let Some(raw) = self.get(name) else {
             return Ok(None);
         };
@@ -100,7 +100,7 @@ impl Params {
     ///
     /// # Errors
     /// -1102 when missing or empty, -1100 when malformed.
-    pub fn required_u64(&self, name: &str) -> Result<u64, ApiError> {
+    pub(crate) fn required_u64(&self, name: &str) -> Result<u64, ApiError> {
         let raw = self.required(name)?;
         parse_u64(raw).ok_or_else(|| ApiError::illegal_integer(name))
     }
@@ -109,7 +109,7 @@ impl Params {
 /// Strict venue decimal syntax: digits, optionally a dot and more digits; no sign,
 /// exponent or whitespace; at most 20 digits on each side.
 #[must_use]
-pub fn parse_decimal(raw: &str) -> Option<Decimal> {
+pub(crate) fn parse_decimal(raw: &str) -> Option<Decimal> {
     let (int, frac) = match raw.split_once('.') {
         Some((i, f)) => (i, Some(f)),
         None => (raw, None),

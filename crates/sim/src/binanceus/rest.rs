@@ -23,14 +23,15 @@ use serde_json::{Value, json};
 
 use super::config::{SimKeyAuth, SimSymbol};
 use super::error::ApiError;
-use super::fault::Fault;
 use super::limits::{ORDERS_PER_DAY, OrderCount};
 use super::orders::{OrderRequest, RespType, client_order_id_param};
 use super::params::Params;
 use super::signing;
-use super::state::{Shared, bump};
-use super::venue::OrderSel;
+use super::state::Shared;
+use super::venue::Venue;
 use super::wire::{self, fmt8};
+use crate::engine::{OrderSel, SimOrderStatus, SimSide};
+use crate::harness::{Fault, bump};
 
 /// Default and maximum `recvWindow`.
 const DEFAULT_RECV_WINDOW: u64 = 5000;
@@ -38,7 +39,7 @@ const MAX_RECV_WINDOW: u64 = 60_000;
 
 /// A finished answer: status, JSON body, extra headers.
 #[derive(Debug)]
-pub struct Reply {
+pub(crate) struct Reply {
     status: StatusCode,
     body: String,
     headers: Vec<(HeaderName, String)>,
@@ -185,14 +186,14 @@ impl Endpoint {
 }
 
 /// The fallback handler: every `/api/...` request (and every unknown path) lands here.
-pub async fn api(
+pub(crate) async fn api(
     State(app): State<Arc<Shared>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    bump(&app.stats.rest_requests);
+    bump(&app.harness.stats.rest_requests);
     let raw_query = uri.query().unwrap_or("");
     let raw_body = std::str::from_utf8(&body).ok();
     let endpoint = Endpoint::route(&method, uri.path());
@@ -201,7 +202,7 @@ pub async fn api(
     let admission = app.limits().admit(weight, app.now_ms());
     let reply = match admission.verdict {
         Err(e) => Reply::error(&e),
-        Ok(()) if app.faults.take_server_error() => Reply::error(&ApiError::disconnected()),
+        Ok(()) if app.harness.faults.take_server_error() => Reply::error(&ApiError::disconnected()),
         Ok(()) => match (endpoint, raw_body) {
             (None, _) => Reply::error(&ApiError::not_found()),
             (Some(_), None) => Reply::error(&ApiError::bad_request(
@@ -219,7 +220,7 @@ pub async fn api(
                     Ok(r) => r,
                     Err(e) => {
                         if e.code == -1021 {
-                            bump(&app.stats.timestamp_errors);
+                            bump(&app.harness.stats.timestamp_errors);
                         }
                         Reply::error(&e)
                     }
@@ -227,13 +228,7 @@ pub async fn api(
             }
         },
     };
-    match reply.status.as_u16() {
-        200..=299 => {}
-        429 => bump(&app.stats.http_429),
-        418 => bump(&app.stats.http_418),
-        503 => bump(&app.stats.http_503),
-        _ => bump(&app.stats.rest_errors),
-    }
+    app.harness.stats.record_status(reply.status.as_u16());
     let mut reply = reply;
     reply.headers.push((
         HeaderName::from_static("x-mbx-used-weight-1m"),
@@ -354,7 +349,7 @@ impl Req<'_> {
                 self.signed(&p)?;
                 let req = OrderRequest::parse(&p)?;
                 let v = app.venue();
-                let idx = v.symbol_idx(&req.symbol)?;
+                let idx = v.symbol_idx(&req.order.symbol)?;
                 let spec = v.spec(idx).ok_or_else(ApiError::invalid_symbol)?;
                 req.check_filters(spec, v.reference_price(idx))?;
                 json!({})
@@ -399,7 +394,7 @@ impl Req<'_> {
                             "symbol": o.symbol, "id": f.trade_id, "orderId": o.order_id, "orderListId": -1,
                             "price": fmt8(f.price), "qty": fmt8(f.qty), "quoteQty": fmt8(f.price * f.qty),
                             "commission": fmt8(f.commission), "commissionAsset": f.commission_asset,
-                            "time": f.time, "isBuyer": o.side == super::types::SimSide::Buy,
+                            "time": f.time, "isBuyer": o.side == SimSide::Buy,
                             "isMaker": f.maker, "isBestMatch": true,
                         }));
                     }
@@ -439,7 +434,7 @@ impl Req<'_> {
     fn per_symbol(
         &self,
         p: &Params,
-        f: impl Fn(&super::venue::Venue, usize, &SimSymbol) -> Value,
+        f: impl Fn(&Venue, usize, &SimSymbol) -> Value,
     ) -> Result<Value, ApiError> {
         let v = self.app.venue();
         match (p.non_empty("symbol"), p.non_empty("symbols")) {
@@ -529,7 +524,7 @@ impl Req<'_> {
         let (resp_type, order) = match result {
             Ok(x) => x,
             Err(e) => {
-                bump(&app.stats.orders_rejected);
+                bump(&app.harness.stats.orders_rejected);
                 let reply = Reply::error(&e);
                 // -1015 answers are not guaranteed to carry the counts; send them anyway.
                 return Ok(reply.with_order_counts(counts));
@@ -540,16 +535,16 @@ impl Req<'_> {
             RespType::Result => wire::order_result(&order),
             RespType::Full => wire::order_full(&order),
         };
-        if app.faults.take_order_timeout() {
+        if app.harness.faults.take_order_timeout() {
             // The order is live at the venue; only the answer is lost in transit.
-            bump(&app.stats.order_responses_delayed);
+            bump(&app.harness.stats.order_responses_delayed);
             tracing::info!(
                 order_id = order.order_id,
                 "sim-binanceus: holding back an order response"
             );
             tokio::select! {
                 () = tokio::time::sleep(Fault::ORDER_TIMEOUT_DELAY) => {}
-                () = app.cancel.cancelled() => {}
+                () = app.harness.cancel.cancelled() => {}
             }
         }
         Ok(Reply::json(&body).with_order_counts(counts))
@@ -571,8 +566,8 @@ impl Req<'_> {
                 .query(&key, idx, &sel)
                 .map_err(|_| ApiError::unknown_order())?;
             let allowed = match r {
-                "ONLY_NEW" => o.status == super::types::SimOrderStatus::New,
-                _ => o.status == super::types::SimOrderStatus::PartiallyFilled,
+                "ONLY_NEW" => o.status == SimOrderStatus::New,
+                _ => o.status == SimOrderStatus::PartiallyFilled,
             };
             if o.is_open() && !allowed {
                 return Err(ApiError::bad_request(

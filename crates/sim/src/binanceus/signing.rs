@@ -17,7 +17,7 @@ use super::error::ApiError;
 /// `totalParams` with the `signature` pair removed, and the raw (still URL-encoded)
 /// signature value.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignedPayload {
+pub(crate) struct SignedPayload {
     /// The bytes the client signed.
     pub payload: String,
     /// The `signature` value as sent (possibly percent-encoded).
@@ -44,7 +44,7 @@ fn strip_signature(part: &str) -> (String, Option<String>) {
 
 /// Builds the signed payload from the raw query string and raw body.
 #[must_use]
-pub fn signed_payload(raw_query: &str, raw_body: &str) -> SignedPayload {
+pub(crate) fn signed_payload(raw_query: &str, raw_body: &str) -> SignedPayload {
     let (q, q_sig) = strip_signature(raw_query);
     let (b, b_sig) = strip_signature(raw_body);
     SignedPayload {
@@ -91,7 +91,7 @@ pub fn hmac_hex(secret: &str, payload: &str) -> String {
 ///
 /// # Errors
 /// -1022 when the signature is malformed or does not verify.
-pub fn verify(auth: &SimKeyAuth, payload: &str, signature: &str) -> Result<(), ApiError> {
+pub(crate) fn verify(auth: &SimKeyAuth, payload: &str, signature: &str) -> Result<(), ApiError> {
     let decoded = percent_decode(signature).ok_or_else(ApiError::invalid_signature)?;
     match auth {
         SimKeyAuth::Hmac { secret } => {

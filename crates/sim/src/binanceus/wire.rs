@@ -8,11 +8,12 @@
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-use super::types::{SimFill, SimOrder, SimOrderType};
+pub(crate) use crate::engine::PublicTrade;
+use crate::engine::{SimFill, SimOrder, SimOrderType};
 
 /// A decimal as the venue formats it: a string with exactly 8 decimals.
 #[must_use]
-pub fn fmt8(d: Decimal) -> String {
+pub(crate) fn fmt8(d: Decimal) -> String {
     let mut x = d.round_dp(8);
     x.rescale(8);
     x.to_string()
@@ -20,7 +21,7 @@ pub fn fmt8(d: Decimal) -> String {
 
 /// `[["price","qty"],...]`.
 #[must_use]
-pub fn levels(levels: &[(Decimal, Decimal)]) -> Value {
+pub(crate) fn levels(levels: &[(Decimal, Decimal)]) -> Value {
     Value::Array(
         levels
             .iter()
@@ -39,7 +40,7 @@ fn price_of(o: &SimOrder) -> Decimal {
 
 /// `newOrderRespType=ACK`.
 #[must_use]
-pub fn order_ack(o: &SimOrder) -> Value {
+pub(crate) fn order_ack(o: &SimOrder) -> Value {
     json!({
         "symbol": o.symbol,
         "orderId": o.order_id,
@@ -51,7 +52,7 @@ pub fn order_ack(o: &SimOrder) -> Value {
 
 /// `newOrderRespType=RESULT`.
 #[must_use]
-pub fn order_result(o: &SimOrder) -> Value {
+pub(crate) fn order_result(o: &SimOrder) -> Value {
     let mut v = order_ack(o);
     if let Value::Object(m) = &mut v {
         m.insert("price".into(), json!(fmt8(price_of(o))));
@@ -83,7 +84,7 @@ fn fill_json(f: &SimFill) -> Value {
 
 /// `newOrderRespType=FULL`; `fills` lists the fills of this request (taker fills).
 #[must_use]
-pub fn order_full(o: &SimOrder) -> Value {
+pub(crate) fn order_full(o: &SimOrder) -> Value {
     let mut v = order_result(o);
     if let Value::Object(m) = &mut v {
         m.insert(
@@ -96,7 +97,7 @@ pub fn order_full(o: &SimOrder) -> Value {
 
 /// The order object of `GET /api/v3/order`, `openOrders` and `allOrders`.
 #[must_use]
-pub fn order_query(o: &SimOrder) -> Value {
+pub(crate) fn order_query(o: &SimOrder) -> Value {
     json!({
         "symbol": o.symbol,
         "orderId": o.order_id,
@@ -123,7 +124,7 @@ pub fn order_query(o: &SimOrder) -> Value {
 
 /// The answer of `DELETE /api/v3/order` (and each element of `DELETE openOrders`).
 #[must_use]
-pub fn order_cancel(o: &SimOrder, cancel_client_id: &str, transact_time: i64) -> Value {
+pub(crate) fn order_cancel(o: &SimOrder, cancel_client_id: &str, transact_time: i64) -> Value {
     json!({
         "symbol": o.symbol,
         "origClientOrderId": o.client_order_id,
@@ -145,7 +146,7 @@ pub fn order_cancel(o: &SimOrder, cancel_client_id: &str, transact_time: i64) ->
 
 /// Execution type of an `executionReport` (`x`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExecType {
+pub(crate) enum ExecType {
     /// `NEW`
     New,
     /// `TRADE`
@@ -171,7 +172,7 @@ impl ExecType {
 /// `TRADE`); `cancel_client_id` is the cancel request's client id (for `CANCELED`, where
 /// `c` carries it and `C` the order's own id).
 #[must_use]
-pub fn execution_report(
+pub(crate) fn execution_report(
     o: &SimOrder,
     x: ExecType,
     event_time: i64,
@@ -244,7 +245,7 @@ pub fn execution_report(
 
 /// An `outboundAccountPosition` event for the assets that changed.
 #[must_use]
-pub fn account_position(event_time: i64, balances: &[(String, Decimal, Decimal)]) -> Value {
+pub(crate) fn account_position(event_time: i64, balances: &[(String, Decimal, Decimal)]) -> Value {
     let b: Vec<Value> = balances
         .iter()
         .map(|(a, f, l)| json!({"a": a, "f": fmt8(*f), "l": fmt8(*l)}))
@@ -254,7 +255,7 @@ pub fn account_position(event_time: i64, balances: &[(String, Decimal, Decimal)]
 
 /// A diff-depth `depthUpdate` event.
 #[must_use]
-pub fn depth_update(
+pub(crate) fn depth_update(
     symbol: &str,
     event_time: i64,
     first: u64,
@@ -275,7 +276,7 @@ pub fn depth_update(
 
 /// A `bookTicker` event (no `e`/`E`, as on the venue). Missing sides are zeros.
 #[must_use]
-pub fn book_ticker(
+pub(crate) fn book_ticker(
     update_id: u64,
     symbol: &str,
     bid: Option<(Decimal, Decimal)>,
@@ -286,28 +287,9 @@ pub fn book_ticker(
     json!({"u": update_id, "s": symbol, "b": fmt8(b), "B": fmt8(bq), "a": fmt8(a), "A": fmt8(aq)})
 }
 
-/// A public trade as kept for `GET /api/v3/trades` and the `@trade` stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PublicTrade {
-    /// Trade id (per symbol).
-    pub id: u64,
-    /// Price.
-    pub price: Decimal,
-    /// Quantity.
-    pub qty: Decimal,
-    /// Time (server ms).
-    pub time: i64,
-    /// `true` when the buyer was the maker.
-    pub buyer_maker: bool,
-    /// Buyer order id (0 for synthetic liquidity).
-    pub buyer_order: u64,
-    /// Seller order id (0 for synthetic liquidity).
-    pub seller_order: u64,
-}
-
 /// A `trade` stream event.
 #[must_use]
-pub fn trade_event(symbol: &str, event_time: i64, t: &PublicTrade) -> Value {
+pub(crate) fn trade_event(symbol: &str, event_time: i64, t: &PublicTrade) -> Value {
     json!({
         "e": "trade",
         "E": event_time,
@@ -325,7 +307,7 @@ pub fn trade_event(symbol: &str, event_time: i64, t: &PublicTrade) -> Value {
 
 /// An element of `GET /api/v3/trades`.
 #[must_use]
-pub fn trade_rest(t: &PublicTrade) -> Value {
+pub(crate) fn trade_rest(t: &PublicTrade) -> Value {
     json!({
         "id": t.id,
         "price": fmt8(t.price),

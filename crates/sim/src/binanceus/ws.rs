@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{Instant, interval_at};
 use tokio_tungstenite::WebSocketStream;
@@ -34,33 +34,13 @@ use tokio_tungstenite::tungstenite::handshake::server::{
     Callback, ErrorResponse, Request, Response,
 };
 use tokio_tungstenite::tungstenite::http::StatusCode;
-use tokio_util::task::TaskTracker;
 
-use super::state::{Shared, bump};
-use super::venue::{MarketEvent, MarketKind, UserEvent};
+use super::encode::{MarketEvent, MarketKind, UserEvent};
+use super::state::Shared;
+use crate::harness::bump;
 
 /// How long a client may take to complete the websocket handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Accepts websocket connections until shutdown; each runs on `tracker`.
-pub async fn serve(listener: TcpListener, app: Arc<Shared>, tracker: TaskTracker) {
-    loop {
-        tokio::select! {
-            () = app.cancel.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let _ = stream.set_nodelay(true);
-                    tracker.spawn(connection(stream, Arc::clone(&app)));
-                }
-                Err(e) => {
-                    // E.g. out of file descriptors: back off instead of spinning.
-                    tracing::warn!(error = %e, "sim-binanceus: websocket accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
-    }
-}
 
 /// The streams a connection asked for in its URL.
 struct Route {
@@ -134,7 +114,7 @@ struct OpenGuard(Arc<Shared>);
 
 impl Drop for OpenGuard {
     fn drop(&mut self) {
-        self.0.stats.ws_open.fetch_sub(1, Ordering::Relaxed);
+        self.0.harness.stats.ws_open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -172,11 +152,11 @@ impl Conn {
     }
 
     async fn send(&self, ws: &mut Ws, text: String) -> Result<(), Closed> {
-        if self.app.faults.is_silent() {
+        if self.app.harness.faults.is_silent() {
             return Ok(());
         }
         ws.send(Message::text(text)).await.map_err(|_| Closed)?;
-        bump(&self.app.stats.ws_messages_sent);
+        bump(&self.app.harness.stats.ws_messages_sent);
         Ok(())
     }
 
@@ -197,10 +177,10 @@ impl Conn {
             MarketKind::Trade => vec![format!("{s}@trade")],
         };
         for name in names.iter().filter(|n| self.streams.contains(*n)) {
-            if self.app.faults.is_silent() {
+            if self.app.harness.faults.is_silent() {
                 continue;
             }
-            let text = if self.app.faults.take_malformed() {
+            let text = if self.app.harness.faults.take_malformed() {
                 self.malformed_sent += 1;
                 // Alternate truncated JSON and a valid document of the wrong shape.
                 if self.malformed_sent % 2 == 1 {
@@ -293,11 +273,13 @@ impl Conn {
     }
 }
 
-async fn connection(stream: TcpStream, app: Arc<Shared>) {
+/// Serves one accepted TCP connection (the harness's accept loop runs it on the
+/// simulator's task tracker).
+pub(crate) async fn connection(stream: TcpStream, app: Arc<Shared>) {
     // Subscribe before the handshake: see the module docs.
     let mut market_rx = app.market_tx.subscribe();
     let mut user_rx = app.user_tx.subscribe();
-    let mut drop_rx = app.ws_drop.subscribe();
+    let mut drop_rx = app.harness.faults.ws_drops();
     let mut routed = None;
     let callback = Router {
         app: &app,
@@ -312,8 +294,8 @@ async fn connection(stream: TcpStream, app: Arc<Shared>) {
         _ => return,
     };
     let Some(route) = routed else { return };
-    bump(&app.stats.ws_connections);
-    app.stats.ws_open.fetch_add(1, Ordering::Relaxed);
+    bump(&app.harness.stats.ws_connections);
+    app.harness.stats.ws_open.fetch_add(1, Ordering::Relaxed);
     let _open = OpenGuard(Arc::clone(&app));
     let mut conn = Conn {
         app: Arc::clone(&app),
@@ -328,11 +310,11 @@ async fn connection(stream: TcpStream, app: Arc<Shared>) {
     let mut ping = interval_at(Instant::now() + app.ping_interval, app.ping_interval);
     loop {
         let step: Result<(), Closed> = tokio::select! {
-            () = app.cancel.cancelled() => Err(Closed),
+            () = app.harness.cancel.cancelled() => Err(Closed),
             // Any change (or the sender going away) drops the socket without a close frame.
             _ = drop_rx.changed() => Err(Closed),
             _ = ping.tick() => {
-                if app.faults.is_silent() {
+                if app.harness.faults.is_silent() {
                     Ok(())
                 } else {
                     ws.send(Message::Ping(Default::default())).await.map_err(|_| Closed)
@@ -356,7 +338,7 @@ async fn connection(stream: TcpStream, app: Arc<Shared>) {
                     conn.send(&mut ws, reply.to_string()).await
                 }
                 // tungstenite queues the pong itself; flushing sends it now.
-                Some(Ok(Message::Ping(_))) if !app.faults.is_silent() => {
+                Some(Ok(Message::Ping(_))) if !app.harness.faults.is_silent() => {
                     ws.flush().await.map_err(|_| Closed)
                 }
                 Some(Ok(_)) => Ok(()),

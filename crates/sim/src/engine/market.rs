@@ -9,7 +9,7 @@
 //! changes which drawn values are used, never how many.
 //!
 //! Prices live on an integer tick grid (`price = ticks * tick_size`) and quantities on the
-//! step grid, so every generated level already passes PRICE_FILTER and LOT_SIZE, and all
+//! step grid, so every generated level already passes the price and lot-size rules, and all
 //! arithmetic is exact decimal.
 
 use std::collections::BTreeMap;
@@ -19,7 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
-use super::config::SimSymbol;
+use super::types::SimSymbol;
 
 /// Levels per side of the synthetic book.
 pub const LEVELS: i64 = 20;
@@ -216,10 +216,20 @@ impl SymbolMarket {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::binanceus::SimConfig;
+    use rust_decimal_macros::dec;
 
     fn btc() -> SimSymbol {
-        SimConfig::default().symbols[0].clone()
+        SimSymbol {
+            symbol: "BTCUSD".into(),
+            base: "BTC".into(),
+            quote: "USD".into(),
+            start_price: dec!(60000),
+            tick_size: dec!(0.01),
+            step_size: dec!(0.00001),
+            min_qty: dec!(0.00001),
+            max_qty: dec!(9000),
+            min_notional: dec!(10),
+        }
     }
 
     #[test]

@@ -1,11 +1,19 @@
 //! Injectable faults: the misbehaviour a gateway must survive, on demand.
 //!
 //! Each [`Fault`] reproduces one documented venue behaviour or one failure seen in the
-//! field (see the reference's user-pain notes): rate-limit storms that punish clients
-//! ignoring `Retry-After` with a 418 ban, an order whose response is lost although it
-//! executed, 5xx bursts, dropped or silent websockets, depth sequence gaps, and malformed
-//! messages. Faults are one-shot counters or deadlines read on the hot path with atomics
-//! or a tiny mutex, so an idle fault costs nothing.
+//! field: rate-limit storms that punish clients ignoring `Retry-After` with a 418 ban, an
+//! order whose response is lost although it executed, 5xx bursts, dropped or silent
+//! websockets, book sequence gaps, and malformed messages. None of these is particular to
+//! one venue, so the fault vocabulary and the injector state live in the harness and
+//! every simulator reuses them; a protocol module only says what each fault means on its
+//! wire (which error body a 503 carries, which messages count as market messages) and
+//! implements [`FaultHooks`] for the faults that its own parts own (its rate limiter, the
+//! engine's book sequence).
+//!
+//! Faults are one-shot counters or deadlines read on the hot path with atomics or a tiny
+//! mutex, so an idle fault costs nothing. The websocket "drop everything" signal is a
+//! `watch` generation counter: a `Notify` would miss connections that are busy sending
+//! when it fires, a generation change is seen by every receiver at its next poll.
 //!
 //! Over HTTP a fault is tagged JSON, e.g. `{"kind":"ban","duration_ms":5000}`; the same
 //! shape is what `serde` produces for [`Fault`], so a Rust caller can serialize a `Fault`
@@ -16,6 +24,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// A misbehaviour to inject into a running simulator.
@@ -24,7 +33,7 @@ use tokio::time::Instant;
 pub enum Fault {
     /// Every REST request gets 429 + `Retry-After: 1` for `duration`. Requests that keep
     /// coming while a 429's `Retry-After` has not elapsed are violations; the third
-    /// violation bans the client (418) for 2 minutes, as the venue does.
+    /// violation bans the client (418) for 2 minutes, as Binance does.
     RateLimitStorm {
         /// How long the storm lasts.
         duration: Duration,
@@ -34,19 +43,21 @@ pub enum Fault {
         /// How long the ban lasts.
         duration: Duration,
     },
-    /// The next `POST /api/v3/order` executes normally, but its HTTP response is held
-    /// back for [`Fault::ORDER_TIMEOUT_DELAY`] (the client sees a timeout).
+    /// The next order placement (Binance: `POST /api/v3/order`) executes normally, but
+    /// its HTTP response is held back for [`Fault::ORDER_TIMEOUT_DELAY`] (the client sees
+    /// a timeout).
     OrderTimeout,
-    /// The next `count` REST requests get HTTP 503 / -1001 without executing.
+    /// The next `count` REST requests get HTTP 503 (Binance: -1001) without executing.
     ServerErrors {
         /// How many requests fail.
         count: u32,
     },
     /// Every websocket connection is closed now, abruptly (no close frame).
     DropWebSockets,
-    /// The next depth diff of `symbol` skips update ids (`U` > previous `u` + 1).
+    /// The next book diff of `symbol` skips sequence numbers (on Binance, `U` > previous
+    /// `u` + 1).
     DepthGap {
-        /// Venue symbol, e.g. `BTCUSD`.
+        /// Instrument name, e.g. `BTCUSD`.
         symbol: String,
     },
     /// Websockets stay open but nothing (no data, no pings) is sent for `duration`.
@@ -139,13 +150,38 @@ impl From<Fault> for FaultSpec {
     }
 }
 
-/// The one-shot and timed faults that are not owned by the rate limiter or the venue.
-#[derive(Debug, Default)]
+/// What a protocol module does for the faults its own parts own.
+pub trait FaultHooks {
+    /// Starts a rate-limit storm of `duration` in the protocol's limiter.
+    fn rate_limit_storm(&self, duration: Duration);
+    /// Bans the (one shared) client for `duration` in the protocol's limiter.
+    fn ban(&self, duration: Duration);
+    /// Makes the next book diff of `symbol` skip sequence numbers; `false` when the
+    /// symbol is unknown.
+    fn depth_gap(&self, symbol: &str) -> bool;
+}
+
+/// The one-shot and timed faults that are not owned by a rate limiter or the engine,
+/// plus the websocket drop signal.
+#[derive(Debug)]
 pub struct FaultState {
     order_timeouts: AtomicU32,
     server_errors: AtomicU32,
     malformed: AtomicU32,
     silent_until: Mutex<Option<Instant>>,
+    ws_drop: watch::Sender<u64>,
+}
+
+impl Default for FaultState {
+    fn default() -> Self {
+        Self {
+            order_timeouts: AtomicU32::new(0),
+            server_errors: AtomicU32::new(0),
+            malformed: AtomicU32::new(0),
+            silent_until: Mutex::new(None),
+            ws_drop: watch::Sender::new(0),
+        }
+    }
 }
 
 /// Longest fault duration honoured; longer requests are capped (an `Instant` far in the
@@ -166,6 +202,34 @@ fn take_one(a: &AtomicU32) -> bool {
 }
 
 impl FaultState {
+    /// Applies `fault`: the harness-owned ones here, the others through `hooks`. Returns
+    /// `false` when the fault names an unknown symbol (nothing happens then).
+    pub fn inject(&self, fault: Fault, hooks: &impl FaultHooks) -> bool {
+        match fault {
+            Fault::RateLimitStorm { duration } => hooks.rate_limit_storm(duration),
+            Fault::Ban { duration } => hooks.ban(duration),
+            Fault::OrderTimeout => self.add_order_timeout(),
+            Fault::ServerErrors { count } => self.add_server_errors(count),
+            Fault::DropWebSockets => self.drop_websockets(),
+            Fault::DepthGap { symbol } => return hooks.depth_gap(&symbol),
+            Fault::SilentStreams { duration } => self.silence_for(duration),
+            Fault::MalformedNext { count } => self.add_malformed(count),
+        }
+        true
+    }
+
+    /// Closes every websocket now (each connection watches [`Self::ws_drops`]).
+    pub fn drop_websockets(&self) {
+        self.ws_drop.send_modify(|g| *g = g.wrapping_add(1));
+    }
+
+    /// A receiver that changes whenever every websocket must be dropped. Subscribe when
+    /// the connection is accepted, so a drop fired during its handshake is not missed.
+    #[must_use]
+    pub fn ws_drops(&self) -> watch::Receiver<u64> {
+        self.ws_drop.subscribe()
+    }
+
     /// Arms one more delayed order response.
     pub fn add_order_timeout(&self) {
         self.order_timeouts.fetch_add(1, Ordering::AcqRel);
@@ -255,6 +319,55 @@ mod tests {
             serde_json::to_string(&Fault::DropWebSockets).expect("ser"),
             r#"{"kind":"drop_websockets"}"#
         );
+    }
+
+    struct Hooks(std::cell::Cell<u32>);
+
+    impl FaultHooks for Hooks {
+        fn rate_limit_storm(&self, _: Duration) {
+            self.0.set(self.0.get() + 1);
+        }
+        fn ban(&self, _: Duration) {
+            self.0.set(self.0.get() + 10);
+        }
+        fn depth_gap(&self, symbol: &str) -> bool {
+            symbol == "BTCUSD"
+        }
+    }
+
+    #[test]
+    fn inject_dispatches_to_the_owner() {
+        let s = FaultState::default();
+        let h = Hooks(std::cell::Cell::new(0));
+        let drops = s.ws_drops();
+        assert!(s.inject(
+            Fault::Ban {
+                duration: Duration::from_secs(1)
+            },
+            &h
+        ));
+        assert!(s.inject(
+            Fault::RateLimitStorm {
+                duration: Duration::from_secs(1)
+            },
+            &h
+        ));
+        assert_eq!(h.0.get(), 11);
+        assert!(s.inject(Fault::DropWebSockets, &h));
+        assert!(drops.has_changed().expect("sender alive"));
+        assert!(!s.inject(
+            Fault::DepthGap {
+                symbol: "DOGEUSD".into()
+            },
+            &h
+        ));
+        assert!(s.inject(Fault::ServerErrors { count: 1 }, &h));
+        assert!(s.take_server_error());
+        assert!(s.inject(Fault::OrderTimeout, &h));
+        assert!(s.take_order_timeout());
+        assert!(s.inject(Fault::MalformedNext { count: 1 }, &h));
+        assert!(s.take_malformed());
+        assert!(!s.is_silent());
     }
 
     #[test]
