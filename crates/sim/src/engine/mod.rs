@@ -922,3 +922,188 @@ impl<S: EventSink> Engine<S> {
         qty.max(Decimal::ZERO) - budget
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    /// Records each event's kind (and the reject reason) in order.
+    #[derive(Debug, Default)]
+    struct Recorder(Vec<String>);
+
+    impl EventSink for Recorder {
+        fn emit(&mut self, event: EngineEvent<'_>) {
+            let name = match event {
+                EngineEvent::OrderAccepted { .. } => "accepted".to_owned(),
+                EngineEvent::OrderRejected { reason, .. } => format!("rejected:{reason}"),
+                EngineEvent::OrderPartiallyFilled { .. } => "partial".to_owned(),
+                EngineEvent::OrderFilled { .. } => "filled".to_owned(),
+                EngineEvent::OrderCancelled { .. } => "cancelled".to_owned(),
+                EngineEvent::OrderExpired { .. } => "expired".to_owned(),
+                EngineEvent::BalanceChanged { .. } => "balance".to_owned(),
+                EngineEvent::PositionChanged { .. } => "position".to_owned(),
+                EngineEvent::BookDiff { .. } => "diff".to_owned(),
+                EngineEvent::Ticker { .. } => "ticker".to_owned(),
+                EngineEvent::Trade { .. } => "trade".to_owned(),
+            };
+            self.0.push(name);
+        }
+    }
+
+    fn btc() -> SimSymbol {
+        SimSymbol {
+            symbol: "XBT-USD".into(),
+            base: "XBT".into(),
+            quote: "USD".into(),
+            start_price: dec!(60000),
+            tick_size: dec!(0.01),
+            step_size: dec!(0.00001),
+            min_qty: dec!(0.00001),
+            max_qty: dec!(9000),
+            min_notional: dec!(10),
+        }
+    }
+
+    fn engine() -> Engine<Recorder> {
+        let cfg = EngineConfig {
+            seed: 3,
+            instruments: vec![btc()],
+            accounts: vec!["acct".into()],
+            initial_balances: vec![("USD".into(), dec!(1000))],
+        };
+        Engine::new(&cfg, Recorder::default())
+    }
+
+    fn limit(side: SimSide, price: Decimal, qty: Decimal, cid: Option<&str>) -> NewOrder {
+        NewOrder {
+            symbol: "XBT-USD".into(),
+            side,
+            kind: OrderKind::Limit {
+                price,
+                qty,
+                tif: SimTimeInForce::Gtc,
+            },
+            client_order_id: cid.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn rejections_are_neutral_and_change_nothing() {
+        let mut e = engine();
+        let before = e.balances("acct");
+        let too_big = limit(SimSide::Buy, dec!(50000), dec!(1), None);
+        assert_eq!(
+            e.place("acct", &too_big, 1),
+            Err(Reject::InsufficientBalance)
+        );
+        let off_grid = limit(SimSide::Buy, dec!(50000.001), dec!(0.001), None);
+        assert_eq!(
+            e.place("acct", &off_grid, 1),
+            Err(Reject::Filter(FilterKind::Price))
+        );
+        let mut unknown = limit(SimSide::Buy, dec!(100), dec!(1), None);
+        unknown.symbol = "DOGE-USD".into();
+        assert_eq!(e.place("acct", &unknown, 1), Err(Reject::UnknownInstrument));
+        assert_eq!(e.balances("acct"), before);
+        assert!(e.all_orders().is_empty());
+        assert_eq!(
+            e.sink.0,
+            [
+                "rejected:insufficient balance",
+                "rejected:price filter failure",
+                "rejected:unknown instrument"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_resting_order_announces_itself_then_cancels() {
+        let mut e = engine();
+        let o = e
+            .place(
+                "acct",
+                &limit(SimSide::Buy, dec!(100), dec!(1), Some("a")),
+                1,
+            )
+            .expect("placed");
+        assert_eq!(o.status, SimOrderStatus::New);
+        // Accepted, then the book shows it (far below the bid: the touch is unchanged, so
+        // no ticker), then the locked balance.
+        assert_eq!(e.sink.0, ["accepted", "diff", "balance"]);
+        assert_eq!(
+            e.place(
+                "acct",
+                &limit(SimSide::Buy, dec!(100), dec!(1), Some("a")),
+                2
+            ),
+            Err(Reject::DuplicateClientOrderId)
+        );
+        e.sink.0.clear();
+        let sel = OrderSel {
+            order_id: Some(o.order_id),
+            client_order_id: None,
+        };
+        let (c, cid) = e.cancel("acct", 0, &sel, None, 3).expect("cancel");
+        assert_eq!(c.status, SimOrderStatus::Canceled);
+        assert_eq!(cid.len(), 22);
+        assert_eq!(e.sink.0, ["cancelled", "diff", "balance"]);
+        assert_eq!(
+            e.cancel("acct", 0, &sel, None, 4).map(|_| ()),
+            Err(Reject::OrderNotOpen)
+        );
+        let nobody = OrderSel {
+            order_id: Some(999),
+            client_order_id: None,
+        };
+        assert_eq!(
+            e.cancel("acct", 0, &nobody, None, 4).map(|_| ()),
+            Err(Reject::UnknownOrder)
+        );
+        assert_eq!(e.query("acct", 0, &nobody), Err(Reject::UnknownOrder));
+        assert_eq!(e.balances("acct")[0], ("USD".into(), dec!(1000), dec!(0)));
+    }
+
+    #[test]
+    fn book_diffs_carry_contiguous_sequence_numbers() {
+        #[derive(Debug, Default)]
+        struct Seqs(Vec<(u64, u64)>);
+        impl EventSink for Seqs {
+            fn emit(&mut self, event: EngineEvent<'_>) {
+                if let EngineEvent::BookDiff {
+                    first_seq,
+                    last_seq,
+                    ..
+                } = event
+                {
+                    self.0.push((first_seq, last_seq));
+                }
+            }
+        }
+        let cfg = EngineConfig {
+            seed: 5,
+            instruments: vec![btc()],
+            ..EngineConfig::default()
+        };
+        let mut e = Engine::new(&cfg, Seqs::default());
+        let (start, _, _) = e.depth(0, 1);
+        for t in 0..50 {
+            e.tick(t);
+        }
+        e.request_gap(0);
+        e.tick(50);
+        let seqs = &e.sink.0;
+        assert!(seqs.len() > 40);
+        let mut last = start;
+        for (i, (first, upto)) in seqs.iter().enumerate() {
+            let expect = if i == seqs.len() - 1 {
+                last + 1 + GAP_SKIP
+            } else {
+                last + 1
+            };
+            assert_eq!(*first, expect);
+            last = *upto;
+        }
+        assert_eq!(e.depth(0, 1).0, last);
+    }
+}
