@@ -26,7 +26,7 @@
 //! - Commission is 0.1% of the asset received (base for buys, quote for sells), rounded
 //!   to 8 decimals, as Binance charges without BNB discounts.
 //!
-//! Accounts are spot accounts (free and locked balances, [`account`]); margin accounts
+//! Accounts are spot accounts (free and locked balances, the `account` module); margin accounts
 //! with signed positions ([`margin`]) are the ledger a margin venue's simulator uses.
 
 mod account;
