@@ -37,6 +37,11 @@ pub mod names {
     pub fn orders(venue: &str) -> String {
         format!("gekko:orders:{venue}")
     }
+    /// Fills (executions) per venue (durable), one record per venue trade id.
+    #[must_use]
+    pub fn fills(venue: &str) -> String {
+        format!("gekko:fills:{venue}")
+    }
     /// Commands to services (durable).
     pub const COMMANDS: &str = "gekko:commands";
     /// Audit trail (durable).

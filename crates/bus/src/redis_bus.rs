@@ -23,6 +23,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use deadpool_redis::{Manager, Pool, Runtime};
 use futures_util::StreamExt as _;
+use gekko_core::backoff::{Backoff, BackoffConfig, Jitter};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Value};
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -172,7 +173,7 @@ impl RedisBus {
         T: Send,
     {
         let deadline = tokio::time::Instant::now() + self.opts.write_deadline;
-        let mut backoff = Backoff::new(self.opts.max_backoff);
+        let mut backoff = backoff(self.opts.max_backoff);
         loop {
             let err = match op(self.writer.clone()).await {
                 Ok(v) => return Ok(v),
@@ -245,7 +246,7 @@ async fn health_loop(
     url: String,
     cancel: CancellationToken,
 ) {
-    let mut backoff = Backoff::new(opts.max_backoff);
+    let mut backoff = backoff(opts.max_backoff);
     loop {
         let up = tokio::time::timeout(opts.command_timeout, ping(&pool))
             .await
@@ -264,30 +265,14 @@ async fn health_loop(
     }
 }
 
-/// Exponential backoff with full jitter, from 50 ms up to a cap.
-#[derive(Debug)]
-pub(crate) struct Backoff {
-    attempt: u32,
-    max: Duration,
-}
-
-impl Backoff {
-    pub(crate) fn new(max: Duration) -> Self {
-        Self { attempt: 0, max }
-    }
-
-    pub(crate) fn reset(&mut self) {
-        self.attempt = 0;
-    }
-
-    pub(crate) fn next_delay(&mut self) -> Duration {
-        let base = Duration::from_millis(50).saturating_mul(1 << self.attempt.min(10));
-        self.attempt = self.attempt.saturating_add(1);
-        let cap = base.min(self.max);
-        // Full jitter: uniformly in [cap/2, cap], so many clients do not reconnect in step.
-        let half = cap / 2;
-        half + half.mul_f64(rand::random::<f64>())
-    }
+/// The bus's backoff: 50 ms doubling up to `max`, equal jitter (Redis is local: an
+/// immediate retry is pointless, a floor keeps the loop from spinning).
+fn backoff(max: Duration) -> Backoff {
+    Backoff::new(BackoffConfig {
+        base: Duration::from_millis(50),
+        max,
+        jitter: Jitter::Equal,
+    })
 }
 
 fn xadd_cmd(stream: &StreamSpec, payload: &[u8]) -> redis::Cmd {
@@ -542,7 +527,7 @@ async fn pubsub_loop(
     max_backoff: Duration,
 ) {
     let mut current = Some(first);
-    let mut backoff = Backoff::new(max_backoff);
+    let mut backoff = backoff(max_backoff);
     loop {
         let pubsub = match current.take() {
             Some(p) => p,
@@ -839,9 +824,9 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_caps() {
-        let mut b = Backoff::new(Duration::from_secs(1));
+        let mut b = backoff(Duration::from_secs(1));
         let first = b.next_delay();
-        assert!(first <= Duration::from_millis(50));
+        assert!(first <= Duration::from_millis(50) && first >= Duration::from_millis(25));
         for _ in 0..20 {
             assert!(b.next_delay() <= Duration::from_secs(1));
         }

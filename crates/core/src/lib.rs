@@ -5,9 +5,11 @@
 //! through binary floating point on its way from the wire to a decision and back.
 
 pub mod account;
+pub mod backoff;
 pub mod ids;
 pub mod market;
 pub mod order;
+pub mod sync;
 
 pub use account::{Balance, Position};
 pub use ids::{ClientOrderId, InstrumentId, ParseError, VenueId};

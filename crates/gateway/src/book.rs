@@ -1,36 +1,17 @@
-//! A local order book kept in sync by snapshot + diff, with gap detection.
+//! A local order book built from the adapter's neutral [`BookUpdate`]s.
 //!
-//! The procedure is Binance's (and the shape most venues share):
-//! 1. buffer diffs from the stream; 2. fetch a snapshot with `lastUpdateId`;
-//! 3. drop buffered diffs with `u <= lastUpdateId`; 4. the first applied diff must satisfy
-//!    `U <= lastUpdateId + 1 <= u`; 5. afterwards every diff must start at the previous
-//!    `u + 1`, otherwise there is a gap and the book must be rebuilt from a new snapshot.
-//!    Quantities are absolute; 0 removes a level; removing an unknown level is normal.
+//! Sequencing is the adapter's job (it knows its venue's rules: Binance `U`/`u` against a
+//! REST snapshot, Coinbase per-connection `sequence_num`): by the time an update reaches
+//! this book it is known to follow the previous one. The book therefore only replaces on
+//! a snapshot and applies deltas, and forgets itself when the adapter reports a gap or
+//! the stream drops. Quantities are absolute; 0 removes a level; removing an unknown level
+//! is normal.
 
 use std::collections::BTreeMap;
 
 use gekko_core::{BookLevel, BookSnapshot, InstrumentId};
+use gekko_venue::BookDelta;
 use rust_decimal::Decimal;
-
-use crate::venue::BookDiff;
-
-/// What applying a diff did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Applied {
-    /// The diff was applied.
-    Applied,
-    /// The diff was older than the book and ignored.
-    Stale,
-    /// Still waiting for a snapshot; the diff was buffered.
-    Buffered,
-    /// A sequence gap: the book is no longer valid and needs a new snapshot.
-    Gap {
-        /// The update id we expected next.
-        expected: u64,
-        /// The first id the diff carried.
-        got: u64,
-    },
-}
 
 /// One instrument's book.
 #[derive(Debug, Clone)]
@@ -38,11 +19,7 @@ pub struct LocalBook {
     instrument: InstrumentId,
     bids: BTreeMap<Decimal, Decimal>,
     asks: BTreeMap<Decimal, Decimal>,
-    last_update_id: Option<u64>,
-    buffer: Vec<BookDiff>,
-    /// Diffs buffered beyond this are dropped and force a resync; a snapshot that takes
-    /// this long to arrive is stale anyway.
-    max_buffer: usize,
+    sequence: Option<u64>,
 }
 
 impl LocalBook {
@@ -53,106 +30,50 @@ impl LocalBook {
             instrument,
             bids: BTreeMap::new(),
             asks: BTreeMap::new(),
-            last_update_id: None,
-            buffer: Vec::new(),
-            max_buffer: 10_000,
+            sequence: None,
         }
     }
 
     /// Whether the book is synchronised (a snapshot was applied and no gap seen since).
     #[must_use]
     pub fn is_synced(&self) -> bool {
-        self.last_update_id.is_some()
+        self.sequence.is_some()
     }
 
     /// The venue sequence the book reflects.
     #[must_use]
-    pub fn last_update_id(&self) -> Option<u64> {
-        self.last_update_id
+    pub fn sequence(&self) -> Option<u64> {
+        self.sequence
     }
 
-    /// Forgets the book (e.g. after a disconnect); diffs are buffered until a snapshot.
+    /// Forgets the book (after a gap or a disconnect) until the next snapshot.
     pub fn invalidate(&mut self) {
-        self.last_update_id = None;
+        self.sequence = None;
         self.bids.clear();
         self.asks.clear();
-        self.buffer.clear();
     }
 
-    /// Applies a diff, or buffers it while unsynchronised.
-    pub fn apply_diff(&mut self, diff: BookDiff) -> Applied {
-        let Some(last) = self.last_update_id else {
-            if self.buffer.len() >= self.max_buffer {
-                self.buffer.remove(0);
-            }
-            self.buffer.push(diff);
-            return Applied::Buffered;
+    /// Replaces the book.
+    pub fn apply_snapshot(&mut self, snap: &BookSnapshot) {
+        let side = |levels: &[BookLevel]| {
+            levels
+                .iter()
+                .filter(|l| !l.qty.is_zero())
+                .map(|l| (l.price, l.qty))
+                .collect()
         };
-        if diff.last_update_id <= last {
-            return Applied::Stale;
-        }
-        if diff.first_update_id > last + 1 {
-            let gap = Applied::Gap {
-                expected: last + 1,
-                got: diff.first_update_id,
-            };
-            self.invalidate();
-            return gap;
-        }
-        self.apply_levels(&diff);
-        self.last_update_id = Some(diff.last_update_id);
-        Applied::Applied
+        self.bids = side(&snap.bids);
+        self.asks = side(&snap.asks);
+        self.sequence = Some(snap.sequence);
     }
 
-    /// Installs a snapshot and replays buffered diffs that follow it.
-    ///
-    /// Returns `Err(Applied::Gap)` if the buffered diffs do not connect to the snapshot
-    /// (the snapshot is older than the first buffered diff): fetch a newer snapshot.
-    ///
-    /// # Errors
-    /// [`Applied::Gap`] as described.
-    pub fn apply_snapshot(&mut self, snap: &BookSnapshot) -> Result<(), Applied> {
-        self.bids = snap
-            .bids
-            .iter()
-            .map(|l| (l.price, l.qty))
-            .filter(|(_, q)| !q.is_zero())
-            .collect();
-        self.asks = snap
-            .asks
-            .iter()
-            .map(|l| (l.price, l.qty))
-            .filter(|(_, q)| !q.is_zero())
-            .collect();
-        let mut last = snap.sequence;
-        let buffered = std::mem::take(&mut self.buffer);
-        let mut first = true;
-        for diff in buffered {
-            if diff.last_update_id <= last {
-                continue;
-            }
-            let connects = if first {
-                diff.first_update_id <= last + 1
-            } else {
-                diff.first_update_id == last + 1
-            };
-            if !connects {
-                self.invalidate();
-                return Err(Applied::Gap {
-                    expected: last + 1,
-                    got: diff.first_update_id,
-                });
-            }
-            first = false;
-            self.apply_levels(&diff);
-            last = diff.last_update_id;
+    /// Applies a delta. Returns `false` (and changes nothing) while unsynchronised: a delta
+    /// without a snapshot under it describes nothing.
+    pub fn apply_delta(&mut self, delta: &BookDelta) -> bool {
+        if self.sequence.is_none() {
+            return false;
         }
-        self.last_update_id = Some(last);
-        Ok(())
-    }
-
-    fn apply_levels(&mut self, diff: &BookDiff) {
-        for (side, levels) in [(&mut self.bids, &diff.bids), (&mut self.asks, &diff.asks)] {
+        for (side, levels) in [(&mut self.bids, &delta.bids), (&mut self.asks, &delta.asks)] {
             for l in levels {
                 if l.qty.is_zero() {
                     side.remove(&l.price);
@@ -161,6 +82,8 @@ impl LocalBook {
                 }
             }
         }
+        self.sequence = Some(delta.sequence);
+        true
     }
 
     /// Bids, best (highest) first.
@@ -217,21 +140,16 @@ mod tests {
         InstrumentId::new(VenueId::BinanceUs, "BTC", "USD")
     }
 
-    fn diff(
-        first: u64,
-        last: u64,
-        bids: &[(Decimal, Decimal)],
-        asks: &[(Decimal, Decimal)],
-    ) -> BookDiff {
-        let lv = |v: &[(Decimal, Decimal)]| {
-            v.iter()
-                .map(|(p, q)| BookLevel { price: *p, qty: *q })
-                .collect()
-        };
-        BookDiff {
+    fn lv(v: &[(Decimal, Decimal)]) -> Vec<BookLevel> {
+        v.iter()
+            .map(|(p, q)| BookLevel { price: *p, qty: *q })
+            .collect()
+    }
+
+    fn delta(seq: u64, bids: &[(Decimal, Decimal)], asks: &[(Decimal, Decimal)]) -> BookDelta {
+        BookDelta {
             instrument: inst(),
-            first_update_id: first,
-            last_update_id: last,
+            sequence: seq,
             bids: lv(bids),
             asks: lv(asks),
             ts_ms: 0,
@@ -242,93 +160,41 @@ mod tests {
         BookSnapshot {
             instrument: inst(),
             sequence: seq,
-            bids: vec![
-                BookLevel {
-                    price: dec!(100),
-                    qty: dec!(1),
-                },
-                BookLevel {
-                    price: dec!(99),
-                    qty: dec!(2),
-                },
-            ],
-            asks: vec![BookLevel {
-                price: dec!(101),
-                qty: dec!(1),
-            }],
+            bids: lv(&[(dec!(100), dec!(1)), (dec!(99), dec!(2))]),
+            asks: lv(&[(dec!(101), dec!(1))]),
             ts_ms: 0,
         }
     }
 
     #[test]
-    fn follows_the_documented_procedure() {
+    fn deltas_need_a_snapshot_and_invalidate_forgets() {
         let mut b = LocalBook::new(inst());
-        // Buffered before the snapshot: one too old, one straddling, one after.
-        assert_eq!(
-            b.apply_diff(diff(5, 9, &[(dec!(50), dec!(1))], &[])),
-            Applied::Buffered
-        );
-        assert_eq!(
-            b.apply_diff(diff(10, 12, &[(dec!(100), dec!(0))], &[])),
-            Applied::Buffered
-        );
-        assert_eq!(
-            b.apply_diff(diff(13, 13, &[], &[(dec!(102), dec!(3))])),
-            Applied::Buffered
-        );
-        b.apply_snapshot(&snap(11)).unwrap();
-        assert_eq!(b.last_update_id(), Some(13));
-        assert_eq!(
-            b.bids(),
-            vec![BookLevel {
-                price: dec!(99),
-                qty: dec!(2)
-            }]
-        );
+        assert!(!b.apply_delta(&delta(1, &[(dec!(50), dec!(1))], &[])));
+        assert!(!b.is_synced());
+        b.apply_snapshot(&snap(11));
+        assert!(b.apply_delta(&delta(12, &[(dec!(100), dec!(0))], &[(dec!(102), dec!(3))])));
+        assert_eq!(b.sequence(), Some(12));
+        assert_eq!(b.bids(), lv(&[(dec!(99), dec!(2))]));
         assert_eq!(b.asks().len(), 2);
-        assert_eq!(b.apply_diff(diff(12, 13, &[], &[])), Applied::Stale);
-        assert_eq!(
-            b.apply_diff(diff(14, 14, &[(dec!(98), dec!(0))], &[])),
-            Applied::Applied
-        );
-        assert_eq!(
-            b.apply_diff(diff(16, 17, &[], &[])),
-            Applied::Gap {
-                expected: 15,
-                got: 16
-            }
-        );
+        b.invalidate();
         assert!(!b.is_synced());
-    }
-
-    #[test]
-    fn snapshot_older_than_buffer_is_a_gap() {
-        let mut b = LocalBook::new(inst());
-        b.apply_diff(diff(20, 25, &[], &[]));
-        assert_eq!(
-            b.apply_snapshot(&snap(11)),
-            Err(Applied::Gap {
-                expected: 12,
-                got: 20
-            })
-        );
-        assert!(!b.is_synced());
+        assert!(b.top().is_none());
     }
 
     proptest::proptest! {
-        /// Applying any contiguous diff sequence on top of a snapshot equals building the
-        /// book directly from the final level map.
+        /// Applying any delta sequence on top of a snapshot equals building the book
+        /// directly from the final level map.
         #[test]
-        fn contiguous_diffs_keep_the_book_exact(ops in proptest::collection::vec((0u8..2, 90u32..110, 0u32..5), 1..200)) {
+        fn deltas_keep_the_book_exact(ops in proptest::collection::vec((0u8..2, 90u32..110, 0u32..5), 1..200)) {
             let mut b = LocalBook::new(inst());
-            b.apply_snapshot(&snap(0)).unwrap();
+            b.apply_snapshot(&snap(0));
             let mut model_b: BTreeMap<Decimal, Decimal> = [(dec!(100), dec!(1)), (dec!(99), dec!(2))].into();
             let mut model_a: BTreeMap<Decimal, Decimal> = [(dec!(101), dec!(1))].into();
             for (i, (side, px, qty)) in ops.into_iter().enumerate() {
                 let (p, q) = (Decimal::from(px), Decimal::from(qty));
                 let id = i as u64 + 1;
-                let d = if side == 0 { diff(id, id, &[(p, q)], &[]) } else { diff(id, id, &[], &[(p, q)]) };
-                proptest::prop_assert_eq!(b.apply_diff(d), Applied::Applied);
+                let d = if side == 0 { delta(id, &[(p, q)], &[]) } else { delta(id, &[], &[(p, q)]) };
+                proptest::prop_assert!(b.apply_delta(&d));
                 let m = if side == 0 { &mut model_b } else { &mut model_a };
                 if q.is_zero() { m.remove(&p); } else { m.insert(p, q); }
             }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use gekko_core::{OrderRequest, OrderType, Side};
 use rust_decimal::Decimal;
 
-use crate::venue::InstrumentInfo;
+use gekko_venue::InstrumentInfo;
 
 /// gekko's own limits for one gateway, from `POSITION_LIMITS` and `COMPLIANCE_SETTINGS`.
 #[derive(Debug, Clone, Default)]

@@ -1,19 +1,27 @@
 //! The venue-agnostic gateway.
 //!
-//! A venue crate implements [`venue::VenueAdapter`]; this crate turns that into a
+//! A venue crate implements [`gekko_venue::VenueAdapter`]; this crate turns that into a
 //! production gateway: deterministic client order ids persisted on the bus before any
 //! request leaves, in-flight reconciliation instead of resubmission, pre-trade checks,
-//! local order books kept in sync by snapshot + diff with gap detection, start-up
-//! reconciliation, readiness, metrics, and the gRPC `GatewayService`.
+//! local order books fed by the adapter's sequenced updates, a durable de-duplicated fill
+//! stream, start-up reconciliation, readiness, metrics, and the gRPC `GatewayService`
+//! (one router for every venue a process hosts).
+//!
+//! Layout: [`engine`] orchestrates; [`tracker`] is the order state machine; `market` is
+//! the market-data component; [`book`] the local book; [`checks`] the pre-trade rules;
+//! [`config`] and [`error`] the settings and failures; [`service`] the gRPC surface.
 
 pub mod book;
 pub mod checks;
+pub mod config;
 pub mod engine;
+pub mod error;
+mod market;
 pub mod orders;
 pub mod service;
-pub mod venue;
+pub mod tracker;
 
-pub use venue::{
-    BookDiff, ClockReport, InstrumentInfo, LastFill, MarketEvent, OrderUpdate, SubmitError,
-    UserEvent, VenueAdapter, VenueError,
+pub use gekko_venue::{
+    BookDelta, BookUpdate, ClockReport, InstrumentInfo, LastFill, MarketEvent, OrderUpdate,
+    RejectReason, StreamCtx, SubmitError, UserEvent, VenueAdapter, VenueCaps, VenueError,
 };

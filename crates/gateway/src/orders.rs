@@ -4,7 +4,7 @@ use gekko_core::{ClientOrderId, Order, OrderRequest, OrderStatus};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::venue::OrderUpdate;
+use gekko_venue::OrderUpdate;
 
 /// What happened to an order. Every event carries the full order after the change, so a
 /// reader (or a restarted gateway replaying the stream) needs only the last event per id.

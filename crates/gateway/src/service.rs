@@ -19,7 +19,7 @@ use tonic::{Request, Response, Status};
 
 use crate::checks::CheckError;
 use crate::engine::{Gateway, GatewayError};
-use crate::venue::VenueError;
+use gekko_venue::{RejectReason, VenueError};
 
 /// The service over one [`Gateway`].
 #[derive(Debug, Clone)]
@@ -79,6 +79,14 @@ pub fn status_of(e: &GatewayError) -> Status {
             }
         },
         GatewayError::Venue(v) => match v {
+            VenueError::Rejected {
+                reason: RejectReason::UnknownOrder,
+                ..
+            } => Status::not_found(v.to_string()),
+            VenueError::Rejected {
+                reason: RejectReason::RateLimited,
+                ..
+            } => Status::resource_exhausted(v.to_string()),
             VenueError::Rejected { .. } => Status::failed_precondition(v.to_string()),
             VenueError::RateLimited { .. } => Status::resource_exhausted(v.to_string()),
             VenueError::CircuitOpen { .. } | VenueError::Transport(_) => {
@@ -86,6 +94,7 @@ pub fn status_of(e: &GatewayError) -> Status {
             }
             VenueError::Auth(_) => Status::unauthenticated(v.to_string()),
             VenueError::Malformed { .. } => Status::internal(v.to_string()),
+            VenueError::Unsupported { .. } => Status::unimplemented(v.to_string()),
         },
         GatewayError::Persist(_) => Status::unavailable(e.to_string()),
         GatewayError::UnknownOrder(_) => Status::not_found(e.to_string()),

@@ -10,9 +10,10 @@
 //! * [`signer`]: the [`Signer`] trait, so a mock venue and a real one sign the same way.
 //! * [`limiter`]: a weight-based request limiter that honours `Retry-After` and bans.
 //! * [`breaker`]: a circuit breaker per endpoint family, forced open during bans.
-//! * [`retry`]: exponential backoff with full jitter, and a retry loop for idempotent calls.
+//! * [`retry`]: the workspace backoff (`gekko_core::backoff`), and a retry loop for idempotent calls.
 //! * [`clock`]: the venue clock offset, the median of recent samples.
 //! * [`ws`]: a websocket client that reconnects forever, answers pings and detects staleness.
+//! * [`relay`]: the one pump from a transport's raw events to a venue's gekko events.
 //! * [`http`]: turning `reqwest` errors into a [`NetError`] that says whether the request
 //!   may have reached the venue.
 //!
@@ -22,6 +23,7 @@ pub mod breaker;
 pub mod clock;
 pub mod http;
 pub mod limiter;
+pub mod relay;
 pub mod retry;
 pub mod signer;
 pub mod ws;
@@ -30,15 +32,9 @@ pub use breaker::{BreakerOpen, BreakerPermit, CircuitBreaker, CircuitState};
 pub use clock::{ClockOffset, ClockSample};
 pub use http::NetError;
 pub use limiter::WeightLimiter;
-pub use retry::{Backoff, BackoffConfig, RetryPolicy, retry_idempotent};
+pub use relay::{receiver_stream, relay};
+pub use retry::{Backoff, BackoffConfig, Jitter, RetryPolicy, retry_idempotent};
 pub use signer::Signer;
 pub use ws::{WsConfig, WsEvent, run_ws, spawn_ws};
 
-/// Locks a `std::sync::Mutex`, recovering the data if a previous holder panicked.
-///
-/// The state guarded in this crate (counters, deadlines, samples) stays consistent at every
-/// instruction, so a poisoned lock carries no torn invariant and refusing to continue would
-/// only turn one bug into an outage of every venue call.
-pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+pub(crate) use gekko_core::sync::lock;

@@ -12,73 +12,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use rand::Rng;
-
-/// Backoff parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BackoffConfig {
-    /// The ceiling of the first delay.
-    pub base: Duration,
-    /// The largest ceiling any delay can have.
-    pub max: Duration,
-}
-
-impl Default for BackoffConfig {
-    /// 250 ms doubling up to 30 s: quick recovery from blips, gentle on long outages.
-    fn default() -> Self {
-        Self {
-            base: Duration::from_millis(250),
-            max: Duration::from_secs(30),
-        }
-    }
-}
-
-/// A backoff sequence: each [`Backoff::next_delay`] doubles the ceiling, up to `max`, and
-/// returns a uniformly random delay below it.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    config: BackoffConfig,
-    attempt: u32,
-}
-
-impl Backoff {
-    /// A fresh sequence.
-    #[must_use]
-    pub fn new(config: BackoffConfig) -> Self {
-        Self { config, attempt: 0 }
-    }
-
-    /// The ceiling for the current attempt, `min(max, base * 2^attempt)`.
-    #[must_use]
-    pub fn ceiling(&self) -> Duration {
-        let factor = 1u32.checked_shl(self.attempt.min(31)).unwrap_or(u32::MAX);
-        self.config
-            .base
-            .checked_mul(factor)
-            .unwrap_or(self.config.max)
-            .min(self.config.max)
-    }
-
-    /// The next delay: random in `[0, ceiling]` (full jitter); then the ceiling doubles.
-    pub fn next_delay(&mut self) -> Duration {
-        let ceiling = self.ceiling();
-        self.attempt = self.attempt.saturating_add(1);
-        let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
-        // ThreadRng is not Send; it is used and dropped here, never held across an await.
-        Duration::from_nanos(rand::rng().random_range(0..=nanos))
-    }
-
-    /// How many delays have been handed out since the last reset.
-    #[must_use]
-    pub fn attempt(&self) -> u32 {
-        self.attempt
-    }
-
-    /// Starts over (after a success).
-    pub fn reset(&mut self) {
-        self.attempt = 0;
-    }
-}
+pub use gekko_core::backoff::{Backoff, BackoffConfig, Jitter};
 
 /// How often and how patiently to retry an idempotent call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,10 +28,7 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
             max_attempts: 3,
-            backoff: BackoffConfig {
-                base: Duration::from_millis(200),
-                max: Duration::from_secs(2),
-            },
+            backoff: BackoffConfig::new(Duration::from_millis(200), Duration::from_secs(2)),
         }
     }
 }
@@ -138,40 +69,6 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use super::*;
-
-    #[test]
-    fn ceiling_doubles_up_to_max_and_delays_stay_below_it() {
-        let mut b = Backoff::new(BackoffConfig {
-            base: Duration::from_millis(100),
-            max: Duration::from_secs(1),
-        });
-        let expected = [100, 200, 400, 800, 1000, 1000];
-        for ms in expected {
-            let ceiling = b.ceiling();
-            assert_eq!(ceiling, Duration::from_millis(ms));
-            assert!(b.next_delay() <= ceiling);
-        }
-        for _ in 0..100 {
-            b.next_delay();
-        }
-        assert_eq!(
-            b.ceiling(),
-            Duration::from_secs(1),
-            "no overflow after many attempts"
-        );
-        b.reset();
-        assert_eq!(b.ceiling(), Duration::from_millis(100));
-    }
-
-    #[test]
-    fn delays_are_jittered() {
-        let mut b = Backoff::new(BackoffConfig {
-            base: Duration::from_secs(10),
-            max: Duration::from_secs(10),
-        });
-        let delays: std::collections::HashSet<_> = (0..20).map(|_| b.next_delay()).collect();
-        assert!(delays.len() > 1);
-    }
 
     #[tokio::test(start_paused = true)]
     async fn retries_retryable_errors_up_to_the_limit() {

@@ -416,10 +416,7 @@ mod tests {
     fn config() -> WsConfig {
         let mut c = WsConfig::new("test", "market");
         c.stale_after = Duration::from_millis(400);
-        c.backoff = BackoffConfig {
-            base: Duration::from_millis(20),
-            max: Duration::from_millis(50),
-        };
+        c.backoff = BackoffConfig::new(Duration::from_millis(20), Duration::from_millis(50));
         c.connect_timeout = Duration::from_secs(2);
         c
     }

@@ -94,7 +94,6 @@ impl Env {
         let mut cfg = GatewayConfig::new("gateway-binanceus", vec![btc()]);
         cfg.stale_after = opts.stale_after;
         cfg.reconcile_mode = opts.reconcile;
-        cfg.in_flight_resolve_after = Duration::from_secs(7);
         cfg.limits.max_order_notional = dec!(1000000);
         if let Some(limit) = opts.position_limit {
             cfg.limits

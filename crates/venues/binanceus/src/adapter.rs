@@ -7,25 +7,34 @@
 //! types (with the submit outcome classified as rejected, not placed, or ambiguous). All
 //! signing, rate limiting and retrying happens in the raw client.
 //!
-//! Streams run on tasks tracked by [`BinanceUsVenue::tasks`]; each stops when its
-//! `CancellationToken` fires or its receiver is dropped. Inside one stream task the
-//! websocket loop, the message mapper (and, for the user stream, the listen-key keepalive)
-//! are joined futures sharing a child token, so when one side stops the others follow.
+//! Streams run on the caller's [`StreamCtx`] (its tracker and token); each stops when the
+//! token fires or its receiver is dropped. Inside one stream the websocket loop, the
+//! [`gekko_net::relay`] pump (and, for the user stream, the listen-key keepalive) share a
+//! child token, so when one side stops the others follow.
+//!
+//! Book sequencing is done here, because the rules are Binance's: the market pump keeps a
+//! [`BinanceUsDepthSync`] per instrument, fetches a REST snapshot after every connect (and
+//! on [`VenueAdapter::resync_book`]), and emits a snapshot followed by deltas known to
+//! connect, or a [`MarketEvent::BookGap`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::StreamExt as _;
+use gekko_core::backoff::{Backoff, BackoffConfig};
+use gekko_core::sync::{lock, read, write};
 use gekko_core::{
     Balance, BookSnapshot, ClientOrderId, InstrumentId, OrderRequest, OrderType, Quote, Side,
     Trade, VenueId,
 };
-use gekko_gateway::{
-    BookDiff, ClockReport, InstrumentInfo, LastFill, MarketEvent, OrderUpdate, SubmitError,
-    UserEvent, VenueAdapter, VenueError,
+use gekko_net::{WsConfig, WsEvent, receiver_stream, relay, run_ws};
+use gekko_venue::{
+    AccountModel, BookFeed, BookUpdate, ClockReport, InstrumentInfo, LastFill, MarketEvent,
+    OrderUpdate, RejectReason, StreamCtx, SubmitError, UserEvent, VenueAdapter, VenueCaps,
+    VenueError,
 };
-use gekko_net::{WsConfig, WsEvent, run_ws};
 use rust_decimal::Decimal;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -37,13 +46,19 @@ use crate::config::BinanceUsConfig;
 use crate::error::BinanceUsError;
 use crate::http::models::{Account, OrderResponse, SymbolFilter, SymbolInfo};
 use crate::http::{BinanceUsHttpClient, NewOrder, OrderRespType};
-use crate::websocket::{BinanceUsWsMessage, ExecutionReportMsg, parse};
+use crate::websocket::{
+    BinanceUsDepthSync, BinanceUsWsMessage, DepthDiff, DepthStep, ExecutionReportMsg, parse,
+};
 
 /// Counter: stream frames that could not be parsed; labels `venue`, `stream`.
 pub const METRIC_MALFORMED: &str = "gekko_venue_malformed_messages_total";
 
 /// Capacity of the event channels handed to the gateway.
 const EVENT_CHANNEL: usize = 4096;
+
+/// Added to `recvWindow` for the unknown-order horizon: covers the clock offset gekko
+/// tolerates (readiness requires it within 1 s) and the request's time on the wire.
+const HORIZON_MARGIN: Duration = Duration::from_secs(2);
 
 /// Binance.US as a gekko venue. Construct with [`BinanceUsVenue::new`].
 #[derive(Debug)]
@@ -56,7 +71,9 @@ pub struct BinanceUsVenue {
     /// an instrument. A std `RwLock`: read per stream message, written rarely, never held
     /// across an await.
     symbols: Arc<RwLock<HashMap<String, InstrumentId>>>,
-    tasks: TaskTracker,
+    recv_window: Duration,
+    /// Resync requests for the running market stream's pump (set when it starts).
+    resync: Mutex<Option<mpsc::Sender<InstrumentId>>>,
 }
 
 impl BinanceUsVenue {
@@ -73,7 +90,8 @@ impl BinanceUsVenue {
             stale_after: config.stale_after,
             keepalive: config.listen_key_keepalive,
             symbols: Arc::new(RwLock::new(HashMap::new())),
-            tasks: TaskTracker::new(),
+            recv_window: Duration::from_millis(config.recv_window_ms),
+            resync: Mutex::new(None),
         })
     }
 
@@ -83,11 +101,12 @@ impl BinanceUsVenue {
         &self.http
     }
 
-    /// The stream tasks. On shutdown: cancel the tokens given to the streams, then
-    /// `tasks().close(); tasks().wait().await`.
+    /// The horizon after which a client id the venue does not know was never placed:
+    /// `recvWindow` plus a margin. A request older than `recvWindow` is refused with
+    /// `-1021`, so a delayed submit cannot appear after it.
     #[must_use]
-    pub fn tasks(&self) -> &TaskTracker {
-        &self.tasks
+    pub fn unknown_order_horizon(&self) -> Duration {
+        self.recv_window + HORIZON_MARGIN
     }
 
     /// Records the instrument and returns its venue symbol.
@@ -99,23 +118,14 @@ impl BinanceUsVenue {
 }
 
 fn remember(map: &RwLock<HashMap<String, InstrumentId>>, symbol: &str, id: &InstrumentId) {
-    let known = map
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .contains_key(symbol);
+    let known = read(map).contains_key(symbol);
     if !known {
-        map.write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(symbol.to_owned(), id.clone());
+        write(map).insert(symbol.to_owned(), id.clone());
     }
 }
 
 fn lookup(map: &RwLock<HashMap<String, InstrumentId>>, symbol: &str) -> Option<InstrumentId> {
-    let hit = map
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .get(symbol)
-        .cloned();
+    let hit = read(map).get(symbol).cloned();
     hit.or_else(|| split_venue_symbol(symbol))
 }
 
@@ -243,11 +253,18 @@ pub fn balances_from_account(a: &Account) -> Vec<Balance> {
         .collect()
 }
 
-/// Maps one market-stream message to a [`MarketEvent`], if it carries one.
+/// A mapped market-stream message: an event as is, or a diff for the book sequencer.
+#[derive(Debug, PartialEq, Eq)]
+enum MarketMsg {
+    Event(MarketEvent),
+    Depth(InstrumentId, DepthDiff),
+}
+
+/// Maps one market-stream message, if it carries anything for gekko.
 fn market_event(
     msg: BinanceUsWsMessage,
     symbols: &RwLock<HashMap<String, InstrumentId>>,
-) -> Option<MarketEvent> {
+) -> Option<MarketMsg> {
     let instrument = |s: &str| {
         let id = lookup(symbols, s);
         if id.is_none() {
@@ -257,7 +274,7 @@ fn market_event(
     };
     match msg {
         BinanceUsWsMessage::Combined { data, .. } => market_event(*data, symbols),
-        BinanceUsWsMessage::BookTicker(m) => Some(MarketEvent::Quote(Quote {
+        BinanceUsWsMessage::BookTicker(m) => Some(MarketMsg::Event(MarketEvent::Quote(Quote {
             instrument: instrument(&m.symbol)?,
             bid: m.bid_price,
             bid_size: m.bid_qty,
@@ -265,8 +282,8 @@ fn market_event(
             ask_size: m.ask_qty,
             // bookTicker carries no time; receive time stands in.
             ts_ms: gekko_core::now_ms(),
-        })),
-        BinanceUsWsMessage::Trade(t) => Some(MarketEvent::Trade(Trade {
+        }))),
+        BinanceUsWsMessage::Trade(t) => Some(MarketMsg::Event(MarketEvent::Trade(Trade {
             instrument: instrument(&t.symbol)?,
             trade_id: t.trade_id.to_string(),
             price: t.price,
@@ -278,15 +295,17 @@ fn market_event(
                 Side::Buy
             },
             ts_ms: t.trade_time,
-        })),
-        BinanceUsWsMessage::DepthUpdate(d) => Some(MarketEvent::BookDiff(BookDiff {
-            instrument: instrument(&d.symbol)?,
-            first_update_id: d.first_update_id,
-            last_update_id: d.last_update_id,
-            bids: d.bids.into_iter().map(Into::into).collect(),
-            asks: d.asks.into_iter().map(Into::into).collect(),
-            ts_ms: d.event_time,
-        })),
+        }))),
+        BinanceUsWsMessage::DepthUpdate(d) => Some(MarketMsg::Depth(
+            instrument(&d.symbol)?,
+            DepthDiff {
+                first_update_id: d.first_update_id,
+                last_update_id: d.last_update_id,
+                bids: d.bids.into_iter().map(Into::into).collect(),
+                asks: d.asks.into_iter().map(Into::into).collect(),
+                ts_ms: d.event_time,
+            },
+        )),
         BinanceUsWsMessage::Error { code, msg, .. } => {
             tracing::warn!(code, %msg, "Binance.US stream error reply");
             None
@@ -307,6 +326,16 @@ fn count_malformed(stream: &'static str, e: &crate::websocket::ParseError) {
 impl VenueAdapter for BinanceUsVenue {
     fn id(&self) -> VenueId {
         VenueId::BinanceUs
+    }
+
+    fn caps(&self) -> VenueCaps {
+        VenueCaps {
+            book_feed: BookFeed::SnapshotPlusDiffs,
+            account: AccountModel::Spot,
+            unknown_order_horizon: Some(self.unknown_order_horizon()),
+            native_close_position: false,
+            native_cancel_all: true,
+        }
     }
 
     async fn verify_credentials(&self) -> Result<(), VenueError> {
@@ -347,10 +376,11 @@ impl VenueAdapter for BinanceUsVenue {
 
     async fn submit_order(&self, req: &OrderRequest) -> Result<OrderUpdate, SubmitError> {
         if req.order_type == OrderType::Limit && req.price.is_none() {
-            return Err(SubmitError::NotPlaced(VenueError::Rejected {
-                code: 0,
-                message: "limit order without a price".to_owned(),
-            }));
+            return Err(SubmitError::NotPlaced(VenueError::rejected(
+                "0",
+                RejectReason::Other,
+                "limit order without a price",
+            )));
         }
         let order = NewOrder {
             symbol: self.remember(&req.instrument),
@@ -446,23 +476,23 @@ impl VenueAdapter for BinanceUsVenue {
 
     async fn book_snapshot(&self, instrument: &InstrumentId) -> Result<BookSnapshot, VenueError> {
         let symbol = self.remember(instrument);
-        let d = self
-            .http
-            .depth(&symbol, consts::DEFAULT_DEPTH_LIMIT)
-            .await?;
-        Ok(BookSnapshot {
-            instrument: instrument.clone(),
-            sequence: d.last_update_id,
-            bids: d.bids.into_iter().map(Into::into).collect(),
-            asks: d.asks.into_iter().map(Into::into).collect(),
-            ts_ms: gekko_core::now_ms(),
-        })
+        fetch_book(&self.http, &symbol, instrument).await
+    }
+
+    async fn resync_book(&self, instrument: &InstrumentId) -> Result<(), VenueError> {
+        let tx = lock(&self.resync).clone();
+        match tx {
+            Some(tx) if tx.send(instrument.clone()).await.is_ok() => Ok(()),
+            _ => Err(VenueError::Transport(
+                "the market stream is not running".to_owned(),
+            )),
+        }
     }
 
     fn market_stream(
         &self,
         instruments: &[InstrumentId],
-        cancel: CancellationToken,
+        ctx: &StreamCtx,
     ) -> mpsc::Receiver<MarketEvent> {
         let (out, rx) = mpsc::channel(EVENT_CHANNEL);
         if instruments.is_empty() {
@@ -480,65 +510,54 @@ impl VenueAdapter for BinanceUsVenue {
         let url = format!("{}/stream?streams={}", self.ws_base, streams.join("/"));
         let mut cfg = WsConfig::new(consts::VENUE, "market");
         cfg.stale_after = self.stale_after;
-        let stale_after = self.stale_after;
-        let symbols = self.symbols.clone();
-        let stop = cancel.child_token();
-        self.tasks.spawn(async move {
-            let (tx, mut events) = mpsc::channel(1024);
-            let ws = run_ws(
-                cfg,
-                move || {
-                    let url = url.clone();
-                    async move { Ok(url) }
-                },
-                Vec::new(),
-                tx,
-                stop.clone(),
-            );
-            let pump = async move {
-                loop {
-                    // Also watch for the receiver being dropped, so a quiet stream stops too.
-                    let ev = tokio::select! {
-                        () = out.closed() => break,
-                        ev = events.recv() => match ev { Some(ev) => ev, None => return },
-                    };
-                    let mapped = match ev {
-                        WsEvent::Connected => Some(MarketEvent::Connected),
-                        WsEvent::Disconnected { reason } => {
-                            Some(MarketEvent::Disconnected { reason })
-                        }
-                        WsEvent::Stale => Some(MarketEvent::Disconnected {
-                            reason: format!("stale: no frame within {stale_after:?}"),
-                        }),
-                        WsEvent::Heartbeat => Some(MarketEvent::Heartbeat),
-                        WsEvent::Text(t) => match parse(&t) {
-                            Ok(m) => market_event(m, &symbols),
-                            Err(e) => {
-                                count_malformed("market", &e);
-                                None
-                            }
-                        },
-                    };
-                    if let Some(m) = mapped
-                        && out.send(m).await.is_err()
-                    {
-                        break;
-                    }
-                }
-                stop.cancel();
-            };
-            tokio::join!(ws, pump);
-        });
+        let stop = ctx.cancel.child_token();
+        let (ws_tx, ws_rx) = mpsc::channel(1024);
+        let (snap_tx, snap_rx) = mpsc::channel(64);
+        let (resync_tx, resync_rx) = mpsc::channel(64);
+        *lock(&self.resync) = Some(resync_tx);
+        ctx.spawn(run_ws(
+            cfg,
+            move || {
+                let url = url.clone();
+                async move { Ok(url) }
+            },
+            Vec::new(),
+            ws_tx,
+            stop.clone(),
+        ));
+        let input = futures_util::stream::select(
+            receiver_stream(ws_rx).map(MarketInput::Ws),
+            futures_util::stream::select(
+                receiver_stream(snap_rx).map(|(i, r)| MarketInput::Snapshot(i, r)),
+                receiver_stream(resync_rx).map(MarketInput::Resync),
+            ),
+        );
+        let mut pump = MarketPump {
+            syncs: instruments
+                .iter()
+                .map(|i| (i.clone(), BinanceUsDepthSync::new(i.clone())))
+                .collect(),
+            symbols: self.symbols.clone(),
+            http: self.http.clone(),
+            snap_tx,
+            tracker: ctx.tracker.clone(),
+            stop: stop.clone(),
+            connected: false,
+            pending: HashSet::new(),
+            retries: HashMap::new(),
+            stale_after: self.stale_after,
+        };
+        ctx.spawn(relay(input, out, stop, move |input| pump.on_input(input)));
         rx
     }
 
-    fn user_stream(&self, cancel: CancellationToken) -> mpsc::Receiver<UserEvent> {
+    fn user_stream(&self, ctx: &StreamCtx) -> mpsc::Receiver<UserEvent> {
         let (out, rx) = mpsc::channel(EVENT_CHANNEL);
         let http = self.http.clone();
         let ws_base = self.ws_base.clone();
         let keepalive_every = self.keepalive;
         let symbols = self.symbols.clone();
-        let stop = cancel.child_token();
+        let stop = ctx.cancel.child_token();
         let reconnect = Arc::new(Notify::new());
         let key: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
         let mut cfg = WsConfig::new(consts::VENUE, "user");
@@ -547,8 +566,8 @@ impl VenueAdapter for BinanceUsVenue {
         cfg.stale_after = self.stale_after.max(Duration::from_secs(7 * 60));
         cfg.reconnect = Some(reconnect.clone());
 
-        self.tasks.spawn(async move {
-            let (tx, mut events) = mpsc::channel(1024);
+        ctx.spawn(async move {
+            let (tx, events) = mpsc::channel(1024);
             // A fresh (or extended) listen key for every connect.
             let url = {
                 let (http, key) = (http.clone(), key.clone());
@@ -557,43 +576,17 @@ impl VenueAdapter for BinanceUsVenue {
                     async move {
                         let k = http.create_listen_key().await.map_err(|e| e.to_string())?;
                         let url = format!("{ws_base}/ws/{k}");
-                        *crate::lock(&key) = Some(k);
+                        *lock(&key) = Some(k);
                         Ok(url)
                     }
                 }
             };
             let ws = run_ws(cfg, url, Vec::new(), tx, stop.clone());
             let pump = {
-                let (stop, reconnect) = (stop.clone(), reconnect.clone());
-                async move {
-                    loop {
-                        let ev = tokio::select! {
-                            () = out.closed() => break,
-                            ev = events.recv() => match ev { Some(ev) => ev, None => return },
-                        };
-                        let mapped = match ev {
-                            WsEvent::Connected => Some(UserEvent::Connected),
-                            WsEvent::Disconnected { reason } => Some(UserEvent::Disconnected { reason }),
-                            WsEvent::Stale => Some(UserEvent::Disconnected {
-                                reason: "stale: no frame or ping".to_owned(),
-                            }),
-                            WsEvent::Heartbeat => None,
-                            WsEvent::Text(t) => match parse(&t) {
-                                Ok(m) => user_event(m, &symbols, &reconnect),
-                                Err(e) => {
-                                    count_malformed("user", &e);
-                                    None
-                                }
-                            },
-                        };
-                        if let Some(m) = mapped
-                            && out.send(m).await.is_err()
-                        {
-                            break;
-                        }
-                    }
-                    stop.cancel();
-                }
+                let reconnect = reconnect.clone();
+                relay(receiver_stream(events), out, stop.clone(), move |ev| {
+                    user_events(ev, &symbols, &reconnect)
+                })
             };
             let keepalive = {
                 let (http, key, stop, reconnect) = (http.clone(), key.clone(), stop.clone(), reconnect.clone());
@@ -606,7 +599,7 @@ impl VenueAdapter for BinanceUsVenue {
                             () = stop.cancelled() => return,
                             _ = tick.tick() => {}
                         }
-                        let Some(k) = crate::lock(&key).clone() else { continue };
+                        let Some(k) = lock(&key).clone() else { continue };
                         match http.keepalive_listen_key(&k).await {
                             Ok(()) => tracing::debug!("listen key extended"),
                             Err(e) if e.code() == Some(codes::INVALID_LISTEN_KEY) => {
@@ -620,12 +613,219 @@ impl VenueAdapter for BinanceUsVenue {
             };
             tokio::join!(ws, pump, keepalive);
             // Best effort: close the listen key so the venue stops buffering for it.
-            let last = crate::lock(&key).take();
+            let last = lock(&key).take();
             if let Some(k) = last {
                 let _ = tokio::time::timeout(Duration::from_secs(2), http.close_listen_key(&k)).await;
             }
         });
         rx
+    }
+}
+
+/// A REST depth snapshot as a neutral [`BookSnapshot`].
+async fn fetch_book(
+    http: &BinanceUsHttpClient,
+    symbol: &str,
+    instrument: &InstrumentId,
+) -> Result<BookSnapshot, VenueError> {
+    let d = http.depth(symbol, consts::DEFAULT_DEPTH_LIMIT).await?;
+    Ok(BookSnapshot {
+        instrument: instrument.clone(),
+        sequence: d.last_update_id,
+        bids: d.bids.into_iter().map(Into::into).collect(),
+        asks: d.asks.into_iter().map(Into::into).collect(),
+        ts_ms: gekko_core::now_ms(),
+    })
+}
+
+/// One input of the market pump.
+enum MarketInput {
+    /// From the websocket.
+    Ws(WsEvent),
+    /// A REST snapshot fetch finished.
+    Snapshot(InstrumentId, Result<BookSnapshot, VenueError>),
+    /// The engine asked for a resync ([`VenueAdapter::resync_book`]).
+    Resync(InstrumentId),
+}
+
+/// The market stream's state: one sequencer per instrument, and the snapshot fetches in
+/// progress. Owned by the relay's mapping closure, so it needs no lock.
+struct MarketPump {
+    syncs: HashMap<InstrumentId, BinanceUsDepthSync>,
+    symbols: Arc<RwLock<HashMap<String, InstrumentId>>>,
+    http: BinanceUsHttpClient,
+    snap_tx: mpsc::Sender<(InstrumentId, Result<BookSnapshot, VenueError>)>,
+    tracker: TaskTracker,
+    stop: CancellationToken,
+    /// Snapshots that finish while disconnected describe nothing current: dropped.
+    connected: bool,
+    /// Instruments with a fetch in progress (one at a time each).
+    pending: HashSet<InstrumentId>,
+    /// Refetch backoff per instrument, reset when a snapshot connects.
+    retries: HashMap<InstrumentId, Backoff>,
+    stale_after: Duration,
+}
+
+impl MarketPump {
+    fn on_input(&mut self, input: MarketInput) -> Vec<MarketEvent> {
+        match input {
+            MarketInput::Ws(WsEvent::Connected) => {
+                self.connected = true;
+                let all: Vec<InstrumentId> = self.syncs.keys().cloned().collect();
+                for i in all {
+                    self.reset(&i);
+                    self.fetch(i, Duration::ZERO);
+                }
+                vec![MarketEvent::Connected]
+            }
+            MarketInput::Ws(WsEvent::Disconnected { reason }) => {
+                self.disconnected();
+                vec![MarketEvent::Disconnected { reason }]
+            }
+            MarketInput::Ws(WsEvent::Stale) => {
+                self.disconnected();
+                vec![MarketEvent::Disconnected {
+                    reason: format!("stale: no frame within {:?}", self.stale_after),
+                }]
+            }
+            MarketInput::Ws(WsEvent::Heartbeat) => vec![MarketEvent::Heartbeat],
+            MarketInput::Ws(WsEvent::Text(t)) => match parse(&t) {
+                Ok(m) => match market_event(m, &self.symbols) {
+                    Some(MarketMsg::Event(e)) => vec![e],
+                    Some(MarketMsg::Depth(i, d)) => self.on_diff(i, d),
+                    None => Vec::new(),
+                },
+                Err(e) => {
+                    count_malformed("market", &e);
+                    Vec::new()
+                }
+            },
+            MarketInput::Resync(i) => {
+                if self.syncs.contains_key(&i) {
+                    self.reset(&i);
+                    self.fetch(i, Duration::ZERO);
+                }
+                Vec::new()
+            }
+            MarketInput::Snapshot(i, result) => {
+                self.pending.remove(&i);
+                if !self.connected {
+                    return Vec::new();
+                }
+                let Some(sync) = self.syncs.get_mut(&i) else {
+                    return Vec::new();
+                };
+                match result.map(|snap| sync.on_snapshot(snap)) {
+                    Ok(Ok(updates)) => {
+                        self.retries.remove(&i);
+                        updates.into_iter().map(MarketEvent::Book).collect()
+                    }
+                    Ok(Err(gap)) => {
+                        tracing::warn!(instrument = %i, ?gap, "snapshot older than buffered diffs; refetching");
+                        let wait = self.retry_delay(&i);
+                        self.fetch(i, wait);
+                        Vec::new()
+                    }
+                    Err(e) => {
+                        tracing::warn!(instrument = %i, error = %e, "book snapshot failed; retrying");
+                        let wait = self.retry_delay(&i);
+                        self.fetch(i, wait);
+                        Vec::new()
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_diff(&mut self, i: InstrumentId, d: DepthDiff) -> Vec<MarketEvent> {
+        let Some(sync) = self.syncs.get_mut(&i) else {
+            return Vec::new();
+        };
+        match sync.on_diff(d) {
+            DepthStep::Delta(delta) => vec![MarketEvent::Book(BookUpdate::Delta(delta))],
+            DepthStep::Gap { expected, got } => vec![MarketEvent::BookGap {
+                instrument: i,
+                detail: format!("expected update id {expected}, got {got}"),
+            }],
+            DepthStep::Stale | DepthStep::Buffered => Vec::new(),
+        }
+    }
+
+    fn reset(&mut self, i: &InstrumentId) {
+        if let Some(s) = self.syncs.get_mut(i) {
+            s.reset();
+        }
+    }
+
+    fn disconnected(&mut self) {
+        self.connected = false;
+        for s in self.syncs.values_mut() {
+            s.reset();
+        }
+    }
+
+    fn retry_delay(&mut self, i: &InstrumentId) -> Duration {
+        self.retries
+            .entry(i.clone())
+            .or_insert_with(|| {
+                Backoff::new(BackoffConfig::new(
+                    Duration::from_millis(100),
+                    Duration::from_secs(5),
+                ))
+            })
+            .next_delay()
+    }
+
+    /// Starts a snapshot fetch for `i` after `wait`, unless one is in progress.
+    fn fetch(&mut self, i: InstrumentId, wait: Duration) {
+        if !self.pending.insert(i.clone()) {
+            return;
+        }
+        let (http, tx, stop) = (self.http.clone(), self.snap_tx.clone(), self.stop.clone());
+        let symbol = venue_symbol(&i);
+        self.tracker.spawn(async move {
+            let result = tokio::select! {
+                () = stop.cancelled() => return,
+                r = async {
+                    tokio::time::sleep(wait).await;
+                    fetch_book(&http, &symbol, &i).await
+                } => r,
+            };
+            let _ = tx.send((i, result)).await;
+        });
+    }
+}
+
+/// Maps one user-stream transport event to gekko events: an execution report with a
+/// trade yields the order update and the [`UserEvent::Fill`].
+fn user_events(
+    ev: WsEvent,
+    symbols: &RwLock<HashMap<String, InstrumentId>>,
+    reconnect: &Notify,
+) -> Vec<UserEvent> {
+    match ev {
+        WsEvent::Connected => vec![UserEvent::Connected],
+        WsEvent::Disconnected { reason } => vec![UserEvent::Disconnected { reason }],
+        WsEvent::Stale => vec![UserEvent::Disconnected {
+            reason: "stale: no frame or ping".to_owned(),
+        }],
+        WsEvent::Heartbeat => Vec::new(),
+        WsEvent::Text(t) => match parse(&t) {
+            Ok(m) => match user_event(m, symbols, reconnect) {
+                Some(UserEvent::Order(u)) => {
+                    let fill = u.fill();
+                    let mut v = vec![UserEvent::Order(u)];
+                    v.extend(fill.map(UserEvent::Fill));
+                    v
+                }
+                Some(e) => vec![e],
+                None => Vec::new(),
+            },
+            Err(e) => {
+                count_malformed("user", &e);
+                Vec::new()
+            }
+        },
     }
 }
 
@@ -778,21 +978,21 @@ mod tests {
             "BNBBTC",
             &InstrumentId::new(VenueId::BinanceUs, "BNB", "BTC"),
         );
-        let Some(MarketEvent::BookDiff(d)) =
+        let Some(MarketMsg::Depth(instrument, d)) =
             market_event(parse(&fixture("ws_combined_depth.json")).unwrap(), &symbols)
         else {
             panic!("no diff");
         };
         assert_eq!((d.first_update_id, d.last_update_id), (157, 160));
-        assert_eq!(d.instrument.base, "BNB");
-        let Some(MarketEvent::Trade(t)) =
+        assert_eq!(instrument.base, "BNB");
+        let Some(MarketMsg::Event(MarketEvent::Trade(t))) =
             market_event(parse(&fixture("ws_trade.json")).unwrap(), &symbols)
         else {
             panic!("no trade");
         };
         assert_eq!(t.taker_side, Side::Sell, "buyer was maker");
         // BNBUSDT is resolved by the quote-suffix fallback.
-        let Some(MarketEvent::Quote(q)) =
+        let Some(MarketMsg::Event(MarketEvent::Quote(q))) =
             market_event(parse(&fixture("ws_book_ticker.json")).unwrap(), &symbols)
         else {
             panic!("no quote");

@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use gekko_gateway::{SubmitError, VenueError};
 use gekko_net::NetError;
+use gekko_venue::{RejectReason, SubmitError, VenueError};
 
 use crate::common::consts::codes;
 use crate::signing::SigningError;
@@ -109,6 +109,28 @@ impl BinanceUsError {
     }
 }
 
+/// The neutral reason for a Binance.US error code. `-2010` covers several causes that
+/// only the message tells apart (the messages are fixed strings in the API reference).
+#[must_use]
+pub fn reject_reason(code: i64, msg: &str) -> RejectReason {
+    match code {
+        codes::NEW_ORDER_REJECTED => {
+            let m = msg.to_ascii_lowercase();
+            if m.contains("insufficient balance") {
+                RejectReason::InsufficientFunds
+            } else if m.contains("duplicate order") {
+                RejectReason::Duplicate
+            } else {
+                RejectReason::Other
+            }
+        }
+        codes::CANCEL_REJECTED | codes::NO_SUCH_ORDER => RejectReason::UnknownOrder,
+        codes::FILTER_FAILURE => RejectReason::Filter,
+        codes::TOO_MANY_REQUESTS | codes::TOO_MANY_ORDERS => RejectReason::RateLimited,
+        _ => RejectReason::Other,
+    }
+}
+
 impl From<BinanceUsError> for VenueError {
     fn from(e: BinanceUsError) -> Self {
         match e {
@@ -118,7 +140,11 @@ impl From<BinanceUsError> for VenueError {
                 | codes::BAD_API_KEY_FMT
                 | codes::REJECTED_MBX_KEY => VenueError::Auth(format!("{code} {msg}")),
                 _ if status == 401 => VenueError::Auth(format!("{code} {msg}")),
-                _ => VenueError::Rejected { code, message: msg },
+                _ => VenueError::Rejected {
+                    code: code.to_string(),
+                    reason: reject_reason(code, &msg),
+                    message: msg,
+                },
             },
             BinanceUsError::RateLimited { retry_after }
             | BinanceUsError::Banned { retry_after } => VenueError::RateLimited { retry_after },
@@ -139,7 +165,12 @@ impl From<BinanceUsError> for VenueError {
                     VenueError::Auth(body)
                 } else {
                     VenueError::Rejected {
-                        code: i64::from(status),
+                        code: status.to_string(),
+                        reason: if status == 429 {
+                            RejectReason::RateLimited
+                        } else {
+                            RejectReason::Other
+                        },
                         message: body,
                     }
                 }
@@ -168,7 +199,7 @@ mod tests {
         // Definitive rejections.
         assert!(matches!(
             api(400, -2010).into_submit_error(),
-            SubmitError::NotPlaced(VenueError::Rejected { code: -2010, .. })
+            SubmitError::NotPlaced(VenueError::Rejected { ref code, .. }) if code == "-2010"
         ));
         assert!(matches!(
             api(400, -1013).into_submit_error(),
@@ -226,12 +257,52 @@ mod tests {
         ));
         assert!(matches!(
             status(403).into_submit_error(),
-            SubmitError::NotPlaced(VenueError::Rejected { code: 403, .. })
+            SubmitError::NotPlaced(VenueError::Rejected { ref code, .. }) if code == "403"
         ));
         assert!(matches!(
             BinanceUsError::Net(NetError::decode("eof", "{")).into_submit_error(),
             SubmitError::Ambiguous(_)
         ));
+    }
+
+    #[test]
+    fn codes_map_to_neutral_reasons() {
+        let reason = |code, msg| reject_reason(code, msg);
+        assert_eq!(
+            reason(
+                -2010,
+                "Account has insufficient balance for requested action."
+            ),
+            RejectReason::InsufficientFunds
+        );
+        assert_eq!(
+            reason(-2010, "Duplicate order sent."),
+            RejectReason::Duplicate
+        );
+        assert_eq!(reason(-2010, "Market is closed."), RejectReason::Other);
+        assert_eq!(
+            reason(-2011, "Unknown order sent."),
+            RejectReason::UnknownOrder
+        );
+        assert_eq!(
+            reason(-2013, "Order does not exist."),
+            RejectReason::UnknownOrder
+        );
+        assert_eq!(
+            reason(-1013, "Filter failure: LOT_SIZE"),
+            RejectReason::Filter
+        );
+        assert_eq!(
+            reason(-1015, "Too many new orders"),
+            RejectReason::RateLimited
+        );
+        let VenueError::Rejected { code, reason, .. } = VenueError::from(api(400, -2013)) else {
+            panic!("not a rejection");
+        };
+        assert_eq!(
+            (code.as_str(), reason),
+            ("-2013", RejectReason::UnknownOrder)
+        );
     }
 
     #[test]

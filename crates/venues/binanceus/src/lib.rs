@@ -8,7 +8,7 @@
 //!   circuit breakers, `-1021` resync, retries of idempotent calls only) and typed models.
 //! * [`websocket`]: [`BinanceUsWsMessage`] and a [`websocket::parse`] that never panics.
 //! * [`adapter`]: [`BinanceUsVenue`], the domain layer implementing
-//!   [`gekko_gateway::VenueAdapter`].
+//!   [`gekko_venue::VenueAdapter`].
 //! * [`config`]: [`BinanceUsConfig`], pointing at the real venue or a simulator.
 //!
 //! Protocol reference: Binance.US `rest-api.md`, `web-socket-streams.md`,
@@ -29,10 +29,3 @@ pub use error::BinanceUsError;
 pub use http::BinanceUsHttpClient;
 pub use signing::BinanceUsSigner;
 pub use websocket::BinanceUsWsMessage;
-
-/// Locks a `std::sync::Mutex`, recovering from poisoning: the guarded values (a deadline,
-/// a listen key, a symbol map) are valid at every instruction, so a panic elsewhere leaves
-/// nothing torn.
-pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}

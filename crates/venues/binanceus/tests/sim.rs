@@ -8,11 +8,12 @@ use gekko_binanceus::{BinanceUsAuth, BinanceUsConfig, BinanceUsVenue};
 use gekko_core::{
     ClientOrderId, InstrumentId, OrderRequest, OrderStatus, OrderType, Side, TimeInForce, VenueId,
 };
-use gekko_gateway::{MarketEvent, UserEvent, VenueAdapter};
 use gekko_sim::binanceus::{SimApiKey, SimBinanceUs, SimConfig, SimKeyAuth};
+use gekko_venue::{BookUpdate, MarketEvent, StreamCtx, UserEvent, VenueAdapter};
 use rust_decimal_macros::dec;
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 const ED_SEED_HEX: &str = "9340549e2d29d2f646d417695634baa20049ee4c66eb7d0027674dfadba9bad0";
 
@@ -80,7 +81,7 @@ async fn hmac_and_ed25519_signatures_are_accepted() {
     );
     assert!(matches!(
         wrong.verify_credentials().await.unwrap_err(),
-        gekko_gateway::VenueError::Auth(_)
+        gekko_venue::VenueError::Auth(_)
     ));
     sim.shutdown().await;
 }
@@ -117,12 +118,16 @@ async fn order_life_cycle_over_rest_and_the_user_stream() {
     assert_eq!(info[0].tick_size, dec!(0.01));
 
     let cancel = CancellationToken::new();
-    let mut user = v.user_stream(cancel.clone());
+    let ctx = StreamCtx::new(TaskTracker::new(), cancel.clone());
+    let mut user = v.user_stream(&ctx);
     within(&mut user, |e| *e == UserEvent::Connected).await;
-    let mut market = v.market_stream(&[btcusd()], cancel.clone());
+    let mut market = v.market_stream(&[btcusd()], &ctx);
     within(&mut market, |e| *e == MarketEvent::Connected).await;
     within(&mut market, |e| {
-        matches!(e, MarketEvent::BookDiff(_) | MarketEvent::Quote(_))
+        matches!(
+            e,
+            MarketEvent::Book(BookUpdate::Delta(_)) | MarketEvent::Quote(_)
+        )
     })
     .await;
     let snap = v.book_snapshot(&btcusd()).await.unwrap();
@@ -162,7 +167,7 @@ async fn order_life_cycle_over_rest_and_the_user_stream() {
     // A duplicate client id is refused by the venue: a would-be double submit is harmless.
     assert!(matches!(
         v.submit_order(&req).await.unwrap_err(),
-        gekko_gateway::SubmitError::NotPlaced(_)
+        gekko_venue::SubmitError::NotPlaced(_)
     ));
 
     let cancelled = v
@@ -188,8 +193,8 @@ async fn order_life_cycle_over_rest_and_the_user_stream() {
     assert!(v.cancel_all(&btcusd()).await.unwrap().is_empty());
 
     cancel.cancel();
-    v.tasks().close();
-    tokio::time::timeout(Duration::from_secs(5), v.tasks().wait())
+    ctx.tracker.close();
+    tokio::time::timeout(Duration::from_secs(5), ctx.tracker.wait())
         .await
         .unwrap();
     sim.shutdown().await;

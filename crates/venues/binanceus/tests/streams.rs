@@ -11,13 +11,14 @@ use axum::http::Method;
 use futures_util::{SinkExt, StreamExt};
 use gekko_binanceus::BinanceUsVenue;
 use gekko_core::{InstrumentId, OrderStatus, VenueId};
-use gekko_gateway::{MarketEvent, UserEvent, VenueAdapter};
+use gekko_venue::{BookUpdate, MarketEvent, StreamCtx, UserEvent, VenueAdapter};
 use support::{Canned, Mock, config, fixture, start};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// A websocket server that, on every connection, records the request path, sends `frames`
 /// (plus a ping) and closes.
@@ -47,8 +48,8 @@ async fn ws_server(
                 for f in frames {
                     let _ = ws.send(Message::text(f)).await;
                 }
-                // Let the client read everything before closing.
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                // Let the client read everything (and fetch a book snapshot) before closing.
+                tokio::time::sleep(Duration::from_millis(300)).await;
                 let _ = ws.close(None).await;
                 while ws.next().await.is_some() {}
             });
@@ -87,10 +88,20 @@ async fn market_stream_maps_events_skips_garbage_and_reconnects() {
         r#"{"result":null,"id":1}"#.to_owned(),
     ];
     let (ws, paths, _srv) = ws_server(frames).await;
-    let v = BinanceUsVenue::new(config("http://127.0.0.1:1", &ws)).unwrap();
+    // The REST snapshot the diffs are sequenced against: lastUpdateId 156, so the diff
+    // 157..=160 connects.
+    let mock = Mock::default();
+    mock.default_answer(
+        Method::GET,
+        "/api/v3/depth",
+        Canned::ok(r#"{"lastUpdateId":156,"bids":[["30000.10","1"]],"asks":[["30000.30","1"]]}"#),
+    );
+    let (rest, _rs) = start(mock.clone()).await;
+    let v = BinanceUsVenue::new(config(&rest, &ws)).unwrap();
     let btc = InstrumentId::new(VenueId::BinanceUs, "BTC", "USD");
     let cancel = CancellationToken::new();
-    let mut rx = v.market_stream(std::slice::from_ref(&btc), cancel.clone());
+    let ctx = StreamCtx::new(TaskTracker::new(), cancel.clone());
+    let mut rx = v.market_stream(std::slice::from_ref(&btc), &ctx);
 
     assert_eq!(recv(&mut rx).await, MarketEvent::Connected);
     let mut got = Vec::new();
@@ -118,14 +129,23 @@ async fn market_stream_maps_events_skips_garbage_and_reconnects() {
         })
         .unwrap();
     assert_eq!(trade.taker_side, gekko_core::Side::Buy);
+    let snapshot = got
+        .iter()
+        .find_map(|e| match e {
+            MarketEvent::Book(BookUpdate::Snapshot(s)) => Some(s),
+            _ => None,
+        })
+        .expect("the REST snapshot is emitted after the connect");
+    assert_eq!(snapshot.sequence, 156);
     let diff = got
         .iter()
         .find_map(|e| match e {
-            MarketEvent::BookDiff(d) => Some(d),
+            MarketEvent::Book(BookUpdate::Delta(d)) => Some(d),
             _ => None,
         })
         .unwrap();
-    assert_eq!((diff.first_update_id, diff.last_update_id), (157, 160));
+    // The diff 157..=160 connects to the snapshot and leaves the book at 160.
+    assert_eq!(diff.sequence, 160);
     assert_eq!(diff.bids[0].qty, rust_decimal::Decimal::ZERO);
     // The order of data events is preserved.
     let kinds: Vec<&str> = got
@@ -133,7 +153,7 @@ async fn market_stream_maps_events_skips_garbage_and_reconnects() {
         .filter_map(|e| match e {
             MarketEvent::Quote(_) => Some("q"),
             MarketEvent::Trade(_) => Some("t"),
-            MarketEvent::BookDiff(_) => Some("d"),
+            MarketEvent::Book(BookUpdate::Delta(_)) => Some("d"),
             _ => None,
         })
         .collect();
@@ -146,8 +166,8 @@ async fn market_stream_maps_events_skips_garbage_and_reconnects() {
         "/stream?streams=btcusd@bookTicker/btcusd@trade/btcusd@depth@100ms"
     );
     cancel.cancel();
-    v.tasks().close();
-    tokio::time::timeout(Duration::from_secs(5), v.tasks().wait())
+    ctx.tracker.close();
+    tokio::time::timeout(Duration::from_secs(5), ctx.tracker.wait())
         .await
         .unwrap();
 }
@@ -181,7 +201,8 @@ async fn user_stream_creates_a_key_per_connect_keeps_it_alive_and_maps_events() 
     cfg.listen_key_keepalive = Duration::from_millis(100);
     let v = BinanceUsVenue::new(cfg).unwrap();
     let cancel = CancellationToken::new();
-    let mut rx = v.user_stream(cancel.clone());
+    let ctx = StreamCtx::new(TaskTracker::new(), cancel.clone());
+    let mut rx = v.user_stream(&ctx);
 
     assert_eq!(recv(&mut rx).await, UserEvent::Connected);
     let UserEvent::Order(o) = recv(&mut rx).await else {
@@ -193,6 +214,15 @@ async fn user_stream_creates_a_key_per_connect_keeps_it_alive_and_maps_events() 
         InstrumentId::new(VenueId::BinanceUs, "BTC", "USD")
     );
     assert!(o.last_fill.is_some());
+    // The trade report also yields the fill itself.
+    let UserEvent::Fill(f) = recv(&mut rx).await else {
+        panic!("expected the fill")
+    };
+    assert_eq!(
+        (f.trade_id.as_str(), f.client_order_id.as_str()),
+        ("77", o.client_order_id.as_str())
+    );
+    assert_eq!(f.qty, rust_decimal_macros::dec!(0.4));
     let UserEvent::Balances(b) = recv(&mut rx).await else {
         panic!("expected balances")
     };
@@ -223,8 +253,8 @@ async fn user_stream_creates_a_key_per_connect_keeps_it_alive_and_maps_events() 
     assert_eq!(put.api_key.as_deref(), Some(support::API_KEY));
 
     cancel.cancel();
-    v.tasks().close();
-    tokio::time::timeout(Duration::from_secs(5), v.tasks().wait())
+    ctx.tracker.close();
+    tokio::time::timeout(Duration::from_secs(5), ctx.tracker.wait())
         .await
         .unwrap();
     assert!(
@@ -238,10 +268,11 @@ async fn dropping_the_receiver_stops_the_stream_task() {
     let (ws, _paths, _srv) = ws_server(vec![]).await;
     let v = BinanceUsVenue::new(config("http://127.0.0.1:1", &ws)).unwrap();
     let btc = InstrumentId::new(VenueId::BinanceUs, "BTC", "USD");
-    let rx = v.market_stream(&[btc], CancellationToken::new());
+    let ctx = StreamCtx::new(TaskTracker::new(), CancellationToken::new());
+    let rx = v.market_stream(&[btc], &ctx);
     drop(rx);
-    v.tasks().close();
-    tokio::time::timeout(Duration::from_secs(5), v.tasks().wait())
+    ctx.tracker.close();
+    tokio::time::timeout(Duration::from_secs(5), ctx.tracker.wait())
         .await
         .unwrap();
 }

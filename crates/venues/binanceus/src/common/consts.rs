@@ -62,6 +62,8 @@ pub mod codes {
     pub const INVALID_SIGNATURE: i64 = -1022;
     /// Unknown symbol.
     pub const BAD_SYMBOL: i64 = -1121;
+    /// A request parameter failed an exchange filter (`Filter failure: LOT_SIZE`, ...).
+    pub const FILTER_FAILURE: i64 = -1013;
     /// Listen key does not exist.
     pub const INVALID_LISTEN_KEY: i64 = -1125;
     /// New order rejected.

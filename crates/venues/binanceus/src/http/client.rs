@@ -32,12 +32,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gekko_core::{OrderType, Side, TimeInForce};
-use gekko_gateway::ClockReport;
 use gekko_net::http::{header_u32, retry_after};
 use gekko_net::{
     BreakerPermit, CircuitBreaker, ClockOffset, ClockSample, NetError, RetryPolicy, WeightLimiter,
     retry_idempotent,
 };
+use gekko_venue::ClockReport;
 use rust_decimal::Decimal;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::time::Instant;
@@ -613,7 +613,7 @@ impl BinanceUsHttpClient {
     }
 
     fn ban_remaining(&self) -> Option<Duration> {
-        let until = (*crate::lock(&self.inner.banned_until))?;
+        let until = (*gekko_core::sync::lock(&self.inner.banned_until))?;
         let now = Instant::now();
         (until > now).then(|| until - now)
     }
@@ -735,7 +735,7 @@ impl BinanceUsHttpClient {
                 let d = retry_after(&headers).unwrap_or(consts::DEFAULT_BAN);
                 let until = Instant::now() + d;
                 {
-                    let mut b = crate::lock(&inner.banned_until);
+                    let mut b = gekko_core::sync::lock(&inner.banned_until);
                     *b = Some(b.map_or(until, |x| x.max(until)));
                 }
                 inner.weight.ban_until(until);
