@@ -12,29 +12,55 @@
 //! * [`breaker`]: a circuit breaker per endpoint family, forced open during bans.
 //! * [`retry`]: the workspace backoff (`gekko_core::backoff`), and a retry loop for idempotent calls.
 //! * [`clock`]: the venue clock offset, the median of recent samples.
-//! * [`ws`]: a websocket client that reconnects forever, answers pings and detects staleness.
+//! * [`auth`]: the [`RequestAuth`] hook that signs or decorates each outgoing request
+//!   (query signature, per-request JWT, static bearer token, API key header).
+//! * [`rest`]: the one REST pipeline (ban gate, breaker with fallback base URL, weight
+//!   limiter, auth hook, send, metrics, usage feedback, status classification), with the
+//!   venue's details behind [`VenueHooks`].
+//! * [`stream`]: the supervisor shared by every long-lived stream (reconnect, backoff,
+//!   silence watchdog) and the per-session [`StreamHooks`] (fresh subscribe messages,
+//!   sequence-gap detection).
+//! * [`ws`]: the websocket transport under that supervisor; answers pings.
+//! * [`line`]: the chunked line-stream transport (OANDA's pricing and transaction streams).
 //! * [`relay`]: the one pump from a transport's raw events to a venue's gekko events.
 //! * [`http`]: turning `reqwest` errors into a [`NetError`] that says whether the request
 //!   may have reached the venue.
 //!
 //! All timers use `tokio::time`, so tests drive them with tokio's paused clock.
 
+pub mod auth;
 pub mod breaker;
 pub mod clock;
 pub mod http;
 pub mod limiter;
+pub mod line;
 pub mod relay;
+pub mod rest;
 pub mod retry;
 pub mod signer;
+pub mod stream;
 pub mod ws;
+
+pub use auth::{
+    ApiKeyHeader, AuthError, BearerToken, OutgoingRequest, PerRequestBearer, RequestAuth,
+};
 
 pub use breaker::{BreakerOpen, BreakerPermit, CircuitBreaker, CircuitState};
 pub use clock::{ClockOffset, ClockSample};
 pub use http::NetError;
 pub use limiter::WeightLimiter;
+pub use line::{run_line_stream, spawn_line_stream};
 pub use relay::{receiver_stream, relay};
+pub use rest::{
+    Charge, LimiterId, RestConfig, RestError, RestPipeline, RestRequest, RestResponse, StatusClass,
+    VenueHooks, Wait,
+};
 pub use retry::{Backoff, BackoffConfig, Jitter, RetryPolicy, retry_idempotent};
 pub use signer::Signer;
-pub use ws::{WsConfig, WsEvent, run_ws, spawn_ws};
+pub use stream::{
+    FrameVerdict, SequenceGuard, StaticSubscriptions, StreamConfig, StreamEvent, StreamHooks,
+    SubscribeWith,
+};
+pub use ws::{WsConfig, WsEvent, run_ws, run_ws_with_hooks, spawn_ws, spawn_ws_with_hooks};
 
 pub(crate) use gekko_core::sync::lock;

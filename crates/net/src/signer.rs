@@ -12,17 +12,32 @@ pub trait Signer: Send + Sync + std::fmt::Debug {
     /// Signs `payload` (the exact bytes the venue will verify) and returns the signature in
     /// the venue's text encoding (hex for HMAC-SHA256, base64 for Ed25519, ...).
     fn sign(&self, payload: &[u8]) -> String;
+
+    /// The signature as it is appended to a query string or form body: [`Self::sign`] by
+    /// default. A signer whose text encoding contains reserved characters (base64's `+`,
+    /// `/`, `=`) percent-encodes here.
+    fn sign_param(&self, payload: &[u8]) -> String {
+        self.sign(payload)
+    }
 }
 
 impl<S: Signer + ?Sized> Signer for std::sync::Arc<S> {
     fn sign(&self, payload: &[u8]) -> String {
         (**self).sign(payload)
     }
+
+    fn sign_param(&self, payload: &[u8]) -> String {
+        (**self).sign_param(payload)
+    }
 }
 
 impl<S: Signer + ?Sized> Signer for Box<S> {
     fn sign(&self, payload: &[u8]) -> String {
         (**self).sign(payload)
+    }
+
+    fn sign_param(&self, payload: &[u8]) -> String {
+        (**self).sign_param(payload)
     }
 }
 
@@ -53,5 +68,6 @@ mod tests {
         let arc: std::sync::Arc<dyn Signer> = std::sync::Arc::new(Reverse);
         assert_eq!(arc.sign(b"xy"), "yx");
         assert!(!format!("{arc:?}").contains("abc"));
+        assert_eq!(arc.sign_param(b"xy"), "yx", "defaults to sign");
     }
 }

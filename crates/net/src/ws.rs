@@ -2,102 +2,42 @@
 //!
 //! The most common complaint about trading bots is a stream that stops and never comes
 //! back (hummingbot#7404, #8250, btoandav20#23, ccxt#7858), or one that stays "connected"
-//! while no data flows (Lean#4045). So this client:
+//! while no data flows (Lean#4045). The reconnect loop, backoff and watchdog that prevent
+//! both live in [`crate::stream`], shared with the chunked line stream; this module is the
+//! websocket transport under it:
 //!
-//! * reconnects with exponential backoff and full jitter until its `CancellationToken`
-//!   fires; every way a session can end (close frame, error, EOF, stale, max age) leads back
-//!   to a reconnect, never to a silent exit;
-//! * asks for a **fresh URL on every connect** (a closure), because some streams embed a
+//! * it asks for a **fresh URL on every connect** (a closure), because some streams embed a
 //!   short-lived credential (Binance.US user stream `listenKey`);
-//! * sends the subscription messages after every connect;
-//! * answers pings (tungstenite queues the pong; this loop flushes it at once);
-//! * runs a watchdog: when no frame at all (data, ping or pong) arrives within
-//!   `stale_after`, it reports [`WsEvent::Stale`] and reconnects;
-//! * can be told to reconnect from outside (e.g. the listen key was reported expired);
-//! * counts `gekko_venue_ws_reconnects_total{venue,stream}` and keeps
-//!   `gekko_venue_stream_staleness_seconds{venue,stream}` current.
+//! * it sends the subscribe messages from [`StreamHooks::subscribe_messages`] after every
+//!   connect, built fresh each time (a Coinbase JWT goes in each message);
+//! * every inbound text frame passes [`StreamHooks::on_text`], which may drop it or force a
+//!   reconnect (a per-connection sequence gap);
+//! * it answers pings (tungstenite queues the pong; this loop flushes it at once);
+//! * it counts `gekko_venue_ws_reconnects_total{venue,stream}` and keeps
+//!   `gekko_venue_stream_staleness_seconds{venue,stream}` current (through the supervisor).
 //!
 //! Concurrency: one task owns the socket and does everything (read, pong, subscribe,
-//! timers) in one `select!` loop, so there is no split sink/stream and no lock. Events go out
-//! on a bounded `mpsc` channel: a consumer that falls behind slows reading down (the venue
-//! buffers, and eventually disconnects us, which we survive) rather than growing memory
-//! without bound. A dropped receiver stops the loop.
+//! timers) in one `select!` loop, so there is no split sink/stream and no lock.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{Notify, mpsc};
-use tokio::time::Instant;
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use crate::retry::{Backoff, BackoffConfig};
+use crate::stream::{
+    Interrupt, SessionCtx, SessionEnd, StaticSubscriptions, StreamConfig, StreamEvent, StreamHooks,
+    Transport, Watchdog, or_cancel, supervise,
+};
+pub use crate::stream::{METRIC_CONNECTED, METRIC_RECONNECTS, METRIC_STALENESS};
 
-/// Counter: reconnect attempts after the first connect; labels `venue`, `stream`.
-pub const METRIC_RECONNECTS: &str = "gekko_venue_ws_reconnects_total";
-/// Gauge: seconds since the last frame; labels `venue`, `stream`.
-pub const METRIC_STALENESS: &str = "gekko_venue_stream_staleness_seconds";
-/// Gauge: 1 while connected, else 0; labels `venue`, `stream`.
-pub const METRIC_CONNECTED: &str = "gekko_venue_ws_connected";
+/// Settings for one websocket stream (the shared [`StreamConfig`]).
+pub type WsConfig = StreamConfig;
 
-/// What the websocket client reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WsEvent {
-    /// Connected and subscriptions sent. Consumers resynchronise state (books, orders).
-    Connected,
-    /// A text frame (binary frames that are valid UTF-8 are reported as text too).
-    Text(String),
-    /// A ping or pong arrived: the connection is alive even if no data flows.
-    Heartbeat,
-    /// The connection ended or could not be made; a reconnect follows after a backoff.
-    Disconnected {
-        /// Why, for logs.
-        reason: String,
-    },
-    /// No frame within `stale_after`; the connection is dropped and a reconnect follows.
-    Stale,
-}
-
-/// Settings for one websocket stream.
-#[derive(Debug, Clone)]
-pub struct WsConfig {
-    /// `venue` metric label.
-    pub venue: String,
-    /// `stream` metric label (e.g. `market`, `user`).
-    pub stream: String,
-    /// Reconnect when no frame arrives for this long.
-    pub stale_after: Duration,
-    /// Give up a connect attempt (TCP + TLS + upgrade) after this long.
-    pub connect_timeout: Duration,
-    /// Delays between reconnect attempts; reset after the first data frame of a session.
-    pub backoff: BackoffConfig,
-    /// Reconnect proactively after this long (venues cut connections at 24 h anyway).
-    pub max_connection_age: Option<Duration>,
-    /// Capacity of the event channel made by [`spawn_ws`].
-    pub channel_capacity: usize,
-    /// Notified to force a reconnect (e.g. a credential embedded in the URL expired).
-    pub reconnect: Option<Arc<Notify>>,
-}
-
-impl WsConfig {
-    /// Defaults: stale after 30 s, connect timeout 10 s, backoff 250 ms → 30 s, proactive
-    /// reconnect after 23 h 50 m, a channel of 4096 events.
-    #[must_use]
-    pub fn new(venue: &str, stream: &str) -> Self {
-        Self {
-            venue: venue.to_owned(),
-            stream: stream.to_owned(),
-            stale_after: Duration::from_secs(30),
-            connect_timeout: Duration::from_secs(10),
-            backoff: BackoffConfig::default(),
-            max_connection_age: Some(Duration::from_secs(23 * 3600 + 50 * 60)),
-            channel_capacity: 4096,
-            reconnect: None,
-        }
-    }
-}
+/// What the websocket client reports (the shared [`StreamEvent`]).
+pub type WsEvent = StreamEvent;
 
 /// Spawns [`run_ws`] on a new task and returns its event receiver and join handle.
 ///
@@ -112,28 +52,33 @@ where
     U: FnMut() -> UF + Send + 'static,
     UF: Future<Output = Result<String, String>> + Send + 'static,
 {
+    spawn_ws_with_hooks(config, url, StaticSubscriptions(subscriptions), cancel)
+}
+
+/// Spawns [`run_ws_with_hooks`] on a new task and returns its event receiver and handle.
+pub fn spawn_ws_with_hooks<U, UF, H>(
+    config: WsConfig,
+    url: U,
+    hooks: H,
+    cancel: CancellationToken,
+) -> (mpsc::Receiver<WsEvent>, tokio::task::JoinHandle<()>)
+where
+    U: FnMut() -> UF + Send + 'static,
+    UF: Future<Output = Result<String, String>> + Send + 'static,
+    H: StreamHooks + 'static,
+{
     let (tx, rx) = mpsc::channel(config.channel_capacity.max(1));
-    let handle = tokio::spawn(run_ws(config, url, subscriptions, tx, cancel));
+    let handle = tokio::spawn(run_ws_with_hooks(config, url, hooks, tx, cancel));
     (rx, handle)
 }
 
-/// How one connection ended.
-enum SessionEnd {
-    /// Stop for good.
-    Stop,
-    /// Dropped for staleness.
-    Stale,
-    /// Dropped or never made, with a reason.
-    Closed(String),
-}
-
-/// Runs the reconnect loop, sending events to `tx`, until `cancel` fires or `tx`'s
-/// receiver is dropped. See the module docs.
+/// Runs the reconnect loop with the same `subscriptions` on every connect, sending events
+/// to `tx`, until `cancel` fires or `tx`'s receiver is dropped. See the module docs.
 ///
 /// `url` is called before every connect; an `Err` counts as a failed attempt.
 pub async fn run_ws<U, UF>(
     config: WsConfig,
-    mut url: U,
+    url: U,
     subscriptions: Vec<String>,
     tx: mpsc::Sender<WsEvent>,
     cancel: CancellationToken,
@@ -141,206 +86,156 @@ pub async fn run_ws<U, UF>(
     U: FnMut() -> UF,
     UF: Future<Output = Result<String, String>>,
 {
-    let mut backoff = Backoff::new(config.backoff);
-    let mut last_frame = Instant::now();
-    let mut first = true;
-    loop {
-        if !first {
-            metrics::counter!(METRIC_RECONNECTS, "venue" => config.venue.clone(), "stream" => config.stream.clone())
-                .increment(1);
-        }
-        first = false;
-        let target = tokio::select! {
-            biased;
-            () = cancel.cancelled() => return,
-            u = url() => u,
-        };
-        let end = match target {
-            Err(e) => SessionEnd::Closed(format!("no url: {e}")),
-            Ok(target) => {
-                session(
-                    &config,
-                    &target,
-                    &subscriptions,
-                    &tx,
-                    &cancel,
-                    &mut backoff,
-                    &mut last_frame,
-                )
-                .await
-            }
-        };
-        connected_gauge(&config, false);
-        let event = match end {
-            SessionEnd::Stop => return,
-            SessionEnd::Stale => {
-                tracing::warn!(venue = %config.venue, stream = %config.stream, stale_after_ms = config.stale_after.as_millis(), "websocket stale; reconnecting");
-                WsEvent::Stale
-            }
-            SessionEnd::Closed(reason) => {
-                tracing::warn!(venue = %config.venue, stream = %config.stream, %reason, "websocket disconnected; reconnecting");
-                WsEvent::Disconnected { reason }
-            }
-        };
-        if tx.send(event).await.is_err() {
-            return;
-        }
-        let delay = backoff.next_delay();
-        staleness_gauge(&config, last_frame);
-        tokio::select! {
-            biased;
-            () = cancel.cancelled() => return,
-            () = tokio::time::sleep(delay) => {}
-        }
-    }
+    run_ws_with_hooks(config, url, StaticSubscriptions(subscriptions), tx, cancel).await;
 }
 
-/// One connection: connect, subscribe, pump frames until it ends.
-async fn session(
-    config: &WsConfig,
-    url: &str,
-    subscriptions: &[String],
-    tx: &mpsc::Sender<WsEvent>,
-    cancel: &CancellationToken,
-    backoff: &mut Backoff,
-    last_frame: &mut Instant,
-) -> SessionEnd {
-    let connect = tokio::time::timeout(
-        config.connect_timeout,
-        tokio_tungstenite::connect_async(url),
-    );
-    let mut ws = tokio::select! {
-        biased;
-        () = cancel.cancelled() => return SessionEnd::Stop,
-        r = connect => match r {
-            Err(_) => return SessionEnd::Closed(format!("connect timed out after {:?}", config.connect_timeout)),
-            Ok(Err(e)) => return SessionEnd::Closed(format!("connect failed: {e}")),
-            Ok(Ok((ws, _response))) => ws,
-        },
-    };
-    for s in subscriptions {
-        if let Err(e) = ws.send(Message::text(s.clone())).await {
-            return SessionEnd::Closed(format!("subscribe failed: {e}"));
-        }
-    }
-    if tx.send(WsEvent::Connected).await.is_err() {
-        return SessionEnd::Stop;
-    }
-    connected_gauge(config, true);
-    tracing::info!(venue = %config.venue, stream = %config.stream, "websocket connected");
+/// Runs the reconnect loop with per-session `hooks` (fresh subscribe messages on every
+/// connect, a look at every text frame). Otherwise as [`run_ws`].
+pub async fn run_ws_with_hooks<U, UF, H>(
+    config: WsConfig,
+    url: U,
+    hooks: H,
+    tx: mpsc::Sender<WsEvent>,
+    cancel: CancellationToken,
+) where
+    U: FnMut() -> UF,
+    UF: Future<Output = Result<String, String>>,
+    H: StreamHooks,
+{
+    supervise(config, WsTransport { url, hooks }, tx, cancel).await;
+}
 
-    let connected_at = Instant::now();
-    *last_frame = connected_at;
-    let mut got_data = false;
-    let age_deadline = config
-        .max_connection_age
-        .map(|a| connected_at + a)
-        .unwrap_or_else(far_future);
-    let mut gauge_tick = tokio::time::interval(Duration::from_secs(1));
-    gauge_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let reconnect = config.reconnect.clone();
-    let reconnect_requested = async move {
-        match reconnect {
-            Some(n) => n.notified().await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::pin!(reconnect_requested);
+/// The websocket [`Transport`]: a URL closure and the venue's hooks.
+struct WsTransport<U, H> {
+    url: U,
+    hooks: H,
+}
 
-    loop {
-        let stale_deadline = *last_frame + config.stale_after;
-        let frame = tokio::select! {
-            biased;
-            () = cancel.cancelled() => {
-                // Best effort: a polite close, bounded so shutdown is never held up.
-                let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
-                return SessionEnd::Stop;
-            }
-            () = &mut reconnect_requested => {
-                let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
-                return SessionEnd::Closed("reconnect requested".to_owned());
-            }
-            () = tokio::time::sleep_until(stale_deadline) => {
-                staleness_gauge(config, *last_frame);
-                return SessionEnd::Stale;
-            }
-            () = tokio::time::sleep_until(age_deadline) => {
-                let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
-                return SessionEnd::Closed("maximum connection age reached".to_owned());
-            }
-            _ = gauge_tick.tick() => {
-                staleness_gauge(config, *last_frame);
-                continue;
-            }
-            f = ws.next() => f,
+impl<U, UF, H> Transport for WsTransport<U, H>
+where
+    U: FnMut() -> UF,
+    UF: Future<Output = Result<String, String>>,
+    H: StreamHooks,
+{
+    /// One connection: connect, subscribe, pump frames until it ends.
+    async fn session(&mut self, ctx: &mut SessionCtx<'_>) -> SessionEnd {
+        let url = match or_cancel(ctx.cancel, (self.url)()).await {
+            None => return SessionEnd::Stop,
+            Some(Err(e)) => return SessionEnd::Closed(format!("no url: {e}")),
+            Some(Ok(u)) => u,
         };
-        let msg = match frame {
-            None => return SessionEnd::Closed("stream ended".to_owned()),
-            Some(Err(e)) => return SessionEnd::Closed(format!("read failed: {e}")),
-            Some(Ok(m)) => m,
+        let timeout = ctx.config.connect_timeout;
+        let connect = tokio::time::timeout(timeout, tokio_tungstenite::connect_async(url));
+        let mut ws = match or_cancel(ctx.cancel, connect).await {
+            None => return SessionEnd::Stop,
+            Some(Err(_)) => {
+                return SessionEnd::Closed(format!("connect timed out after {timeout:?}"));
+            }
+            Some(Ok(Err(e))) => return SessionEnd::Closed(format!("connect failed: {e}")),
+            Some(Ok(Ok((ws, _response)))) => ws,
         };
-        *last_frame = Instant::now();
-        let event = match msg {
-            Message::Text(t) => Some(WsEvent::Text(t.as_str().to_owned())),
-            Message::Binary(b) => match String::from_utf8(b.to_vec()) {
-                Ok(t) => Some(WsEvent::Text(t)),
-                Err(_) => {
-                    tracing::debug!(venue = %config.venue, stream = %config.stream, len = b.len(), "ignoring non-UTF-8 binary frame");
+        let subscriptions = match self.hooks.subscribe_messages() {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
+                return SessionEnd::Closed(format!("no subscribe messages: {e}"));
+            }
+        };
+        self.hooks.on_connect();
+        for s in subscriptions {
+            if let Err(e) = ws.send(Message::text(s)).await {
+                return SessionEnd::Closed(format!("subscribe failed: {e}"));
+            }
+        }
+        if !ctx.connected().await {
+            return SessionEnd::Stop;
+        }
+
+        let mut watchdog = Watchdog::new(ctx.config);
+        loop {
+            let frame = tokio::select! {
+                biased;
+                i = watchdog.wait(ctx.last_frame, ctx.cancel) => {
+                    let (end, polite) = match i {
+                        Interrupt::Cancelled => (SessionEnd::Stop, true),
+                        Interrupt::Reconnect => (SessionEnd::Closed("reconnect requested".to_owned()), true),
+                        Interrupt::Stale => (SessionEnd::Stale, false),
+                        Interrupt::MaxAge => (SessionEnd::Closed("maximum connection age reached".to_owned()), true),
+                    };
+                    if polite {
+                        // Best effort, bounded so shutdown is never held up.
+                        let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
+                    }
+                    return end;
+                }
+                f = ws.next() => f,
+            };
+            let msg = match frame {
+                None => return SessionEnd::Closed("stream ended".to_owned()),
+                Some(Err(e)) => return SessionEnd::Closed(format!("read failed: {e}")),
+                Some(Ok(m)) => m,
+            };
+            ctx.frame_seen();
+            let text = match msg {
+                Message::Text(t) => Some(t.as_str().to_owned()),
+                Message::Binary(b) => {
+                    if let Ok(t) = String::from_utf8(b.to_vec()) {
+                        Some(t)
+                    } else {
+                        tracing::debug!(venue = %ctx.config.venue, stream = %ctx.config.stream, len = b.len(), "ignoring non-UTF-8 binary frame");
+                        None
+                    }
+                }
+                Message::Ping(_) => {
+                    // tungstenite queued the pong; flush it now rather than on the next read.
+                    if let Err(e) = ws.flush().await {
+                        return SessionEnd::Closed(format!("pong failed: {e}"));
+                    }
+                    if let Err(end) = ctx.deliver(WsEvent::Heartbeat).await {
+                        return end;
+                    }
                     None
                 }
-            },
-            Message::Ping(_) => {
-                // tungstenite queued the pong; flush it now rather than on the next read.
-                if let Err(e) = ws.flush().await {
-                    return SessionEnd::Closed(format!("pong failed: {e}"));
+                Message::Pong(_) => {
+                    if let Err(end) = ctx.deliver(WsEvent::Heartbeat).await {
+                        return end;
+                    }
+                    None
                 }
-                Some(WsEvent::Heartbeat)
-            }
-            Message::Pong(_) => Some(WsEvent::Heartbeat),
-            Message::Close(frame) => {
-                let why = frame.map_or_else(
-                    || "no close frame".to_owned(),
-                    |f| format!("code {} {}", u16::from(f.code), f.reason),
-                );
-                return SessionEnd::Closed(format!("closed by server: {why}"));
-            }
-            Message::Frame(_) => None,
-        };
-        if let Some(event) = event {
-            if matches!(event, WsEvent::Text(_)) && !got_data {
-                // Only a session that delivered data resets the backoff, so a server that
-                // accepts and immediately drops us does not get hammered.
-                got_data = true;
-                backoff.reset();
-            }
-            if tx.send(event).await.is_err() {
-                return SessionEnd::Stop;
+                Message::Close(frame) => {
+                    let why = frame.map_or_else(
+                        || "no close frame".to_owned(),
+                        |f| format!("code {} {}", u16::from(f.code), f.reason),
+                    );
+                    return SessionEnd::Closed(format!("closed by server: {why}"));
+                }
+                Message::Frame(_) => None,
+            };
+            if let Some(text) = text
+                && let Err(end) = ctx.text(&mut self.hooks, text).await
+            {
+                if matches!(end, SessionEnd::Closed(_)) {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
+                }
+                return end;
             }
         }
     }
-}
-
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86_400 * 365)
-}
-
-fn connected_gauge(config: &WsConfig, up: bool) {
-    metrics::gauge!(METRIC_CONNECTED, "venue" => config.venue.clone(), "stream" => config.stream.clone())
-        .set(if up { 1.0 } else { 0.0 });
-}
-
-fn staleness_gauge(config: &WsConfig, last_frame: Instant) {
-    metrics::gauge!(METRIC_STALENESS, "venue" => config.venue.clone(), "stream" => config.stream.clone())
-        .set(last_frame.elapsed().as_secs_f64());
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    use std::sync::Arc;
+
     use tokio::net::TcpListener;
+    use tokio::sync::Notify;
+    use tokio::time::Instant;
 
     use super::*;
+    use crate::retry::BackoffConfig;
+    use crate::stream::{SequenceGuard, SubscribeWith};
 
     /// How the test server treats each accepted connection.
     #[derive(Clone, Copy)]
@@ -351,6 +246,8 @@ mod tests {
         SendOneAndClose,
         /// Accept and then say nothing at all.
         Silent,
+        /// Send `seq=0`, `seq=1`, `seq=3` (a gap) and hold the connection open.
+        Gap,
     }
 
     struct Server {
@@ -385,6 +282,12 @@ mod tests {
                             let _ = ws.close(None).await;
                         }
                         Behaviour::Silent => while ws.next().await.is_some() {},
+                        Behaviour::Gap => {
+                            for n in [0, 1, 3] {
+                                let _ = ws.send(Message::text(format!("seq={n}"))).await;
+                            }
+                            while ws.next().await.is_some() {}
+                        }
                         Behaviour::GreetThenPing => {
                             let _ = ws.send(Message::Ping(vec![1, 2, 3].into())).await;
                             while let Some(Ok(m)) = ws.next().await {
@@ -604,6 +507,91 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
+        srv.task.abort();
+    }
+
+    #[tokio::test]
+    async fn subscribe_messages_are_built_fresh_on_every_connect() {
+        let srv = server(Behaviour::GreetThenPing).await;
+        let cancel = CancellationToken::new();
+        let url = format!("ws://{}/", srv.addr);
+        let notify = Arc::new(Notify::new());
+        let mut cfg = config();
+        cfg.stale_after = Duration::from_secs(30);
+        cfg.reconnect = Some(notify.clone());
+        let mut token = 0;
+        let (mut rx, handle) = spawn_ws_with_hooks(
+            cfg,
+            move || {
+                let url = url.clone();
+                async move { Ok(url) }
+            },
+            SubscribeWith(move || {
+                token += 1;
+                Ok(vec![format!(
+                    r#"{{"type":"subscribe","jwt":"token-{token}"}}"#
+                )])
+            }),
+            cancel.clone(),
+        );
+        assert_eq!(next(&mut rx).await, WsEvent::Connected);
+        loop {
+            if let WsEvent::Text(t) = next(&mut rx).await {
+                assert!(t.contains("token-1"), "{t}");
+                break;
+            }
+        }
+        notify.notify_one();
+        loop {
+            if next(&mut rx).await == WsEvent::Connected {
+                break;
+            }
+        }
+        loop {
+            if let WsEvent::Text(t) = next(&mut rx).await {
+                assert!(t.contains("token-2"), "a fresh token: {t}");
+                break;
+            }
+        }
+        let subs = srv.subs.lock().unwrap().clone();
+        assert_eq!(subs.len(), 2, "{subs:?}");
+        assert_ne!(subs[0], subs[1]);
+        cancel.cancel();
+        handle.await.unwrap();
+        srv.task.abort();
+    }
+
+    #[tokio::test]
+    async fn a_sequence_gap_forces_a_reconnect() {
+        let srv = server(Behaviour::Gap).await;
+        let cancel = CancellationToken::new();
+        let url = format!("ws://{}/", srv.addr);
+        let mut cfg = config();
+        cfg.stale_after = Duration::from_secs(30);
+        let hooks = SequenceGuard::new(StaticSubscriptions::default(), |t: &str| {
+            t.strip_prefix("seq=")?.parse().ok()
+        });
+        let (mut rx, handle) = spawn_ws_with_hooks(
+            cfg,
+            move || {
+                let url = url.clone();
+                async move { Ok(url) }
+            },
+            hooks,
+            cancel.clone(),
+        );
+        assert_eq!(next(&mut rx).await, WsEvent::Connected);
+        assert_eq!(next(&mut rx).await, WsEvent::Text("seq=0".into()));
+        assert_eq!(next(&mut rx).await, WsEvent::Text("seq=1".into()));
+        assert!(
+            matches!(next(&mut rx).await, WsEvent::Disconnected { reason } if reason.contains("sequence gap: 1 -> 3"))
+        );
+        // The new connection counts from its own first message.
+        assert_eq!(next(&mut rx).await, WsEvent::Connected);
+        assert_eq!(next(&mut rx).await, WsEvent::Text("seq=0".into()));
+        assert!(srv.accepted.load(Ordering::SeqCst) >= 2);
+        cancel.cancel();
+        handle.await.unwrap();
         srv.task.abort();
     }
 }
