@@ -57,7 +57,7 @@ static VARIABLES: &[VariableDoc] = &[
     ),
     doc(
         names::TRADING_API_ENDPOINTS,
-        "`venue=url,...` and `venue.stream=url`; venue one of coinbase, binanceus, oanda; REST url `http(s)://`, stream url `ws(s)://` or `http(s)://`",
+        "`venue=url,...`, `venue.stream=url` and `venue.fallback=url`; venue one of coinbase, binanceus, oanda; REST and fallback url `http(s)://`, stream url `ws(s)://` or `http(s)://`",
         "empty: each venue's built-in endpoint, or its simulator in paper mode",
         "`coinbase=http://127.0.0.1:8081,oanda=https://api-fxpractice.oanda.com`",
         "REST base URL override per venue; `venue.stream` overrides the websocket/streaming base URL.",
@@ -71,17 +71,17 @@ static VARIABLES: &[VariableDoc] = &[
     ),
     doc(
         names::SUPPORTED_TRADING_PAIRS,
-        "comma-separated upper-case `BASE-QUOTE` pairs; non-empty; no duplicates",
+        "comma-separated upper-case `BASE-QUOTE` pairs, each optionally venue-qualified (`binanceus:BTC-USD`); non-empty; no duplicates",
         "`BTC-USD,ETH-USD`",
-        "`BTC-USD,ETH-USD,EUR-USD`",
-        "Pairs gekko may trade. Replaces the deprecated `TRADING_PAIRS`.",
+        "`BTC-USD,ETH-USD,EUR-USD` or `BTC-USD,oanda:EUR-USD`",
+        "Pairs gekko may trade. A plain pair means every venue that lists it; a venue-qualified pair only that venue. Each gateway trades the configured pairs its venue lists and logs the ones it skips, so a pair one venue lacks never stops that venue's gateway. Replaces the deprecated `TRADING_PAIRS`.",
     ),
     doc(
         names::POSITION_LIMITS,
-        "`PAIR=quantity,...`; quantity a decimal above 0; each pair must be in `SUPPORTED_TRADING_PAIRS`",
+        "`PAIR=quantity,...`, PAIR plain or venue-qualified (`binanceus:BTC-USD=1`); quantity a decimal above 0; each pair must be covered by `SUPPORTED_TRADING_PAIRS`",
         "empty (no limits)",
-        "`BTC-USD=2,ETH-USD=20`",
-        "Largest absolute position per pair, in base units.",
+        "`BTC-USD=2,ETH-USD=20,binanceus:BTC-USD=1`",
+        "Largest absolute position per pair, in base units. A plain limit applies on every venue; a venue-qualified one overrides it on that venue.",
     ),
     doc(
         names::ML_MODEL_ENDPOINTS,

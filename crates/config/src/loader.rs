@@ -33,15 +33,15 @@ const MINUTE: Duration = Duration::from_mins(1);
 
 const VENUE_FORM: &str = "one of coinbase, binanceus, oanda";
 const HTTP_FORM: &str = "an http:// or https:// URL";
-const PAIR_LIST_FORM: &str =
-    "comma-separated upper-case BASE-QUOTE pairs such as BTC-USD, each once";
+const PAIR_LIST_FORM: &str = "comma-separated upper-case BASE-QUOTE pairs such as BTC-USD, each once, optionally venue-qualified as binanceus:BTC-USD";
 const NOTIONAL_FORM: &str = "a decimal number greater than zero";
 
 /// Reads every variable. The returned config is only meaningful if `problems` stayed empty.
 pub(crate) fn build(vars: &Vars<'_>, problems: &mut Problems) -> GekkoConfig {
     let defaults = GekkoConfig::default();
     let redis_url = redis_url(vars, problems);
-    let (trading_api_endpoints, trading_stream_endpoints) = api_endpoints(vars, problems);
+    let (trading_api_endpoints, trading_stream_endpoints, trading_fallback_endpoints) =
+        api_endpoints(vars, problems);
     let mut trading_rate_limits = defaults.trading_rate_limits;
     trading_rate_limits.extend(rate_limits(vars, problems));
 
@@ -95,6 +95,7 @@ pub(crate) fn build(vars: &Vars<'_>, problems: &mut Problems) -> GekkoConfig {
         redis_url,
         trading_api_endpoints,
         trading_stream_endpoints,
+        trading_fallback_endpoints,
         trading_rate_limits,
         supported_trading_pairs,
         position_limits,
@@ -139,40 +140,75 @@ fn redis_url(vars: &Vars<'_>, problems: &mut Problems) -> Option<String> {
         .ok()
 }
 
-/// `venue=url` overrides the REST base URL; `venue.stream=url` the websocket/stream base.
-fn api_endpoints(
-    vars: &Vars<'_>,
-    problems: &mut Problems,
-) -> (BTreeMap<VenueId, String>, BTreeMap<VenueId, String>) {
+/// Which URL of a venue a `TRADING_API_ENDPOINTS` key sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum EndpointKind {
+    Rest,
+    Stream,
+    Fallback,
+}
+
+/// The three endpoint maps of `TRADING_API_ENDPOINTS`: REST, stream, fallback REST.
+type Endpoints = (
+    BTreeMap<VenueId, String>,
+    BTreeMap<VenueId, String>,
+    BTreeMap<VenueId, String>,
+);
+
+/// `venue=url` overrides the REST base URL; `venue.stream=url` the websocket/stream base;
+/// `venue.fallback=url` a secondary REST base the client moves to while the primary's
+/// circuit is open.
+fn api_endpoints(vars: &Vars<'_>, problems: &mut Problems) -> Endpoints {
     let Some(value) = vars.get(names::TRADING_API_ENDPOINTS) else {
-        return (BTreeMap::new(), BTreeMap::new());
+        return Endpoints::default();
     };
     let form = MapForm {
-        entry: "comma-separated venue=url or venue.stream=url entries",
-        key: "one of coinbase, binanceus, oanda, optionally followed by .stream",
-        value: "an http(s):// URL for a venue, a ws(s):// or http(s):// URL for venue.stream",
+        entry: "comma-separated venue=url, venue.stream=url or venue.fallback=url entries",
+        key: "one of coinbase, binanceus, oanda, optionally followed by .stream or .fallback",
+        value: "an http(s):// URL for a venue or venue.fallback, a ws(s):// or http(s):// URL for venue.stream",
     };
     let all = parse_map(
         value,
         &form,
         problems,
-        |k| match k.strip_suffix(".stream") {
-            Some(v) => venue(v).map(|v| (v, true)),
-            None => venue(k).map(|v| (v, false)),
+        |k| {
+            if let Some(v) = k.strip_suffix(".stream") {
+                venue(v).map(|v| (v, EndpointKind::Stream))
+            } else if let Some(v) = k.strip_suffix(".fallback") {
+                venue(v).map(|v| (v, EndpointKind::Fallback))
+            } else {
+                venue(k).map(|v| (v, EndpointKind::Rest))
+            }
         },
         |raw| has_scheme(raw, &["http://", "https://", "ws://", "wss://"]),
     );
-    let (mut rest, mut stream) = (BTreeMap::new(), BTreeMap::new());
-    for ((v, is_stream), url) in all {
-        if is_stream {
-            stream.insert(v, url);
-        } else if let Err(e) = http_url(&url) {
-            problems.push(value.name, format!("{v}: {e}"), HTTP_FORM);
-        } else {
-            rest.insert(v, url);
+    let (mut rest, mut stream, mut fallback) = Endpoints::default();
+    for ((v, kind), url) in all {
+        match kind {
+            EndpointKind::Stream => {
+                stream.insert(v, url);
+            }
+            EndpointKind::Rest | EndpointKind::Fallback => {
+                if let Err(e) = http_url(&url) {
+                    problems.push(value.name, format!("{v}: {e}"), HTTP_FORM);
+                } else if kind == EndpointKind::Rest {
+                    rest.insert(v, url);
+                } else {
+                    fallback.insert(v, url);
+                }
+            }
         }
     }
-    (rest, stream)
+    for (v, url) in &fallback {
+        if rest.get(v) == Some(url) {
+            problems.push(
+                value.name,
+                format!("{v}.fallback is the same URL as {v}"),
+                "a fallback different from the primary",
+            );
+        }
+    }
+    (rest, stream, fallback)
 }
 
 /// Only the venues listed are overridden; the others keep their built-in limits, so the
@@ -235,7 +271,10 @@ fn position_limits(
     };
     let limits = parse_map(value, &form, problems, pair, positive_decimal);
     if let Some(supported) = supported {
-        for p in limits.keys().filter(|p| !supported.contains(p)) {
+        for p in limits
+            .keys()
+            .filter(|p| !supported.iter().any(|s| s.covers(p)))
+        {
             problems.push(
                 value.name,
                 format!("{p} is not in {}", names::SUPPORTED_TRADING_PAIRS),
@@ -654,7 +693,7 @@ fn compliance(vars: &Vars<'_>, supported: Option<&[Pair]>, problems: &mut Proble
         for p in out
             .restricted_pairs
             .iter()
-            .filter(|p| !supported.contains(p))
+            .filter(|p| !supported.iter().any(|s| s.covers(p)))
         {
             s.problem(
                 format!(

@@ -34,9 +34,16 @@ pub struct ParseValueError {
 }
 
 /// A trading pair in canonical `BASE-QUOTE` form, both parts upper-case ASCII letters and
-/// digits. Venue-independent; see [`Pair::instrument`] for the venue-bound id.
+/// digits, optionally qualified by a venue (`binanceus:BTC-USD`).
+///
+/// A plain pair means "on every venue that lists it": `SUPPORTED_TRADING_PAIRS` spans
+/// venues, and each gateway trades the pairs its venue offers, skipping the rest. A
+/// qualified pair applies to that venue only. See [`Pair::instrument`] for the
+/// venue-bound id.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Pair {
+    /// The venue this entry is limited to; `None` for every venue.
+    pub venue: Option<VenueId>,
     /// Base asset (`BTC`).
     pub base: String,
     /// Quote asset (`USD`).
@@ -45,17 +52,51 @@ pub struct Pair {
 
 impl Pair {
     /// The "expected" text for a pair.
-    pub const FORM: &'static str = "an upper-case BASE-QUOTE pair such as BTC-USD";
+    pub const FORM: &'static str = "an upper-case BASE-QUOTE pair such as BTC-USD, optionally venue-qualified as binanceus:BTC-USD";
+
+    /// A plain (every-venue) pair.
+    #[must_use]
+    pub fn new(base: &str, quote: &str) -> Self {
+        Self {
+            venue: None,
+            base: base.to_owned(),
+            quote: quote.to_owned(),
+        }
+    }
 
     /// This pair at `venue`.
     #[must_use]
     pub fn instrument(&self, venue: VenueId) -> InstrumentId {
         InstrumentId::new(venue, &self.base, &self.quote)
     }
+
+    /// Whether this entry applies to `venue` (plain entries apply to every venue).
+    #[must_use]
+    pub fn applies_to(&self, venue: VenueId) -> bool {
+        self.venue.is_none_or(|v| v == venue)
+    }
+
+    /// The canonical `BASE-QUOTE` text, without the venue.
+    #[must_use]
+    pub fn canonical(&self) -> String {
+        format!("{}-{}", self.base, self.quote)
+    }
+
+    /// Whether `other` names the same pair on a venue this entry covers: a plain entry
+    /// covers every qualified spelling of its pair; a qualified one only its own venue.
+    #[must_use]
+    pub fn covers(&self, other: &Pair) -> bool {
+        self.base == other.base
+            && self.quote == other.quote
+            && (self.venue.is_none() || self.venue == other.venue)
+    }
 }
 
 impl fmt::Display for Pair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(v) = self.venue {
+            write!(f, "{v}:")?;
+        }
         write!(f, "{}-{}", self.base, self.quote)
     }
 }
@@ -63,9 +104,17 @@ impl fmt::Display for Pair {
 impl FromStr for Pair {
     type Err = ParseValueError;
 
-    /// Parses `BASE-QUOTE`. Lower case is rejected rather than fixed up, so the spelling
-    /// in config is the spelling in logs and metrics.
+    /// Parses `BASE-QUOTE` or `venue:BASE-QUOTE`. Lower case is rejected rather than
+    /// fixed up, so the spelling in config is the spelling in logs and metrics.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || ParseValueError {
+            value: s.to_owned(),
+            expected: Self::FORM,
+        };
+        let (venue, s) = match s.split_once(':') {
+            Some((v, rest)) => (Some(v.parse::<VenueId>().map_err(|_| bad())?), rest),
+            None => (None, s),
+        };
         let part = |p: &str| {
             !p.is_empty()
                 && p.len() <= 16
@@ -74,6 +123,7 @@ impl FromStr for Pair {
         };
         match s.split_once('-') {
             Some((base, quote)) if part(base) && part(quote) => Ok(Self {
+                venue,
                 base: base.to_owned(),
                 quote: quote.to_owned(),
             }),
@@ -468,6 +518,9 @@ pub struct GekkoConfig {
     /// Stream (websocket) base URL overrides per venue, from `venue.stream=url` entries of
     /// `TRADING_API_ENDPOINTS`.
     pub trading_stream_endpoints: BTreeMap<VenueId, String>,
+    /// Secondary REST base URLs per venue, from `venue.fallback=url` entries of
+    /// `TRADING_API_ENDPOINTS`: used while the primary's circuit is open.
+    pub trading_fallback_endpoints: BTreeMap<VenueId, String>,
     /// Request rate limit per venue. Always holds every venue.
     pub trading_rate_limits: BTreeMap<VenueId, RateLimit>,
     /// Pairs gekko may trade; non-empty, no duplicates.
@@ -507,6 +560,7 @@ impl Default for GekkoConfig {
     /// The configuration an empty environment produces.
     fn default() -> Self {
         let pair = |base: &str| Pair {
+            venue: None,
             base: base.to_owned(),
             quote: "USD".to_owned(),
         };
@@ -514,6 +568,7 @@ impl Default for GekkoConfig {
             redis_url: None,
             trading_api_endpoints: BTreeMap::new(),
             trading_stream_endpoints: BTreeMap::new(),
+            trading_fallback_endpoints: BTreeMap::new(),
             trading_rate_limits: default_rate_limits(),
             supported_trading_pairs: vec![pair("BTC"), pair("ETH")],
             position_limits: BTreeMap::new(),
@@ -568,6 +623,14 @@ impl GekkoConfig {
             .map(String::as_str)
     }
 
+    /// The fallback REST base URL for a venue, if configured.
+    #[must_use]
+    pub fn fallback_endpoint(&self, venue: VenueId) -> Option<&str> {
+        self.trading_fallback_endpoints
+            .get(&venue)
+            .map(String::as_str)
+    }
+
     /// The rate limit for `venue` (its built-in default if the map lacks it).
     #[must_use]
     pub fn rate_limit(&self, venue: VenueId) -> RateLimit {
@@ -590,8 +653,60 @@ impl GekkoConfig {
     /// Whether `pair` is supported and not restricted by compliance.
     #[must_use]
     pub fn tradable(&self, pair: &Pair) -> bool {
-        self.supported_trading_pairs.contains(pair)
-            && !self.compliance.restricted_pairs.contains(pair)
+        self.supported_trading_pairs.iter().any(|p| p.covers(pair))
+            && !self
+                .compliance
+                .restricted_pairs
+                .iter()
+                .any(|p| p.covers(pair))
+    }
+
+    /// The instruments configured for `venue`: every plain pair and every pair qualified
+    /// with this venue, once each, in configuration order. The gateway then keeps those
+    /// the venue lists.
+    #[must_use]
+    pub fn instruments_for(&self, venue: VenueId) -> Vec<InstrumentId> {
+        let mut out: Vec<InstrumentId> = Vec::new();
+        for p in self
+            .supported_trading_pairs
+            .iter()
+            .filter(|p| p.applies_to(venue))
+        {
+            let id = p.instrument(venue);
+            if !out.contains(&id) {
+                out.push(id);
+            }
+        }
+        out
+    }
+
+    /// Position limits for `venue`, by canonical pair: a venue-qualified limit overrides
+    /// a plain one for the same pair.
+    #[must_use]
+    pub fn position_limits_for(&self, venue: VenueId) -> BTreeMap<String, Decimal> {
+        let mut out = BTreeMap::new();
+        for qualified in [false, true] {
+            for (p, q) in &self.position_limits {
+                if p.venue.is_some() == qualified && p.applies_to(venue) {
+                    out.insert(p.canonical(), *q);
+                }
+            }
+        }
+        out
+    }
+
+    /// Restricted pairs for `venue`, canonical form.
+    #[must_use]
+    pub fn restricted_pairs_for(&self, venue: VenueId) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .compliance
+            .restricted_pairs
+            .iter()
+            .filter(|p| p.applies_to(venue))
+            .map(Pair::canonical)
+            .collect();
+        out.dedup();
+        out
     }
 }
 
@@ -602,6 +717,7 @@ impl fmt::Debug for GekkoConfig {
             redis_url,
             trading_api_endpoints,
             trading_stream_endpoints,
+            trading_fallback_endpoints,
             trading_rate_limits,
             supported_trading_pairs,
             position_limits,
@@ -625,6 +741,10 @@ impl fmt::Debug for GekkoConfig {
             .field(
                 "trading_stream_endpoints",
                 &redact_urls(trading_stream_endpoints),
+            )
+            .field(
+                "trading_fallback_endpoints",
+                &redact_urls(trading_fallback_endpoints),
             )
             .field("trading_rate_limits", trading_rate_limits)
             .field("supported_trading_pairs", supported_trading_pairs)

@@ -433,3 +433,89 @@ fn binanceus_key_type_selects_ed25519_and_rejects_unknown_types() {
     let err = from_vars(&vars(&[("BINANCEUS_KEY_TYPE", "rsa")])).unwrap_err();
     assert!(err.mentions("BINANCEUS_KEY_TYPE"), "{err}");
 }
+
+#[test]
+fn pairs_and_limits_may_be_venue_qualified() {
+    let c = ok(&[
+        ("SUPPORTED_TRADING_PAIRS", "BTC-USD,ETH-USD,oanda:EUR-USD"),
+        (
+            "POSITION_LIMITS",
+            "BTC-USD=2,binanceus:BTC-USD=1,oanda:EUR-USD=1000",
+        ),
+        (
+            "COMPLIANCE_SETTINGS",
+            "max_order_notional=5000,max_daily_notional=50000,restricted_pairs=binanceus:ETH-USD",
+        ),
+    ])
+    .config;
+    let pairs = |v| {
+        c.instruments_for(v)
+            .iter()
+            .map(gekko_core::InstrumentId::pair)
+            .collect::<Vec<_>>()
+    };
+    // A plain pair means every venue; a qualified one only its venue.
+    assert_eq!(pairs(VenueId::BinanceUs), ["BTC-USD", "ETH-USD"]);
+    assert_eq!(pairs(VenueId::Oanda), ["BTC-USD", "ETH-USD", "EUR-USD"]);
+    // A qualified limit overrides the plain one on its venue only.
+    assert_eq!(
+        c.position_limits_for(VenueId::BinanceUs)["BTC-USD"],
+        dec!(1)
+    );
+    assert_eq!(c.position_limits_for(VenueId::Coinbase)["BTC-USD"], dec!(2));
+    assert_eq!(c.position_limits_for(VenueId::Oanda)["EUR-USD"], dec!(1000));
+    assert!(
+        !c.position_limits_for(VenueId::Coinbase)
+            .contains_key("EUR-USD")
+    );
+    assert_eq!(c.restricted_pairs_for(VenueId::BinanceUs), ["ETH-USD"]);
+    assert!(c.restricted_pairs_for(VenueId::Coinbase).is_empty());
+    assert_eq!(pair("binanceus:BTC-USD").to_string(), "binanceus:BTC-USD");
+    assert!(!c.tradable(&pair("binanceus:ETH-USD")));
+    assert!(c.tradable(&pair("coinbase:ETH-USD")));
+}
+
+#[test]
+fn qualified_pairs_are_checked_like_plain_ones() {
+    let e = err(&[
+        ("SUPPORTED_TRADING_PAIRS", "kraken:BTC-USD,oanda:EUR-USD"),
+        ("POSITION_LIMITS", "coinbase:EUR-USD=1"),
+    ])
+    .to_string();
+    assert!(e.contains("SUPPORTED_TRADING_PAIRS"), "{e}");
+    assert!(e.contains("kraken:BTC-USD"), "{e}");
+    // A limit for a venue the qualified pair does not cover names the pair.
+    let e = err(&[
+        ("SUPPORTED_TRADING_PAIRS", "BTC-USD,oanda:EUR-USD"),
+        ("POSITION_LIMITS", "coinbase:EUR-USD=1"),
+    ])
+    .to_string();
+    assert!(
+        e.contains("POSITION_LIMITS: coinbase:EUR-USD is not in SUPPORTED_TRADING_PAIRS"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_fallback_endpoint_is_configurable() {
+    let c = ok(&[(
+        "TRADING_API_ENDPOINTS",
+        "binanceus=http://127.0.0.1:9100,binanceus.fallback=http://127.0.0.1:9200",
+    )])
+    .config;
+    assert_eq!(
+        c.fallback_endpoint(VenueId::BinanceUs),
+        Some("http://127.0.0.1:9200")
+    );
+    assert_eq!(c.fallback_endpoint(VenueId::Coinbase), None);
+    let e = err(&[(
+        "TRADING_API_ENDPOINTS",
+        "binanceus=http://a:1,binanceus.fallback=http://a:1,coinbase.fallback=ftp://x",
+    )])
+    .to_string();
+    assert!(
+        e.contains("binanceus.fallback is the same URL as binanceus"),
+        "{e}"
+    );
+    assert!(e.contains("coinbase"), "{e}");
+}

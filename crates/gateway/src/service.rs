@@ -1,37 +1,55 @@
-//! The gRPC `GatewayService`: a thin translation between protobuf messages and the engine.
+//! The gRPC `GatewayService`: one router over every gateway a process hosts, and a thin
+//! translation between protobuf messages (through `gekko_proto::convert`) and the engine.
 //!
 //! Every failure maps to a precise status: malformed input is `INVALID_ARGUMENT`, a
 //! pre-trade risk refusal is `FAILED_PRECONDITION`, an unknown order is `NOT_FOUND`, a
 //! venue rate limit is `RESOURCE_EXHAUSTED`, and an unreachable venue or bus is
 //! `UNAVAILABLE`. The message always names the rule or field.
 
+use std::collections::BTreeMap;
 use std::pin::Pin;
-use std::str::FromStr;
+use std::sync::Arc;
 
 use futures::Stream;
-use gekko_core::{
-    ClientOrderId, InstrumentId, Order, OrderRequest, OrderStatus, OrderType, Side, TimeInForce,
-};
+use gekko_core::{ClientOrderId, InstrumentId, Order, OrderRequest, VenueId};
+use gekko_proto::convert::{self, ConvertError};
 use gekko_proto::v1 as pb;
 use gekko_proto::v1::gateway_service_server::GatewayService;
-use rust_decimal::Decimal;
+use gekko_venue::{RejectReason, VenueError};
 use tonic::{Request, Response, Status};
 
 use crate::checks::CheckError;
 use crate::engine::{Gateway, GatewayError};
-use gekko_venue::{RejectReason, VenueError};
 
-/// The service over one [`Gateway`].
+/// The `GatewayService` over every gateway a process hosts, on one port.
+///
+/// Each request names its venue; the router hands it to that venue's [`Gateway`]. With
+/// exactly one venue hosted the field may be omitted.
 #[derive(Debug, Clone)]
 pub struct GatewayGrpc {
-    gateway: Gateway,
+    gateways: Arc<BTreeMap<VenueId, Gateway>>,
 }
 
 impl GatewayGrpc {
-    /// Wraps a running gateway.
+    /// A service hosting one gateway.
     #[must_use]
     pub fn new(gateway: Gateway) -> Self {
-        Self { gateway }
+        Self::hosting([gateway])
+    }
+
+    /// A service routing to every given gateway (one per venue; a later gateway for the
+    /// same venue replaces an earlier one).
+    #[must_use]
+    pub fn hosting(gateways: impl IntoIterator<Item = Gateway>) -> Self {
+        Self {
+            gateways: Arc::new(gateways.into_iter().map(|g| (g.venue(), g)).collect()),
+        }
+    }
+
+    /// The venues hosted, in a stable order.
+    #[must_use]
+    pub fn venues(&self) -> Vec<VenueId> {
+        self.gateways.keys().copied().collect()
     }
 
     /// The tonic server for this service.
@@ -40,25 +58,56 @@ impl GatewayGrpc {
         pb::gateway_service_server::GatewayServiceServer::new(self)
     }
 
-    fn instrument(&self, pair: &str) -> Result<InstrumentId, Status> {
-        let id = InstrumentId::parse_pair(self.gateway.venue(), pair)
-            .map_err(|e| Status::invalid_argument(format!("instrument: {e}")))?;
-        if !self.gateway.configured_instruments().contains(&id) {
-            return Err(Status::not_found(format!(
-                "instrument {pair} is not traded by this gateway"
-            )));
-        }
-        Ok(id)
+    /// The hosted venue names, alphabetically, for error messages.
+    fn hosted(&self) -> String {
+        let mut names: Vec<&str> = self.gateways.keys().map(|v| v.as_str()).collect();
+        names.sort_unstable();
+        names.join(", ")
     }
 
-    fn instruments(&self, pairs: &[String]) -> Result<Vec<InstrumentId>, Status> {
-        pairs.iter().map(|p| self.instrument(p)).collect()
+    /// The gateway a request's `venue` field names.
+    fn pick(&self, venue: &str) -> Result<&Gateway, Status> {
+        let venue = venue.trim();
+        if venue.is_empty() {
+            return match self.gateways.values().next() {
+                Some(g) if self.gateways.len() == 1 => Ok(g),
+                _ => Err(Status::invalid_argument(format!(
+                    "venue: required when several venues are hosted; this process hosts: {}",
+                    self.hosted()
+                ))),
+            };
+        }
+        venue
+            .parse::<VenueId>()
+            .ok()
+            .and_then(|v| self.gateways.get(&v))
+            .ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "venue: {venue:?} is not hosted here; this process hosts: {}",
+                    self.hosted()
+                ))
+            })
     }
 }
 
-fn decimal(field: &str, s: &str) -> Result<Decimal, Status> {
-    Decimal::from_str(s.trim())
-        .map_err(|_| Status::invalid_argument(format!("{field}: {s:?} is not a decimal number")))
+fn instrument(gw: &Gateway, pair: &str) -> Result<InstrumentId, Status> {
+    let id = InstrumentId::parse_pair(gw.venue(), pair)
+        .map_err(|e| Status::invalid_argument(format!("instrument: {e}")))?;
+    if !gw.configured_instruments().contains(&id) {
+        return Err(Status::not_found(format!(
+            "instrument {pair} is not traded by the {} gateway",
+            gw.venue()
+        )));
+    }
+    Ok(id)
+}
+
+fn instruments(gw: &Gateway, pairs: &[String]) -> Result<Vec<InstrumentId>, Status> {
+    pairs.iter().map(|p| instrument(gw, p)).collect()
+}
+
+fn invalid(e: ConvertError) -> Status {
+    Status::invalid_argument(e.to_string())
 }
 
 fn client_id(s: &str) -> Result<ClientOrderId, Status> {
@@ -102,46 +151,10 @@ pub fn status_of(e: &GatewayError) -> Status {
     }
 }
 
-fn side_pb(s: Side) -> i32 {
-    match s {
-        Side::Buy => pb::Side::Buy as i32,
-        Side::Sell => pb::Side::Sell as i32,
-    }
-}
-
-fn status_pb(s: OrderStatus) -> i32 {
-    (match s {
-        OrderStatus::PendingNew => pb::OrderStatus::PendingNew,
-        OrderStatus::InFlight => pb::OrderStatus::InFlight,
-        OrderStatus::New => pb::OrderStatus::New,
-        OrderStatus::PartiallyFilled => pb::OrderStatus::PartiallyFilled,
-        OrderStatus::Filled => pb::OrderStatus::Filled,
-        OrderStatus::Cancelled => pb::OrderStatus::Cancelled,
-        OrderStatus::Rejected => pb::OrderStatus::Rejected,
-        OrderStatus::Expired => pb::OrderStatus::Expired,
-    }) as i32
-}
-
 /// Converts an order to its protobuf form.
 #[must_use]
 pub fn order_pb(o: &Order) -> pb::OrderMsg {
-    pb::OrderMsg {
-        client_order_id: o.request.client_order_id.to_string(),
-        venue_order_id: o.venue_order_id.clone().unwrap_or_default(),
-        instrument: o.request.instrument.pair(),
-        side: side_pb(o.request.side),
-        r#type: match o.request.order_type {
-            OrderType::Market => pb::OrderType::Market as i32,
-            OrderType::Limit => pb::OrderType::Limit as i32,
-        },
-        qty: o.request.qty.to_string(),
-        price: o.request.price.map(|p| p.to_string()).unwrap_or_default(),
-        status: status_pb(o.status),
-        filled_qty: o.filled_qty.to_string(),
-        avg_fill_price: o.avg_fill_price.map(|p| p.to_string()).unwrap_or_default(),
-        updated_ms: o.updated_ms,
-        reject_reason: o.reject_reason.clone().unwrap_or_default(),
-    }
+    convert::order_to_pb(o)
 }
 
 fn reply(o: &Order) -> Response<pb::OrderReply> {
@@ -156,27 +169,14 @@ type QuoteStream = Pin<Box<dyn Stream<Item = Result<pb::QuoteUpdate, Status>> + 
 impl GatewayService for GatewayGrpc {
     async fn get_account(
         &self,
-        _r: Request<pb::GetAccountRequest>,
+        r: Request<pb::GetAccountRequest>,
     ) -> Result<Response<pb::GetAccountResponse>, Status> {
-        let (balances, positions) = self.gateway.account().await.map_err(|e| status_of(&e))?;
+        let gw = self.pick(&r.get_ref().venue)?;
+        let (balances, positions) = gw.account().await.map_err(|e| status_of(&e))?;
         Ok(Response::new(pb::GetAccountResponse {
-            venue: self.gateway.venue().to_string(),
-            balances: balances
-                .into_iter()
-                .map(|b| pb::BalanceMsg {
-                    asset: b.asset,
-                    free: b.free.to_string(),
-                    locked: b.locked.to_string(),
-                })
-                .collect(),
-            positions: positions
-                .into_iter()
-                .map(|p| pb::PositionMsg {
-                    instrument: p.instrument.pair(),
-                    qty: p.qty.to_string(),
-                    avg_price: p.avg_price.map(|x| x.to_string()).unwrap_or_default(),
-                })
-                .collect(),
+            venue: gw.venue().to_string(),
+            balances: balances.iter().map(convert::balance_to_pb).collect(),
+            positions: positions.iter().map(convert::position_to_pb).collect(),
         }))
     }
 
@@ -184,24 +184,14 @@ impl GatewayService for GatewayGrpc {
         &self,
         r: Request<pb::GetInstrumentsRequest>,
     ) -> Result<Response<pb::GetInstrumentsResponse>, Status> {
-        let wanted = self.instruments(&r.into_inner().instruments)?;
-        let instruments = self
-            .gateway
+        let r = r.into_inner();
+        let gw = self.pick(&r.venue)?;
+        let wanted = instruments(gw, &r.instruments)?;
+        let instruments = gw
             .instruments()
-            .into_iter()
+            .iter()
             .filter(|i| wanted.is_empty() || wanted.contains(&i.id))
-            .map(|i| pb::InstrumentMsg {
-                instrument: i.id.pair(),
-                venue_symbol: i.venue_symbol,
-                base: i.id.base.clone(),
-                quote: i.id.quote.clone(),
-                tick_size: i.tick_size.to_string(),
-                lot_size: i.lot_size.to_string(),
-                min_qty: i.min_qty.to_string(),
-                max_qty: i.max_qty.to_string(),
-                min_notional: i.min_notional.to_string(),
-                trading: i.trading,
-            })
+            .map(convert::instrument_to_pb)
             .collect();
         Ok(Response::new(pb::GetInstrumentsResponse { instruments }))
     }
@@ -211,46 +201,17 @@ impl GatewayService for GatewayGrpc {
         r: Request<pb::PlaceOrderRequest>,
     ) -> Result<Response<pb::OrderReply>, Status> {
         let r = r.into_inner();
-        let instrument = self.instrument(&r.instrument)?;
-        let side = match pb::Side::try_from(r.side) {
-            Ok(pb::Side::Buy) => Side::Buy,
-            Ok(pb::Side::Sell) => Side::Sell,
-            _ => {
-                return Err(Status::invalid_argument(
-                    "side: must be SIDE_BUY or SIDE_SELL",
-                ));
-            }
-        };
-        let order_type = match pb::OrderType::try_from(r.r#type) {
-            Ok(pb::OrderType::Market) => OrderType::Market,
-            Ok(pb::OrderType::Limit) => OrderType::Limit,
-            _ => {
-                return Err(Status::invalid_argument(
-                    "type: must be ORDER_TYPE_MARKET or ORDER_TYPE_LIMIT",
-                ));
-            }
-        };
-        let qty = decimal("qty", &r.qty)?;
-        let price = if r.price.trim().is_empty() {
-            None
-        } else {
-            Some(decimal("price", &r.price)?)
-        };
-        let time_in_force = match pb::TimeInForce::try_from(r.time_in_force) {
-            Ok(pb::TimeInForce::Gtc) => Some(TimeInForce::Gtc),
-            Ok(pb::TimeInForce::Ioc) => Some(TimeInForce::Ioc),
-            Ok(pb::TimeInForce::Fok) => Some(TimeInForce::Fok),
-            Ok(pb::TimeInForce::Unspecified) => {
-                (order_type == OrderType::Limit).then_some(TimeInForce::Gtc)
-            }
-            Err(_) => return Err(Status::invalid_argument("time_in_force: unknown value")),
-        };
+        let gw = self.pick(&r.venue)?;
+        let instrument = instrument(gw, &r.instrument)?;
+        let side = convert::side_from_pb(r.side).map_err(invalid)?;
+        let order_type = convert::order_type_from_pb(r.r#type).map_err(invalid)?;
+        let qty = convert::decimal("qty", &r.qty).map_err(invalid)?;
+        let price = convert::optional_decimal("price", &r.price).map_err(invalid)?;
+        let time_in_force =
+            convert::time_in_force_from_pb(r.time_in_force, order_type).map_err(invalid)?;
         let client_order_id = match (r.client_order_id.is_empty(), r.strategy.is_empty()) {
             (false, true) => client_id(&r.client_order_id)?,
-            (true, false) => {
-                self.gateway
-                    .derive_client_order_id(&r.strategy, &instrument, r.sequence)
-            }
+            (true, false) => gw.derive_client_order_id(&r.strategy, &instrument, r.sequence),
             _ => {
                 return Err(Status::invalid_argument(
                     "give either client_order_id, or strategy + sequence to derive one (not both)",
@@ -266,11 +227,7 @@ impl GatewayService for GatewayGrpc {
             price,
             time_in_force,
         };
-        let order = self
-            .gateway
-            .place_order(req)
-            .await
-            .map_err(|e| status_of(&e))?;
+        let order = gw.place_order(req).await.map_err(|e| status_of(&e))?;
         Ok(reply(&order))
     }
 
@@ -279,10 +236,10 @@ impl GatewayService for GatewayGrpc {
         r: Request<pb::CancelOrderRequest>,
     ) -> Result<Response<pb::OrderReply>, Status> {
         let r = r.into_inner();
-        let inst = self.instrument(&r.instrument)?;
+        let gw = self.pick(&r.venue)?;
+        let inst = instrument(gw, &r.instrument)?;
         let id = client_id(&r.client_order_id)?;
-        let o = self
-            .gateway
+        let o = gw
             .cancel_order(&inst, &id)
             .await
             .map_err(|e| status_of(&e))?;
@@ -294,16 +251,13 @@ impl GatewayService for GatewayGrpc {
         r: Request<pb::CancelAllOrdersRequest>,
     ) -> Result<Response<pb::CancelAllOrdersResponse>, Status> {
         let r = r.into_inner();
+        let gw = self.pick(&r.venue)?;
         let list = if r.instrument.is_empty() {
             vec![]
         } else {
-            vec![self.instrument(&r.instrument)?]
+            vec![instrument(gw, &r.instrument)?]
         };
-        let cancelled = self
-            .gateway
-            .cancel_all(&list)
-            .await
-            .map_err(|e| status_of(&e))?;
+        let cancelled = gw.cancel_all(&list).await.map_err(|e| status_of(&e))?;
         Ok(Response::new(pb::CancelAllOrdersResponse {
             cancelled: cancelled.iter().map(order_pb).collect(),
         }))
@@ -314,10 +268,10 @@ impl GatewayService for GatewayGrpc {
         r: Request<pb::GetOrderRequest>,
     ) -> Result<Response<pb::OrderReply>, Status> {
         let r = r.into_inner();
-        let inst = self.instrument(&r.instrument)?;
+        let gw = self.pick(&r.venue)?;
+        let inst = instrument(gw, &r.instrument)?;
         let id = client_id(&r.client_order_id)?;
-        let o = self
-            .gateway
+        let o = gw
             .refresh_order(&inst, &id)
             .await
             .map_err(|e| status_of(&e))?;
@@ -329,12 +283,13 @@ impl GatewayService for GatewayGrpc {
         r: Request<pb::ListOpenOrdersRequest>,
     ) -> Result<Response<pb::ListOpenOrdersResponse>, Status> {
         let r = r.into_inner();
+        let gw = self.pick(&r.venue)?;
         let inst = if r.instrument.is_empty() {
             None
         } else {
-            Some(self.instrument(&r.instrument)?)
+            Some(instrument(gw, &r.instrument)?)
         };
-        let orders = self.gateway.open_orders(inst.as_ref());
+        let orders = gw.open_orders(inst.as_ref());
         Ok(Response::new(pb::ListOpenOrdersResponse {
             orders: orders.iter().map(order_pb).collect(),
         }))
@@ -345,17 +300,14 @@ impl GatewayService for GatewayGrpc {
         r: Request<pb::ClosePositionsRequest>,
     ) -> Result<Response<pb::ClosePositionsResponse>, Status> {
         let r = r.into_inner();
+        let gw = self.pick(&r.venue)?;
         if !r.confirm {
             return Err(Status::failed_precondition(
                 "close_positions sells holdings at market; set confirm=true to do it",
             ));
         }
-        let list = self.instruments(&r.instruments)?;
-        let orders = self
-            .gateway
-            .close_positions(&list)
-            .await
-            .map_err(|e| status_of(&e))?;
+        let list = instruments(gw, &r.instruments)?;
+        let orders = gw.close_positions(&list).await.map_err(|e| status_of(&e))?;
         Ok(Response::new(pb::ClosePositionsResponse {
             orders: orders.iter().map(order_pb).collect(),
         }))
@@ -367,9 +319,11 @@ impl GatewayService for GatewayGrpc {
         &self,
         r: Request<pb::StreamQuotesRequest>,
     ) -> Result<Response<Self::StreamQuotesStream>, Status> {
-        let wanted = self.instruments(&r.into_inner().instruments)?;
-        let rx = self.gateway.subscribe_quotes();
-        let stop = self.gateway.shutdown_token().cancelled_owned();
+        let r = r.into_inner();
+        let gw = self.pick(&r.venue)?;
+        let wanted = instruments(gw, &r.instruments)?;
+        let rx = gw.subscribe_quotes();
+        let stop = gw.shutdown_token().cancelled_owned();
         let quotes =
             futures::StreamExt::take_until(tokio_stream::wrappers::BroadcastStream::new(rx), stop);
         let stream = quotes.filter_map(move |q| {
@@ -378,14 +332,7 @@ impl GatewayService for GatewayGrpc {
             if !wanted.is_empty() && !wanted.contains(&q.instrument) {
                 return None;
             }
-            Some(Ok(pb::QuoteUpdate {
-                instrument: q.instrument.pair(),
-                bid: q.bid.to_string(),
-                bid_size: q.bid_size.to_string(),
-                ask: q.ask.to_string(),
-                ask_size: q.ask_size.to_string(),
-                ts_ms: q.ts_ms,
-            }))
+            Some(Ok(convert::quote_to_pb(&q)))
         });
         Ok(Response::new(Box::pin(stream)))
     }
