@@ -1031,6 +1031,50 @@ mod tests {
     }
 
     #[test]
+    fn the_unknown_order_horizon_follows_the_receive_window() {
+        let cfg = |recv_window_ms| {
+            let mut c = BinanceUsConfig::simulator(
+                "http://127.0.0.1:1",
+                "ws://127.0.0.1:1",
+                secrecy::SecretString::from("k"),
+                crate::BinanceUsAuth::Hmac(secrecy::SecretString::from("s")),
+            );
+            c.recv_window_ms = recv_window_ms;
+            BinanceUsVenue::new(c).unwrap()
+        };
+        let default = cfg(5_000).caps();
+        assert_eq!(default.unknown_order_horizon, Some(Duration::from_secs(7)));
+        assert_eq!(default.book_feed, BookFeed::SnapshotPlusDiffs);
+        assert!(default.native_cancel_all && !default.native_close_position);
+        // Raised above the old fixed 7 s, the horizon moves with it: a request can still
+        // arrive (and execute) up to recvWindow after it was signed.
+        let raised = cfg(20_000).caps().unknown_order_horizon.unwrap();
+        assert!(raised > Duration::from_secs(20), "{raised:?}");
+    }
+
+    #[test]
+    fn a_trade_report_yields_the_order_update_and_the_fill() {
+        let symbols = RwLock::new(HashMap::new());
+        let events = user_events(
+            WsEvent::Text(fixture("ws_execution_report_trade.json")),
+            &symbols,
+            &Notify::new(),
+        );
+        let [UserEvent::Order(u), UserEvent::Fill(f)] = events.as_slice() else {
+            panic!("{events:?}");
+        };
+        assert_eq!(f.client_order_id, u.client_order_id);
+        assert_eq!((f.trade_id.as_str(), f.qty), ("77", dec!(0.4)));
+        assert_eq!(f.fee_asset, "BTC");
+        let cancel = user_events(
+            WsEvent::Text(fixture("ws_execution_report_cancel.json")),
+            &symbols,
+            &Notify::new(),
+        );
+        assert_eq!(cancel.len(), 1, "no fill without a trade");
+    }
+
+    #[test]
     fn account_maps_to_balances() {
         let a: Account = models::parse(&fixture("rest_account.json")).unwrap();
         let b = balances_from_account(&a);
