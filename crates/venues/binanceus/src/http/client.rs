@@ -1,21 +1,23 @@
 //! [`BinanceUsHttpClient`]: the raw Binance.US REST client.
 //!
-//! Every call follows the same path (`send_once`):
+//! Every call goes through gekko-net's one REST pipeline ([`RestPipeline`]): ban gate,
+//! circuit breaker per [`Family`] with the secondary base URL
+//! ([`BinanceUsConfig::rest_fallback`]) while the primary's breaker is open, weight
+//! limiters, the auth hook, send, metrics, usage-header feedback and status classification.
+//! This client only states the Binance.US details:
 //!
-//! 1. **Ban check.** While a 418 ban is in force nothing is sent.
-//! 2. **Circuit breaker** of the endpoint's [`Family`] on the primary base URL; when it is
-//!    open, the secondary base URL (if configured) is used instead.
-//! 3. **Rate limits.** The endpoint's documented weight is reserved in the request-weight
-//!    limiter (order submits also in the order-count limiter) *before* sending. Reads wait
-//!    up to `max_rate_limit_wait` for budget; order submits never wait, because an order
-//!    released seconds late is a different order.
-//! 4. **Signing.** Signed endpoints get `recvWindow` and `timestamp` (venue clock via
-//!    [`ClockOffset`]) and `&signature=`; everything goes in the query string, sent as built.
-//! 5. **Response.** `X-MBX-USED-WEIGHT-1M` corrects the limiter; 429 pauses the limiter
-//!    for `Retry-After` (1 s if absent; an order-count 429 without it pauses only orders);
-//!    418 bans every request and forces every breaker open until the ban ends; 4xx with a
-//!    venue code is a definitive [`BinanceUsError::Api`]; 5xx and transport failures count
-//!    against the breaker.
+//! * **Hooks** ([`BinanceUsHooks`]): `X-MBX-USED-WEIGHT-1M` corrects the request-weight
+//!   limiter and `X-MBX-ORDER-COUNT-10S` the order limiter; 429 pauses the weight limiter for
+//!   `Retry-After` (1 s if absent; an order-count 429 without it pauses only orders); 418
+//!   bans every request and forces every breaker open until the ban ends (2 min if no
+//!   `Retry-After`); `{"code","msg"}` bodies become [`BinanceUsError::Api`].
+//! * **Charges**: the endpoint's documented weight; order submits also one order. Reads wait
+//!   up to `max_rate_limit_wait` for budget; order submits never wait, because an order
+//!   released seconds late is a different order.
+//! * **Auth**: signed endpoints go through [`BinanceUsQuerySigner`] (`recvWindow`,
+//!   `timestamp` from the venue clock via [`ClockOffset`], `&signature=`, all in the query
+//!   string, sent as built); key-only endpoints through an [`ApiKeyHeader`]; public ones
+//!   through none.
 //!
 //! On top of that, `-1021` (timestamp outside `recvWindow`) triggers a clock resync (several
 //! `/api/v3/time` samples, median) and **one** resend, also for order submits: the venue
@@ -23,8 +25,8 @@
 //! cancels by client order id, listen-key calls) are retried with jittered backoff on
 //! transient errors. [`BinanceUsHttpClient::new_order`] is **never** retried.
 //!
-//! Concurrency: the client is a cheap `Clone` over an `Arc`; limiters, breakers and the
-//! clock are internally synchronised, so any number of tasks may call it at once. A
+//! Concurrency: the client is a cheap `Clone` over an `Arc`; the pipeline and the clock are
+//! internally synchronised, so any number of tasks may call it at once. A
 //! `tokio::sync::Mutex` serialises clock resyncs so a burst of `-1021`s causes one resync,
 //! not one per request.
 
@@ -34,12 +36,14 @@ use std::time::Duration;
 use gekko_core::{OrderType, Side, TimeInForce};
 use gekko_net::http::{header_u32, retry_after};
 use gekko_net::{
-    BreakerPermit, CircuitBreaker, ClockOffset, ClockSample, NetError, RetryPolicy, WeightLimiter,
-    retry_idempotent,
+    ApiKeyHeader, Charge, CircuitBreaker, ClockOffset, ClockSample, LimiterId, RequestAuth,
+    RestConfig, RestError, RestPipeline, RestRequest, RetryPolicy, StatusClass, VenueHooks, Wait,
+    WeightLimiter, retry_idempotent,
 };
 use gekko_venue::ClockReport;
+use reqwest::header::HeaderMap;
 use rust_decimal::Decimal;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use tokio::time::Instant;
 
 use super::models::{
@@ -51,17 +55,11 @@ use crate::common::consts::{self, Endpoint, Family, Security, codes};
 use crate::common::{BinanceUsSide, BinanceUsTimeInForce};
 use crate::config::{BinanceUsAuth, BinanceUsConfig};
 use crate::error::BinanceUsError;
-use crate::signing::BinanceUsSigner;
+use crate::signing::{BinanceUsQuerySigner, BinanceUsSigner};
 
-/// Histogram: request latency; labels `venue`, `endpoint`.
-pub const METRIC_REQUEST_SECONDS: &str = "gekko_venue_request_seconds";
-/// Counter: requests by outcome; labels `venue`, `endpoint`, `outcome`
-/// (`2xx`, `4xx`, `5xx`, `429`, `418`, `transport`).
-pub const METRIC_REQUESTS: &str = "gekko_venue_requests_total";
-/// Counter: 429 answers; labels `venue`, `endpoint`.
-pub const METRIC_HTTP_429: &str = "gekko_venue_http_429_total";
-/// Counter: 418 answers; labels `venue`, `endpoint`.
-pub const METRIC_HTTP_418: &str = "gekko_venue_http_418_total";
+pub use gekko_net::rest::{
+    METRIC_HTTP_418, METRIC_HTTP_429, METRIC_REQUEST_SECONDS, METRIC_REQUESTS,
+};
 /// Counter: clock resyncs triggered by `-1021`; label `venue`.
 pub const METRIC_CLOCK_RESYNCS: &str = "gekko_venue_clock_resyncs_total";
 
@@ -127,35 +125,105 @@ impl NewOrder {
     }
 }
 
-/// How long a call may wait for rate-limit budget.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Wait {
-    /// Up to the configured maximum.
-    Bounded,
-    /// Not at all (order submits).
-    Never,
+/// The request-weight limiter (per IP), index into the pipeline's limiters.
+const WEIGHT: LimiterId = LimiterId(0);
+/// The order-count limiter (per account).
+const ORDERS: LimiterId = LimiterId(1);
+
+/// The Binance.US half of the REST pipeline: usage headers, 429/418, error bodies.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BinanceUsHooks;
+
+impl VenueHooks for BinanceUsHooks {
+    type Error = BinanceUsError;
+
+    fn observe_usage(
+        &self,
+        request: &RestRequest<'_>,
+        headers: &HeaderMap,
+        limiters: &[WeightLimiter],
+    ) {
+        if let (Some(used), Some(l)) = (
+            header_u32(headers, consts::HEADER_USED_WEIGHT_1M),
+            limiters.get(WEIGHT.0),
+        ) {
+            l.observe_used(used);
+        }
+        if request.charges(ORDERS)
+            && let (Some(n), Some(l)) = (
+                header_u32(headers, consts::HEADER_ORDER_COUNT_10S),
+                limiters.get(ORDERS.0),
+            )
+        {
+            l.observe_used(n);
+        }
+    }
+
+    fn classify(&self, request: &RestRequest<'_>, status: u16, headers: &HeaderMap) -> StatusClass {
+        match status {
+            200..=299 => StatusClass::Success,
+            429 => match retry_after(headers) {
+                Some(d) => StatusClass::RateLimited {
+                    retry_after: d,
+                    pause: vec![WEIGHT],
+                },
+                // The order-count limit answers 429 without Retry-After; it is per account,
+                // so only orders pause.
+                None if request.charges(ORDERS) => StatusClass::RateLimited {
+                    retry_after: consts::DEFAULT_RETRY_AFTER,
+                    pause: vec![ORDERS],
+                },
+                None => StatusClass::RateLimited {
+                    retry_after: consts::DEFAULT_RETRY_AFTER,
+                    pause: vec![WEIGHT],
+                },
+            },
+            418 => StatusClass::Banned {
+                retry_after: retry_after(headers).unwrap_or(consts::DEFAULT_BAN),
+            },
+            500.. => StatusClass::ServerError,
+            _ => StatusClass::Rejected,
+        }
+    }
+
+    /// A venue error (`{"code","msg"}`); other bodies stay HTTP status errors.
+    fn parse_error(&self, status: u16, _headers: &HeaderMap, body: &str) -> Option<BinanceUsError> {
+        serde_json::from_str::<ApiErrorBody>(body)
+            .ok()
+            .map(|e| BinanceUsError::Api {
+                status,
+                code: e.code,
+                msg: e.msg,
+            })
+    }
 }
 
-#[derive(Debug)]
-struct BaseUrl {
-    url: String,
-    breakers: [CircuitBreaker; 4],
+impl From<RestError<BinanceUsError>> for BinanceUsError {
+    fn from(e: RestError<BinanceUsError>) -> Self {
+        match e {
+            RestError::Banned { retry_after } => BinanceUsError::Banned { retry_after },
+            RestError::CircuitOpen {
+                family,
+                retry_after,
+            } => BinanceUsError::CircuitOpen {
+                family,
+                retry_after,
+            },
+            RestError::RateLimited { retry_after } => BinanceUsError::RateLimited { retry_after },
+            RestError::Net(e) => BinanceUsError::Net(e),
+            RestError::Venue(e) => e,
+        }
+    }
 }
 
 #[derive(Debug)]
 struct Inner {
-    http: reqwest::Client,
-    bases: Vec<BaseUrl>,
-    api_key: SecretString,
-    signer: BinanceUsSigner,
-    recv_window_ms: u64,
-    weight: WeightLimiter,
-    orders: WeightLimiter,
-    clock: ClockOffset,
+    pipeline: RestPipeline<BinanceUsHooks>,
+    key_auth: ApiKeyHeader,
+    signed_auth: BinanceUsQuerySigner,
+    clock: Arc<ClockOffset>,
     clock_samples: usize,
     retry: RetryPolicy,
-    max_rate_limit_wait: Duration,
-    banned_until: std::sync::Mutex<Option<Instant>>,
     /// Serialises clock resyncs; holds the time of the last completed one.
     resync: tokio::sync::Mutex<Option<Instant>>,
 }
@@ -185,46 +253,46 @@ impl BinanceUsHttpClient {
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| BinanceUsError::Config(vec![format!("http client: {e}")]))?;
-        let breakers = |suffix: &str| {
-            Family::ALL.map(|f| {
-                CircuitBreaker::new(
-                    consts::VENUE,
-                    &format!("{}{suffix}", f.as_str()),
-                    config.breaker_threshold,
-                    config.breaker_cooldown,
-                )
-            })
-        };
-        let mut bases = vec![BaseUrl {
-            url: config.rest_base.trim_end_matches('/').to_owned(),
-            breakers: breakers(""),
-        }];
-        if let Some(f) = &config.rest_fallback {
-            bases.push(BaseUrl {
-                url: f.trim_end_matches('/').to_owned(),
-                breakers: breakers(":fallback"),
-            });
-        }
+        let clock = Arc::new(ClockOffset::new(consts::VENUE, config.clock_samples.max(1)));
+        let pipeline = RestPipeline::new(
+            http,
+            RestConfig {
+                venue: consts::VENUE,
+                families: Family::ALL.iter().map(|f| f.as_str()).collect(),
+                limiters: vec![
+                    WeightLimiter::new(
+                        config.weight_limit_per_minute,
+                        Duration::from_secs(60),
+                        0.9,
+                    )
+                    .with_labels(consts::VENUE, "weight"),
+                    WeightLimiter::new(config.orders_per_10s, Duration::from_secs(10), 0.9)
+                        .with_labels(consts::VENUE, "orders"),
+                ],
+                base_url: config.rest_base.clone(),
+                fallback_base_url: config.rest_fallback.clone(),
+                breaker_threshold: config.breaker_threshold,
+                breaker_cooldown: config.breaker_cooldown,
+                max_rate_limit_wait: config.max_rate_limit_wait,
+            },
+            BinanceUsHooks,
+        );
+        let key_auth = ApiKeyHeader::new(consts::HEADER_API_KEY, config.api_key.clone())
+            .map_err(|e| BinanceUsError::Config(vec![format!("api_key: {e}")]))?;
+        let signed_auth = BinanceUsQuerySigner::new(
+            config.api_key.clone(),
+            Arc::new(signer),
+            config.recv_window_ms,
+            clock.clone(),
+        );
         Ok(Self {
             inner: Arc::new(Inner {
-                http,
-                bases,
-                api_key: config.api_key.clone(),
-                signer,
-                recv_window_ms: config.recv_window_ms,
-                weight: WeightLimiter::new(
-                    config.weight_limit_per_minute,
-                    Duration::from_secs(60),
-                    0.9,
-                )
-                .with_labels(consts::VENUE, "weight"),
-                orders: WeightLimiter::new(config.orders_per_10s, Duration::from_secs(10), 0.9)
-                    .with_labels(consts::VENUE, "orders"),
-                clock: ClockOffset::new(consts::VENUE, config.clock_samples.max(1)),
+                pipeline,
+                key_auth,
+                signed_auth,
+                clock,
                 clock_samples: config.clock_samples.max(1),
                 retry: config.retry,
-                max_rate_limit_wait: config.max_rate_limit_wait,
-                banned_until: std::sync::Mutex::new(None),
                 resync: tokio::sync::Mutex::new(None),
             }),
         })
@@ -236,28 +304,37 @@ impl BinanceUsHttpClient {
         &self.inner.clock
     }
 
+    /// The REST pipeline every call goes through.
+    #[must_use]
+    pub fn pipeline(&self) -> &RestPipeline<BinanceUsHooks> {
+        &self.inner.pipeline
+    }
+
     /// The request-weight limiter (per IP).
     #[must_use]
     pub fn weight_limiter(&self) -> &WeightLimiter {
-        &self.inner.weight
+        self.inner.pipeline.limiter(WEIGHT)
     }
 
     /// The order-count limiter (per account).
     #[must_use]
     pub fn order_limiter(&self) -> &WeightLimiter {
-        &self.inner.orders
+        self.inner.pipeline.limiter(ORDERS)
     }
 
     /// The primary base URL's breaker for `family`.
     #[must_use]
     pub fn breaker(&self, family: Family) -> &CircuitBreaker {
-        &self.inner.bases[0].breakers[family.index()]
+        self.inner
+            .pipeline
+            .breaker(family.index())
+            .expect("the pipeline has a breaker for every Family")
     }
 
     /// The secondary base URL's breaker for `family`, when one is configured.
     #[must_use]
     pub fn fallback_breaker(&self, family: Family) -> Option<&CircuitBreaker> {
-        self.inner.bases.get(1).map(|b| &b.breakers[family.index()])
+        self.inner.pipeline.fallback_breaker(family.index())
     }
 
     // ---------------------------------------------------------------- public endpoints
@@ -594,31 +671,7 @@ impl BinanceUsHttpClient {
         Ok(report)
     }
 
-    /// Picks the first base URL whose breaker for `family` lets a call through.
-    fn pick_base(&self, family: Family) -> Result<(&str, BreakerPermit<'_>), BinanceUsError> {
-        let mut retry_after: Option<Duration> = None;
-        for base in &self.inner.bases {
-            match base.breakers[family.index()].try_acquire() {
-                Ok(permit) => return Ok((&base.url, permit)),
-                Err(open) => {
-                    retry_after =
-                        Some(retry_after.map_or(open.retry_after, |r| r.min(open.retry_after)));
-                }
-            }
-        }
-        Err(BinanceUsError::CircuitOpen {
-            family: family.as_str(),
-            retry_after: retry_after.unwrap_or_default(),
-        })
-    }
-
-    fn ban_remaining(&self) -> Option<Duration> {
-        let until = (*gekko_core::sync::lock(&self.inner.banned_until))?;
-        let now = Instant::now();
-        (until > now).then(|| until - now)
-    }
-
-    /// One HTTP exchange. See the module docs for the steps.
+    /// One HTTP exchange through the pipeline, with this endpoint's charges and auth.
     async fn send_once(
         &self,
         ep: &Endpoint,
@@ -627,168 +680,41 @@ impl BinanceUsHttpClient {
         wait: Wait,
     ) -> Result<String, BinanceUsError> {
         let inner = &*self.inner;
-        if let Some(retry_after) = self.ban_remaining() {
-            return Err(BinanceUsError::Banned { retry_after });
-        }
-        let (base, permit) = self.pick_base(ep.family)?;
-
-        if ep.counts_as_order {
-            inner
-                .orders
-                .try_acquire(1)
-                .map_err(|retry_after| BinanceUsError::RateLimited { retry_after })?;
-        }
-        match wait {
-            Wait::Never => inner.weight.try_acquire(weight),
-            Wait::Bounded => {
-                inner
-                    .weight
-                    .acquire_within(weight, inner.max_rate_limit_wait)
-                    .await
-            }
-        }
-        .map_err(|retry_after| BinanceUsError::RateLimited { retry_after })?;
-
-        let query = match ep.security {
-            Security::Signed => {
-                let mut p = params.clone();
-                p.push("recvWindow", &inner.recv_window_ms.to_string())
-                    .push("timestamp", &inner.clock.now_ms().to_string());
-                inner.signer.sign_query(p.as_str())
-            }
-            Security::None | Security::ApiKey => params.as_str().to_owned(),
-        };
-        let url = if query.is_empty() {
-            format!("{base}{}", ep.path)
+        let order_charge = [
+            // Orders never wait for the per-account budget: late is a different order.
+            Charge {
+                limiter: ORDERS,
+                weight: 1,
+                wait: Wait::Never,
+            },
+            Charge {
+                limiter: WEIGHT,
+                weight,
+                wait,
+            },
+        ];
+        let charges: &[Charge] = if ep.counts_as_order {
+            &order_charge
         } else {
-            format!("{base}{}?{query}", ep.path)
+            &order_charge[1..]
         };
-        let mut req = inner.http.request(ep.method.clone(), url);
-        if ep.security != Security::None {
-            req = req.header(consts::HEADER_API_KEY, inner.api_key.expose_secret());
-        }
-
-        let started = Instant::now();
-        let sent = req.send().await;
-        let outcome = match sent {
-            Err(e) => Err(e),
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                let headers = resp.headers().clone();
-                resp.text().await.map(|body| (status, headers, body))
-            }
+        let auth: Option<&dyn RequestAuth> = match ep.security {
+            Security::None => None,
+            Security::ApiKey => Some(&inner.key_auth),
+            Security::Signed => Some(&inner.signed_auth),
         };
-        metrics::histogram!(METRIC_REQUEST_SECONDS, "venue" => consts::VENUE, "endpoint" => ep.name)
-            .record(started.elapsed().as_secs_f64());
-
-        let (status, headers, body) = match outcome {
-            Err(e) => {
-                permit.failure();
-                count(ep, "transport");
-                let e = NetError::from_reqwest(e);
-                tracing::warn!(endpoint = ep.name, error = %e, "Binance.US request failed");
-                return Err(BinanceUsError::Net(e));
-            }
-            Ok(x) => x,
+        let request = RestRequest {
+            name: ep.name,
+            method: ep.method.clone(),
+            path: ep.path,
+            query: params.as_str(),
+            body: "",
+            headers: HeaderMap::new(),
+            family: ep.family.index(),
+            charges,
+            auth,
         };
-        if let Some(used) = header_u32(&headers, consts::HEADER_USED_WEIGHT_1M) {
-            inner.weight.observe_used(used);
-        }
-        if ep.counts_as_order
-            && let Some(n) = header_u32(&headers, consts::HEADER_ORDER_COUNT_10S)
-        {
-            inner.orders.observe_used(n);
-        }
-        match status {
-            200..=299 => {
-                permit.success();
-                count(ep, "2xx");
-                Ok(body)
-            }
-            429 => {
-                // A rate limit says nothing about the venue's health: the permit is
-                // dropped unreported.
-                drop(permit);
-                count(ep, "429");
-                metrics::counter!(METRIC_HTTP_429, "venue" => consts::VENUE, "endpoint" => ep.name)
-                    .increment(1);
-                let ra = retry_after(&headers);
-                match ra {
-                    Some(d) => inner.weight.pause_for(d),
-                    // The order-count limit answers 429 without Retry-After; it is per
-                    // account, so only orders pause.
-                    None if ep.counts_as_order => {
-                        inner.orders.pause_for(consts::DEFAULT_RETRY_AFTER)
-                    }
-                    None => inner.weight.pause_for(consts::DEFAULT_RETRY_AFTER),
-                }
-                tracing::warn!(endpoint = ep.name, retry_after = ?ra, body = %gekko_net::http::truncate(&body, 256), "Binance.US 429");
-                Err(BinanceUsError::RateLimited {
-                    retry_after: ra.unwrap_or(consts::DEFAULT_RETRY_AFTER),
-                })
-            }
-            418 => {
-                drop(permit);
-                count(ep, "418");
-                metrics::counter!(METRIC_HTTP_418, "venue" => consts::VENUE, "endpoint" => ep.name)
-                    .increment(1);
-                let d = retry_after(&headers).unwrap_or(consts::DEFAULT_BAN);
-                let until = Instant::now() + d;
-                {
-                    let mut b = gekko_core::sync::lock(&inner.banned_until);
-                    *b = Some(b.map_or(until, |x| x.max(until)));
-                }
-                inner.weight.ban_until(until);
-                inner.orders.ban_until(until);
-                for base in &inner.bases {
-                    for br in &base.breakers {
-                        br.force_open_until(until);
-                    }
-                }
-                tracing::error!(
-                    endpoint = ep.name,
-                    ban_secs = d.as_secs(),
-                    "Binance.US 418: IP banned; all requests held until the ban ends"
-                );
-                Err(BinanceUsError::Banned { retry_after: d })
-            }
-            s => {
-                if s >= 500 {
-                    permit.failure();
-                    count(ep, "5xx");
-                } else {
-                    // The venue answered and judged the request: it is healthy.
-                    permit.success();
-                    count(ep, "4xx");
-                }
-                Err(error_from_body(s, &headers, &body))
-            }
-        }
-    }
-}
-
-fn count(ep: &Endpoint, outcome: &'static str) {
-    metrics::counter!(METRIC_REQUESTS, "venue" => consts::VENUE, "endpoint" => ep.name, "outcome" => outcome)
-        .increment(1);
-}
-
-/// A venue error (`{"code","msg"}`) or, for other bodies, an HTTP status error with the
-/// payload.
-fn error_from_body(
-    status: u16,
-    headers: &reqwest::header::HeaderMap,
-    body: &str,
-) -> BinanceUsError {
-    match serde_json::from_str::<ApiErrorBody>(body) {
-        Ok(e) => BinanceUsError::Api {
-            status,
-            code: e.code,
-            msg: e.msg,
-        },
-        Err(_) => BinanceUsError::Net(NetError::Status {
-            status,
-            body: gekko_net::http::truncate(body, gekko_net::http::MAX_ERROR_PAYLOAD).to_owned(),
-            retry_after: retry_after(headers),
-        }),
+        let resp = inner.pipeline.send(&request).await?;
+        Ok(resp.body)
     }
 }
