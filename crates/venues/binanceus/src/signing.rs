@@ -502,4 +502,55 @@ mod tests {
         assert_eq!(encode_value("gk-1_a.b~c"), "gk-1_a.b~c");
         assert_eq!(encode_value("[\"BTCUSD\"]"), "%5B%22BTCUSD%22%5D");
     }
+
+    #[test]
+    fn query_signer_hook_appends_window_timestamp_and_signature() {
+        use gekko_net::{ClockOffset, OutgoingRequest, RequestAuth};
+        let auth = BinanceUsQuerySigner::new(
+            SecretString::from("my-key"),
+            Arc::new(hmac()),
+            5000,
+            Arc::new(ClockOffset::default()),
+        );
+        // Everything in the query.
+        let mut r = OutgoingRequest::new(reqwest::Method::GET, "http://h", "/api/v3/account");
+        r.query = "symbol=BTCUSD".to_owned();
+        auth.authorize(&mut r).unwrap();
+        assert_eq!(r.headers[crate::common::consts::HEADER_API_KEY], "my-key");
+        let (signed, sig) = r.query.rsplit_once("&signature=").unwrap();
+        assert!(
+            signed.starts_with("symbol=BTCUSD&recvWindow=5000&timestamp="),
+            "{signed}"
+        );
+        assert_eq!(hmac().sign_bytes(signed.as_bytes()), sig);
+        // Mixed: the parameters and signature go in the body, sent last, and the signature
+        // covers query ‖ body with no `&` between them.
+        let mut r = OutgoingRequest::new(reqwest::Method::POST, "http://h", "/api/v3/order");
+        r.query = "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC".to_owned();
+        r.body = "quantity=1&price=0.1".to_owned();
+        auth.authorize(&mut r).unwrap();
+        assert_eq!(r.query, "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC");
+        let (body, sig) = r.body.rsplit_once("&signature=").unwrap();
+        assert_eq!(
+            hmac().sign_bytes(total_params(&r.query, body).as_bytes()),
+            sig
+        );
+        assert!(!format!("{auth:?}").contains("my-key"));
+    }
+
+    #[test]
+    fn signer_trait_param_is_percent_encoded_for_ed25519() {
+        use gekko_net::Signer;
+        let s = BinanceUsSigner::ed25519_from_seed(&[7; 32]);
+        let raw = Signer::sign(&s, b"timestamp=1");
+        assert_eq!(
+            Signer::sign_param(&s, b"timestamp=1"),
+            s.signature_param("timestamp=1")
+        );
+        assert_eq!(
+            Signer::sign_param(&s.clone().with_url_encoding(false), b"timestamp=1"),
+            raw
+        );
+        assert_eq!(Signer::sign_param(&hmac(), b"x"), hmac().sign_bytes(b"x"));
+    }
 }
