@@ -115,9 +115,7 @@ impl MemoryBus {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the maps half-updated in a way that
         // matters more than losing the bus, so poisoning is ignored.
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        gekko_core::sync::lock(&self.state)
     }
 
     fn notifier(&self, stream: &str) -> Arc<Notify> {

@@ -65,6 +65,17 @@ impl GatewayGrpc {
         names.join(", ")
     }
 
+    /// The gateway, instrument and client order id of a request about one order.
+    fn one_order(
+        &self,
+        venue: &str,
+        pair: &str,
+        client_order_id: &str,
+    ) -> Result<(&Gateway, InstrumentId, ClientOrderId), Status> {
+        let gw = self.pick(venue)?;
+        Ok((gw, instrument(gw, pair)?, client_id(client_order_id)?))
+    }
+
     /// The gateway a request's `venue` field names.
     fn pick(&self, venue: &str) -> Result<&Gateway, Status> {
         let venue = venue.trim();
@@ -100,6 +111,15 @@ fn instrument(gw: &Gateway, pair: &str) -> Result<InstrumentId, Status> {
         )));
     }
     Ok(id)
+}
+
+/// An instrument field that may be empty (meaning every configured instrument).
+fn optional_instrument(gw: &Gateway, pair: &str) -> Result<Option<InstrumentId>, Status> {
+    if pair.is_empty() {
+        Ok(None)
+    } else {
+        instrument(gw, pair).map(Some)
+    }
 }
 
 fn instruments(gw: &Gateway, pairs: &[String]) -> Result<Vec<InstrumentId>, Status> {
@@ -157,10 +177,11 @@ pub fn order_pb(o: &Order) -> pb::OrderMsg {
     convert::order_to_pb(o)
 }
 
-fn reply(o: &Order) -> Response<pb::OrderReply> {
-    Response::new(pb::OrderReply {
-        order: Some(order_pb(o)),
-    })
+fn reply(o: Result<Order, GatewayError>) -> Result<Response<pb::OrderReply>, Status> {
+    let o = o.map_err(|e| status_of(&e))?;
+    Ok(Response::new(pb::OrderReply {
+        order: Some(order_pb(&o)),
+    }))
 }
 
 type QuoteStream = Pin<Box<dyn Stream<Item = Result<pb::QuoteUpdate, Status>> + Send>>;
@@ -227,8 +248,7 @@ impl GatewayService for GatewayGrpc {
             price,
             time_in_force,
         };
-        let order = gw.place_order(req).await.map_err(|e| status_of(&e))?;
-        Ok(reply(&order))
+        reply(gw.place_order(req).await)
     }
 
     async fn cancel_order(
@@ -236,14 +256,8 @@ impl GatewayService for GatewayGrpc {
         r: Request<pb::CancelOrderRequest>,
     ) -> Result<Response<pb::OrderReply>, Status> {
         let r = r.into_inner();
-        let gw = self.pick(&r.venue)?;
-        let inst = instrument(gw, &r.instrument)?;
-        let id = client_id(&r.client_order_id)?;
-        let o = gw
-            .cancel_order(&inst, &id)
-            .await
-            .map_err(|e| status_of(&e))?;
-        Ok(reply(&o))
+        let (gw, inst, id) = self.one_order(&r.venue, &r.instrument, &r.client_order_id)?;
+        reply(gw.cancel_order(&inst, &id).await)
     }
 
     async fn cancel_all_orders(
@@ -252,11 +266,9 @@ impl GatewayService for GatewayGrpc {
     ) -> Result<Response<pb::CancelAllOrdersResponse>, Status> {
         let r = r.into_inner();
         let gw = self.pick(&r.venue)?;
-        let list = if r.instrument.is_empty() {
-            vec![]
-        } else {
-            vec![instrument(gw, &r.instrument)?]
-        };
+        let list: Vec<InstrumentId> = optional_instrument(gw, &r.instrument)?
+            .into_iter()
+            .collect();
         let cancelled = gw.cancel_all(&list).await.map_err(|e| status_of(&e))?;
         Ok(Response::new(pb::CancelAllOrdersResponse {
             cancelled: cancelled.iter().map(order_pb).collect(),
@@ -268,14 +280,8 @@ impl GatewayService for GatewayGrpc {
         r: Request<pb::GetOrderRequest>,
     ) -> Result<Response<pb::OrderReply>, Status> {
         let r = r.into_inner();
-        let gw = self.pick(&r.venue)?;
-        let inst = instrument(gw, &r.instrument)?;
-        let id = client_id(&r.client_order_id)?;
-        let o = gw
-            .refresh_order(&inst, &id)
-            .await
-            .map_err(|e| status_of(&e))?;
-        Ok(reply(&o))
+        let (gw, inst, id) = self.one_order(&r.venue, &r.instrument, &r.client_order_id)?;
+        reply(gw.refresh_order(&inst, &id).await)
     }
 
     async fn list_open_orders(
@@ -284,11 +290,7 @@ impl GatewayService for GatewayGrpc {
     ) -> Result<Response<pb::ListOpenOrdersResponse>, Status> {
         let r = r.into_inner();
         let gw = self.pick(&r.venue)?;
-        let inst = if r.instrument.is_empty() {
-            None
-        } else {
-            Some(instrument(gw, &r.instrument)?)
-        };
+        let inst = optional_instrument(gw, &r.instrument)?;
         let orders = gw.open_orders(inst.as_ref());
         Ok(Response::new(pb::ListOpenOrdersResponse {
             orders: orders.iter().map(order_pb).collect(),

@@ -145,12 +145,8 @@ fn limit(client: &str, qty: Decimal) -> OrderRequest {
     }
 }
 
-async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+async fn eventually(what: &str, f: impl FnMut() -> bool) {
+    gekko_testkit::wait_until(what, Duration::from_secs(10), f).await;
 }
 
 #[tokio::test]

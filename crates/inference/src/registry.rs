@@ -138,10 +138,7 @@ impl ModelRegistry {
     /// `meta.json` or `model.safetensors` and the problem), `Unsupported` or
     /// `Compute`. The current model keeps serving in every error case.
     pub fn reload_if_newer(&self) -> Result<Option<u64>, InferenceError> {
-        let _serialised = self
-            .reload_lock
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _serialised = gekko_core::sync::lock(&self.reload_lock);
         let current = self.current().meta().version;
         let dir = self.root.join(&self.name);
         let newer: Vec<u64> = list_versions(&dir)?

@@ -216,3 +216,64 @@ where
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Polls a synchronous condition every 20 ms until it holds.
+///
+/// # Panics
+/// When it does not hold within `timeout`; the message names `what`.
+pub async fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Receives from `rx` until an item matches `want`, skipping the others.
+///
+/// # Panics
+/// When nothing matches within `timeout` or the channel closes; the message names `what`.
+pub async fn recv_matching<T>(
+    rx: &mut tokio::sync::mpsc::Receiver<T>,
+    what: &str,
+    timeout: Duration,
+    mut want: impl FnMut(&T) -> bool,
+) -> T {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(item)) if want(&item) => return item,
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("channel closed while waiting for {what}"),
+            Err(_) => panic!("nothing matching {what} within {timeout:?}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn recv_matching_skips_until_a_match() {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+        for i in [1, 2, 3] {
+            tx.send(i).await.unwrap();
+        }
+        let got = recv_matching(&mut rx, "an even number", Duration::from_secs(1), |i| {
+            i % 2 == 0
+        })
+        .await;
+        assert_eq!(got, 2);
+        wait_until("true", Duration::from_secs(1), || true).await;
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "waiting for never")]
+    async fn wait_until_fails_loudly() {
+        wait_until("never", Duration::from_millis(50), || false).await;
+    }
+}

@@ -64,6 +64,23 @@ impl StreamCtx {
     }
 }
 
+/// Spot positions: the base-asset holding of each instrument, as a long position.
+#[must_use]
+pub fn spot_positions(balances: &[Balance], instruments: &[InstrumentId]) -> Vec<Position> {
+    instruments
+        .iter()
+        .filter_map(|i| {
+            let b = balances.iter().find(|b| b.asset == i.base)?;
+            Some(Position {
+                instrument: i.clone(),
+                qty: b.total(),
+                avg_price: None,
+                unrealized_pnl: None,
+            })
+        })
+        .collect()
+}
+
 /// A venue, as the gateway engine needs it. Implemented by each venue crate.
 ///
 /// Implementations handle signing, rate limits, circuit breaking and retries of
@@ -152,19 +169,7 @@ pub trait VenueAdapter: Send + Sync + std::fmt::Debug + 'static {
     /// Positions. Spot venues derive them from balances (the default: base-asset holdings
     /// of each instrument, as long positions); margin venues override with their own.
     async fn positions(&self, instruments: &[InstrumentId]) -> Result<Vec<Position>, VenueError> {
-        let balances = self.balances().await?;
-        Ok(instruments
-            .iter()
-            .filter_map(|i| {
-                let b = balances.iter().find(|b| b.asset == i.base)?;
-                Some(Position {
-                    instrument: i.clone(),
-                    qty: b.total(),
-                    avg_price: None,
-                    unrealized_pnl: None,
-                })
-            })
-            .collect())
+        Ok(spot_positions(&self.balances().await?, instruments))
     }
 
     /// Closes the position in one instrument through the venue's own call (OANDA

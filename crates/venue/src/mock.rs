@@ -490,19 +490,7 @@ impl VenueAdapter for MockVenue {
 
     async fn positions(&self, instruments: &[InstrumentId]) -> Result<Vec<Position>, VenueError> {
         if self.caps.account == AccountModel::Spot {
-            let balances = self.balances().await?;
-            return Ok(instruments
-                .iter()
-                .filter_map(|i| {
-                    let b = balances.iter().find(|b| b.asset == i.base)?;
-                    Some(Position {
-                        instrument: i.clone(),
-                        qty: b.total(),
-                        avg_price: None,
-                        unrealized_pnl: None,
-                    })
-                })
-                .collect());
+            return Ok(crate::spot_positions(&self.balances().await?, instruments));
         }
         let st = lock(&self.state);
         Ok(instruments

@@ -46,17 +46,8 @@ fn venue(sim: &gekko_sim::binanceus::SimHandle, key: &str, auth: BinanceUsAuth) 
     BinanceUsVenue::new(cfg).unwrap()
 }
 
-async fn within<T>(rx: &mut tokio::sync::mpsc::Receiver<T>, mut want: impl FnMut(&T) -> bool) -> T {
-    tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            let ev = rx.recv().await.expect("stream open");
-            if want(&ev) {
-                return ev;
-            }
-        }
-    })
-    .await
-    .expect("wanted event within 10 s")
+async fn within<T>(rx: &mut tokio::sync::mpsc::Receiver<T>, want: impl FnMut(&T) -> bool) -> T {
+    gekko_testkit::recv_matching(rx, "the wanted event", Duration::from_secs(10), want).await
 }
 
 #[tokio::test]
