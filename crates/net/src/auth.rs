@@ -107,7 +107,6 @@ impl OutgoingRequest {
     }
 
     /// Builds the `reqwest` request on `client`.
-    #[must_use]
     pub fn to_reqwest(&self, client: &reqwest::Client) -> reqwest::RequestBuilder {
         let mut req = client
             .request(self.method.clone(), self.url())

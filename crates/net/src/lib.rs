@@ -21,8 +21,8 @@
 //!   silence watchdog) and the per-session [`StreamHooks`] (fresh subscribe messages,
 //!   sequence-gap detection).
 //! * [`ws`]: the websocket transport under that supervisor; answers pings.
-//! * [`line`]: the chunked line-stream transport (OANDA's pricing and transaction streams).
-//! * [`relay`]: the one pump from a transport's raw events to a venue's gekko events.
+//! * [`line`](mod@line): the chunked line-stream transport (OANDA's pricing and transaction streams).
+//! * [`relay`](mod@relay): the one pump from a transport's raw events to a venue's gekko events.
 //! * [`http`]: turning `reqwest` errors into a [`NetError`] that says whether the request
 //!   may have reached the venue.
 //!

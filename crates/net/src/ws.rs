@@ -125,7 +125,11 @@ where
             Some(Ok(u)) => u,
         };
         let timeout = ctx.config.connect_timeout;
-        let connect = tokio::time::timeout(timeout, tokio_tungstenite::connect_async(url));
+        // Boxed: the handshake future is large, and it lives only while connecting.
+        let connect = Box::pin(tokio::time::timeout(
+            timeout,
+            tokio_tungstenite::connect_async(url),
+        ));
         let mut ws = match or_cancel(ctx.cancel, connect).await {
             None => return SessionEnd::Stop,
             Some(Err(_)) => {
