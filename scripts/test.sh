@@ -4,7 +4,10 @@
 # 1. Installs redis-server and redis-tools from Debian's packages when missing (sudo only
 #    when not root). Tests start their own redis-server on free ports; nothing listens on
 #    6379 for them.
-# 2. Checks formatting and clippy (warnings are errors).
+# 2. Checks formatting, the crate-graph rules (scripts/check-boundaries.sh), dependency
+#    policy (`cargo deny check bans licenses sources`, installing cargo-deny from the crate
+#    registry when it is missing; advisories need GitHub, which is not reachable), and
+#    clippy (warnings are errors).
 # 3. Builds and runs the whole test suite.
 #
 # CI (.ci/run) runs exactly this script.
@@ -22,6 +25,16 @@ redis-server --version
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
+
+echo "==> crate graph rules"
+scripts/check-boundaries.sh
+
+if ! cargo deny --version >/dev/null 2>&1; then
+    echo "==> installing cargo-deny from crates.io"
+    cargo install --locked cargo-deny@0.20.2
+fi
+echo "==> cargo deny check bans licenses sources"
+cargo deny --log-level error check bans licenses sources
 
 echo "==> cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
