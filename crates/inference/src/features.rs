@@ -75,6 +75,10 @@ impl BookTop {
     ///
     /// # Errors
     /// The [`QuoteRejection`] that makes the quote unusable.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the model computes in floating point; prices leave Decimal only here"
+    )]
     pub fn from_quote(q: &Quote) -> Result<Self, QuoteRejection> {
         let conv = |d: &rust_decimal::Decimal| d.to_f64().ok_or(QuoteRejection::NotRepresentable);
         Self::new(
