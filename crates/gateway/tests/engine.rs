@@ -532,3 +532,29 @@ mod conformance_mock {
 
     gekko_venue::conformance_suite!(target());
 }
+
+/// The mock has no native cancel-all, so the contract's default runs: list the open
+/// orders, cancel each; an order already closed is not an error.
+#[tokio::test]
+async fn cancel_all_defaults_to_list_then_cancel() {
+    let env = Env::start(MockVenue::new(VenueId::Coinbase, caps(None), &[btc()])).await;
+    for c in ["c1", "c2", "c3"] {
+        env.gw.place_order(limit(c, dec!(1))).await.unwrap();
+    }
+    env.venue.fill(&id("c3"), dec!(1));
+    eventually("c3 filled", || {
+        env.gw.order(&id("c3")).unwrap().status == OrderStatus::Filled
+    })
+    .await;
+    let cancelled = env.gw.cancel_all(&[]).await.unwrap();
+    let mut ids: Vec<String> = cancelled
+        .iter()
+        .map(|o| o.request.client_order_id.to_string())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["c1", "c2"]);
+    assert!(cancelled.iter().all(|o| o.status == OrderStatus::Cancelled));
+    assert_eq!(env.venue.calls().cancels, 2, "one cancel per open order");
+    assert!(env.gw.open_orders(None).is_empty());
+    env.stop().await;
+}
