@@ -29,7 +29,10 @@ pub enum BinanceUsAuth {
 pub struct BinanceUsConfig {
     /// Primary REST base URL, e.g. `https://api.binance.us`.
     pub rest_base: String,
-    /// Secondary REST base URL, used while the primary's circuit for a family is open.
+    /// Secondary REST base URL (`http(s)://`, distinct from `rest_base`), used per endpoint
+    /// family while the primary's circuit for that family is open; the primary is probed
+    /// again after `breaker_cooldown`. Deployments set it through
+    /// `TRADING_API_ENDPOINTS` (`<venue>.fallback=URL`, read by gekko-config).
     pub rest_fallback: Option<String>,
     /// Stream base URL, e.g. `wss://stream.binance.us:9443` (`/stream` and `/ws/<key>`
     /// are appended).
@@ -126,6 +129,11 @@ impl BinanceUsConfig {
         );
         if let Some(f) = &self.rest_fallback {
             url("rest_fallback", f, &["http://", "https://"], &mut p);
+            if f.trim_end_matches('/') == self.rest_base.trim_end_matches('/') {
+                p.push(format!(
+                    "rest_fallback: {f:?} is the same as rest_base; a fallback must be another host"
+                ));
+            }
         }
         url("ws_base", &self.ws_base, &["ws://", "wss://"], &mut p);
         if self.api_key.expose_secret().trim().is_empty() {
@@ -201,5 +209,20 @@ mod tests {
         c.listen_key_keepalive = Duration::from_secs(3600);
         let problems = c.validate().unwrap_err();
         assert_eq!(problems.len(), 6, "{problems:#?}");
+    }
+
+    #[test]
+    fn the_fallback_must_be_a_url_and_not_the_primary() {
+        let mut c = BinanceUsConfig::binance_us(
+            SecretString::from("k"),
+            BinanceUsAuth::Hmac(SecretString::from("s")),
+        );
+        c.rest_fallback = Some("https://api.binance.us/".to_owned());
+        let problems = c.validate().unwrap_err();
+        assert!(problems[0].contains("same as rest_base"), "{problems:?}");
+        c.rest_fallback = Some("api2.example".to_owned());
+        assert!(c.validate().unwrap_err()[0].starts_with("rest_fallback"));
+        c.rest_fallback = Some("https://api2.example".to_owned());
+        c.validate().unwrap();
     }
 }
