@@ -195,6 +195,7 @@ async fn ready_env(opts: &Opts) -> Env {
 
 fn limit(id: &str, side: pb::Side, qty: &str, price: &str) -> pb::PlaceOrderRequest {
     pb::PlaceOrderRequest {
+        venue: "binanceus".into(),
         instrument: "BTC-USD".into(),
         side: side as i32,
         r#type: pb::OrderType::Limit as i32,
@@ -208,6 +209,7 @@ fn limit(id: &str, side: pb::Side, qty: &str, price: &str) -> pb::PlaceOrderRequ
 
 async fn get_order(c: &mut GatewayServiceClient<Channel>, id: &str) -> pb::OrderMsg {
     c.get_order(pb::GetOrderRequest {
+        venue: "binanceus".into(),
         instrument: "BTC-USD".into(),
         client_order_id: id.into(),
     })
@@ -269,6 +271,7 @@ async fn order_lifecycle_place_partial_fill_fill_cancel() {
         .unwrap();
     let cancelled = c
         .cancel_order(pb::CancelOrderRequest {
+            venue: "binanceus".into(),
             instrument: "BTC-USD".into(),
             client_order_id: "life-2".into(),
         })
@@ -454,7 +457,10 @@ async fn rate_limit_storm_never_escalates_to_a_ban() {
     let until = tokio::time::Instant::now() + Duration::from_secs(4);
     let mut ok_after = 0;
     while tokio::time::Instant::now() < until {
-        if c.get_account(pb::GetAccountRequest {}).await.is_ok() {
+        if c.get_account(pb::GetAccountRequest::default())
+            .await
+            .is_ok()
+        {
             ok_after += 1;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -476,7 +482,10 @@ async fn recovers_from_a_ban_after_it_expires() {
     env.sim.inject(Fault::Ban {
         duration: Duration::from_secs(2),
     });
-    let err = c.get_account(pb::GetAccountRequest {}).await.unwrap_err();
+    let err = c
+        .get_account(pb::GetAccountRequest::default())
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             err.code(),
@@ -486,7 +495,10 @@ async fn recovers_from_a_ban_after_it_expires() {
     );
     let requests_during_ban = env.sim.stats().rest_requests;
     // Still banned: the gateway does not hammer the venue.
-    let err = c.get_account(pb::GetAccountRequest {}).await.unwrap_err();
+    let err = c
+        .get_account(pb::GetAccountRequest::default())
+        .await
+        .unwrap_err();
     assert!(matches!(
         err.code(),
         tonic::Code::ResourceExhausted | tonic::Code::Unavailable
@@ -499,7 +511,11 @@ async fn recovers_from_a_ban_after_it_expires() {
     assert!(
         eventually(Duration::from_secs(10), || {
             let mut c = c.clone();
-            async move { c.get_account(pb::GetAccountRequest {}).await.is_ok() }
+            async move {
+                c.get_account(pb::GetAccountRequest::default())
+                    .await
+                    .is_ok()
+            }
         })
         .await,
         "requests succeed after the ban expires"
@@ -684,7 +700,9 @@ async fn malformed_venue_messages_do_not_break_the_gateway() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     // Still serving, and the book still tracks the venue.
     let mut c = env.client();
-    c.get_account(pb::GetAccountRequest {}).await.unwrap();
+    c.get_account(pb::GetAccountRequest::default())
+        .await
+        .unwrap();
     assert_book_matches_sim(&env).await;
     env.stop_gateway().await;
 }
@@ -741,6 +759,7 @@ async fn quotes_stream_cancel_all_and_opt_in_close_positions() {
     // StreamQuotes delivers live best bid/ask.
     let mut quotes = c
         .stream_quotes(pb::StreamQuotesRequest {
+            venue: "binanceus".into(),
             instruments: vec!["BTC-USD".into()],
         })
         .await
@@ -777,6 +796,7 @@ async fn quotes_stream_cancel_all_and_opt_in_close_positions() {
     // ClosePositions is opt-in...
     let err = c
         .close_positions(pb::ClosePositionsRequest {
+            venue: "binanceus".into(),
             confirm: false,
             instruments: vec![],
         })
@@ -793,6 +813,7 @@ async fn quotes_stream_cancel_all_and_opt_in_close_positions() {
     // ...and with confirm=true sells the BTC holding at market.
     let orders = c
         .close_positions(pb::ClosePositionsRequest {
+            venue: "binanceus".into(),
             confirm: true,
             instruments: vec!["BTC-USD".into()],
         })
