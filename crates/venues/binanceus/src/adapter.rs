@@ -2,14 +2,14 @@
 //! [`BinanceUsHttpClient`] and the reconnecting websocket from `gekko_net::ws`.
 //!
 //! Responsibilities here are purely mapping: gekko instruments ↔ `BTCUSD`, Binance
-//! statuses ↔ [`OrderStatus`], `exchangeInfo` filters → [`InstrumentInfo`], stream
+//! statuses ↔ [`OrderStatus`](gekko_core::OrderStatus), `exchangeInfo` filters → [`InstrumentInfo`], stream
 //! messages → [`MarketEvent`]/[`UserEvent`], and [`BinanceUsError`] → the gateway's error
 //! types (with the submit outcome classified as rejected, not placed, or ambiguous). All
 //! signing, rate limiting and retrying happens in the raw client.
 //!
 //! Streams run on the caller's [`StreamCtx`] (its tracker and token); each stops when the
 //! token fires or its receiver is dropped. Inside one stream the websocket loop, the
-//! [`gekko_net::relay`] pump (and, for the user stream, the listen-key keepalive) share a
+//! [`gekko_net::relay()`] pump (and, for the user stream, the listen-key keepalive) share a
 //! child token, so when one side stops the others follow.
 //!
 //! Book sequencing is done here, because the rules are Binance's: the market pump keeps a
