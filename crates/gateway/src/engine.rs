@@ -8,7 +8,7 @@
 //! resolver, the clock, the market-data watchdog, and the bus writer for market data. The
 //! adapter's own stream tasks run on the same tracker, so shutdown waits for them too.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -92,6 +92,8 @@ struct Inner {
     instruments: Mutex<BTreeMap<InstrumentId, InstrumentInfo>>,
     market: MarketData,
     balances: Mutex<Vec<Balance>>,
+    /// Native positions (margin venues), by instrument.
+    positions: Mutex<HashMap<InstrumentId, Decimal>>,
     fills_seen: Mutex<FillDedup>,
     order_topic: Topic<OrderEvent>,
     fill_topic: Topic<Fill>,
@@ -239,6 +241,7 @@ impl Gateway {
             instruments: Mutex::new(instruments),
             market,
             balances: Mutex::new(Vec::new()),
+            positions: Mutex::new(HashMap::new()),
             fills_seen: Mutex::new(FillDedup::default()),
             ready,
             seq: AtomicI64::new(0),
@@ -399,6 +402,12 @@ impl Gateway {
             .await
             .map_err(StartError::Venue)?;
         *lock(&i.balances) = balances;
+        if i.caps.account == AccountModel::Margin {
+            let positions = patiently(cancel, || i.venue.positions(i.market.instruments()))
+                .await
+                .map_err(StartError::Venue)?;
+            self.set_positions(&positions);
+        }
         tracing::info!(venue = self.label(), ?report, "reconciliation complete");
         Ok(report)
     }
@@ -720,6 +729,9 @@ impl Gateway {
             .venue
             .positions(&self.inner.cfg.instruments)
             .await?;
+        if self.inner.caps.account == AccountModel::Margin {
+            self.set_positions(&positions);
+        }
         Ok((balances, positions))
     }
 
@@ -760,13 +772,26 @@ impl Gateway {
         self.inner.market.book(instrument)
     }
 
-    /// The position the risk checks see: the base balance on a spot venue.
+    /// The position the risk checks see: the base balance on a spot venue, the venue's
+    /// native signed position on a margin venue.
     fn position_qty(&self, instrument: &InstrumentId) -> Decimal {
         match self.inner.caps.account {
-            AccountModel::Spot | AccountModel::Margin => lock(&self.inner.balances)
+            AccountModel::Spot => lock(&self.inner.balances)
                 .iter()
                 .find(|b| b.asset == instrument.base)
                 .map_or(Decimal::ZERO, Balance::total),
+            AccountModel::Margin => lock(&self.inner.positions)
+                .get(instrument)
+                .copied()
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Records native positions (a full or partial report: listed instruments change).
+    fn set_positions(&self, positions: &[Position]) {
+        let mut map = lock(&self.inner.positions);
+        for p in positions {
+            map.insert(p.instrument.clone(), p.qty);
         }
     }
 
@@ -810,13 +835,7 @@ impl Gateway {
                         }
                     }
                 }
-                UserEvent::Positions(p) => {
-                    tracing::debug!(
-                        venue = self.label(),
-                        positions = p.len(),
-                        "positions changed"
-                    );
-                }
+                UserEvent::Positions(p) => self.set_positions(&p),
                 UserEvent::Connected => {
                     // Events may have been missed while disconnected: refresh every open
                     // order by query.

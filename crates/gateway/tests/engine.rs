@@ -558,3 +558,51 @@ async fn cancel_all_defaults_to_list_then_cancel() {
     assert!(env.gw.open_orders(None).is_empty());
     env.stop().await;
 }
+
+/// On a margin venue the position limit applies to the venue's native signed position,
+/// not to a balance.
+#[tokio::test]
+async fn margin_position_limits_use_native_positions() {
+    let mut c = caps(None);
+    c.account = AccountModel::Margin;
+    let venue = MockVenue::new(VenueId::Oanda, c, &[btc_oanda()]);
+    venue.set_position(&btc_oanda(), dec!(900));
+    let env = Env::start_with(venue, Arc::new(MemoryBus::new()), |cfg| {
+        cfg.instruments = vec![btc_oanda()];
+        cfg.limits.position_limits = [("EUR-USD".to_owned(), dec!(1000))].into();
+    })
+    .await
+    .unwrap();
+    let buy = |id: &str, qty| OrderRequest {
+        instrument: btc_oanda(),
+        ..limit(id, qty)
+    };
+    let refused = env.gw.place_order(buy("m1", dec!(200))).await.unwrap_err();
+    assert!(refused.to_string().contains("position"), "{refused}");
+    assert_eq!(
+        env.gw
+            .place_order(buy("m2", dec!(50)))
+            .await
+            .unwrap()
+            .status,
+        OrderStatus::New
+    );
+    // The venue reports the position closed: the same order now fits.
+    env.venue
+        .push_user(UserEvent::Positions(vec![gekko_core::Position {
+            instrument: btc_oanda(),
+            qty: dec!(0),
+            avg_price: None,
+            unrealized_pnl: None,
+        }]));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        env.gw
+            .place_order(buy("m3", dec!(200)))
+            .await
+            .unwrap()
+            .status,
+        OrderStatus::New
+    );
+    env.stop().await;
+}
