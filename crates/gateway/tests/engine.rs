@@ -45,7 +45,6 @@ struct Env {
     venue: MockVenue,
     bus: Arc<MemoryBus>,
     gw: Gateway,
-    readiness: Readiness,
     cancel: CancellationToken,
     tracker: TaskTracker,
 }
@@ -81,7 +80,6 @@ impl Env {
             venue,
             bus,
             gw,
-            readiness,
             cancel,
             tracker,
         })
