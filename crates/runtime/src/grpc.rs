@@ -104,9 +104,14 @@ impl GrpcServer {
             reporter,
             service_names,
         };
-        // Set before the first connection is accepted, so no client sees the reporter's
-        // default of SERVING for a process that is not ready.
-        health.publish(readiness.is_ready()).await;
+        // Subscribed before the first publish: a flip between reading the state and
+        // subscribing would otherwise be marked seen and never published, leaving health
+        // NOT_SERVING for a ready process (the host flips `startup` right after spawning
+        // this server). Set before the first connection is accepted, so no client sees
+        // the reporter's default of SERVING for a process that is not ready.
+        let mut ready_rx = readiness.subscribe();
+        let ready = *ready_rx.borrow_and_update();
+        health.publish(ready).await;
 
         routes.add_service(health_service);
         routes.add_service(
@@ -133,7 +138,6 @@ impl GrpcServer {
 
         // The health sync runs inside this future rather than as a spawned task: it lives
         // exactly as long as the server, and nothing is left behind to track or abort.
-        let mut ready_rx = readiness.subscribe();
         let sync = async {
             loop {
                 tokio::select! {

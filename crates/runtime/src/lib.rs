@@ -13,21 +13,28 @@
 //! - [`shutdown`]: the shutdown tree: one root cancellation token, tracked tasks and a
 //!   bounded drain.
 //! - [`grpc`]: a gRPC server builder that always adds `grpc.health.v1` and reflection.
+//! - [`service`] and [`host`]: what a service declares (pure settings, a start function,
+//!   its gRPC registrations) and the host that runs any list of them with all of the
+//!   above, so each binary's `main` is a few lines and every process behaves alike.
 //!
 //! Library errors are one [`RuntimeError`] enum; nothing here panics on bad input.
 
 pub mod error;
 pub mod grpc;
 pub mod health;
+pub mod host;
 pub mod http;
 pub mod metrics;
+pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 
 pub use error::RuntimeError;
 pub use grpc::GrpcServer;
 pub use health::{ComponentReport, Readiness, ReadyHandle};
+pub use host::{Exit, GrpcComposer, Host, HostInfo, Lifecycle};
 pub use http::{http_router, serve_http};
 pub use metrics::{describe_common, install_prometheus};
+pub use service::{BoxError, Provided, Service, ServiceCtx, ServiceEntry, Started};
 pub use shutdown::Shutdown;
 pub use telemetry::{LogFormat, TelemetryConfig, TelemetryGuard};

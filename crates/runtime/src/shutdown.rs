@@ -120,6 +120,15 @@ impl Shutdown {
         self.token.child_token()
     }
 
+    /// The tracker behind [`spawn`](Self::spawn), for code that spawns onto a
+    /// `TaskTracker` itself (the gateway engine, the inference batcher). Tasks spawned on it
+    /// are waited for by [`drain`](Self::drain) like named ones, but a drain that times out
+    /// cannot name them.
+    #[must_use]
+    pub fn tracker(&self) -> &TaskTracker {
+        &self.tracker
+    }
+
     /// Whether shutdown has begun.
     #[must_use]
     pub fn is_triggered(&self) -> bool {

@@ -1,22 +1,31 @@
 //! Wiring of the Binance.US gateway, shared by the `gateway-binanceus` binary and
-//! `gekko up`.
+//! `gekko up`: both host the one [`BinanceUsGateway`] service.
 //!
 //! With `BINANCEUS_API_KEY`/`BINANCEUS_API_SECRET` set, the gateway talks to the venue
 //! (`TRADING_API_ENDPOINTS` may point it elsewhere). Without them it is in paper mode: a
 //! protocol-faithful simulator runs in-process and the same gateway code talks to it over
 //! real sockets, with the simulator's paper key.
+//!
+//! The venue configuration (URLs, rate limit, key) is resolved and checked in
+//! [`resolve`], which does no I/O, so the host rejects a bad one with exit 64 before any
+//! port is bound; only the connection itself happens in [`start`].
+//!
+//! The service does not register gRPC itself: it [provides](Started::provide) its
+//! [`Gateway`], and [`serve_gateways`] turns every provided gateway into the process's
+//! `gekko.v1.GatewayService`. That keeps the registration in one place for the binary and
+//! for `gekko up`, however many gateways a process hosts.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use gekko_binanceus::{BinanceUsAuth, BinanceUsConfig, BinanceUsVenue};
+use gekko_binanceus::{BinanceUsAuth, BinanceUsConfig, BinanceUsSigner, BinanceUsVenue};
 use gekko_bus::Bus;
 use gekko_config::GekkoConfig;
 use gekko_core::VenueId;
 use gekko_gateway::engine::{Gateway, GatewayConfig, ReconcileMode};
-use gekko_runtime::Readiness;
+use gekko_runtime::{BoxError, GrpcServer, Provided, Readiness, Service, ServiceCtx, Started};
 use gekko_sim::binanceus::{SimApiKey, SimBinanceUs, SimConfig, SimHandle, SimKeyAuth};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -53,53 +62,49 @@ pub fn paper_venue(
 /// Gateway settings from gekko's config.
 #[must_use]
 pub fn gateway_config(cfg: &GekkoConfig) -> GatewayConfig {
-    let instruments = cfg
-        .supported_trading_pairs
-        .iter()
-        .map(|p| p.instrument(VenueId::BinanceUs))
-        .collect();
-    let mut g = GatewayConfig::new(SOURCE, instruments);
+    // Plain pairs and pairs qualified with binanceus; the gateway keeps the ones the venue
+    // lists and logs the rest.
+    let mut g = GatewayConfig::new(SOURCE, cfg.instruments_for(VenueId::BinanceUs));
     g.stale_after = cfg.monitoring.stale_after;
     g.reconcile_mode = ReconcileMode::Adopt;
-    g.limits.position_limits = cfg
-        .position_limits
-        .iter()
-        .map(|(p, q)| (p.to_string(), *q))
-        .collect();
+    g.limits.position_limits = cfg.position_limits_for(VenueId::BinanceUs);
     g.limits.max_order_notional = cfg.compliance.max_order_notional;
-    g.limits.restricted_pairs = cfg
-        .compliance
-        .restricted_pairs
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    g.limits.restricted_pairs = cfg.restricted_pairs_for(VenueId::BinanceUs);
     g.limits.trading_enabled = cfg.compliance.trading_enabled;
     g
 }
 
-/// A started gateway, plus the simulator it talks to in paper mode.
-#[derive(Debug)]
-pub struct Running {
-    /// The gateway.
-    pub gateway: Gateway,
-    /// The in-process simulator (paper mode only). Dropping it stops the simulator.
-    pub sim: Option<SimHandle>,
+/// Where the gateway's venue is.
+#[derive(Debug, Clone)]
+pub enum VenueSettings {
+    /// The real venue (or what `TRADING_API_ENDPOINTS` points at), with credentials.
+    Live(Box<BinanceUsConfig>),
+    /// No credentials: an in-process simulator, started by [`start`].
+    Paper,
 }
 
-/// Starts the Binance.US gateway for `cfg`: live with credentials, paper without.
+/// Everything the gateway needs, resolved from gekko's config without I/O.
+#[derive(Debug, Clone)]
+pub struct BinanceUsSettings {
+    /// Where the venue is.
+    pub venue: VenueSettings,
+    /// The venue request timeout (`SYSTEM_PERFORMANCE_PARAMS order_timeout`).
+    pub request_timeout: Duration,
+    /// The gateway engine's settings ([`gateway_config`]).
+    pub gateway: GatewayConfig,
+}
+
+/// Resolves the gateway's settings from `cfg`: live with credentials, paper without.
+///
+/// Pure: builds and validates the venue configuration and checks that the key can sign,
+/// but connects to nothing.
 ///
 /// # Errors
-/// Invalid venue configuration, a simulator that cannot bind, or a gateway start-up
-/// failure (credentials, reconciliation, ...), each with its reason.
-pub async fn start(
-    cfg: &GekkoConfig,
-    bus: Arc<dyn Bus>,
-    readiness: &Readiness,
-    tracker: &TaskTracker,
-    cancel: CancellationToken,
-) -> anyhow::Result<Running> {
+/// Every problem with the venue configuration (an endpoint with the wrong scheme, an
+/// unusable key, ...), one line each.
+pub fn resolve(cfg: &GekkoConfig) -> Result<BinanceUsSettings, Vec<String>> {
     let request_timeout = cfg.system_performance.order_timeout;
-    let (venue, sim) = match &cfg.credentials.binanceus {
+    let venue = match &cfg.credentials.binanceus {
         Some(creds) => {
             let auth = match creds.key_type {
                 gekko_config::BinanceUsKeyType::Hmac => {
@@ -120,12 +125,64 @@ pub async fn start(
             let per_minute = u128::from(rl.max_requests) * 60_000 / rl.period.as_millis().max(1);
             vc.weight_limit_per_minute = u32::try_from(per_minute).unwrap_or(u32::MAX).max(1);
             vc.request_timeout = request_timeout;
-            if let Err(problems) = vc.validate() {
-                anyhow::bail!("binanceus configuration: {}", problems.join("; "));
+            let mut problems: Vec<String> = vc
+                .validate()
+                .err()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|p| format!("binanceus configuration: {p}"))
+                .collect();
+            let signer = match &vc.auth {
+                BinanceUsAuth::Hmac(s) => BinanceUsSigner::hmac(s.expose_secret()),
+                BinanceUsAuth::Ed25519(s) => BinanceUsSigner::ed25519(s.expose_secret()),
+            };
+            if let Err(e) = signer {
+                problems.push(format!("BINANCEUS_API_SECRET: {e}"));
             }
-            (BinanceUsVenue::new(vc)?, None)
+            if !problems.is_empty() {
+                return Err(problems);
+            }
+            VenueSettings::Live(Box::new(vc))
         }
-        None => {
+        None => VenueSettings::Paper,
+    };
+    Ok(BinanceUsSettings {
+        venue,
+        request_timeout,
+        gateway: gateway_config(cfg),
+    })
+}
+
+/// A started gateway, plus the simulator it talks to in paper mode.
+#[derive(Debug)]
+pub struct Running {
+    /// The gateway.
+    pub gateway: Gateway,
+    /// The in-process simulator (paper mode only). Dropping it stops the simulator.
+    pub sim: Option<SimHandle>,
+}
+
+/// Starts the Binance.US gateway from resolved settings; in paper mode it first starts
+/// the simulator.
+///
+/// # Errors
+/// A venue client that cannot be built, a simulator that cannot bind, or a gateway
+/// start-up failure (credentials, reconciliation, ...), each with its reason.
+pub async fn start(
+    settings: BinanceUsSettings,
+    bus: Arc<dyn Bus>,
+    readiness: &Readiness,
+    tracker: &TaskTracker,
+    cancel: CancellationToken,
+) -> anyhow::Result<Running> {
+    let BinanceUsSettings {
+        venue,
+        request_timeout,
+        gateway: gateway_cfg,
+    } = settings;
+    let (venue, sim) = match venue {
+        VenueSettings::Live(vc) => (BinanceUsVenue::new(*vc)?, None),
+        VenueSettings::Paper => {
             let sim = SimBinanceUs::start(SimConfig::default()).await?;
             tracing::info!(rest = %sim.rest_url, ws = %sim.ws_url, "paper mode: Binance.US simulator started");
             let venue = paper_venue(
@@ -140,7 +197,7 @@ pub async fn start(
     let (gateway, report) = Gateway::start(
         Arc::new(venue),
         bus,
-        gateway_config(cfg),
+        gateway_cfg,
         readiness,
         tracker,
         cancel,
@@ -148,4 +205,48 @@ pub async fn start(
     .await?;
     tracing::info!(?report, "binanceus gateway started");
     Ok(Running { gateway, sim })
+}
+
+/// The Binance.US gateway as a hosted service.
+///
+/// It provides its [`Gateway`] (served by [`serve_gateways`]) and holds the simulator, in
+/// paper mode, until the process has drained.
+#[derive(Debug)]
+pub struct BinanceUsGateway;
+
+impl Service for BinanceUsGateway {
+    const NAME: &'static str = SOURCE;
+    type Settings = BinanceUsSettings;
+
+    fn resolve(cfg: &GekkoConfig) -> Result<BinanceUsSettings, Vec<String>> {
+        resolve(cfg)
+    }
+
+    async fn start(settings: BinanceUsSettings, ctx: &ServiceCtx) -> Result<Started, BoxError> {
+        let running = start(
+            settings,
+            ctx.bus().clone(),
+            ctx.readiness(),
+            ctx.tracker(),
+            ctx.cancel(),
+        )
+        .await?;
+        Ok(Started::new()
+            .provide(running.gateway.clone())
+            .hold(running))
+    }
+}
+
+/// Serves every hosted gateway as `gekko.v1.GatewayService`: the one place gateway gRPC
+/// is registered, for the `gateway-binanceus` binary and for `gekko up` alike (a host
+/// [`GrpcComposer`](gekko_runtime::GrpcComposer)).
+///
+/// One router over every [provided](Started::provide) [`Gateway`], since each request
+/// names its venue; a process hosting no gateway serves no `GatewayService`.
+pub fn serve_gateways(provided: &Provided, server: GrpcServer) -> GrpcServer {
+    let gateways = provided.all::<Gateway>();
+    if gateways.is_empty() {
+        return server;
+    }
+    server.add_service(gekko_gateway::service::GatewayGrpc::hosting(gateways).into_server())
 }

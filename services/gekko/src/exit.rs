@@ -26,3 +26,14 @@ impl From<Exit> for std::process::ExitCode {
         })
     }
 }
+
+impl From<gekko_runtime::Exit> for Exit {
+    fn from(e: gekko_runtime::Exit) -> Self {
+        match e {
+            gekko_runtime::Exit::Ok => Self::Ok,
+            gekko_runtime::Exit::Config => Self::Config,
+            gekko_runtime::Exit::Unavailable => Self::Unavailable,
+            gekko_runtime::Exit::Internal => Self::Internal,
+        }
+    }
+}

@@ -21,7 +21,7 @@ use gekko_inference::batcher::{Batcher, BatcherConfig, BatcherHandle, ComputeBud
 use gekko_inference::device::{DevicePreference, DeviceReport, select_device};
 use gekko_inference::features::FeatureBuilder;
 use gekko_inference::registry::ModelRegistry;
-use gekko_runtime::{Readiness, ReadyHandle};
+use gekko_runtime::{BoxError, Readiness, ReadyHandle, Service, ServiceCtx, Started};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -215,6 +215,35 @@ pub async fn start(
         ));
     }
     Ok(svc)
+}
+
+/// The inference service as a hosted service: serves `gekko.v1.InferenceService` and
+/// holds the running service until the process has drained.
+#[derive(Debug)]
+pub struct InferenceService;
+
+impl Service for InferenceService {
+    const NAME: &'static str = SOURCE;
+    type Settings = InferenceSettings;
+
+    fn resolve(cfg: &GekkoConfig) -> Result<InferenceSettings, Vec<String>> {
+        InferenceSettings::from_config(cfg).map_err(|e| vec![format!("{e:#}")])
+    }
+
+    async fn start(settings: InferenceSettings, ctx: &ServiceCtx) -> Result<Started, BoxError> {
+        gekko_inference::describe_metrics();
+        let svc = start(
+            settings,
+            ctx.bus().clone(),
+            ctx.readiness(),
+            ctx.tracker(),
+            ctx.cancel(),
+        )
+        .await?;
+        Ok(Started::new()
+            .grpc(grpc::InferenceGrpc::new(svc.clone()).into_server())
+            .hold(svc))
+    }
 }
 
 /// Follows one venue's quote stream and publishes signals.

@@ -1,7 +1,9 @@
 //! `inference`: the ML inference service, and its `train` and `bench` tools.
 //!
 //! - `inference serve` (the default): consumes quotes from the bus, publishes signals, and
-//!   serves `gekko.v1.InferenceService` on `MONITORING_CONFIGURATIONS grpc_addr`.
+//!   serves `gekko.v1.InferenceService` on `MONITORING_CONFIGURATIONS grpc_addr`. The
+//!   runtime's service host does config, telemetry, listeners, readiness and the drain,
+//!   with the usual exit codes (64 invalid configuration, 69 unavailable, 70 internal).
 //! - `inference train ...`: trains the direction model (same flags as the crate example);
 //!   with no flags it regenerates the committed `models/direction/1` exactly.
 //! - `inference bench ...`: the model table (batch 1 to 16384, f32/bf16, matmul ceiling)
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use gekko_inference::cli::{BenchArgs, TrainArgs, run_bench_cli, run_train};
-use gekko_runtime::{GrpcServer, Readiness, Shutdown, TelemetryConfig};
+use gekko_runtime::{GrpcServer, Host, Readiness};
 
 #[derive(Debug, Parser)]
 #[command(name = "inference", version, about)]
@@ -90,74 +92,9 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Serve => {
-            let loaded = match gekko_config::load() {
-                Ok(l) => l,
-                Err(errors) => {
-                    eprint!("{}", errors.render("inference"));
-                    return ExitCode::from(64);
-                }
-            };
-            let settings = match inference_service::InferenceSettings::from_config(&loaded.config) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("inference: invalid configuration: {e:#}");
-                    return ExitCode::from(64);
-                }
-            };
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            match rt.block_on(serve(loaded, settings)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("inference: {e:#}");
-                    ExitCode::from(69)
-                }
-            }
-        }
-    }
-}
-
-async fn serve(
-    loaded: gekko_config::Loaded,
-    settings: inference_service::InferenceSettings,
-) -> anyhow::Result<()> {
-    let cfg = loaded.config;
-    let _guard = gekko_runtime::telemetry::init(&TelemetryConfig::from_monitoring(
-        inference_service::SOURCE,
-        &cfg.monitoring,
-    ))?;
-    let metrics = gekko_runtime::install_prometheus()?;
-    gekko_inference::describe_metrics();
-    let http = tokio::net::TcpListener::bind(cfg.monitoring.http_addr).await?;
-    let grpc = tokio::net::TcpListener::bind(cfg.monitoring.grpc_addr).await?;
-    let shutdown = Shutdown::new();
-    let readiness = Readiness::new();
-    // Not ready until the service has started and registered its own components.
-    let startup = readiness.component("startup");
-    let bus = gekko_bus::open(cfg.redis_url.as_deref()).await?;
-    shutdown.spawn(
-        "http",
-        gekko_runtime::serve_http(http, readiness.clone(), metrics, shutdown.child_token()),
-    );
-    let tracker = tokio_util::task::TaskTracker::new();
-    let svc = inference_service::start(settings, bus, &readiness, &tracker, shutdown.child_token())
-        .await?;
-    let server = GrpcServer::new(readiness.clone())
-        .add_service(inference_service::grpc::InferenceGrpc::new(svc).into_server());
-    shutdown.spawn("grpc", server.serve(grpc, shutdown.child_token()));
-    startup.set_ready();
-    shutdown.wait_for_signal().await;
-    tracker.close();
-    let grace = cfg.system_performance.shutdown_grace;
-    let clean =
-        shutdown.drain(grace).await && tokio::time::timeout(grace, tracker.wait()).await.is_ok();
-    if clean {
-        Ok(())
-    } else {
-        anyhow::bail!("tasks did not stop within the grace period")
+        Command::Serve => Host::new(inference_service::SOURCE)
+            .service::<inference_service::InferenceService>()
+            .main(),
     }
 }
 

@@ -1,0 +1,455 @@
+//! The service host: everything a gekko process does around its services.
+//!
+//! Every binary used to repeat the same sixty lines (load config, install logging and
+//! metrics, bind two ports, open the bus, serve health, start, serve gRPC, wait for a
+//! signal, drain), and each copy drifted a little: one mirrored bus readiness and the others
+//! did not, exit codes differed. The host does it once, in one order, for any list of
+//! [`Service`](crate::service::Service)s:
+//!
+//! 1. **Resolve** every service's settings from the validated config. Pure, so it runs
+//!    before anything is bound; any problem prints every line and exits 64.
+//! 2. **Telemetry**: the tracing subscriber and the Prometheus recorder.
+//! 3. **Bind** the HTTP (`/metrics`, `/livez`, `/readyz`) and gRPC listeners *before* any
+//!    service starts, so a taken port fails the start (exit 69) instead of leaving half a
+//!    system running.
+//! 4. **Readiness**: a `startup` component holds `/readyz` at 503 until every service has
+//!    registered its own components and started; a `bus` component mirrors the bus.
+//! 5. **Start** the services in list order, each with its own child token. A failure
+//!    cancels what started, drains briefly and exits 69.
+//! 6. **Serve** gRPC through [`GrpcServer`] (health and reflection always on) with every
+//!    service's registrations plus the host's [composers](Host::grpc).
+//! 7. **Drain** on SIGINT/SIGTERM: the root token is cancelled, every tracked task gets the
+//!    configured grace period, then held values are dropped. A drain that runs out of time
+//!    exits 70.
+//!
+//! [`Lifecycle`] hooks let a binary add to steps 6 and 7 (`gekko up` writes audit events
+//! and prints its banner) without owning any of them.
+
+use std::error::Error;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gekko_bus::Bus;
+use gekko_config::{GekkoConfig, Loaded};
+use tokio::net::TcpListener;
+
+use crate::grpc::GrpcServer;
+use crate::health::Readiness;
+use crate::service::{Provided, ResolvedService, Service, ServiceCtx, ServiceEntry};
+use crate::shutdown::Shutdown;
+use crate::telemetry::TelemetryConfig;
+
+/// How long a start-up failure waits for the services already started to stop.
+const STARTUP_FAILURE_GRACE: Duration = Duration::from_secs(5);
+
+/// How often the bus's readiness is copied into the latch.
+const BUS_READINESS_POLL: Duration = Duration::from_millis(250);
+
+/// How a hosted process ends, after `sysexits.h`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Stopped cleanly after a signal.
+    Ok,
+    /// Invalid configuration, found before anything was bound (`EX_USAGE`, 64).
+    Config,
+    /// A port, the bus or a service's dependency is unavailable (`EX_UNAVAILABLE`, 69).
+    Unavailable,
+    /// An internal failure: telemetry could not be set up, or the drain ran out of time
+    /// (`EX_SOFTWARE`, 70).
+    Internal,
+}
+
+impl Exit {
+    /// The process exit status.
+    #[must_use]
+    pub const fn code(self) -> u8 {
+        match self {
+            Self::Ok => 0,
+            Self::Config => 64,
+            Self::Unavailable => 69,
+            Self::Internal => 70,
+        }
+    }
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> Self {
+        Self::from(exit.code())
+    }
+}
+
+/// What [`Lifecycle`] hooks see of the running process.
+#[derive(Clone, Copy)]
+pub struct HostInfo<'a> {
+    /// The program name the host was built with.
+    pub program: &'static str,
+    /// The validated configuration.
+    pub config: &'a GekkoConfig,
+    /// The opened bus.
+    pub bus: &'a dyn Bus,
+    /// Where `/metrics`, `/livez` and `/readyz` are served.
+    pub http_addr: SocketAddr,
+    /// Where gRPC is served.
+    pub grpc_addr: SocketAddr,
+}
+
+impl std::fmt::Debug for HostInfo<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostInfo")
+            .field("program", &self.program)
+            .field("bus", &self.bus.kind())
+            .field("http_addr", &self.http_addr)
+            .field("grpc_addr", &self.grpc_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Hooks a binary can add around the host's steps; every one defaults to doing nothing.
+pub trait Lifecycle {
+    /// Every service has started and gRPC is being served; runs just before the
+    /// `startup` component turns ready.
+    fn started(&self, info: &HostInfo<'_>) -> impl Future<Output = ()> {
+        let _ = info;
+        async {}
+    }
+
+    /// A shutdown signal arrived; runs before the drain begins.
+    fn stopping(&self, info: &HostInfo<'_>) -> impl Future<Output = ()> {
+        let _ = info;
+        async {}
+    }
+
+    /// The drain is over (`clean` is false when it ran out of time) and held values have
+    /// been dropped; the bus is still open.
+    fn stopped(&self, info: &HostInfo<'_>, clean: bool) -> impl Future<Output = ()> {
+        let _ = (info, clean);
+        async {}
+    }
+}
+
+/// No hooks.
+impl Lifecycle for () {}
+
+/// Adds registrations that need more than one service's output, such as one router over
+/// every hosted gateway. Runs after every service started.
+pub type GrpcComposer = fn(&Provided, GrpcServer) -> GrpcServer;
+
+/// A process made of services. Build it, then [`main`](Self::main) or
+/// [`run`](Self::run) it.
+#[derive(Debug)]
+pub struct Host {
+    program: &'static str,
+    services: Vec<ServiceEntry>,
+    composers: Vec<GrpcComposer>,
+}
+
+impl Host {
+    /// A host for the program `program` (its telemetry service name and the prefix of its
+    /// messages), with no services yet.
+    #[must_use]
+    pub fn new(program: &'static str) -> Self {
+        Self {
+            program,
+            services: Vec::new(),
+            composers: Vec::new(),
+        }
+    }
+
+    /// Adds service `S`.
+    #[must_use]
+    pub fn service<S: Service>(self) -> Self {
+        self.services([ServiceEntry::of::<S>()])
+    }
+
+    /// Adds services, in start order.
+    #[must_use]
+    pub fn services(mut self, entries: impl IntoIterator<Item = ServiceEntry>) -> Self {
+        self.services.extend(entries);
+        self
+    }
+
+    /// Adds a gRPC composer (see [`GrpcComposer`]); composers run in the order added.
+    #[must_use]
+    pub fn grpc(mut self, composer: GrpcComposer) -> Self {
+        self.composers.push(composer);
+        self
+    }
+
+    /// Resolves every service's settings; pure.
+    ///
+    /// # Errors
+    ///
+    /// Every problem of every service, each line prefixed with the service's name.
+    pub fn resolve(&self, cfg: &GekkoConfig) -> Result<Vec<ResolvedService>, Vec<String>> {
+        let mut resolved = Vec::with_capacity(self.services.len());
+        let mut problems = Vec::new();
+        for entry in &self.services {
+            match entry.resolve(cfg) {
+                Ok(r) => resolved.push(r),
+                Err(p) => problems.extend(p.into_iter().map(|p| format!("{}: {p}", entry.name()))),
+            }
+        }
+        if problems.is_empty() {
+            Ok(resolved)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The whole of a service binary's `main`: loads config from the environment,
+    /// builds a multi-threaded Tokio runtime and [`run`](Self::run)s with no hooks.
+    #[must_use]
+    pub fn main(self) -> ExitCode {
+        let loaded = match gekko_config::load() {
+            Ok(l) => l,
+            Err(errors) => {
+                eprint!("{}", errors.render(self.program));
+                return Exit::Config.into();
+            }
+        };
+        let rt = match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("{}: cannot start the async runtime: {e}", self.program);
+                return Exit::Internal.into();
+            }
+        };
+        rt.block_on(self.run(loaded, &())).into()
+    }
+
+    /// Runs the process until a shutdown signal and a drain (see the module docs for the
+    /// order of steps).
+    pub async fn run(self, loaded: Loaded, lifecycle: &impl Lifecycle) -> Exit {
+        let Loaded { config, warnings } = loaded;
+        let program = self.program;
+        let resolved = match self.resolve(&config) {
+            Ok(r) => r,
+            Err(problems) => {
+                eprint!("{}", render_problems(program, &problems));
+                return Exit::Config;
+            }
+        };
+        let telemetry = TelemetryConfig::from_monitoring(program, &config.monitoring);
+        let guard = match crate::telemetry::init(&telemetry) {
+            Ok(g) => Some(g),
+            // Only when the host is embedded (tests, a tool running several hosts): the
+            // subscriber already installed is as good as ours.
+            Err(crate::RuntimeError::SubscriberAlreadySet(_)) => None,
+            Err(e) => {
+                eprintln!("{program}: cannot set up logging: {}", error_chain(&e));
+                return Exit::Internal;
+            }
+        };
+        for w in &warnings {
+            tracing::warn!(%w, "configuration warning");
+        }
+        let exit = serve(program, &config, resolved, &self.composers, lifecycle).await;
+        // The exporter's flush blocks; `shutdown_async` keeps it off the runtime threads
+        // whose I/O it needs.
+        if let Some(guard) = guard
+            && let Err(e) = guard.shutdown_async().await
+        {
+            eprintln!("{program}: telemetry shutdown: {}", error_chain(&e));
+        }
+        exit
+    }
+}
+
+/// The report printed before exiting 64 on settings problems; same shape as
+/// `gekko_config::ConfigErrors::render`.
+fn render_problems(program: &str, problems: &[String]) -> String {
+    let mut out = format!(
+        "{program}: invalid configuration ({} problems):\n",
+        problems.len()
+    );
+    for p in problems {
+        let _ = writeln!(out, "  - {p}");
+    }
+    out
+}
+
+/// `error: cause: cause`, like `anyhow`'s `{:#}`.
+fn error_chain(err: &(dyn Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let _ = write!(out, ": {s}");
+        source = s.source();
+    }
+    out
+}
+
+/// Binds `addr`, or says which port could not be bound.
+async fn bind(program: &str, what: &str, addr: SocketAddr) -> Result<TcpListener, Exit> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        tracing::error!(%addr, error = %e, "cannot bind the {what} port");
+        eprintln!("{program}: cannot bind {what} port {addr}: {e}");
+        Exit::Unavailable
+    })
+}
+
+/// Steps 2 to 7 of the module docs, after resolution and logging.
+async fn serve(
+    program: &'static str,
+    config: &GekkoConfig,
+    resolved: Vec<ResolvedService>,
+    composers: &[GrpcComposer],
+    lifecycle: &impl Lifecycle,
+) -> Exit {
+    let metrics = match crate::metrics::install_prometheus() {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(error = %error_chain(&e), "cannot install the metrics recorder");
+            return Exit::Internal;
+        }
+    };
+    crate::metrics::describe_common();
+    tracing::info!(config = ?config, "starting {program}");
+
+    let http = match bind(program, "HTTP", config.monitoring.http_addr).await {
+        Ok(l) => l,
+        Err(exit) => return exit,
+    };
+    let grpc = match bind(program, "gRPC", config.monitoring.grpc_addr).await {
+        Ok(l) => l,
+        Err(exit) => return exit,
+    };
+    let http_addr = http.local_addr().unwrap_or(config.monitoring.http_addr);
+    let grpc_addr = grpc.local_addr().unwrap_or(config.monitoring.grpc_addr);
+
+    let shutdown = Shutdown::new();
+    let readiness = Readiness::new();
+    // Held not-ready until every service has started: services register their own
+    // components as they start, and until then the latch must not read "all ready".
+    let startup = readiness.component("startup");
+    let bus_ready = readiness.component("bus");
+
+    let bus: Arc<dyn Bus> = match gekko_bus::open(config.redis_url.as_deref()).await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %error_chain(&e), "cannot open the bus");
+            eprintln!("{program}: cannot open the bus: {}", error_chain(&e));
+            return Exit::Unavailable;
+        }
+    };
+    tracing::info!(bus = bus.kind(), "bus opened");
+
+    // Mirror the bus's own readiness into the latch; Redis can come and go. Polling (not
+    // a notification) because the bus exposes readiness as a cheap flag.
+    {
+        let bus = bus.clone();
+        let token = shutdown.child_token();
+        shutdown.spawn("bus-readiness", async move {
+            loop {
+                if bus.is_ready() {
+                    bus_ready.set_ready();
+                } else {
+                    bus_ready.set_not_ready("redis unreachable; reconnecting");
+                }
+                tokio::select! {
+                    () = token.cancelled() => return Ok::<(), std::convert::Infallible>(()),
+                    () = tokio::time::sleep(BUS_READINESS_POLL) => {}
+                }
+            }
+        });
+    }
+    shutdown.spawn(
+        "http",
+        crate::http::serve_http(http, readiness.clone(), metrics, shutdown.child_token()),
+    );
+
+    let mut server = GrpcServer::new(readiness.clone());
+    let mut provided = Provided::default();
+    // Dropped only after the drain: what a service holds (an in-process simulator) may be
+    // what its tasks talk to while they wind down.
+    let mut held = Vec::new();
+    for service in resolved {
+        let name = service.name();
+        let ctx = ServiceCtx::new(bus.clone(), readiness.clone(), &shutdown);
+        match service.start(&ctx).await {
+            Ok(started) => {
+                let (grpc, values, keep) = started.into_parts();
+                server = grpc.into_iter().fold(server, |s, register| register(s));
+                provided.extend(values);
+                held.extend(keep);
+                tracing::info!(service = name, "service started");
+            }
+            Err(e) => {
+                let chain = error_chain(&*e);
+                tracing::error!(service = name, error = %chain, "service failed to start");
+                eprintln!("{program}: {name} failed to start: {chain}");
+                shutdown.trigger();
+                let _ = shutdown.drain(STARTUP_FAILURE_GRACE).await;
+                drop(held);
+                return Exit::Unavailable;
+            }
+        }
+    }
+    let server = composers
+        .iter()
+        .fold(server, |s, compose| compose(&provided, s));
+    shutdown.spawn("grpc", server.serve(grpc, shutdown.child_token()));
+
+    let info = HostInfo {
+        program,
+        config,
+        bus: &*bus,
+        http_addr,
+        grpc_addr,
+    };
+    lifecycle.started(&info).await;
+    startup.set_ready();
+    tracing::info!(%http_addr, %grpc_addr, "{program} serving");
+
+    shutdown.wait_for_signal().await;
+    tracing::info!("shutdown requested; stopping services");
+    lifecycle.stopping(&info).await;
+    let grace = config.system_performance.shutdown_grace;
+    let clean = shutdown.drain(grace).await;
+    drop(held);
+    drop(startup);
+    lifecycle.stopped(&info, clean).await;
+    if clean {
+        tracing::info!("{program} stopped cleanly");
+        Exit::Ok
+    } else {
+        tracing::error!(?grace, "some tasks did not stop within the grace period");
+        Exit::Internal
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_sysexits() {
+        assert_eq!(
+            [Exit::Ok, Exit::Config, Exit::Unavailable, Exit::Internal].map(Exit::code),
+            [0, 64, 69, 70]
+        );
+    }
+
+    #[test]
+    fn problems_render_one_per_line() {
+        let text = render_problems("svc", &["a: x".to_owned(), "b: y".to_owned()]);
+        assert_eq!(
+            text,
+            "svc: invalid configuration (2 problems):\n  - a: x\n  - b: y\n"
+        );
+    }
+
+    #[test]
+    fn error_chain_joins_sources() {
+        let inner = std::io::Error::other("disk full");
+        let outer = crate::RuntimeError::Http(inner);
+        assert_eq!(error_chain(&outer), "the HTTP server failed: disk full");
+    }
+}
