@@ -400,3 +400,31 @@ fn check_fails_on_unreachable_redis() {
     let row = text.lines().find(|l| l.starts_with("redis")).unwrap();
     assert!(row.contains("FAIL"), "{row}");
 }
+
+/// A venue setting only the gateway can judge (an Ed25519 key that does not parse) is
+/// still a configuration problem: exit 64, named on stderr, before any port is bound.
+#[test]
+fn bad_venue_settings_exit_64_without_binding() {
+    let (http, grpc) = (free_port().unwrap(), free_port().unwrap());
+    let out = gekko(&["up"])
+        .env("MONITORING_CONFIGURATIONS", monitoring(http, grpc, "json"))
+        .env("BINANCEUS_API_KEY", "some-key")
+        .env("BINANCEUS_API_SECRET", "not-an-ed25519-key")
+        .env("BINANCEUS_KEY_TYPE", "ed25519")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    assert!(
+        text.contains("gateway-binanceus: BINANCEUS_API_SECRET"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("not-an-ed25519-key"),
+        "secret echoed: {text}"
+    );
+    for port in [http, grpc] {
+        std::net::TcpListener::bind(("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("port {port} left bound: {e}"));
+    }
+}
