@@ -121,6 +121,7 @@ pub fn resolve(cfg: &GekkoConfig) -> Result<BinanceUsSettings, Vec<String>> {
             if let Some(url) = cfg.stream_endpoint(VenueId::BinanceUs) {
                 url.clone_into(&mut vc.ws_base);
             }
+            vc.rest_fallback = cfg.fallback_endpoint(VenueId::BinanceUs).map(str::to_owned);
             let rl = cfg.rate_limit(VenueId::BinanceUs);
             let per_minute = u128::from(rl.max_requests) * 60_000 / rl.period.as_millis().max(1);
             vc.weight_limit_per_minute = u32::try_from(per_minute).unwrap_or(u32::MAX).max(1);

@@ -208,11 +208,14 @@ fn up_in_process_reaches_ready_and_stops_cleanly() {
 
 /// Paper mode: no credentials, so `gekko up` runs the Binance.US simulator in-process
 /// and the gateway trades against it; `/readyz` includes the gateway's components.
+/// The documented pair list `BTC-USD,ETH-USD,EUR-USD` spans venues: Binance.US does not
+/// list EUR-USD, skips it with a log line and still reaches ready.
 #[test]
 fn up_paper_mode_runs_the_simulated_venue() {
     let (http, grpc) = (free_port().unwrap(), free_port().unwrap());
     let mut cmd = gekko(&["up"]);
-    cmd.env("MONITORING_CONFIGURATIONS", monitoring(http, grpc, "json"));
+    cmd.env("MONITORING_CONFIGURATIONS", monitoring(http, grpc, "json"))
+        .env("SUPPORTED_TRADING_PAIRS", "BTC-USD,ETH-USD,EUR-USD");
     let mut up = Up::start(cmd);
     up.wait_for_line("gekko up: mode=paper", Duration::from_secs(30));
     let addr = format!("127.0.0.1:{http}");
@@ -249,6 +252,33 @@ fn up_paper_mode_runs_the_simulated_venue() {
             instruments.iter().any(|i| i.instrument == "BTC-USD"),
             "{instruments:?}"
         );
+        assert!(
+            !instruments.iter().any(|i| i.instrument == "EUR-USD"),
+            "a pair the venue does not list is skipped: {instruments:?}"
+        );
+        // PlaceOrder names its venue; the one gRPC port routes it.
+        let order = |venue: &str| pb::PlaceOrderRequest {
+            venue: venue.to_owned(),
+            instrument: "BTC-USD".into(),
+            side: pb::Side::Buy as i32,
+            r#type: pb::OrderType::Limit as i32,
+            qty: "0.01".into(),
+            price: "1000.00".into(),
+            strategy: "cli-test".into(),
+            sequence: 1,
+            ..Default::default()
+        };
+        let placed = gw
+            .place_order(order("binanceus"))
+            .await
+            .unwrap()
+            .into_inner()
+            .order
+            .unwrap();
+        assert_eq!(placed.status, pb::OrderStatus::New as i32, "{placed:?}");
+        let err = gw.place_order(order("coinbase")).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(err.message().contains("binanceus"), "{}", err.message());
         let mut inf = pb::inference_service_client::InferenceServiceClient::connect(url.clone())
             .await
             .unwrap();
@@ -293,6 +323,13 @@ fn up_paper_mode_runs_the_simulated_venue() {
     }
     let (code, lines) = up.terminate();
     assert_eq!(code, 0, "output:\n{}", lines.join("\n"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("pair not offered by the venue") && l.contains("EUR-USD")),
+        "the skipped pair is logged:\n{}",
+        lines.join("\n")
+    );
 }
 
 /// With `REDIS_URL`, readiness follows Redis: ready, then 503 while it is down, then
@@ -326,6 +363,13 @@ fn up_on_redis_tracks_redis_readiness() {
     wait_ready(&addr);
     let (code, lines) = up.terminate();
     assert_eq!(code, 0, "output:\n{}", lines.join("\n"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("pair not offered by the venue") && l.contains("EUR-USD")),
+        "the skipped pair is logged:\n{}",
+        lines.join("\n")
+    );
 }
 
 /// Bad config: every problem on stderr, exit 64, and no port bound.

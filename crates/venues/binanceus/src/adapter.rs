@@ -362,16 +362,26 @@ impl VenueAdapter for BinanceUsVenue {
         wanted: &[InstrumentId],
     ) -> Result<Vec<InstrumentInfo>, VenueError> {
         let symbols: Vec<String> = wanted.iter().map(|i| self.remember(i)).collect();
-        let info = self.http.exchange_info(&symbols).await?;
+        // `exchangeInfo?symbols=[...]` refuses the whole request (-1121) when one symbol
+        // is not listed, and SUPPORTED_TRADING_PAIRS spans venues: then ask for every
+        // symbol and keep the ones wanted, so an unlisted pair never stops the gateway.
+        let info = match self.http.exchange_info(&symbols).await {
+            Err(e) if e.code() == Some(codes::BAD_SYMBOL) && !symbols.is_empty() => {
+                self.http.exchange_info(&[]).await?
+            }
+            other => other?,
+        };
         let all: Vec<InstrumentInfo> = info.symbols.iter().map(instrument_info).collect();
         for i in &all {
             remember(&self.symbols, &i.venue_symbol, &i.id);
         }
-        Ok(if wanted.is_empty() {
-            all
-        } else {
-            all.into_iter().filter(|i| wanted.contains(&i.id)).collect()
-        })
+        if wanted.is_empty() {
+            return Ok(all);
+        }
+        for w in wanted.iter().filter(|w| !all.iter().any(|i| &i.id == *w)) {
+            tracing::warn!(instrument = %w.pair(), symbol = %venue_symbol(w), "Binance.US does not list this pair; skipped");
+        }
+        Ok(all.into_iter().filter(|i| wanted.contains(&i.id)).collect())
     }
 
     async fn submit_order(&self, req: &OrderRequest) -> Result<OrderUpdate, SubmitError> {

@@ -190,3 +190,22 @@ async fn order_life_cycle_over_rest_and_the_user_stream() {
         .unwrap();
     sim.shutdown().await;
 }
+
+/// `SUPPORTED_TRADING_PAIRS` spans venues: a pair Binance.US does not list (the
+/// simulator refuses `exchangeInfo` with -1121 when one symbol is unknown, as the venue
+/// does) is left out of the answer instead of failing it.
+#[tokio::test]
+async fn instruments_skip_pairs_the_venue_does_not_list() {
+    let sim = sim_with_keys().await;
+    let v = venue(
+        &sim,
+        "paper-key",
+        BinanceUsAuth::Hmac(SecretString::from("paper-secret")),
+    );
+    let eur = InstrumentId::new(VenueId::BinanceUs, "EUR", "USD");
+    let eth = InstrumentId::new(VenueId::BinanceUs, "ETH", "USD");
+    let info = v.instruments(&[btcusd(), eth.clone(), eur]).await.unwrap();
+    let ids: Vec<_> = info.iter().map(|i| i.id.clone()).collect();
+    assert_eq!(ids, vec![btcusd(), eth]);
+    sim.shutdown().await;
+}
