@@ -35,7 +35,7 @@ mod scenarios {
 
     /// Two consumers in one group split the stream with no overlap; a second group sees
     /// everything again, independently.
-    pub async fn group_delivery(bus: &dyn Bus) {
+    pub(crate) async fn group_delivery(bus: &dyn Bus) {
         let s = StreamSpec::durable("t:orders");
         bus.ensure_group(&s.name, "g1").await.unwrap();
         bus.ensure_group(&s.name, "g1").await.unwrap(); // idempotent
@@ -79,7 +79,7 @@ mod scenarios {
     }
 
     /// A blocked reader wakes up when an entry arrives.
-    pub async fn blocking_read_wakes(bus: &dyn Bus) {
+    pub(crate) async fn blocking_read_wakes(bus: &dyn Bus) {
         let s = StreamSpec::durable("t:wake");
         bus.ensure_group(&s.name, "g").await.unwrap();
         let mut r = bus.group_reader(&s.name, "g", "r").await.unwrap();
@@ -100,7 +100,7 @@ mod scenarios {
 
     /// A consumer that crashes before acking gets its entries again when it restarts
     /// under the same name, and nothing is lost.
-    pub async fn crash_before_ack_redelivers(bus: &dyn Bus) {
+    pub(crate) async fn crash_before_ack_redelivers(bus: &dyn Bus) {
         let s = StreamSpec::durable("t:crash");
         bus.ensure_group(&s.name, "g").await.unwrap();
         bus.append_batch(&s, &payloads(5)).await.unwrap();
@@ -126,7 +126,7 @@ mod scenarios {
 
     /// Entries pending on a dead consumer are claimed by another after `min_idle`, and
     /// not before.
-    pub async fn autoclaim_recovers_dead_consumer(bus: &dyn Bus) {
+    pub(crate) async fn autoclaim_recovers_dead_consumer(bus: &dyn Bus) {
         let s = StreamSpec::durable("t:claim");
         bus.ensure_group(&s.name, "g").await.unwrap();
         let sent = payloads(4);
@@ -154,7 +154,7 @@ mod scenarios {
     }
 
     /// Capped streams trim; durable streams keep everything.
-    pub async fn capped_trims_durable_keeps(bus: &dyn Bus) {
+    pub(crate) async fn capped_trims_durable_keeps(bus: &dyn Bus) {
         let capped = StreamSpec::capped("t:md", 100);
         let durable = StreamSpec::durable("t:keep");
         for chunk in payloads(3000).chunks(500) {
@@ -172,7 +172,7 @@ mod scenarios {
     }
 
     /// A tail reader from `Latest` sees only later entries, in order, without gaps.
-    pub async fn tail_reader_follows(bus: &dyn Bus) {
+    pub(crate) async fn tail_reader_follows(bus: &dyn Bus) {
         let s = StreamSpec::capped("t:tail", 10_000);
         bus.append_batch(&s, &payloads(3)).await.unwrap();
         let mut t = bus.tail_reader(&s.name, StartFrom::Latest).await.unwrap();
@@ -194,7 +194,7 @@ mod scenarios {
     }
 
     /// Pub/sub notices reach every subscriber, in order.
-    pub async fn pubsub_notices(bus: &dyn Bus) {
+    pub(crate) async fn pubsub_notices(bus: &dyn Bus) {
         let mut s1 = bus.subscribe("t:control").await.unwrap();
         let mut s2 = bus.subscribe("t:control").await.unwrap();
         for m in ["halt", "resume"] {
@@ -212,7 +212,7 @@ mod scenarios {
     }
 
     /// Typed topics round-trip through envelopes; garbage is reported by entry id.
-    pub async fn typed_envelopes(bus: &dyn Bus) {
+    pub(crate) async fn typed_envelopes(bus: &dyn Bus) {
         let topic: Topic<Vec<u32>> = Topic::durable("t:typed", 1);
         bus.ensure_group(topic.name(), "g").await.unwrap();
         let id = topic.publish(bus, "test", &vec![1, 2, 3]).await.unwrap();

@@ -13,7 +13,7 @@ use crate::exit::Exit;
 
 /// The outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Status {
+pub(crate) enum Status {
     Pass,
     Warn,
     Fail,
@@ -31,7 +31,7 @@ impl fmt::Display for Status {
 
 /// One row of the table.
 #[derive(Debug, Clone)]
-pub struct Row {
+pub(crate) struct Row {
     pub check: &'static str,
     pub status: Status,
     pub detail: String,
@@ -46,7 +46,7 @@ fn row(check: &'static str, status: Status, detail: impl Into<String>) -> Row {
 }
 
 /// Runs every check, prints the table, and returns the exit code.
-pub async fn run(config: Result<Loaded, ConfigErrors>) -> Exit {
+pub(crate) async fn run(config: Result<Loaded, ConfigErrors>) -> Exit {
     let mut rows = Vec::new();
     let mut notes = Vec::new();
     let config_failed = config.is_err();
@@ -112,7 +112,7 @@ pub async fn run(config: Result<Loaded, ConfigErrors>) -> Exit {
 }
 
 /// Renders rows as an aligned text table.
-pub fn render(rows: &[Row]) -> String {
+pub(crate) fn render(rows: &[Row]) -> String {
     let w = rows.iter().map(|r| r.check.len()).max().unwrap_or(5).max(5);
     let mut out = format!("{:<w$}  {:<6}  DETAIL\n", "CHECK", "STATUS");
     for r in rows {

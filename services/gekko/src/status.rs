@@ -11,14 +11,14 @@ use tonic::{Request, Response, Status};
 
 /// Answers `GetStatus` from the process's readiness latch.
 #[derive(Debug, Clone)]
-pub struct SystemStatus {
+pub(crate) struct SystemStatus {
     pub readiness: Readiness,
     pub mode: &'static str,
     pub bus: &'static str,
 }
 
 /// `paper` when no venue has credentials, else `live`.
-pub fn mode(config: &GekkoConfig) -> &'static str {
+pub(crate) fn mode(config: &GekkoConfig) -> &'static str {
     if VenueId::ALL.iter().all(|v| config.paper_mode(*v)) {
         "paper"
     } else {
@@ -28,7 +28,7 @@ pub fn mode(config: &GekkoConfig) -> &'static str {
 
 /// [`SystemStatus`] as a hosted service; its settings are the trading mode.
 #[derive(Debug)]
-pub struct SystemStatusService;
+pub(crate) struct SystemStatusService;
 
 impl Service for SystemStatusService {
     const NAME: &'static str = "system";

@@ -27,7 +27,7 @@ const PROGRAM: &str = "gekko";
 
 /// An audit record of a controller life-cycle event.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AuditEvent {
+pub(crate) struct AuditEvent {
     /// What happened: `started`, `stopping`, `stopped`.
     pub event: String,
     /// Free-form detail.
@@ -35,7 +35,7 @@ pub struct AuditEvent {
 }
 
 /// Runs `gekko up` until a shutdown signal.
-pub async fn run(loaded: Loaded) -> Exit {
+pub(crate) async fn run(loaded: Loaded) -> Exit {
     Host::new(PROGRAM)
         .services(catalog(&loaded.config))
         .grpc(serve_gateways)

@@ -10,7 +10,7 @@ use crate::common::{TempDir, committed_dir, install_copy};
 
 /// Four fixed rows: a real window from a synthetic market, all zeros, and a calm
 /// market with the book leaning to the bid, then to the ask.
-pub fn fixed_rows() -> Vec<f32> {
+pub(crate) fn fixed_rows() -> Vec<f32> {
     let mut builder = FeatureBuilder::new(32);
     let market = synthetic_quotes(99, 40)
         .iter()

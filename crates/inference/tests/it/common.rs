@@ -6,21 +6,21 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use gekko_inference::ModelMeta;
 
 /// `models/` at the workspace root, holding the committed `direction/1`.
-pub fn committed_root() -> PathBuf {
+pub(crate) fn committed_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models")
 }
 
 /// The committed model version directory.
-pub fn committed_dir() -> PathBuf {
+pub(crate) fn committed_dir() -> PathBuf {
     committed_root().join("direction/1")
 }
 
 /// A directory under the system temp dir, removed on drop.
 #[derive(Debug)]
-pub struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    pub fn new(tag: &str) -> Self {
+    pub(crate) fn new(tag: &str) -> Self {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let path = std::env::temp_dir().join(format!(
             "gekko-inference-{tag}-{}-{}",
@@ -32,7 +32,7 @@ impl TempDir {
         Self(path)
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }
@@ -46,7 +46,7 @@ impl Drop for TempDir {
 /// Copies the committed model to `root/name/version`, rewriting `meta.json` so
 /// that its name and version match the new place. Writes into a hidden directory
 /// first and renames, as a deployment would.
-pub fn install_copy(root: &Path, name: &str, version: u64) -> PathBuf {
+pub(crate) fn install_copy(root: &Path, name: &str, version: u64) -> PathBuf {
     let mut meta = ModelMeta::read(&committed_dir()).expect("committed meta");
     meta.name = name.to_owned();
     meta.version = version;

@@ -17,11 +17,11 @@ use gekko_binanceus::{BinanceUsAuth, BinanceUsConfig};
 use secrecy::SecretString;
 
 /// The official example secret and key (Binance.US docs).
-pub const API_KEY: &str = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A";
-pub const SECRET: &str = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j";
+pub(crate) const API_KEY: &str = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A";
+pub(crate) const SECRET: &str = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j";
 
 #[derive(Debug, Clone)]
-pub struct Canned {
+pub(crate) struct Canned {
     pub status: u16,
     pub body: String,
     pub headers: Vec<(&'static str, String)>,
@@ -29,7 +29,7 @@ pub struct Canned {
 }
 
 impl Canned {
-    pub fn ok(body: impl Into<String>) -> Self {
+    pub(crate) fn ok(body: impl Into<String>) -> Self {
         Self {
             status: 200,
             body: body.into(),
@@ -38,26 +38,26 @@ impl Canned {
         }
     }
 
-    pub fn status(status: u16, body: impl Into<String>) -> Self {
+    pub(crate) fn status(status: u16, body: impl Into<String>) -> Self {
         Self {
             status,
             ..Self::ok(body)
         }
     }
 
-    pub fn header(mut self, k: &'static str, v: impl Into<String>) -> Self {
+    pub(crate) fn header(mut self, k: &'static str, v: impl Into<String>) -> Self {
         self.headers.push((k, v.into()));
         self
     }
 
-    pub fn delay(mut self, d: Duration) -> Self {
+    pub(crate) fn delay(mut self, d: Duration) -> Self {
         self.delay = d;
         self
     }
 }
 
 #[derive(Debug, Clone)]
-pub struct Logged {
+pub(crate) struct Logged {
     pub method: Method,
     pub path: String,
     pub query: String,
@@ -73,13 +73,18 @@ struct MockState {
 }
 
 #[derive(Clone, Default)]
-pub struct Mock {
+pub(crate) struct Mock {
     state: Arc<Mutex<MockState>>,
 }
 
 impl Mock {
     /// Queues answers for a route, served in order before the route's default.
-    pub fn queue(&self, method: Method, path: &str, answers: impl IntoIterator<Item = Canned>) {
+    pub(crate) fn queue(
+        &self,
+        method: Method,
+        path: &str,
+        answers: impl IntoIterator<Item = Canned>,
+    ) {
         self.state
             .lock()
             .unwrap()
@@ -90,7 +95,7 @@ impl Mock {
     }
 
     /// The answer once the queue is empty.
-    pub fn default_answer(&self, method: Method, path: &str, answer: Canned) {
+    pub(crate) fn default_answer(&self, method: Method, path: &str, answer: Canned) {
         self.state
             .lock()
             .unwrap()
@@ -99,15 +104,15 @@ impl Mock {
     }
 
     /// Venue clock minus real clock, for `/api/v3/time`.
-    pub fn set_skew_ms(&self, skew: i64) {
+    pub(crate) fn set_skew_ms(&self, skew: i64) {
         self.state.lock().unwrap().skew_ms = skew;
     }
 
-    pub fn log(&self) -> Vec<Logged> {
+    pub(crate) fn log(&self) -> Vec<Logged> {
         self.state.lock().unwrap().log.clone()
     }
 
-    pub fn count(&self, method: &Method, path: &str) -> usize {
+    pub(crate) fn count(&self, method: &Method, path: &str) -> usize {
         self.log()
             .iter()
             .filter(|r| r.method == *method && r.path == path)
@@ -155,7 +160,7 @@ async fn handle(
 }
 
 /// Starts the mock; returns its base URL.
-pub async fn start(mock: Mock) -> (String, tokio::task::JoinHandle<()>) {
+pub(crate) async fn start(mock: Mock) -> (String, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     let app = Router::new().fallback(handle).with_state(mock);
@@ -166,7 +171,7 @@ pub async fn start(mock: Mock) -> (String, tokio::task::JoinHandle<()>) {
 }
 
 /// A config for tests: short timeouts and backoffs, HMAC with the official secret.
-pub fn config(rest: &str, ws: &str) -> BinanceUsConfig {
+pub(crate) fn config(rest: &str, ws: &str) -> BinanceUsConfig {
     let mut c = BinanceUsConfig::simulator(
         rest,
         ws,
@@ -184,7 +189,7 @@ pub fn config(rest: &str, ws: &str) -> BinanceUsConfig {
 }
 
 /// Reads a fixture from `test_data/`.
-pub fn fixture(name: &str) -> String {
+pub(crate) fn fixture(name: &str) -> String {
     let path = format!("{}/test_data/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
