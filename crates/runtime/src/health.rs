@@ -14,7 +14,7 @@
 //! panicked must not keep the process looking healthy.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::Serialize;
 use tokio::sync::watch;
@@ -77,7 +77,7 @@ impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the state half-written (each
         // section only assigns whole fields), so a poisoned lock is still usable.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        gekko_core::sync::lock(&self.state)
     }
 
     /// Applies `change` to the registration `id`, if it is still current, then publishes.

@@ -9,7 +9,7 @@
 //! Metric names ending in `_seconds` get latency buckets from 50 µs to 10 s, which covers
 //! both in-process hops and venue round trips; everything else uses summaries.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -57,7 +57,7 @@ static HANDLE: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
 pub fn install_prometheus() -> Result<PrometheusHandle, RuntimeError> {
     // A poisoned lock only means another thread panicked while holding it; the slot is
     // still either empty or a valid handle, so carry on with it.
-    let mut slot = HANDLE.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut slot = gekko_core::sync::lock(&HANDLE);
     if let Some(handle) = slot.as_ref() {
         return Ok(handle.clone());
     }

@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use std::fmt::{self, Display};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -60,10 +60,7 @@ struct Running {
 impl Running {
     fn insert(self: &Arc<Self>, name: &'static str) -> RunningGuard {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.tasks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, name);
+        gekko_core::sync::lock(&self.tasks).insert(id, name);
         RunningGuard {
             running: Arc::clone(self),
             id,
@@ -71,9 +68,7 @@ impl Running {
     }
 
     fn names(&self) -> Vec<&'static str> {
-        self.tasks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        gekko_core::sync::lock(&self.tasks)
             .values()
             .copied()
             .collect()
@@ -88,11 +83,7 @@ struct RunningGuard {
 
 impl Drop for RunningGuard {
     fn drop(&mut self) {
-        self.running
-            .tasks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&self.id);
+        gekko_core::sync::lock(&self.running.tasks).remove(&self.id);
     }
 }
 
