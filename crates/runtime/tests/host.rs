@@ -25,29 +25,17 @@ use tonic_health::pb::health_client::HealthClient;
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+/// Polls `check` until it yields `Some`, failing the test after [`DEADLINE`].
+async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let poll = async {
-        loop {
-            if let Some(value) = check().await {
-                return value;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(DEADLINE, poll)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+    gekko_testkit::poll_some(what, DEADLINE, check).await
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
+    gekko_testkit::free_port().expect("free port")
 }
 
 /// A validated config serving on `http` and `grpc`, with a short grace period.

@@ -24,22 +24,12 @@ use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 const DEADLINE: Duration = Duration::from_secs(10);
 
 /// Polls `check` until it yields `Some`, failing the test after [`DEADLINE`].
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let poll = async {
-        loop {
-            if let Some(value) = check().await {
-                return value;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(DEADLINE, poll)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+    gekko_testkit::poll_some(what, DEADLINE, check).await
 }
 
 async fn ephemeral() -> (TcpListener, SocketAddr) {

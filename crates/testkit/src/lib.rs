@@ -232,6 +232,28 @@ pub async fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() ->
     }
 }
 
+/// Polls an async `check` every 20 ms until it yields `Some`, and returns the value.
+///
+/// # Panics
+/// When it yields nothing within `timeout`; the message names `what`.
+pub async fn poll_some<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let poll = async {
+        loop {
+            if let Some(value) = check().await {
+                return value;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(timeout, poll)
+        .await
+        .unwrap_or_else(|_| panic!("timed out after {timeout:?} waiting for {what}"))
+}
+
 /// Receives from `rx` until an item matches `want`, skipping the others.
 ///
 /// # Panics
