@@ -705,6 +705,7 @@ impl GekkoConfig {
             .filter(|p| p.applies_to(venue))
             .map(Pair::canonical)
             .collect();
+        out.sort_unstable();
         out.dedup();
         out
     }

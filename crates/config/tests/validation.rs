@@ -519,3 +519,17 @@ fn a_fallback_endpoint_is_configurable() {
     );
     assert!(e.contains("coinbase"), "{e}");
 }
+
+#[test]
+fn a_pair_restricted_plainly_and_per_venue_is_listed_once() {
+    let c = ok(&[(
+        "COMPLIANCE_SETTINGS",
+        "max_order_notional=5000,max_daily_notional=50000,restricted_pairs=ETH-USD;binanceus:BTC-USD;binanceus:ETH-USD",
+    )])
+    .config;
+    assert_eq!(
+        c.restricted_pairs_for(VenueId::BinanceUs),
+        ["BTC-USD", "ETH-USD"]
+    );
+    assert_eq!(c.restricted_pairs_for(VenueId::Coinbase), ["ETH-USD"]);
+}

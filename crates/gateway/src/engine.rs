@@ -462,25 +462,25 @@ impl Gateway {
 
     /// Records a fill on the durable fill stream unless its trade id was seen before.
     /// Returns whether it was new.
+    ///
+    /// Only the user-stream task records fills, one at a time, so checking before the
+    /// write and remembering the id after it cannot race; a fill whose write failed is
+    /// not remembered, so its redelivery gets another chance.
     async fn record_fill(&self, fill: Fill) -> bool {
         let i = &self.inner;
         let key = FillDedup::key(&fill);
-        if !lock(&i.fills_seen).insert(key.clone(), i.cfg.fill_dedup_window) {
+        if lock(&i.fills_seen).seen.contains(&key) {
             metrics::counter!("gekko_gateway_duplicate_fills_total", "venue" => self.label())
                 .increment(1);
             return false;
         }
         if let Err(e) = i.fill_topic.publish(&*i.bus, &i.cfg.source, &fill).await {
-            // Not recorded: forget the id so a redelivery of this fill gets another chance.
-            let mut seen = lock(&i.fills_seen);
-            seen.seen.remove(&key);
-            seen.order.retain(|k| k != &key);
-            drop(seen);
             metrics::counter!("gekko_gateway_persist_failures_total", "venue" => self.label())
                 .increment(1);
             tracing::error!(venue = self.label(), trade = %fill.trade_id, error = %e, "fill not persisted");
             return false;
         }
+        lock(&i.fills_seen).insert(key, i.cfg.fill_dedup_window);
         metrics::counter!("gekko_gateway_fills_total", "venue" => self.label()).increment(1);
         true
     }

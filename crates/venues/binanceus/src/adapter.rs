@@ -375,13 +375,12 @@ impl VenueAdapter for BinanceUsVenue {
         for i in &all {
             remember(&self.symbols, &i.venue_symbol, &i.id);
         }
-        if wanted.is_empty() {
-            return Ok(all);
-        }
-        for w in wanted.iter().filter(|w| !all.iter().any(|i| &i.id == *w)) {
-            tracing::warn!(instrument = %w.pair(), symbol = %venue_symbol(w), "Binance.US does not list this pair; skipped");
-        }
-        Ok(all.into_iter().filter(|i| wanted.contains(&i.id)).collect())
+        // The engine logs the wanted pairs missing from the answer, for every venue.
+        Ok(if wanted.is_empty() {
+            all
+        } else {
+            all.into_iter().filter(|i| wanted.contains(&i.id)).collect()
+        })
     }
 
     async fn submit_order(&self, req: &OrderRequest) -> Result<OrderUpdate, SubmitError> {
