@@ -151,6 +151,23 @@ fn order_event<'a>(
     move |e| matches!(e, UserEvent::Order(u) if &u.client_order_id == id && u.status == status)
 }
 
+/// The venue's view of an order the scenario placed.
+async fn known(venue: &dyn VenueAdapter, req: &OrderRequest) -> crate::OrderUpdate {
+    venue
+        .query_order(&req.instrument, &req.client_order_id)
+        .await
+        .expect("query")
+        .expect("the placed order is known")
+}
+
+/// Cancels an order a scenario left open, so the next scenario starts clean.
+async fn cleanup(venue: &dyn VenueAdapter, req: &OrderRequest) {
+    venue
+        .cancel_order(&req.instrument, &req.client_order_id)
+        .await
+        .expect("cleanup cancel");
+}
+
 async fn placed(t: &dyn ConformanceTarget, scenario: &str) -> OrderRequest {
     let req = t.resting_buy(fresh_id(scenario)).await;
     let u = t
@@ -181,11 +198,7 @@ pub async fn place(t: &dyn ConformanceTarget) {
         order_event(id, OrderStatus::New),
     )
     .await;
-    let q = venue
-        .query_order(&req.instrument, id)
-        .await
-        .expect("query")
-        .expect("the placed order is known");
+    let q = known(&*venue, &req).await;
     assert_eq!(
         (q.status, q.qty, q.side),
         (OrderStatus::New, req.qty, req.side)
@@ -196,10 +209,7 @@ pub async fn place(t: &dyn ConformanceTarget) {
         .await
         .expect("open orders");
     assert!(open.iter().any(|o| &o.client_order_id == id));
-    venue
-        .cancel_order(&req.instrument, id)
-        .await
-        .expect("cleanup cancel");
+    cleanup(&*venue, &req).await;
     streams.stop().await;
 }
 
@@ -235,19 +245,12 @@ pub async fn partial_fill(t: &dyn ConformanceTarget) {
     assert!(!f.trade_id.is_empty(), "a fill carries the venue trade id");
     assert_eq!(f.qty, half);
     assert_eq!(f.instrument, req.instrument);
-    let q = venue
-        .query_order(&req.instrument, &id)
-        .await
-        .expect("query")
-        .expect("known");
+    let q = known(&*venue, &req).await;
     assert_eq!(
         (q.status, q.filled_qty),
         (OrderStatus::PartiallyFilled, half)
     );
-    venue
-        .cancel_order(&req.instrument, &id)
-        .await
-        .expect("cleanup cancel");
+    cleanup(&*venue, &req).await;
     streams.stop().await;
 }
 
@@ -282,11 +285,7 @@ pub async fn fill(t: &dyn ConformanceTarget) {
             _ => {}
         }
     }
-    let q = venue
-        .query_order(&req.instrument, &id)
-        .await
-        .expect("query")
-        .expect("known");
+    let q = known(&*venue, &req).await;
     assert_eq!(q.status, OrderStatus::Filled);
     let open = venue
         .open_orders(&req.instrument)
@@ -315,11 +314,7 @@ pub async fn cancel(t: &dyn ConformanceTarget) {
         order_event(&id, OrderStatus::Cancelled),
     )
     .await;
-    let q = venue
-        .query_order(&req.instrument, &id)
-        .await
-        .expect("query")
-        .expect("known");
+    let q = known(&*venue, &req).await;
     assert_eq!(q.status, OrderStatus::Cancelled);
     streams.stop().await;
 }
@@ -383,10 +378,7 @@ pub async fn ambiguous_submit_resolved_by_query(t: &dyn ConformanceTarget) {
         1,
         "exactly one order"
     );
-    venue
-        .cancel_order(&req.instrument, &req.client_order_id)
-        .await
-        .expect("cleanup cancel");
+    cleanup(&*venue, &req).await;
 }
 
 fn is_data(feed: BookFeed) -> impl Fn(&MarketEvent) -> bool {
@@ -512,10 +504,7 @@ pub async fn duplicate_client_id(t: &dyn ConformanceTarget) {
             .count(),
         1
     );
-    venue
-        .cancel_order(&req.instrument, &req.client_order_id)
-        .await
-        .expect("cleanup cancel");
+    cleanup(&*venue, &req).await;
 }
 
 /// Generates one `#[tokio::test]` per conformance scenario.
