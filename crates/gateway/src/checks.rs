@@ -16,6 +16,12 @@ pub struct RiskLimits {
     pub position_limits: BTreeMap<String, Decimal>,
     /// Largest notional of one order (quote currency); zero = unlimited.
     pub max_order_notional: Decimal,
+    /// Largest notional sent per UTC day (quote currency), counting every order the venue
+    /// did not refuse; zero = unlimited. `COMPLIANCE_SETTINGS.max_daily_notional`.
+    pub max_daily_notional: Decimal,
+    /// Most orders whose submit the venue has not yet acknowledged (pending or in
+    /// flight); zero = unlimited. `SYSTEM_PERFORMANCE_PARAMS.max_inflight_orders`.
+    pub max_inflight_orders: usize,
     /// Pairs that must not be traded.
     pub restricted_pairs: Vec<String>,
     /// Master switch.
@@ -48,7 +54,8 @@ pub enum CheckError {
     /// A gekko risk limit (`POSITION_LIMITS`, max order notional).
     #[error("risk limit {limit}: {detail}")]
     Risk {
-        /// `POSITION_LIMITS` or `COMPLIANCE_SETTINGS.max_order_notional`.
+        /// The setting that refused it (`POSITION_LIMITS`,
+        /// `COMPLIANCE_SETTINGS.max_order_notional`, ...).
         limit: &'static str,
         /// Value and limit.
         detail: String,
@@ -215,6 +222,7 @@ mod tests {
             max_order_notional: dec!(100000),
             restricted_pairs: vec![],
             trading_enabled: true,
+            ..RiskLimits::default()
         }
     }
 

@@ -30,7 +30,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::checks::check_order;
+use crate::checks::{CheckError, check_order};
 pub use crate::config::{GatewayConfig, ReconcileMode};
 pub use crate::error::{GatewayError, StartError};
 pub use crate::market::BookEvent;
@@ -53,6 +53,28 @@ struct Ready {
     credentials: ReadyHandle,
     clock: ReadyHandle,
     reconciliation: ReadyHandle,
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// The notional sent today (UTC), for `max_daily_notional`. A running sum rather than a
+/// scan of every order on each submit; rebuilt from the order stream at start-up.
+#[derive(Debug, Default)]
+struct DailyNotional {
+    day: i64,
+    used: Decimal,
+}
+
+impl DailyNotional {
+    /// Today's sum, starting over when the UTC day changed.
+    fn today(&mut self, now_ms: i64) -> &mut Decimal {
+        let day = now_ms.div_euclid(DAY_MS);
+        if day != self.day {
+            self.day = day;
+            self.used = Decimal::ZERO;
+        }
+        &mut self.used
+    }
 }
 
 /// Fill trade ids already recorded, bounded: the oldest are forgotten first.
@@ -95,6 +117,9 @@ struct Inner {
     /// Native positions (margin venues), by instrument.
     positions: Mutex<HashMap<InstrumentId, Decimal>>,
     fills_seen: Mutex<FillDedup>,
+    /// Also the admission lock: the in-flight and daily checks and the insert of a new
+    /// order happen under it, so concurrent submits cannot both pass a limit.
+    daily: Mutex<DailyNotional>,
     order_topic: Topic<OrderEvent>,
     fill_topic: Topic<Fill>,
     ready: Ready,
@@ -243,6 +268,7 @@ impl Gateway {
             balances: Mutex::new(Vec::new()),
             positions: Mutex::new(HashMap::new()),
             fills_seen: Mutex::new(FillDedup::default()),
+            daily: Mutex::new(DailyNotional::default()),
             ready,
             seq: AtomicI64::new(0),
             cancel: cancel.clone(),
@@ -259,6 +285,11 @@ impl Gateway {
         // 4 + 5. Replay and reconcile.
         gw.replay_order_stream().await?;
         gw.replay_fill_stream().await?;
+        {
+            let now = now_ms();
+            let mut daily = lock(&i.daily);
+            *daily.today(now) = i.orders.notional_sent_since(now - now.rem_euclid(DAY_MS));
+        }
         let report = gw.reconcile(&cancel).await?;
         i.ready.reconciliation.set_ready();
 
@@ -522,13 +553,20 @@ impl Gateway {
             return Err(e.into());
         }
         let id = req.client_order_id.clone();
-        // Insert-if-absent: two concurrent calls with the same id cannot both get past.
-        let submitting = match i.orders.begin_submit(req.clone(), now_ms()) {
-            Begin::New(ev) => ev,
-            Begin::Existing(existing) => return Ok(existing),
+        let notional = req.price.or(reference).unwrap_or_default() * req.qty;
+        let submitting = match self.admit(&req, notional) {
+            Ok(Begin::New(ev)) => ev,
+            Ok(Begin::Existing(existing)) => return Ok(existing),
+            Err(e) => {
+                metrics::counter!("gekko_gateway_pretrade_rejections_total", "venue" => self.label())
+                    .increment(1);
+                tracing::info!(venue = self.label(), order = %id, reason = %e, "order refused by pre-trade checks");
+                return Err(e.into());
+            }
         };
         if let Err(e) = self.write_event(&submitting).await {
             i.orders.abort_submit(&id);
+            self.release(notional);
             return Err(e);
         }
         let started = std::time::Instant::now();
@@ -545,6 +583,7 @@ impl Gateway {
                 }
             }
             Err(SubmitError::NotPlaced(e)) => {
+                self.release(notional);
                 let reason = e.reject_reason().map_or("not_sent", |r| r.as_str());
                 metrics::counter!("gekko_gateway_venue_rejections_total", "venue" => self.label(), "reason" => reason)
                     .increment(1);
@@ -566,6 +605,50 @@ impl Gateway {
         }
         self.order(&id)
             .ok_or_else(|| GatewayError::UnknownOrder(id.to_string()))
+    }
+
+    /// The limits that depend on every order, checked and reserved atomically with the
+    /// insert of the new one (insert-if-absent: two calls with one id cannot both pass).
+    fn admit(&self, req: &OrderRequest, notional: Decimal) -> Result<Begin, CheckError> {
+        let i = &self.inner;
+        let limits = &i.cfg.limits;
+        let now = now_ms();
+        let mut daily = lock(&i.daily);
+        if let Some(existing) = i.orders.get(&req.client_order_id) {
+            return Ok(Begin::Existing(existing));
+        }
+        let pending = i.orders.unacknowledged();
+        if limits.max_inflight_orders > 0 && pending >= limits.max_inflight_orders {
+            return Err(CheckError::Risk {
+                limit: "SYSTEM_PERFORMANCE_PARAMS.max_inflight_orders",
+                detail: format!(
+                    "{pending} orders already await the venue's answer, limit {}",
+                    limits.max_inflight_orders
+                ),
+            });
+        }
+        let used = daily.today(now);
+        if !limits.max_daily_notional.is_zero() && *used + notional > limits.max_daily_notional {
+            return Err(CheckError::Risk {
+                limit: "COMPLIANCE_SETTINGS.max_daily_notional",
+                detail: format!(
+                    "notional {notional} on top of {used} sent today exceeds {}",
+                    limits.max_daily_notional
+                ),
+            });
+        }
+        let begin = i.orders.begin_submit(req.clone(), now);
+        if matches!(begin, Begin::New(_)) {
+            *used += notional;
+        }
+        Ok(begin)
+    }
+
+    /// Gives back the daily notional of an order that was not sent or was refused.
+    fn release(&self, notional: Decimal) {
+        let mut daily = lock(&self.inner.daily);
+        let used = daily.today(now_ms());
+        *used = (*used - notional).max(Decimal::ZERO);
     }
 
     /// The tracked order with this id.

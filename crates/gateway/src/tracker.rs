@@ -262,6 +262,36 @@ impl OrderTracker {
             .collect()
     }
 
+    /// How many orders the venue has not acknowledged yet (`PendingNew` or `InFlight`).
+    /// A scan: called once per order placed, over a map of the gateway's orders.
+    #[must_use]
+    pub fn unacknowledged(&self) -> usize {
+        lock(&self.orders)
+            .values()
+            .filter(|t| {
+                matches!(
+                    t.order.status,
+                    OrderStatus::PendingNew | OrderStatus::InFlight
+                )
+            })
+            .count()
+    }
+
+    /// The notional of the orders sent at or after `since_ms` that were not refused:
+    /// limit price (else average fill price) times quantity.
+    #[must_use]
+    pub fn notional_sent_since(&self, since_ms: i64) -> rust_decimal::Decimal {
+        lock(&self.orders)
+            .values()
+            .filter(|t| t.sent_ms.is_some_and(|s| s >= since_ms))
+            .filter(|t| t.order.status != OrderStatus::Rejected)
+            .map(|t| {
+                let px = t.order.request.price.or(t.order.avg_fill_price);
+                px.unwrap_or_default() * t.order.request.qty
+            })
+            .sum()
+    }
+
     /// Open (and pending) orders, optionally for one instrument, oldest update first.
     #[must_use]
     pub fn open(&self, instrument: Option<&InstrumentId>) -> Vec<Order> {

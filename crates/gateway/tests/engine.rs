@@ -604,3 +604,59 @@ async fn margin_position_limits_use_native_positions() {
     );
     env.stop().await;
 }
+
+/// `max_inflight_orders`: orders the venue has not acknowledged count against it; the
+/// next one is refused before anything is sent.
+#[tokio::test]
+async fn the_in_flight_limit_refuses_before_sending() {
+    let env = Env::start_with(
+        MockVenue::new(VenueId::Coinbase, caps(None), &[btc()]),
+        Arc::new(MemoryBus::new()),
+        |c| c.limits.max_inflight_orders = 1,
+    )
+    .await
+    .unwrap();
+    env.venue.script([SubmitScript::NeverArrives]);
+    let first = env.gw.place_order(limit("i1", dec!(1))).await.unwrap();
+    assert_eq!(first.status, OrderStatus::InFlight);
+    let err = env.gw.place_order(limit("i2", dec!(1))).await.unwrap_err();
+    assert!(err.to_string().contains("max_inflight_orders"), "{err}");
+    assert_eq!(
+        env.venue.calls().submits,
+        1,
+        "the refused order was not sent"
+    );
+    assert!(env.gw.order(&id("i2")).is_none(), "nor recorded");
+    env.stop().await;
+}
+
+/// `max_daily_notional`: the notional sent today counts every order the venue did not
+/// refuse, survives a restart, and a refused order gives its share back.
+#[tokio::test]
+async fn the_daily_notional_limit_counts_what_was_sent_today() {
+    let bus = Arc::new(MemoryBus::new());
+    let venue = MockVenue::new(VenueId::Coinbase, caps(None), &[btc()]);
+    let limit_200 = |c: &mut GatewayConfig| c.limits.max_daily_notional = dec!(200);
+    let env = Env::start_with(venue.clone(), bus.clone(), limit_200)
+        .await
+        .unwrap();
+    env.venue
+        .script([SubmitScript::Reject(RejectReason::InsufficientFunds)]);
+    let refused = env.gw.place_order(limit("n0", dec!(1))).await.unwrap();
+    assert_eq!(refused.status, OrderStatus::Rejected);
+    // 95 + 95 = 190 fits under 200 because the rejected 95 was given back.
+    for c in ["n1", "n2"] {
+        assert_eq!(
+            env.gw.place_order(limit(c, dec!(1))).await.unwrap().status,
+            OrderStatus::New
+        );
+    }
+    let err = env.gw.place_order(limit("n3", dec!(1))).await.unwrap_err();
+    assert!(err.to_string().contains("max_daily_notional"), "{err}");
+    env.stop().await;
+    // A restarted gateway rebuilds today's sum from the order stream.
+    let env = Env::start_with(venue, bus, limit_200).await.unwrap();
+    let err = env.gw.place_order(limit("n4", dec!(1))).await.unwrap_err();
+    assert!(err.to_string().contains("190"), "{err}");
+    env.stop().await;
+}

@@ -69,6 +69,9 @@ pub fn gateway_config(cfg: &GekkoConfig) -> GatewayConfig {
     g.reconcile_mode = ReconcileMode::Adopt;
     g.limits.position_limits = cfg.position_limits_for(VenueId::BinanceUs);
     g.limits.max_order_notional = cfg.compliance.max_order_notional;
+    g.limits.max_daily_notional = cfg.compliance.max_daily_notional;
+    g.limits.max_inflight_orders =
+        usize::try_from(cfg.system_performance.max_inflight_orders).unwrap_or(usize::MAX);
     g.limits.restricted_pairs = cfg.restricted_pairs_for(VenueId::BinanceUs);
     g.limits.trading_enabled = cfg.compliance.trading_enabled;
     g
@@ -250,4 +253,45 @@ pub fn serve_gateways(provided: &Provided, server: GrpcServer) -> GrpcServer {
         return server;
     }
     server.add_service(gekko_gateway::service::GatewayGrpc::hosting(gateways).into_server())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use rust_decimal_macros::dec;
+
+    use super::*;
+
+    #[test]
+    fn gateway_config_carries_every_documented_limit() {
+        let vars: BTreeMap<String, String> = [
+            (
+                "SUPPORTED_TRADING_PAIRS",
+                "BTC-USD,oanda:EUR-USD,binanceus:ETH-USD",
+            ),
+            ("POSITION_LIMITS", "BTC-USD=2,binanceus:BTC-USD=1"),
+            (
+                "COMPLIANCE_SETTINGS",
+                "max_order_notional=500,max_daily_notional=5000,restricted_pairs=binanceus:ETH-USD",
+            ),
+            ("SYSTEM_PERFORMANCE_PARAMS", "max_inflight_orders=7"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let cfg = gekko_config::from_vars(&vars).unwrap().config;
+        let g = gateway_config(&cfg);
+        let pairs: Vec<String> = g
+            .instruments
+            .iter()
+            .map(gekko_core::InstrumentId::pair)
+            .collect();
+        assert_eq!(pairs, ["BTC-USD", "ETH-USD"], "no oanda-only pair");
+        assert_eq!(g.limits.position_limits["BTC-USD"], dec!(1));
+        assert_eq!(g.limits.max_order_notional, dec!(500));
+        assert_eq!(g.limits.max_daily_notional, dec!(5000));
+        assert_eq!(g.limits.max_inflight_orders, 7);
+        assert_eq!(g.limits.restricted_pairs, ["ETH-USD"]);
+    }
 }

@@ -36,10 +36,11 @@ pub(crate) struct AuditEvent {
 
 /// Runs `gekko up` until a shutdown signal.
 pub(crate) async fn run(loaded: Loaded) -> Exit {
+    let events = UpEvents::new(&loaded.config);
     Host::new(PROGRAM)
         .services(catalog(&loaded.config))
         .grpc(serve_gateways)
-        .run(loaded, &UpEvents::default())
+        .run(loaded, &events)
         .await
         .into()
 }
@@ -76,13 +77,15 @@ fn catalog(config: &GekkoConfig) -> Vec<ServiceEntry> {
 /// `gekko up`'s life-cycle hooks: audit events and the banner.
 #[derive(Debug)]
 struct UpEvents {
-    audit: Topic<AuditEvent>,
+    /// The audit stream from `AUDIT_LOGGING_SETTINGS`, or `None` when it is disabled.
+    audit: Option<Topic<AuditEvent>>,
 }
 
-impl Default for UpEvents {
-    fn default() -> Self {
+impl UpEvents {
+    fn new(config: &GekkoConfig) -> Self {
+        let a = &config.audit_logging;
         Self {
-            audit: Topic::durable(names::AUDIT, 1),
+            audit: a.enabled.then(|| Topic::durable(a.stream.clone(), 1)),
         }
     }
 }
@@ -120,7 +123,9 @@ impl UpEvents {
             event: event.to_owned(),
             detail,
         };
-        if let Err(e) = self.audit.publish(bus, PROGRAM, &ev).await {
+        if let Some(audit) = &self.audit
+            && let Err(e) = audit.publish(bus, PROGRAM, &ev).await
+        {
             tracing::warn!(error = %e, event, "audit event not written");
         }
         let _ = bus

@@ -333,14 +333,16 @@ fn up_paper_mode_runs_the_simulated_venue() {
 }
 
 /// With `REDIS_URL`, readiness follows Redis: ready, then 503 while it is down, then
-/// ready again after it returns.
+/// ready again after it returns. The life-cycle audit records go to the stream
+/// `AUDIT_LOGGING_SETTINGS` names.
 #[test]
 fn up_on_redis_tracks_redis_readiness() {
     let mut redis = RedisServer::start();
     let (http, grpc) = (free_port().unwrap(), free_port().unwrap());
     let mut cmd = gekko(&["up"]);
     cmd.env("MONITORING_CONFIGURATIONS", monitoring(http, grpc, "json"))
-        .env("REDIS_URL", redis.url());
+        .env("REDIS_URL", redis.url())
+        .env("AUDIT_LOGGING_SETTINGS", "stream=gekko:audit:cli-test");
     let mut up = Up::start(cmd);
     up.wait_for_line("bus=redis", Duration::from_secs(30));
     let addr = format!("127.0.0.1:{http}");
@@ -363,6 +365,24 @@ fn up_on_redis_tracks_redis_readiness() {
     wait_ready(&addr);
     let (code, lines) = up.terminate();
     assert_eq!(code, 0, "output:\n{}", lines.join("\n"));
+    let audit = Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.port().to_string(),
+            "XRANGE",
+            "gekko:audit:cli-test",
+            "-",
+            "+",
+        ])
+        .output()
+        .expect("redis-cli runs (scripts/test.sh installs redis-tools)");
+    let audit = String::from_utf8_lossy(&audit.stdout);
+    for event in ["started", "stopping", "stopped"] {
+        assert!(
+            audit.contains(&format!("\"event\":\"{event}\"")),
+            "{event} missing from the configured audit stream:\n{audit}"
+        );
+    }
 }
 
 /// Bad config: every problem on stderr, exit 64, and no port bound.
