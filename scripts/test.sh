@@ -4,6 +4,7 @@
 # 1. Installs redis-server and redis-tools from Debian's packages when missing (sudo only
 #    when not root). Tests start their own redis-server on free ports; nothing listens on
 #    6379 for them.
+#    Creates .venv-sdk with the official venue SDKs pinned in scripts/sdk-requirements.txt.
 # 2. Checks formatting, the crate-graph rules (scripts/check-boundaries.sh), dependency
 #    policy (`cargo deny check bans licenses sources`, installing cargo-deny from the crate
 #    registry when it is missing; advisories need GitHub, which is not reachable), and
@@ -22,6 +23,16 @@ if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-benchmark >/d
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends redis-server redis-tools
 fi
 redis-server --version
+
+# The official venue SDKs, in a pinned venv, for the simulator checks.
+# The venv keeps a copy of the requirements it was built from; a change rebuilds it.
+if ! cmp -s scripts/sdk-requirements.txt .venv-sdk/requirements.txt; then
+    echo "==> creating .venv-sdk with the pinned official SDKs"
+    rm -rf .venv-sdk
+    python3 -m venv .venv-sdk
+    .venv-sdk/bin/pip install --quiet --disable-pip-version-check -r scripts/sdk-requirements.txt
+    cp scripts/sdk-requirements.txt .venv-sdk/requirements.txt
+fi
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
