@@ -38,10 +38,10 @@ use std::path::Path;
 pub use docs::{VariableDoc, documented_variables, markdown_table};
 pub use gekko_core::VenueId;
 pub use model::{
-    AccessControl, AuditLogging, BackupSettings, BinanceUsCredentials, BinanceUsKeyType,
-    CoinbaseCredentials, Compliance, Credentials, DEFAULT_MODEL_UPDATE_FREQUENCY, DevicePreference,
-    EncryptionSettings, GekkoConfig, LogFormat, Monitoring, OandaCredentials, Pair,
-    ParseValueError, PerformanceParams, PredictionParams, REDACTED, RateLimit, ResourceAllocation,
+    AccessControl, AccessToken, AuditLogging, BackupSettings, BinanceUsCredentials, BinanceUsKeyType,
+    CoinbaseCredentials, Compliance, ControllerSettings, Credentials, DEFAULT_MODEL_UPDATE_FREQUENCY, DevicePreference,
+    EncryptionSettings, GekkoConfig, LogFormat, Monitoring, OandaCredentials, OpenServices, Pair, Role,
+    ParseValueError, PerformanceParams, PredictionParams, REDACTED, RateLimit, ResourceAllocation, ShutdownMode, StrategySettings,
     default_confidence_threshold, default_rate_limit, default_rate_limits, redact_url,
 };
 pub use problem::{ConfigErrors, ConfigProblem, ConfigWarning};
@@ -107,9 +107,17 @@ pub fn load() -> Result<Loaded, ConfigErrors> {
 /// Returns every problem found, one per mistake, in documentation order (see
 /// [`documented_variables`]).
 pub fn from_vars(vars: &BTreeMap<String, String>) -> Result<Loaded, ConfigErrors> {
-    let (vars, warnings) = vars::Vars::new(vars);
+    let (vars, mut warnings) = vars::Vars::new(vars);
     let mut problems = problem::Problems::default();
     let config = loader::build(&vars, &mut problems);
+    if config.access_control.grpc_auth_token.is_some() {
+        warnings.push(ConfigWarning {
+            variable: names::ACCESS_CONTROL_CONFIG.to_owned(),
+            message: "grpc_auth_token is deprecated: it works as the admin token `legacy`; \
+                      replace it with tokens=NAME:ROLE:SHA256 (see `gekko token new`)"
+                .to_owned(),
+        });
+    }
     problems.into_result(Loaded { config, warnings })
 }
 

@@ -12,13 +12,14 @@ use std::time::Duration;
 
 use gekko_core::VenueId;
 use rust_decimal::Decimal;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::model::{
-    AccessControl, AuditLogging, BackupSettings, BinanceUsCredentials, BinanceUsKeyType,
-    CoinbaseCredentials, Compliance, Credentials, DevicePreference, EncryptionSettings,
-    GekkoConfig, LogFormat, Monitoring, OandaCredentials, Pair, PerformanceParams,
-    PredictionParams, RateLimit, ResourceAllocation, default_confidence_threshold,
+    AccessControl, AccessToken, AuditLogging, BackupSettings, BinanceUsCredentials, BinanceUsKeyType,
+    CoinbaseCredentials, Compliance, ControllerSettings, Credentials, DevicePreference, EncryptionSettings,
+    GekkoConfig, LogFormat, Monitoring, OandaCredentials, OpenServices, Pair, PerformanceParams,
+    PredictionParams, RateLimit, ResourceAllocation, Role, ShutdownMode, StrategySettings,
+    default_confidence_threshold,
 };
 use crate::parse::{
     IDENT_FORM, MapForm, Section, decimal, duration_in, has_scheme, http_url, ident, int_in,
@@ -91,6 +92,8 @@ pub(crate) fn build(vars: &Vars<'_>, problems: &mut Problems) -> GekkoConfig {
         access_control: access_control(vars, problems),
         audit_logging: audit(vars, problems),
         compliance: compliance(vars, pairs, problems),
+        controller: controller(vars, problems),
+        strategy: strategy(vars, problems),
         credentials: credentials(vars, problems),
         redis_url,
         trading_api_endpoints,
@@ -587,20 +590,33 @@ fn encryption(vars: &Vars<'_>, problems: &mut Problems) -> EncryptionSettings {
     out
 }
 
+const TOKENS_FORM: &str = "`;`-separated name:role:sha256hex entries (unique names of letters, digits, `_`, `-` and `.`; role viewer, trader or admin; 64 hex characters), each optionally followed by :totp=BASE32SECRET (at least 16 bytes)";
+
 fn access_control(vars: &Vars<'_>, problems: &mut Problems) -> AccessControl {
     const MIN_TOKEN: usize = 16;
     let mut out = AccessControl::default();
     let mut s = Section::open(
         names::ACCESS_CONTROL_CONFIG,
         vars.get(names::ACCESS_CONTROL_CONFIG),
-        &["grpc_auth_token", "read_only", "allowed_clients"],
+        &[
+            "tokens",
+            "grpc_auth_token",
+            "read_only",
+            "allowed_clients",
+            "open",
+            "auth_failures_per_minute",
+            "tls_cert",
+            "tls_key",
+            "tls_client_ca",
+        ],
         true,
         problems,
     );
-    s.set(
+    let tokens_ok = s.set("tokens", &mut out.tokens, TOKENS_FORM, parse_tokens);
+    let legacy_ok = s.set(
         "grpc_auth_token",
         &mut out.grpc_auth_token,
-        "a token of at least 16 characters without `,`",
+        "a token of at least 16 characters without `,` (deprecated: use tokens=)",
         |v| {
             let n = v.chars().count();
             if n >= MIN_TOKEN {
@@ -610,14 +626,214 @@ fn access_control(vars: &Vars<'_>, problems: &mut Problems) -> AccessControl {
             }
         },
     );
+    if let Some(legacy) = &out.grpc_auth_token {
+        if out
+            .tokens
+            .iter()
+            .any(|t| t.name == AccessControl::LEGACY_TOKEN_NAME)
+        {
+            s.problem(
+                "tokens: the name `legacy` is taken by grpc_auth_token",
+                "another token name, or no grpc_auth_token",
+            );
+        } else {
+            out.tokens.push(AccessToken {
+                name: AccessControl::LEGACY_TOKEN_NAME.to_owned(),
+                role: Role::Admin,
+                sha256: sha256(legacy.expose_secret().as_bytes()),
+                totp_secret: None,
+            });
+        }
+    }
     s.bool("read_only", &mut out.read_only);
-    s.set(
+    let clients_ok = s.set(
         "allowed_clients",
         &mut out.allowed_clients,
-        "`;`-separated client names of letters, digits, `_`, `-` and `.`, each once",
+        "`;`-separated token names, each once",
         |v| parse_list(v, ';', ident),
     );
+    if tokens_ok && legacy_ok && clients_ok {
+        let unknown: Vec<&str> = out
+            .allowed_clients
+            .iter()
+            .filter(|c| !out.tokens.iter().any(|t| &t.name == *c))
+            .map(String::as_str)
+            .collect();
+        if !unknown.is_empty() {
+            s.problem(
+                format!(
+                    "allowed_clients: {} not a configured token name",
+                    unknown
+                        .iter()
+                        .map(|c| format!("`{c}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                        + if unknown.len() == 1 { " is" } else { " are" }
+                ),
+                "names from tokens= (or `legacy` for grpc_auth_token)",
+            );
+        }
+    }
+    s.set(
+        "open",
+        &mut out.open,
+        "`none`, or `;`-separated services from health and reflection",
+        parse_open,
+    );
+    s.int(
+        "auth_failures_per_minute",
+        &mut out.auth_failures_per_minute,
+        &(1..=100_000),
+    );
+    for (key, slot) in [
+        ("tls_cert", &mut out.tls_cert),
+        ("tls_key", &mut out.tls_key),
+        ("tls_client_ca", &mut out.tls_client_ca),
+    ] {
+        s.set(key, slot, "a PEM file path", |v| {
+            non_empty(v).map(|v| Some(PathBuf::from(v)))
+        });
+    }
+    match (&out.tls_cert, &out.tls_key) {
+        (Some(_), None) => s.problem("tls_cert is set without tls_key", "both tls_cert and tls_key, or neither"),
+        (None, Some(_)) => s.problem("tls_key is set without tls_cert", "both tls_cert and tls_key, or neither"),
+        _ => {}
+    }
+    if out.tls_client_ca.is_some() && out.tls_cert.is_none() {
+        s.problem(
+            "tls_client_ca is set without tls_cert and tls_key",
+            "mTLS only on top of TLS: tls_cert and tls_key as well",
+        );
+    }
     out
+}
+
+/// Parses `tokens=`. Entries are identified by position or name, never echoed whole: the
+/// TOTP secret is a secret.
+fn parse_tokens(raw: &str) -> Result<Vec<AccessToken>, String> {
+    let mut out: Vec<AccessToken> = Vec::new();
+    let mut errors = Vec::new();
+    for (i, entry) in raw.split(';').map(str::trim).enumerate() {
+        if entry.is_empty() {
+            continue;
+        }
+        let position = i + 1;
+        let mut fields = entry.splitn(4, ':');
+        let (Some(name), Some(role), Some(hash)) = (fields.next(), fields.next(), fields.next())
+        else {
+            errors.push(format!("entry {position} is not name:role:sha256hex"));
+            continue;
+        };
+        let name = name.trim();
+        if let Err(e) = ident(name) {
+            errors.push(format!("entry {position}: {e}"));
+            continue;
+        }
+        if out.iter().any(|t| t.name == name) {
+            errors.push(format!("`{name}` is listed more than once"));
+            continue;
+        }
+        let role = match role.trim().parse::<Role>() {
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(format!("`{name}`: role {e}"));
+                continue;
+            }
+        };
+        let Some(sha256) = hex32(hash.trim()) else {
+            errors.push(format!(
+                "`{name}`: the hash is not 64 hexadecimal characters"
+            ));
+            continue;
+        };
+        let totp_secret = match fields.next().map(str::trim) {
+            None => None,
+            Some(extra) => match extra.strip_prefix("totp=") {
+                Some(secret) => match totp_secret(secret) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        errors.push(format!("`{name}`: totp secret (withheld) {e}"));
+                        continue;
+                    }
+                },
+                None => {
+                    errors.push(format!(
+                        "`{name}`: the 4th field is not totp=BASE32SECRET"
+                    ));
+                    continue;
+                }
+            },
+        };
+        out.push(AccessToken {
+            name: name.to_owned(),
+            role,
+            sha256,
+            totp_secret,
+        });
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
+/// Normalises and checks a base32 TOTP secret: upper case, no padding or spaces, at least
+/// 16 bytes (RFC 4226 asks for 128 bits at least).
+fn totp_secret(raw: &str) -> Result<SecretString, String> {
+    let normal: String = raw
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '=')
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    match data_encoding::BASE32_NOPAD.decode(normal.as_bytes()) {
+        Ok(bytes) if bytes.len() >= 16 => Ok(SecretString::from(normal)),
+        Ok(bytes) => Err(format!("is only {} bytes", bytes.len())),
+        Err(_) => Err("is not base32 (RFC 4648: A-Z and 2-7)".to_owned()),
+    }
+}
+
+/// 64 hex characters into 32 bytes.
+fn hex32(s: &str) -> Option<[u8; 32]> {
+    let bytes = s.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (slot, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        let hi = char::from(pair[0]).to_digit(16)?;
+        let lo = char::from(pair[1]).to_digit(16)?;
+        *slot = u8::try_from(hi * 16 + lo).ok()?;
+    }
+    Some(out)
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).into()
+}
+
+fn parse_open(raw: &str) -> Result<OpenServices, String> {
+    if raw.trim() == "none" {
+        return Ok(OpenServices {
+            health: false,
+            reflection: false,
+        });
+    }
+    let mut out = OpenServices {
+        health: false,
+        reflection: false,
+    };
+    for item in parse_list(raw, ';', |v| match v {
+        "health" | "reflection" => Ok(v.to_owned()),
+        other => Err(format!("`{other}` is not health or reflection")),
+    })? {
+        match item.as_str() {
+            "health" => out.health = true,
+            _ => out.reflection = true,
+        }
+    }
+    Ok(out)
 }
 
 fn audit(vars: &Vars<'_>, problems: &mut Problems) -> AuditLogging {
@@ -625,8 +841,15 @@ fn audit(vars: &Vars<'_>, problems: &mut Problems) -> AuditLogging {
     let mut s = Section::open(
         names::AUDIT_LOGGING_SETTINGS,
         vars.get(names::AUDIT_LOGGING_SETTINGS),
-        &["enabled", "stream", "retention_days"],
-        false,
+        &[
+            "enabled",
+            "stream",
+            "retention_days",
+            "key",
+            "key_file",
+            "archive_dir",
+        ],
+        true,
         problems,
     );
     s.bool("enabled", &mut out.enabled);
@@ -643,7 +866,40 @@ fn audit(vars: &Vars<'_>, problems: &mut Problems) -> AuditLogging {
         },
     );
     s.int("retention_days", &mut out.retention_days, &(1..=36_500));
+    s.set("key", &mut out.key, HEX_KEY_FORM, hex_key);
+    s.set("key_file", &mut out.key_file, "a file path", |v| {
+        non_empty(v).map(|v| Some(PathBuf::from(v)))
+    });
+    s.set("archive_dir", &mut out.archive_dir, "a directory path", |v| {
+        non_empty(v).map(PathBuf::from)
+    });
+    if out.key.is_some() && out.key_file.is_some() {
+        s.problem(
+            "key and key_file are both set",
+            "at most one of key and key_file",
+        );
+    }
     out
+}
+
+const HEX_KEY_FORM: &str = "64 hexadecimal characters (32 bytes)";
+
+/// A 32-byte key written as 64 hex characters. The problem names the value's shape only,
+/// never the value.
+fn hex_key(v: &str) -> Result<Option<SecretString>, String> {
+    if v.len() == 64 && v.chars().all(|c| c.is_ascii_hexdigit()) {
+        Ok(Some(SecretString::from(v)))
+    } else {
+        Err(format!(
+            "the value (withheld) is {} characters{}",
+            v.chars().count(),
+            if v.chars().all(|c| c.is_ascii_hexdigit()) {
+                ""
+            } else {
+                " and not all hexadecimal"
+            }
+        ))
+    }
 }
 
 /// `supported` is `None` when `SUPPORTED_TRADING_PAIRS` itself was invalid.
@@ -830,4 +1086,69 @@ mod tests {
         assert_eq!(pem_newlines("a\\nb"), "a\nb");
         assert_eq!(pem_newlines("a\nb\\n"), "a\nb\\n");
     }
+}
+
+fn controller(vars: &Vars<'_>, problems: &mut Problems) -> ControllerSettings {
+    let mut out = ControllerSettings::default();
+    let mut s = Section::open(
+        names::CONTROLLER_SETTINGS,
+        vars.get(names::CONTROLLER_SETTINGS),
+        &[
+            "shutdown_mode",
+            "step_deadline",
+            "reports_dir",
+            "required_checks",
+        ],
+        false,
+        problems,
+    );
+    s.set(
+        "shutdown_mode",
+        &mut out.shutdown_mode,
+        "one of stop-entries, cancel, flatten",
+        str::parse::<ShutdownMode>,
+    );
+    s.duration("step_deadline", &mut out.step_deadline, SECOND, None);
+    s.set("reports_dir", &mut out.reports_dir, "a directory path", |v| {
+        non_empty(v).map(PathBuf::from)
+    });
+    let checks_form = format!(
+        "`;`-separated check names, each once, from {}, or `none`",
+        ControllerSettings::CHECKS.join(", ")
+    );
+    s.set("required_checks", &mut out.required_checks, &checks_form, |v| {
+        if v == "none" {
+            return Ok(Vec::new());
+        }
+        parse_list(v, ';', |c| {
+            if ControllerSettings::CHECKS.contains(&c) {
+                Ok(c.to_owned())
+            } else {
+                Err(format!("`{c}` is not a start-up check"))
+            }
+        })
+    });
+    out
+}
+
+fn strategy(vars: &Vars<'_>, problems: &mut Problems) -> StrategySettings {
+    let mut out = StrategySettings::default();
+    let mut s = Section::open(
+        names::STRATEGY_SETTINGS,
+        vars.get(names::STRATEGY_SETTINGS),
+        &["enabled", "allow_live", "name", "order_notional", "cooldown"],
+        false,
+        problems,
+    );
+    s.bool("enabled", &mut out.enabled);
+    s.bool("allow_live", &mut out.allow_live);
+    s.set("name", &mut out.name, IDENT_FORM, ident);
+    s.set(
+        "order_notional",
+        &mut out.order_notional,
+        NOTIONAL_FORM,
+        positive_decimal,
+    );
+    s.duration("cooldown", &mut out.cooldown, Duration::ZERO, None);
+    out
 }

@@ -398,26 +398,188 @@ impl Default for EncryptionSettings {
     }
 }
 
+/// What a token may do. Ordered: every role may do what the roles below it may.
+///
+/// `gekko-security` re-exports this as its `Role` and holds the table of which role each
+/// gRPC method needs; it lives here because the loader parses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// Reads: accounts, orders, quotes, status, predictions.
+    Viewer,
+    /// Viewer, plus placing and cancelling orders.
+    Trader,
+    /// Trader, plus closing positions, shutdown and the trading switch.
+    Admin,
+}
+
+impl Role {
+    /// Every role, lowest first.
+    pub const ALL: [Self; 3] = [Self::Viewer, Self::Trader, Self::Admin];
+
+    /// The lower-case name used in config (`viewer`, `trader`, `admin`).
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Trader => "trader",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = ParseValueError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| ParseValueError {
+                value: s.to_owned(),
+                expected: "one of viewer, trader, admin",
+            })
+    }
+}
+
+/// One configured API token: its name, its role and the SHA-256 of the token itself.
+///
+/// The token is never configured in plain text, only its hash, so a leaked env file does
+/// not leak a usable token. `Debug` shows the name, role and whether a TOTP secret is set,
+/// never the secret.
+#[derive(Clone)]
+pub struct AccessToken {
+    /// A unique name; what audit records and `allowed_clients` call this client.
+    pub name: String,
+    /// What the token may do.
+    pub role: Role,
+    /// SHA-256 of the token string.
+    pub sha256: [u8; 32],
+    /// The RFC 6238 TOTP secret (base32, upper case, no padding) when this token needs a
+    /// second factor on the methods that ask for one.
+    pub totp_secret: Option<SecretString>,
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("totp", &self.totp_secret.as_ref().map(|_| REDACTED))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which gRPC services answer without a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenServices {
+    /// `grpc.health.v1.Health`.
+    pub health: bool,
+    /// Server reflection (`grpc.reflection.v1` and `v1alpha`).
+    pub reflection: bool,
+}
+
+impl Default for OpenServices {
+    fn default() -> Self {
+        Self {
+            health: true,
+            reflection: true,
+        }
+    }
+}
+
 /// Who may talk to gekko's gRPC services and what they may do.
-#[derive(Debug, Clone, Default)]
+///
+/// Enforced by `gekko-security`'s `AuthLayer` on the whole gRPC server; TLS applies to the
+/// gRPC and the HTTP (`/metrics`) listeners.
+#[derive(Debug, Clone)]
 pub struct AccessControl {
-    /// Bearer token required on gRPC calls; none means no auth (local use only).
+    /// The configured tokens (`tokens=`), plus `legacy` (admin) when the deprecated
+    /// `grpc_auth_token` is set. None means auth is off (local paper use).
+    pub tokens: Vec<AccessToken>,
+    /// The deprecated single token, kept so old configs keep working; it is also listed in
+    /// `tokens` as `legacy`, so nothing else needs to read this.
     pub grpc_auth_token: Option<SecretString>,
     /// Reject every state-changing call.
     pub read_only: bool,
-    /// Client names allowed to connect; empty means any.
+    /// Token names allowed to connect; empty means any configured token.
     pub allowed_clients: Vec<String>,
+    /// Services that answer without a token.
+    pub open: OpenServices,
+    /// Failed authentications per peer IP per minute before that peer is refused outright.
+    pub auth_failures_per_minute: u32,
+    /// PEM certificate chain served by gRPC and HTTP; with `tls_key`, TLS is on.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA: when set, clients must present a certificate it signed (mTLS).
+    pub tls_client_ca: Option<PathBuf>,
 }
 
-/// The audit trail of orders and config changes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl AccessControl {
+    /// The name the deprecated `grpc_auth_token` goes by.
+    pub const LEGACY_TOKEN_NAME: &'static str = "legacy";
+
+    /// Whether any token is configured (otherwise auth is off).
+    #[must_use]
+    pub fn auth_enabled(&self) -> bool {
+        !self.tokens.is_empty()
+    }
+
+    /// Whether TLS is configured (certificate and key).
+    #[must_use]
+    pub fn tls_enabled(&self) -> bool {
+        self.tls_cert.is_some() && self.tls_key.is_some()
+    }
+}
+
+impl Default for AccessControl {
+    fn default() -> Self {
+        Self {
+            tokens: Vec::new(),
+            grpc_auth_token: None,
+            read_only: false,
+            allowed_clients: Vec::new(),
+            open: OpenServices::default(),
+            auth_failures_per_minute: 10,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+        }
+    }
+}
+
+/// The tamper-evident audit trail (see the `gekko-audit` crate).
+///
+/// `Debug` shows whether a key is configured, never the key.
+#[derive(Clone)]
 pub struct AuditLogging {
     /// Whether audit records are written.
     pub enabled: bool,
-    /// The Redis stream they go to.
+    /// The Redis stream they go to. One stream has one writer process: `gekko up` writes
+    /// this stream, a standalone service binary writes `<stream>:<program>`.
     pub stream: String,
-    /// Days records are kept.
+    /// Days records stay in the stream before they are moved to a sealed archive file.
     pub retention_days: u32,
+    /// The audit key as 64 hex characters (32 bytes). Exclusive with `key_file`.
+    pub key: Option<SecretString>,
+    /// A file holding the key as 64 hex characters. Exclusive with `key`. Not read during
+    /// validation.
+    pub key_file: Option<PathBuf>,
+    /// Where sealed archives (and, without a configured key, the generated key file
+    /// `audit.key`) are written.
+    pub archive_dir: PathBuf,
+}
+
+impl AuditLogging {
+    /// The name of the key file generated in [`archive_dir`](Self::archive_dir) when
+    /// neither `key` nor `key_file` is configured.
+    pub const GENERATED_KEY_FILE: &'static str = "audit.key";
 }
 
 impl Default for AuditLogging {
@@ -426,7 +588,23 @@ impl Default for AuditLogging {
             enabled: true,
             stream: "gekko:audit".to_owned(),
             retention_days: 365,
+            key: None,
+            key_file: None,
+            archive_dir: PathBuf::from("./audit-archive"),
         }
+    }
+}
+
+impl fmt::Debug for AuditLogging {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuditLogging")
+            .field("enabled", &self.enabled)
+            .field("stream", &self.stream)
+            .field("retention_days", &self.retention_days)
+            .field("key", &self.key.as_ref().map(|_| REDACTED))
+            .field("key_file", &self.key_file)
+            .field("archive_dir", &self.archive_dir)
+            .finish()
     }
 }
 
@@ -450,6 +628,111 @@ impl Default for Compliance {
             max_daily_notional: Decimal::new(1_000_000, 0),
             restricted_pairs: Vec::new(),
             trading_enabled: true,
+        }
+    }
+}
+
+/// What a shutdown does before the process stops, each step a superset of the one before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum ShutdownMode {
+    /// Refuse new orders; leave working orders and positions as they are.
+    StopEntries,
+    /// Also cancel every working order.
+    #[default]
+    Cancel,
+    /// Also close every position (the venue's native close where it has one).
+    Flatten,
+}
+
+impl ShutdownMode {
+    /// Every mode, in increasing order of what it does.
+    pub const ALL: [ShutdownMode; 3] = [Self::StopEntries, Self::Cancel, Self::Flatten];
+
+    /// The name used in config, on the command line and in reports.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::StopEntries => "stop-entries",
+            Self::Cancel => "cancel",
+            Self::Flatten => "flatten",
+        }
+    }
+}
+
+impl std::fmt::Display for ShutdownMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ShutdownMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| format!("`{s}` is not a shutdown mode"))
+    }
+}
+
+/// The controller: how `gekko up` starts and stops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControllerSettings {
+    /// What SIGTERM/SIGINT does; `SystemService.Shutdown` and `gekko down` may ask for
+    /// another mode.
+    pub shutdown_mode: ShutdownMode,
+    /// How long each shutdown step (stop entries, cancel, flatten) waits for the venues
+    /// to confirm before it reports what could not be done and moves on.
+    pub step_deadline: Duration,
+    /// Where the final report (`.json` and `.md`) is written on every shutdown.
+    pub reports_dir: PathBuf,
+    /// Start-up checks whose failure stops `gekko up` (exit 69); the others only warn.
+    pub required_checks: Vec<String>,
+}
+
+impl ControllerSettings {
+    /// The start-up checks a name in `required_checks` may refer to.
+    pub const CHECKS: &'static [&'static str] = &[
+        "config", "docker", "redis", "venues", "mcp", "llm", "gpu", "security",
+    ];
+}
+
+impl Default for ControllerSettings {
+    fn default() -> Self {
+        Self {
+            shutdown_mode: ShutdownMode::Cancel,
+            step_deadline: Duration::from_secs(10),
+            reports_dir: PathBuf::from("reports"),
+            required_checks: vec!["config".to_owned(), "redis".to_owned()],
+        }
+    }
+}
+
+/// The trading loop: model signals above their confidence threshold become orders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StrategySettings {
+    /// Whether the loop runs. Off by default; `gekko up --paper-trade` turns it on when
+    /// every venue is simulated.
+    pub enabled: bool,
+    /// Whether it may trade on a venue with live credentials. Off by default.
+    pub allow_live: bool,
+    /// The strategy's name: the namespace of its deterministic client order ids.
+    pub name: String,
+    /// The notional (quote currency) of one order, capped by `POSITION_LIMITS`.
+    pub order_notional: Decimal,
+    /// The least time between two orders on one instrument.
+    pub cooldown: Duration,
+}
+
+impl Default for StrategySettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            allow_live: false,
+            name: "strategy".to_owned(),
+            order_notional: Decimal::new(100, 0),
+            cooldown: Duration::from_secs(30),
         }
     }
 }
@@ -552,6 +835,10 @@ pub struct GekkoConfig {
     pub audit_logging: AuditLogging,
     /// Pre-trade limits.
     pub compliance: Compliance,
+    /// Start-up checks and shutdown.
+    pub controller: ControllerSettings,
+    /// The signal-to-order loop.
+    pub strategy: StrategySettings,
     /// Venue credentials.
     pub credentials: Credentials,
 }
@@ -587,6 +874,8 @@ impl Default for GekkoConfig {
             access_control: AccessControl::default(),
             audit_logging: AuditLogging::default(),
             compliance: Compliance::default(),
+            controller: ControllerSettings::default(),
+            strategy: StrategySettings::default(),
             credentials: Credentials::default(),
         }
     }
@@ -734,6 +1023,8 @@ impl fmt::Debug for GekkoConfig {
             access_control,
             audit_logging,
             compliance,
+            controller,
+            strategy,
             credentials,
         } = self;
         f.debug_struct("GekkoConfig")
@@ -762,6 +1053,8 @@ impl fmt::Debug for GekkoConfig {
             .field("access_control", access_control)
             .field("audit_logging", audit_logging)
             .field("compliance", compliance)
+            .field("controller", controller)
+            .field("strategy", strategy)
             .field("credentials", credentials)
             .finish()
     }

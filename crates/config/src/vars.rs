@@ -47,6 +47,10 @@ pub mod names {
     pub const AUDIT_LOGGING_SETTINGS: &str = "AUDIT_LOGGING_SETTINGS";
     /// Notional limits, restricted pairs and the trading kill switch.
     pub const COMPLIANCE_SETTINGS: &str = "COMPLIANCE_SETTINGS";
+    /// Shutdown mode, step deadline, reports directory and required start-up checks.
+    pub const CONTROLLER_SETTINGS: &str = "CONTROLLER_SETTINGS";
+    /// The signal-to-order trading loop (off by default).
+    pub const STRATEGY_SETTINGS: &str = "STRATEGY_SETTINGS";
     /// Binance.US API key.
     pub const BINANCEUS_API_KEY: &str = "BINANCEUS_API_KEY";
     /// Binance.US API secret.
@@ -82,6 +86,8 @@ pub mod names {
         ACCESS_CONTROL_CONFIG,
         AUDIT_LOGGING_SETTINGS,
         COMPLIANCE_SETTINGS,
+        CONTROLLER_SETTINGS,
+        STRATEGY_SETTINGS,
         BINANCEUS_API_KEY,
         BINANCEUS_API_SECRET,
         BINANCEUS_KEY_TYPE,

@@ -40,7 +40,7 @@ use tokio::net::TcpListener;
 use crate::grpc::GrpcServer;
 use crate::health::Readiness;
 use crate::service::{Provided, ResolvedService, Service, ServiceCtx, ServiceEntry};
-use crate::shutdown::Shutdown;
+use crate::shutdown::{Shutdown, StopRequest};
 use crate::telemetry::TelemetryConfig;
 
 /// How long a start-up failure waits for the services already started to stop.
@@ -95,6 +95,8 @@ pub struct HostInfo<'a> {
     pub http_addr: SocketAddr,
     /// Where gRPC is served.
     pub grpc_addr: SocketAddr,
+    /// Every value the services [provided](crate::Started::provide), e.g. the gateways.
+    pub provided: &'a Provided,
 }
 
 impl std::fmt::Debug for HostInfo<'_> {
@@ -117,9 +119,12 @@ pub trait Lifecycle {
         async {}
     }
 
-    /// A shutdown signal arrived; runs before the drain begins.
-    fn stopping(&self, info: &HostInfo<'_>) -> impl Future<Output = ()> {
-        let _ = info;
+    /// A stop was requested (a signal, or [`ServiceCtx::request_stop`]); runs while every
+    /// service is still running, before anything is cancelled, so it can stop entries,
+    /// cancel orders and flatten. The drain begins when it returns. When the request's
+    /// origin is `cancelled` the services' tokens are already cancelled.
+    fn stopping(&self, info: &HostInfo<'_>, request: &StopRequest) -> impl Future<Output = ()> {
+        let _ = (info, request);
         async {}
     }
 
@@ -372,7 +377,8 @@ async fn serve(
     let mut held = Vec::new();
     for service in resolved {
         let name = service.name();
-        let ctx = ServiceCtx::new(bus.clone(), readiness.clone(), &shutdown);
+        let ctx = ServiceCtx::new(bus.clone(), readiness.clone(), &shutdown)
+            .with_provided(provided.clone());
         match service.start(&ctx).await {
             Ok(started) => {
                 let (grpc, values, keep) = started.into_parts();
@@ -403,14 +409,16 @@ async fn serve(
         bus: &*bus,
         http_addr,
         grpc_addr,
+        provided: &provided,
     };
     lifecycle.started(&info).await;
     startup.set_ready();
     tracing::info!(%http_addr, %grpc_addr, "{program} serving");
 
-    shutdown.wait_for_signal().await;
-    tracing::info!("shutdown requested; stopping services");
-    lifecycle.stopping(&info).await;
+    let request = shutdown.wait_for_stop().await;
+    tracing::info!(origin = %request.origin, "shutdown requested; stopping services");
+    lifecycle.stopping(&info, &request).await;
+    shutdown.trigger();
     let grace = config.system_performance.shutdown_grace;
     let clean = shutdown.drain(grace).await;
     drop(held);

@@ -36,5 +36,5 @@ pub use host::{Exit, GrpcComposer, Host, HostInfo, Lifecycle};
 pub use http::{http_router, serve_http};
 pub use metrics::{describe_common, install_prometheus};
 pub use service::{BoxError, Provided, Service, ServiceCtx, ServiceEntry, Started};
-pub use shutdown::Shutdown;
+pub use shutdown::{Shutdown, StopRequest};
 pub use telemetry::{LogFormat, TelemetryConfig, TelemetryGuard};

@@ -99,6 +99,7 @@ pub struct ServiceCtx {
     readiness: Readiness,
     shutdown: Shutdown,
     cancel: CancellationToken,
+    provided: Provided,
 }
 
 impl ServiceCtx {
@@ -111,7 +112,31 @@ impl ServiceCtx {
             readiness,
             cancel: shutdown.child_token(),
             shutdown: shutdown.clone(),
+            provided: Provided::default(),
         }
+    }
+
+    /// The same context, seeing `provided`: what the services started before this one
+    /// offered. The host passes each service what the earlier ones provided.
+    #[must_use]
+    pub fn with_provided(mut self, provided: Provided) -> Self {
+        self.provided = provided;
+        self
+    }
+
+    /// What the services started before this one [provided](Started::provide), e.g. the
+    /// gateways a strategy sends its orders through.
+    #[must_use]
+    pub fn provided(&self) -> &Provided {
+        &self.provided
+    }
+
+    /// Asks the process to stop in `mode` (`None`: the configured default) on behalf of
+    /// `origin`, running the controller's shutdown steps first; `false` when a stop was
+    /// already requested. See [`crate::StopRequest`].
+    pub fn request_stop(&self, mode: Option<gekko_config::ShutdownMode>, origin: String) -> bool {
+        self.shutdown
+            .request_stop(crate::StopRequest { mode, origin })
     }
 
     /// The process's bus (Redis or in-process).

@@ -44,6 +44,29 @@ pub struct Shutdown {
     token: CancellationToken,
     tracker: TaskTracker,
     running: Arc<Running>,
+    stop: Arc<StopLatch>,
+}
+
+/// Why and how a process was asked to stop, before anything is cancelled.
+///
+/// A trading process cannot just cancel its tokens on SIGTERM: the controller must first
+/// stop entries, cancel working orders and perhaps flatten, while the gateways are still
+/// running. So a stop is *requested* first ([`Shutdown::request_stop`], or a signal), the
+/// host runs the shutdown steps, and only then triggers the cancellation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StopRequest {
+    /// The mode asked for; `None` means the configured default (a signal asks for none).
+    pub mode: Option<gekko_config::ShutdownMode>,
+    /// Who asked: `SIGTERM`, `SIGINT`, `grpc:<caller>`, or `cancelled` when the root token
+    /// was cancelled directly (a service failure), in which case no step can run.
+    pub origin: String,
+}
+
+/// The first stop request, and a notification for the waiter.
+#[derive(Default)]
+struct StopLatch {
+    request: Mutex<Option<StopRequest>>,
+    notify: tokio::sync::Notify,
 }
 
 /// Names of the tracked tasks still running, so a drain that times out can say which.
@@ -95,6 +118,53 @@ impl Shutdown {
             token: CancellationToken::new(),
             tracker: TaskTracker::new(),
             running: Arc::default(),
+            stop: Arc::default(),
+        }
+    }
+
+    /// Asks the process to stop in `request.mode`, without cancelling anything yet: the
+    /// host's [`wait_for_stop`](Self::wait_for_stop) returns the request, runs the
+    /// shutdown steps, then triggers. The first request wins; later ones return `false`.
+    pub fn request_stop(&self, request: StopRequest) -> bool {
+        let mut slot = gekko_core::sync::lock(&self.stop.request);
+        if slot.is_some() {
+            return false;
+        }
+        tracing::info!(origin = %request.origin, mode = ?request.mode, "stop requested");
+        *slot = Some(request);
+        drop(slot);
+        self.stop.notify.notify_one();
+        true
+    }
+
+    /// The stop request made so far, if any.
+    #[must_use]
+    pub fn stop_request(&self) -> Option<StopRequest> {
+        gekko_core::sync::lock(&self.stop.request).clone()
+    }
+
+    /// Waits for SIGINT/SIGTERM, a [`request_stop`](Self::request_stop), or the root token
+    /// being cancelled, and returns the request without cancelling anything (call
+    /// [`trigger`](Self::trigger) once the shutdown steps are done).
+    pub async fn wait_for_stop(&self) -> StopRequest {
+        loop {
+            // Registered before the check, so a request made in between is not missed.
+            let notified = self.stop.notify.notified();
+            if let Some(request) = self.stop_request() {
+                return request;
+            }
+            tokio::select! {
+                signal = os_signal() => {
+                    tracing::info!(signal, "received shutdown signal");
+                    let request = StopRequest { mode: None, origin: signal.to_owned() };
+                    self.request_stop(request);
+                }
+                () = notified => {}
+                () = self.token.cancelled() => {
+                    let request = StopRequest { mode: None, origin: "cancelled".to_owned() };
+                    self.request_stop(request);
+                }
+            }
         }
     }
 
@@ -324,6 +394,41 @@ mod tests {
         let handle = shutdown.spawn("fails", async { Err::<(), _>("boom") });
         handle.await.expect("task must not panic");
         assert!(shutdown.drain(Duration::from_secs(1)).await);
+    }
+
+    #[tokio::test]
+    async fn a_stop_request_is_returned_without_cancelling() {
+        let shutdown = Shutdown::new();
+        let other = shutdown.clone();
+        let waiter = tokio::spawn(async move { other.wait_for_stop().await });
+        tokio::task::yield_now().await;
+        let asked = StopRequest {
+            mode: Some(gekko_config::ShutdownMode::Flatten),
+            origin: "grpc:ops".to_owned(),
+        };
+        assert!(shutdown.request_stop(asked.clone()));
+        assert!(!shutdown.request_stop(StopRequest {
+            mode: None,
+            origin: "SIGTERM".to_owned(),
+        }));
+        let got = tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("wait_for_stop did not return after a request")
+            .expect("waiter panicked");
+        assert_eq!(got, asked, "the first request wins");
+        assert!(!shutdown.is_triggered(), "a request cancels nothing");
+        // A request made before anybody waits is not lost either.
+        assert_eq!(shutdown.wait_for_stop().await, asked);
+    }
+
+    #[tokio::test]
+    async fn wait_for_stop_returns_when_cancelled_directly() {
+        let shutdown = Shutdown::new();
+        shutdown.trigger();
+        let got = tokio::time::timeout(Duration::from_secs(5), shutdown.wait_for_stop())
+            .await
+            .expect("wait_for_stop did not return after cancellation");
+        assert_eq!(got.origin, "cancelled");
     }
 
     #[tokio::test]

@@ -140,8 +140,13 @@ impl Lifecycle for Recorder {
     async fn started(&self, info: &HostInfo<'_>) {
         self.push(format!("started {} bus={}", info.program, info.bus.kind()));
     }
-    async fn stopping(&self, _info: &HostInfo<'_>) {
-        self.push("stopping".to_owned());
+    async fn stopping(&self, _info: &HostInfo<'_>, request: &gekko_runtime::StopRequest) {
+        // Services are still running while the shutdown steps run.
+        let cancelled = ECHO_CTX.get().is_some_and(|ctx| ctx.cancel().is_cancelled());
+        self.push(format!(
+            "stopping origin={} cancelled={cancelled}",
+            request.origin
+        ));
     }
     async fn stopped(&self, _info: &HostInfo<'_>, clean: bool) {
         self.push(format!("stopped clean={clean}"));
@@ -215,7 +220,9 @@ async fn host_starts_serves_and_drains_in_order() {
         .await;
         assert_eq!(ECHO_COMPOSED.load(Ordering::SeqCst), 42);
 
-        ECHO_CTX.get().expect("service started").trigger_shutdown();
+        let ctx = ECHO_CTX.get().expect("service started");
+        assert!(ctx.request_stop(None, "test".to_owned()));
+        assert!(!ctx.request_stop(None, "again".to_owned()), "the first request wins");
     };
     let (exit, ()) = tokio::join!(host.run(config(http, grpc), &recorder), probe);
 
@@ -224,7 +231,7 @@ async fn host_starts_serves_and_drains_in_order() {
         *recorder.0.lock().unwrap(),
         [
             "started host-test bus=in-process",
-            "stopping",
+            "stopping origin=test cancelled=false",
             "stopped clean=true"
         ]
     );

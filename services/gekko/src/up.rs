@@ -16,7 +16,7 @@
 use gateway_binanceus::serve_gateways;
 use gekko_bus::{Bus, Topic, names};
 use gekko_config::{GekkoConfig, Loaded};
-use gekko_runtime::{Host, HostInfo, Lifecycle, ServiceEntry};
+use gekko_runtime::{Host, HostInfo, Lifecycle, ServiceEntry, StopRequest};
 use serde::{Deserialize, Serialize};
 
 use crate::exit::Exit;
@@ -103,8 +103,8 @@ impl Lifecycle for UpEvents {
         );
     }
 
-    async fn stopping(&self, info: &HostInfo<'_>) {
-        self.event(info.bus, "stopping", "signal received".to_owned())
+    async fn stopping(&self, info: &HostInfo<'_>, request: &StopRequest) {
+        self.event(info.bus, "stopping", format!("origin={}", request.origin))
             .await;
     }
 
