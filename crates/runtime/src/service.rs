@@ -131,6 +131,12 @@ impl ServiceCtx {
         &self.provided
     }
 
+    /// The stop requested so far, if any (see [`request_stop`](Self::request_stop)).
+    #[must_use]
+    pub fn stop_request(&self) -> Option<crate::StopRequest> {
+        self.shutdown.stop_request()
+    }
+
     /// Asks the process to stop in `mode` (`None`: the configured default) on behalf of
     /// `origin`, running the controller's shutdown steps first; `false` when a stop was
     /// already requested. See [`crate::StopRequest`].

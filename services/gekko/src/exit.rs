@@ -13,6 +13,8 @@ pub enum Exit {
     Unavailable,
     /// An internal error (EX_SOFTWARE).
     Internal,
+    /// The server refused the credentials (EX_NOPERM).
+    NoPermission,
 }
 
 impl From<Exit> for std::process::ExitCode {
@@ -23,6 +25,7 @@ impl From<Exit> for std::process::ExitCode {
             Exit::Config => 64,
             Exit::Unavailable => 69,
             Exit::Internal => 70,
+            Exit::NoPermission => 77,
         })
     }
 }

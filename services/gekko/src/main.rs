@@ -9,7 +9,10 @@
 //! internal failures, 1 when `check` finds a failing check.
 
 mod check;
+mod controller;
+mod down;
 mod exit;
+mod report;
 mod status;
 mod up;
 
@@ -28,20 +31,32 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start every service in this process (paper mode without credentials).
-    Up,
+    Up {
+        /// Run the trading loop (signals become orders) in paper mode; refused when a
+        /// venue has live credentials.
+        #[arg(long)]
+        paper_trade: bool,
+    },
+    /// Stop a running `gekko up` over gRPC, in a shutdown mode, and print its report.
+    Down(down::DownArgs),
     /// Validate config and the machine, and print a table of checks.
     Check,
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // `down` is a client of a running gekko: it needs no config of its own.
+    let command = match cli.command {
+        Command::Down(args) => return run(|rt| rt.block_on(down::run(args))),
+        other => other,
+    };
     inference_service::pin_cpu_threads();
     // Config first, before any runtime, port or log subscriber exists: a bad environment
     // must fail fast with every problem listed and nothing bound.
     let loaded = match gekko_config::load() {
         Ok(l) => l,
         Err(errors) => {
-            if matches!(cli.command, Command::Up) {
+            if matches!(command, Command::Up { .. }) {
                 eprint!("{}", errors.render("gekko"));
                 return Exit::Config.into();
             }
@@ -49,8 +64,9 @@ fn main() -> std::process::ExitCode {
             return run(|rt| rt.block_on(check::run(Err(errors))));
         }
     };
-    match cli.command {
-        Command::Up => run(|rt| rt.block_on(up::run(loaded))),
+    match command {
+        Command::Up { paper_trade } => run(|rt| rt.block_on(up::run(loaded, paper_trade))),
+        Command::Down(_) => Exit::Internal.into(),
         Command::Check => run(|rt| rt.block_on(check::run(Ok(loaded)))),
     }
 }
@@ -70,4 +86,22 @@ fn run(f: impl FnOnce(&tokio::runtime::Runtime) -> Exit) -> std::process::ExitCo
         }
     };
     f(&rt).into()
+}
+
+/// The authenticated caller's name, for audit records and stop origins.
+pub(crate) fn caller_name<T>(request: &tonic::Request<T>) -> String {
+    let _ = request;
+    "anonymous".to_owned()
+}
+
+/// TLS for a client endpoint: the server's CA and, under mTLS, a client identity.
+pub(crate) fn tls_client(
+    endpoint: tonic::transport::Endpoint,
+    ca: Option<&std::path::Path>,
+    identity: Option<(&std::path::Path, &std::path::Path)>,
+) -> Result<tonic::transport::Endpoint, String> {
+    if ca.is_none() && identity.is_none() {
+        return Ok(endpoint);
+    }
+    Err("TLS client settings are not supported by this build".to_owned())
 }

@@ -19,6 +19,7 @@ use gekko_config::{GekkoConfig, Loaded};
 use gekko_runtime::{Host, HostInfo, Lifecycle, ServiceEntry, StopRequest};
 use serde::{Deserialize, Serialize};
 
+use crate::controller::Controller;
 use crate::exit::Exit;
 use crate::status::{self, SystemStatusService};
 
@@ -34,8 +35,19 @@ pub(crate) struct AuditEvent {
     pub detail: String,
 }
 
-/// Runs `gekko up` until a shutdown signal.
-pub(crate) async fn run(loaded: Loaded) -> Exit {
+/// Runs `gekko up` until a shutdown signal. `paper_trade` turns the trading loop on, in
+/// paper mode only.
+pub(crate) async fn run(mut loaded: Loaded, paper_trade: bool) -> Exit {
+    if paper_trade {
+        if status::mode(&loaded.config) != "paper" {
+            eprintln!(
+                "gekko: --paper-trade runs only in paper mode, and a venue has live credentials; \
+                 for live trading set STRATEGY_SETTINGS enabled=true,allow_live=true instead"
+            );
+            return Exit::Config;
+        }
+        loaded.config.strategy.enabled = true;
+    }
     let events = UpEvents::new(&loaded.config);
     Host::new(PROGRAM)
         .services(catalog(&loaded.config))
@@ -54,7 +66,8 @@ type Wanted = fn(&GekkoConfig) -> bool;
 /// in-process simulator) without, so today's rules are all "always".
 fn catalog(config: &GekkoConfig) -> Vec<ServiceEntry> {
     let always: Wanted = |_| true;
-    let entries: [(ServiceEntry, Wanted); 3] = [
+    let strategy: Wanted = |cfg| cfg.strategy.enabled;
+    let entries: [(ServiceEntry, Wanted); 4] = [
         (ServiceEntry::of::<SystemStatusService>(), always),
         (
             ServiceEntry::of::<gateway_binanceus::BinanceUsGateway>(),
@@ -65,6 +78,11 @@ fn catalog(config: &GekkoConfig) -> Vec<ServiceEntry> {
         (
             ServiceEntry::of::<inference_service::InferenceService>(),
             always,
+        ),
+        // After the gateways it trades through; off unless configured or --paper-trade.
+        (
+            ServiceEntry::of::<gekko_strategy::StrategyService>(),
+            strategy,
         ),
     ];
     entries
@@ -106,6 +124,10 @@ impl Lifecycle for UpEvents {
     async fn stopping(&self, info: &HostInfo<'_>, request: &StopRequest) {
         self.event(info.bus, "stopping", format!("origin={}", request.origin))
             .await;
+        // The shutdown steps and the final report, while every service still runs.
+        for controller in info.provided.all::<Controller>() {
+            controller.stop(info, request).await;
+        }
     }
 
     async fn stopped(&self, info: &HostInfo<'_>, clean: bool) {
