@@ -1,8 +1,13 @@
-//! `gekko check`: the system-requirements table.
+//! `gekko check` and `gekko up`'s start-up report: one table of checks.
 //!
-//! One row per check, each `PASS`, `WARN` or `FAIL` with a detail. Only a `FAIL` makes the
-//! command exit non-zero; a missing Docker daemon or GPU is a warning or a note, because
-//! gekko runs fine without them (in-process, on CPU).
+//! One row per check, each `PASS`, `WARN` or `FAIL` with a detail, in the design's
+//! start-up order: environment (config), Docker, Redis, every configured venue endpoint
+//! (DNS, TCP, TLS handshake, clock offset), MCP and LLM connections, GPU, the host, and
+//! the security posture. `gekko check` exits 1 on any `FAIL`. `gekko up` prints the same
+//! table before it binds anything, stores it as its first audit entry, and stops (exit 69)
+//! only when a check named in `CONTROLLER_SETTINGS required_checks` fails (a posture
+//! finding marked required counts as required too); a missing Docker daemon or GPU is a
+//! warning or a note, because gekko runs fine without them (in-process, on CPU).
 
 use std::fmt;
 use std::time::Duration;
@@ -30,27 +35,78 @@ impl fmt::Display for Status {
 }
 
 /// One row of the table.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub(crate) struct Row {
-    pub check: &'static str,
+    /// The row's name (`redis`, `venue binanceus tls`).
+    pub check: String,
+    /// The family `required_checks` names (`redis`, `venues`, `security`).
+    pub family: &'static str,
+    #[serde(serialize_with = "status_str")]
     pub status: Status,
     pub detail: String,
+    /// A failure of this row stops `gekko up`.
+    pub required: bool,
+}
+
+fn status_str<S: serde::Serializer>(s: &Status, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(&s.to_string())
 }
 
 fn row(check: &'static str, status: Status, detail: impl Into<String>) -> Row {
     Row {
-        check,
+        check: check.to_owned(),
+        family: check,
         status,
         detail: detail.into(),
+        required: false,
+    }
+}
+
+fn row_in(family: &'static str, check: String, status: Status, detail: impl Into<String>) -> Row {
+    Row {
+        check,
+        family,
+        status,
+        detail: detail.into(),
+        required: false,
     }
 }
 
 /// Runs every check, prints the table, and returns the exit code.
 pub(crate) async fn run(config: Result<Loaded, ConfigErrors>) -> Exit {
+    let config_failed = config.is_err();
+    let (rows, notes) = collect(config.as_ref()).await;
+    print!("{}", render(&rows));
+    for n in &notes {
+        println!("  {n}");
+    }
+    let worst = rows.iter().map(|r| r.status).max().unwrap_or(Status::Pass);
+    println!("\n{}", summary(&rows));
+    if config_failed {
+        Exit::Config
+    } else if worst == Status::Fail {
+        Exit::CheckFailed
+    } else {
+        Exit::Ok
+    }
+}
+
+/// `N checks: a pass, b warn, c fail`.
+pub(crate) fn summary(rows: &[Row]) -> String {
+    format!(
+        "{} checks: {} pass, {} warn, {} fail",
+        rows.len(),
+        rows.iter().filter(|r| r.status == Status::Pass).count(),
+        rows.iter().filter(|r| r.status == Status::Warn).count(),
+        rows.iter().filter(|r| r.status == Status::Fail).count(),
+    )
+}
+
+/// Every check, in start-up order, with the notes to print under the table.
+pub(crate) async fn collect(config: Result<&Loaded, &ConfigErrors>) -> (Vec<Row>, Vec<String>) {
     let mut rows = Vec::new();
     let mut notes = Vec::new();
-    let config_failed = config.is_err();
-    let redis_url = match &config {
+    let redis_url = match config {
         Ok(loaded) => {
             if loaded.warnings.is_empty() {
                 rows.push(row("config", Status::Pass, "all variables valid"));
@@ -85,41 +141,112 @@ pub(crate) async fn run(config: Result<Loaded, ConfigErrors>) -> Exit {
             std::env::var("REDIS_URL").ok().filter(|s| !s.is_empty())
         }
     };
-    rows.push(check_redis(redis_url.as_deref()).await);
     rows.push(check_docker().await);
+    rows.push(check_redis(redis_url.as_deref()).await);
+    if let Ok(loaded) = config {
+        rows.extend(crate::probe::venues(&loaded.config).await);
+    }
+    rows.push(row(
+        "mcp",
+        Status::Pass,
+        "no MCP server connections are configured",
+    ));
+    rows.push(row("llm", Status::Pass, "no LLM provider is configured"));
     rows.push(check_accelerator());
     rows.extend(check_host());
+    if let Ok(loaded) = config {
+        rows.extend(security_rows(&loaded.config));
+        let required = &loaded.config.controller.required_checks;
+        for r in &mut rows {
+            r.required |= required.iter().any(|c| c == r.family);
+        }
+    }
+    (rows, notes)
+}
 
-    print!("{}", render(&rows));
-    for n in &notes {
-        println!("  {n}");
-    }
-    let worst = rows.iter().map(|r| r.status).max().unwrap_or(Status::Pass);
-    println!(
-        "\n{} checks: {} pass, {} warn, {} fail",
-        rows.len(),
-        rows.iter().filter(|r| r.status == Status::Pass).count(),
-        rows.iter().filter(|r| r.status == Status::Warn).count(),
-        rows.iter().filter(|r| r.status == Status::Fail).count(),
-    );
-    if config_failed {
-        Exit::Config
-    } else if worst == Status::Fail {
-        Exit::CheckFailed
+/// The security posture, from `gekko-security`, and where the audit key comes from.
+fn security_rows(cfg: &gekko_config::GekkoConfig) -> Vec<Row> {
+    let env_file = std::env::var_os("GEKKO_ENV_FILE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            let p = std::path::PathBuf::from(".env");
+            p.exists().then_some(p)
+        });
+    let mut rows: Vec<Row> = gekko_security::posture(cfg, env_file.as_deref())
+        .into_iter()
+        .map(|f| {
+            let status = match (f.ok, f.required) {
+                (true, _) => Status::Pass,
+                (false, true) => Status::Fail,
+                (false, false) => Status::Warn,
+            };
+            Row {
+                check: format!("security {}", f.check),
+                family: "security",
+                status,
+                detail: f.detail,
+                required: f.required,
+            }
+        })
+        .collect();
+    if cfg.audit_logging.enabled {
+        let source = gekko_audit::key_source(&cfg.audit_logging);
+        let (status, detail) = match &source {
+            gekko_audit::KeySource::Inline => (
+                Status::Pass,
+                "audit key from AUDIT_LOGGING_SETTINGS key".to_owned(),
+            ),
+            gekko_audit::KeySource::File(p) => {
+                (Status::Pass, format!("audit key from {}", p.display()))
+            }
+            gekko_audit::KeySource::Generated(p) => (
+                if cfg_is_live(cfg) {
+                    Status::Warn
+                } else {
+                    Status::Pass
+                },
+                format!(
+                    "audit key generated by gekko at {}; set AUDIT_LOGGING_SETTINGS key_file to a key you keep apart from the data",
+                    p.display()
+                ),
+            ),
+        };
+        rows.push(row_in(
+            "security",
+            "security audit-key".to_owned(),
+            status,
+            detail,
+        ));
     } else {
-        Exit::Ok
+        rows.push(row_in(
+            "security",
+            "security audit".to_owned(),
+            Status::Warn,
+            "AUDIT_LOGGING_SETTINGS enabled=false: no audit trail is written",
+        ));
     }
+    rows
+}
+
+fn cfg_is_live(cfg: &gekko_config::GekkoConfig) -> bool {
+    gekko_config::VenueId::ALL
+        .iter()
+        .any(|v| !cfg.paper_mode(*v))
 }
 
 /// Renders rows as an aligned text table.
 pub(crate) fn render(rows: &[Row]) -> String {
     let w = rows.iter().map(|r| r.check.len()).max().unwrap_or(5).max(5);
-    let mut out = format!("{:<w$}  {:<6}  DETAIL\n", "CHECK", "STATUS");
+    let mut out = format!(
+        "{:<w$}  {:<6}  {:<8}  DETAIL\n",
+        "CHECK", "STATUS", "REQUIRED"
+    );
     for r in rows {
         out.push_str(&format!(
-            "{:<w$}  {:<6}  {}\n",
+            "{:<w$}  {:<6}  {:<8}  {}\n",
             r.check,
             r.status.to_string(),
+            if r.required { "yes" } else { "" },
             r.detail
         ));
     }

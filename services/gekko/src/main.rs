@@ -12,6 +12,7 @@ mod check;
 mod controller;
 mod down;
 mod exit;
+mod probe;
 mod report;
 mod status;
 mod up;

@@ -19,6 +19,7 @@ use gekko_config::{GekkoConfig, Loaded};
 use gekko_runtime::{Host, HostInfo, Lifecycle, ServiceEntry, StopRequest};
 use serde::{Deserialize, Serialize};
 
+use crate::check;
 use crate::controller::Controller;
 use crate::exit::Exit;
 use crate::status::{self, SystemStatusService};
@@ -48,7 +49,31 @@ pub(crate) async fn run(mut loaded: Loaded, paper_trade: bool) -> Exit {
         }
         loaded.config.strategy.enabled = true;
     }
-    let events = UpEvents::new(&loaded.config);
+    // The start-up report: every check in the design's order, before anything is bound.
+    let (rows, notes) = check::collect(Ok(&loaded)).await;
+    print!("{}", check::render(&rows));
+    for n in &notes {
+        println!("  {n}");
+    }
+    println!("{}", check::summary(&rows));
+    let failed: Vec<String> = rows
+        .iter()
+        .filter(|r| r.required && r.status == check::Status::Fail)
+        .map(|r| format!("{}: {}", r.check, r.detail))
+        .collect();
+    if !failed.is_empty() {
+        eprintln!(
+            "gekko: start-up stopped: {} required check{} failed (CONTROLLER_SETTINGS required_checks):",
+            failed.len(),
+            if failed.len() == 1 { "" } else { "s" }
+        );
+        for f in &failed {
+            eprintln!("  - {f}");
+        }
+        return Exit::Unavailable;
+    }
+    let mut events = UpEvents::new(&loaded.config);
+    events.startup = rows;
     Host::new(PROGRAM)
         .services(catalog(&loaded.config))
         .grpc(serve_gateways)
@@ -97,6 +122,8 @@ fn catalog(config: &GekkoConfig) -> Vec<ServiceEntry> {
 struct UpEvents {
     /// The audit stream from `AUDIT_LOGGING_SETTINGS`, or `None` when it is disabled.
     audit: Option<Topic<AuditEvent>>,
+    /// The start-up report's rows, recorded with the `started` event.
+    startup: Vec<check::Row>,
 }
 
 impl UpEvents {
@@ -104,6 +131,7 @@ impl UpEvents {
         let a = &config.audit_logging;
         Self {
             audit: a.enabled.then(|| Topic::durable(a.stream.clone(), 1)),
+            startup: Vec::new(),
         }
     }
 }
@@ -112,8 +140,13 @@ impl Lifecycle for UpEvents {
     async fn started(&self, info: &HostInfo<'_>) {
         let mode = status::mode(info.config);
         let bus = info.bus.kind();
-        self.event(info.bus, "started", format!("mode={mode} bus={bus}"))
-            .await;
+        let table = serde_json::to_string(&self.startup).unwrap_or_default();
+        self.event(
+            info.bus,
+            "started",
+            format!("mode={mode} bus={bus} startup={table}"),
+        )
+        .await;
         tracing::info!(http_addr = %info.http_addr, grpc_addr = %info.grpc_addr, mode, "gekko up: listening");
         println!(
             "gekko up: mode={mode} bus={bus} http=http://{} grpc={}",
