@@ -155,6 +155,23 @@ pub trait Bus: Send + Sync + std::fmt::Debug + 'static {
     /// Backend failures.
     async fn stream_len(&self, stream: &str) -> Result<u64, BusError>;
 
+    /// The newest entry of a stream (`XREVRANGE + - COUNT 1`), or `None` when the stream is
+    /// empty or missing. This is how an append-only log (the audit chain) finds its head
+    /// after a restart.
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn last_entry(&self, stream: &str) -> Result<Option<Delivery>, BusError>;
+
+    /// Deletes every entry whose id is lower than `min_id` (`XTRIM MINID`, exact) and
+    /// returns how many went. Durable streams are never trimmed on append; this is the one
+    /// explicit way to remove entries, for a caller that has first copied them somewhere
+    /// safe (the audit archive).
+    ///
+    /// # Errors
+    /// [`BusError::Invalid`] for a malformed id; backend failures.
+    async fn trim_before(&self, stream: &str, min_id: &str) -> Result<u64, BusError>;
+
     /// Number of entries delivered to `group` but not yet acknowledged.
     ///
     /// # Errors

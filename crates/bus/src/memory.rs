@@ -256,6 +256,29 @@ impl Bus for MemoryBus {
             .map_or(0, |s| s.entries.len() as u64))
     }
 
+    async fn last_entry(&self, stream: &str) -> Result<Option<Delivery>, BusError> {
+        Ok(self.lock().streams.get(stream).and_then(|s| {
+            s.entries.last_key_value().map(|(id, p)| Delivery {
+                id: id.to_string(),
+                payload: p.clone(),
+            })
+        }))
+    }
+
+    async fn trim_before(&self, stream: &str, min_id: &str) -> Result<u64, BusError> {
+        let min = EntryId::parse(min_id)
+            .ok_or_else(|| BusError::Invalid(format!("bad stream id {min_id:?}")))?;
+        let mut state = self.lock();
+        let Some(s) = state.streams.get_mut(stream) else {
+            return Ok(0);
+        };
+        // Like XTRIM MINID: the entries go, the stream's last id (and so the next id
+        // handed out) does not move back.
+        let kept = s.entries.split_off(&min);
+        let removed = std::mem::replace(&mut s.entries, kept).len();
+        Ok(removed as u64)
+    }
+
     async fn pending_count(&self, stream: &str, group: &str) -> Result<u64, BusError> {
         self.lock()
             .streams

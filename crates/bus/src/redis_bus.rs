@@ -275,6 +275,12 @@ fn backoff(max: Duration) -> Backoff {
     })
 }
 
+/// `<ms>` or `<ms>-<seq>`, both decimal: the ids `XTRIM MINID` accepts.
+fn is_stream_id(id: &str) -> bool {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    ms.parse::<u64>().is_ok() && seq.parse::<u64>().is_ok()
+}
+
 fn xadd_cmd(stream: &StreamSpec, payload: &[u8]) -> redis::Cmd {
     let mut cmd = redis::cmd("XADD");
     cmd.arg(&stream.name);
@@ -473,6 +479,34 @@ impl Bus for RedisBus {
     async fn stream_len(&self, stream: &str) -> Result<u64, BusError> {
         let mut c = self.conn().await?;
         Ok(redis::cmd("XLEN").arg(stream).query_async(&mut c).await?)
+    }
+
+    async fn last_entry(&self, stream: &str) -> Result<Option<Delivery>, BusError> {
+        let mut c = self.conn().await?;
+        let reply: Value = redis::cmd("XREVRANGE")
+            .arg(stream)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut c)
+            .await?;
+        Ok(parse::entries(reply).into_iter().next())
+    }
+
+    async fn trim_before(&self, stream: &str, min_id: &str) -> Result<u64, BusError> {
+        if !is_stream_id(min_id) {
+            return Err(BusError::Invalid(format!("bad stream id {min_id:?}")));
+        }
+        let mut c = self.conn().await?;
+        // Exact (`=`), not `~`: the caller archived precisely the entries below `min_id`.
+        Ok(redis::cmd("XTRIM")
+            .arg(stream)
+            .arg("MINID")
+            .arg("=")
+            .arg(min_id)
+            .query_async(&mut c)
+            .await?)
     }
 
     async fn pending_count(&self, stream: &str, group: &str) -> Result<u64, BusError> {

@@ -211,6 +211,64 @@ mod scenarios {
         }
     }
 
+    /// `last_entry` finds a stream's head; `trim_before` removes exactly the entries below
+    /// an id, keeps the rest readable in order, and later appends still get higher ids.
+    pub(crate) async fn head_and_trim(bus: &dyn Bus) {
+        let s = StreamSpec::durable("t:audit");
+        assert_eq!(
+            bus.last_entry(&s.name).await.unwrap(),
+            None,
+            "missing stream"
+        );
+        assert_eq!(bus.trim_before(&s.name, "1-0").await.unwrap(), 0);
+        let sent = payloads(10);
+        let ids = bus.append_batch(&s, &sent).await.unwrap();
+        let head = bus.last_entry(&s.name).await.unwrap().expect("a head");
+        assert_eq!(
+            (head.id.as_str(), &head.payload),
+            (ids[9].as_str(), &sent[9])
+        );
+
+        assert_eq!(bus.trim_before(&s.name, &ids[4]).await.unwrap(), 4);
+        assert_eq!(bus.stream_len(&s.name).await.unwrap(), 6);
+        let mut t = bus
+            .tail_reader(&s.name, StartFrom::Beginning)
+            .await
+            .unwrap();
+        let left: Vec<Bytes> = t
+            .read(100, SHORT)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.payload)
+            .collect();
+        assert_eq!(left, sent[4..].to_vec());
+        assert_eq!(
+            bus.trim_before(&s.name, &ids[4]).await.unwrap(),
+            0,
+            "idempotent"
+        );
+
+        let err = bus.trim_before(&s.name, "not-an-id").await.unwrap_err();
+        assert!(err.to_string().contains("not-an-id"), "{err}");
+
+        // Trimming everything leaves an empty stream whose next id is still higher.
+        assert_eq!(
+            bus.trim_before(&s.name, &format!("{}-0", u64::MAX))
+                .await
+                .unwrap(),
+            6
+        );
+        assert_eq!(bus.last_entry(&s.name).await.unwrap(), None);
+        let next = bus.append(&s, Bytes::from_static(b"after")).await.unwrap();
+        assert!(id_key(&next) > id_key(&ids[9]), "{next} after {}", ids[9]);
+    }
+
+    fn id_key(id: &str) -> (u64, u64) {
+        let (ms, seq) = id.split_once('-').unwrap();
+        (ms.parse().unwrap(), seq.parse().unwrap())
+    }
+
     /// Typed topics round-trip through envelopes; garbage is reported by entry id.
     pub(crate) async fn typed_envelopes(bus: &dyn Bus) {
         let topic: Topic<Vec<u32>> = Topic::durable("t:typed", 1);
@@ -276,6 +334,11 @@ macro_rules! contract_suite {
             async fn pubsub_notices() {
                 let (bus, _server) = $fixture;
                 scenarios::pubsub_notices(&*bus).await;
+            }
+            #[tokio::test]
+            async fn head_and_trim() {
+                let (bus, _server) = $fixture;
+                scenarios::head_and_trim(&*bus).await;
             }
             #[tokio::test]
             async fn typed_envelopes() {
