@@ -96,7 +96,7 @@ fn a_full_valid_config_parses() {
         ("MONITORING_CONFIGURATIONS", "http_addr=0.0.0.0:9464,log_format=json,log_level=info;gekko_bus=debug"),
         ("BACKUP_SETTINGS", "enabled=yes,dir=/var/lib/gekko/backups,interval=6h,retention=3"),
         ("ENCRYPTION_SETTINGS", "key_file=/run/secrets/k"),
-        ("ACCESS_CONTROL_CONFIG", "grpc_auth_token=0123456789abcdef,read_only=1,allowed_clients=cli;dashboard"),
+        ("ACCESS_CONTROL_CONFIG", "grpc_auth_token=0123456789abcdef,read_only=1,allowed_clients=legacy"),
         ("AUDIT_LOGGING_SETTINGS", "enabled=false,retention_days=90"),
         ("COMPLIANCE_SETTINGS", "max_order_notional=5000,max_daily_notional=5000,restricted_pairs=ETH-USD,trading_enabled=no"),
         ("OANDA_API_TOKEN", "tok"),
@@ -122,7 +122,7 @@ fn a_full_valid_config_parses() {
     assert_eq!(c.monitoring.log_level, "info,gekko_bus=debug");
     assert!(c.backup.enabled);
     assert!(c.access_control.read_only);
-    assert_eq!(c.access_control.allowed_clients, ["cli", "dashboard"]);
+    assert_eq!(c.access_control.allowed_clients, ["legacy"]);
     assert_eq!(
         c.access_control
             .grpc_auth_token

@@ -10,6 +10,12 @@
 //!   grpcurl, Postman, evans), built from gekko's descriptor set plus the health and
 //!   reflection protos and any set registered with [`GrpcServer::with_descriptor_set`].
 //!
+//! Access control wraps the whole server: [`GrpcServer::serve`] puts the
+//! [`AuthLayer`] (from [`GrpcServer::with_auth`], else [`AuthLayer::default`], which still
+//! refuses methods missing from the access table) around the router, health and reflection
+//! included, so no service can be added without it. With [`GrpcServer::with_tls`] the
+//! listener speaks TLS (and requires client certificates when the material says so).
+//!
 //! Shutdown is graceful: when the token is cancelled the listener stops accepting, health
 //! turns `NOT_SERVING`, open health `Watch` streams are ended (they would otherwise hold
 //! the graceful shutdown open forever), and in-flight calls finish. Bound the wait with
@@ -18,6 +24,7 @@
 use std::convert::Infallible;
 use std::fmt;
 
+use gekko_security::{AuthLayer, ServerTls};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
@@ -38,6 +45,8 @@ pub struct GrpcServer {
     routes: RoutesBuilder,
     service_names: Vec<&'static str>,
     descriptor_sets: Vec<&'static [u8]>,
+    auth: AuthLayer,
+    tls: Option<tonic::transport::ServerTlsConfig>,
 }
 
 impl GrpcServer {
@@ -49,7 +58,23 @@ impl GrpcServer {
             routes: Routes::builder(),
             service_names: Vec::new(),
             descriptor_sets: vec![gekko_proto::FILE_DESCRIPTOR_SET],
+            auth: AuthLayer::default(),
+            tls: None,
         }
+    }
+
+    /// Enforces `auth` on every call (see the module docs).
+    #[must_use]
+    pub fn with_auth(mut self, auth: AuthLayer) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// Serves TLS (mTLS when `tls` has a client CA).
+    #[must_use]
+    pub fn with_tls(mut self, tls: &ServerTls) -> Self {
+        self.tls = Some(tls.tonic_config());
+        self
     }
 
     /// Adds a tonic service (a generated `…Server<T>`, possibly wrapped in an
@@ -97,6 +122,8 @@ impl GrpcServer {
             mut routes,
             service_names,
             descriptor_sets,
+            auth,
+            tls,
         } = self;
 
         let (reporter, health_service) = tonic_health::server::health_reporter();
@@ -126,9 +153,20 @@ impl GrpcServer {
         );
 
         if let Ok(addr) = listener.local_addr() {
-            tracing::info!(%addr, services = ?health.service_names, "serving gRPC");
+            tracing::info!(
+                %addr,
+                services = ?health.service_names,
+                tls = tls.is_some(),
+                auth = auth.policy().auth_enabled(),
+                "serving gRPC"
+            );
         }
-        let server = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls).map_err(RuntimeError::Grpc)?;
+        }
+        let server = builder
+            .layer(auth)
             .add_routes(routes.routes())
             .serve_with_incoming_shutdown(
                 TcpListenerStream::new(listener),
@@ -170,6 +208,8 @@ impl fmt::Debug for GrpcServer {
         f.debug_struct("GrpcServer")
             .field("services", &self.service_names)
             .field("descriptor_sets", &self.descriptor_sets.len())
+            .field("auth", self.auth.policy())
+            .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }

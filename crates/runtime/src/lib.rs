@@ -33,7 +33,7 @@ pub use error::RuntimeError;
 pub use grpc::GrpcServer;
 pub use health::{ComponentReport, Readiness, ReadyHandle};
 pub use host::{Exit, GrpcComposer, Host, HostInfo, Lifecycle};
-pub use http::{http_router, serve_http};
+pub use http::{http_router, serve_http, serve_https};
 pub use metrics::{describe_common, install_prometheus};
 pub use service::{BoxError, Provided, Service, ServiceCtx, ServiceEntry, Started};
 pub use shutdown::{Shutdown, StopRequest};

@@ -1,0 +1,3 @@
+fn main() {
+    print!("{}", gekko_security::methods::markdown_table());
+}
