@@ -54,6 +54,8 @@ struct Inner {
     started_ms: i64,
     readiness: Readiness,
     outcome: watch::Sender<Option<Outcome>>,
+    /// Each gateway's account when the process became ready.
+    at_start: std::sync::Mutex<Vec<(gekko_core::VenueId, Result<AccountSnapshot, String>)>>,
 }
 
 impl Controller {
@@ -69,6 +71,7 @@ impl Controller {
                 started_ms: now_ms(),
                 readiness,
                 outcome: watch::Sender::new(None),
+                at_start: std::sync::Mutex::new(Vec::new()),
             }),
         }
     }
@@ -89,6 +92,15 @@ impl Controller {
                 return Outcome::default();
             }
         }
+    }
+
+    /// Records every gateway's account at start-up: the report's starting positions,
+    /// against which this run's fills are accounted.
+    pub(crate) async fn started(&self, info: &HostInfo<'_>) {
+        let gateways = info.provided.all::<Gateway>();
+        let snaps = snapshots(&gateways, self.inner.settings.step_deadline).await;
+        let list = gateways.iter().map(Gateway::venue).zip(snaps).collect();
+        *gekko_core::sync::lock(&self.inner.at_start) = list;
     }
 
     /// Runs the shutdown steps of `request`'s mode on every hosted gateway, writes the
@@ -153,7 +165,24 @@ impl Controller {
                     (Vec::new(), Vec::new())
                 }
             };
-            let (instruments, rejects) = report::summarize(&events, &fills);
+            let at_start = gekko_core::sync::lock(&self.inner.at_start)
+                .iter()
+                .find(|(v, _)| *v == venue)
+                .map(|(_, s)| s.clone());
+            let start_qty: std::collections::BTreeMap<String, rust_decimal::Decimal> =
+                match &at_start {
+                    Some(Ok(s)) => s
+                        .positions
+                        .iter()
+                        .map(|p| (p.instrument.pair(), p.qty))
+                        .collect(),
+                    Some(Err(e)) => {
+                        errors.push(format!("{venue}: no account snapshot at start-up ({e}): P/L treats the start position as flat"));
+                        Default::default()
+                    }
+                    None => Default::default(),
+                };
+            let (instruments, rejects) = report::summarize(&events, &fills, &start_qty);
             let mut v = VenueReport {
                 venue: venue.to_string(),
                 reachable: b.is_ok() && a.is_ok(),
@@ -162,6 +191,10 @@ impl Controller {
                 open_orders_after: gw.open_orders(None).len() as u64,
                 ..VenueReport::default()
             };
+            if let Some(Ok(s)) = &at_start {
+                v.positions_at_start
+                    .extend(s.positions.iter().map(PositionLine::from));
+            }
             match b {
                 Ok(s) => fill_lines(&s, &mut v.positions_before, &mut v.balances_before),
                 Err(e) => errors.push(format!(

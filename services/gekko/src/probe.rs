@@ -37,19 +37,17 @@ fn venue_row(venue: VenueId, step: &str, status: Status, detail: impl Into<Strin
     }
 }
 
-/// One or more rows per venue.
+/// One or more rows per venue `gekko up` hosts a gateway for.
 pub(crate) async fn venues(cfg: &GekkoConfig) -> Vec<Row> {
     let mut rows = Vec::new();
-    for venue in VenueId::ALL {
+    for venue in crate::up::HOSTED_VENUES.iter().copied() {
         if cfg.paper_mode(venue) {
-            if venue == VenueId::BinanceUs {
-                rows.push(venue_row(
-                    venue,
-                    "endpoint",
-                    Status::Pass,
-                    "paper mode: an in-process simulator, nothing to probe",
-                ));
-            }
+            rows.push(venue_row(
+                venue,
+                "endpoint",
+                Status::Pass,
+                "paper mode: an in-process simulator, nothing to probe",
+            ));
             continue;
         }
         let url = cfg.api_endpoint(venue).unwrap_or(default_endpoint(venue));

@@ -7,9 +7,13 @@
 //! into `CONTROLLER_SETTINGS reports_dir`, also when a venue was down: the report then
 //! says which venue and which steps could not be confirmed.
 //!
-//! Realized P/L is computed per instrument from the fills with the average-cost method:
-//! a fill that reduces the position realizes `(price − average cost) × qty` (sign by
-//! side); a fill that adds to it moves the average. Fees charged in the quote asset are
+//! Realized P/L is computed per instrument from the fills, first in first out against two
+//! lots: the position held when the run started (from the start-up snapshot; its cost is
+//! unknown to gekko) and what this run opened (at its average cost). A fill that reduces
+//! the position closes the older lot first: closing the start-up lot is reported as
+//! `closed_from_start_qty` with no P/L, closing this run's lot realizes
+//! `(price − average cost) × qty` (sign by side). A base-asset fee reduces the lot it was
+//! charged on, as it reduces the holding. Fees charged in the quote asset are
 //! subtracted from it, fees in the base asset are valued at the fill price, and fees in
 //! any other asset (BNB, say) are listed by asset and not converted, since the report has
 //! no price for them.
@@ -62,8 +66,12 @@ pub(crate) struct InstrumentReport {
     pub net_pnl: Decimal,
     /// Fees in other assets, not converted.
     pub other_fees: BTreeMap<String, Decimal>,
-    /// The position the fills leave (bought − sold), and its average cost.
-    pub net_qty: Decimal,
+    /// Quantity closed out of the position held at start-up (no cost known, no P/L).
+    pub closed_from_start_qty: Decimal,
+    /// The position at start-up, and the one the fills leave (start + bought − sold − base
+    /// fees), with the average cost of the part this run opened.
+    pub start_qty: Decimal,
+    pub end_qty: Decimal,
     pub avg_cost: Option<Decimal>,
 }
 
@@ -76,6 +84,8 @@ pub(crate) struct VenueReport {
     pub instruments: Vec<InstrumentReport>,
     /// Rejections of this run by reason.
     pub rejects: BTreeMap<String, u64>,
+    /// At start-up, before the shutdown steps, and after them.
+    pub positions_at_start: Vec<PositionLine>,
     pub positions_before: Vec<PositionLine>,
     pub positions_after: Vec<PositionLine>,
     pub balances_before: Vec<BalanceLine>,
@@ -146,10 +156,11 @@ pub(crate) struct FinalReport {
 }
 
 /// Aggregates one venue's order events and fills of this run into instrument lines and
-/// rejects by reason.
+/// rejects by reason; `start` is each instrument's position (`BASE-QUOTE`) at start-up.
 pub(crate) fn summarize(
     events: &[OrderEvent],
     fills: &[Fill],
+    start: &BTreeMap<String, Decimal>,
 ) -> (Vec<InstrumentReport>, BTreeMap<String, u64>) {
     let mut by_inst: BTreeMap<String, InstrumentReport> = BTreeMap::new();
     let mut orders: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
@@ -185,7 +196,7 @@ pub(crate) fn summarize(
         .filter(|f| seen.insert((f.instrument.clone(), f.trade_id.clone())))
         .collect();
     ordered.sort_by_key(|f| f.ts_ms);
-    let mut books: BTreeMap<String, CostBasis> = BTreeMap::new();
+    let mut books: BTreeMap<String, Lots> = BTreeMap::new();
     for f in ordered {
         let key = format!("{}-{}", f.instrument.base, f.instrument.quote);
         let line = by_inst
@@ -210,12 +221,18 @@ pub(crate) fn summarize(
             Side::Buy => f.qty,
             Side::Sell => -f.qty,
         };
-        line.realized_pnl += books.entry(key).or_default().apply(signed, f.price);
+        let book = books
+            .entry(key.clone())
+            .or_insert_with(|| Lots::starting(start.get(&key).copied().unwrap_or_default()));
+        let (realized, unpriced) = book.apply(signed, f.price);
+        line.realized_pnl += realized;
+        line.closed_from_start_qty += unpriced;
         if f.fee.is_zero() {
         } else if f.fee_asset.eq_ignore_ascii_case(&f.instrument.quote) {
             line.fees_in_quote += f.fee;
         } else if f.fee_asset.eq_ignore_ascii_case(&f.instrument.base) {
             line.fees_in_quote += f.fee * f.price;
+            book.charge_base_fee(f.fee);
         } else {
             *line
                 .other_fees
@@ -225,51 +242,85 @@ pub(crate) fn summarize(
     }
     for (key, line) in &mut by_inst {
         line.net_pnl = line.realized_pnl - line.fees_in_quote;
-        if let Some(b) = books.get(key) {
-            line.net_qty = b.qty;
-            line.avg_cost = (!b.qty.is_zero()).then_some(b.avg);
+        line.start_qty = start.get(key).copied().unwrap_or_default();
+        match books.get(key) {
+            Some(b) => {
+                line.end_qty = b.start + b.run;
+                line.avg_cost = (!b.run.is_zero()).then_some(b.avg);
+            }
+            None => line.end_qty = line.start_qty,
         }
     }
     (by_inst.into_values().collect(), rejects)
 }
 
-/// A signed position and its average cost.
+/// A position in two lots: what was held at start-up (cost unknown) and what this run
+/// opened (at `avg`). Both lots have the sign of the position.
 #[derive(Debug, Default, Clone, Copy)]
-struct CostBasis {
-    qty: Decimal,
+struct Lots {
+    start: Decimal,
+    run: Decimal,
     avg: Decimal,
 }
 
-impl CostBasis {
-    /// Applies a signed fill; returns the P/L it realizes.
-    fn apply(&mut self, signed_qty: Decimal, price: Decimal) -> Decimal {
-        let same_direction =
-            self.qty.is_zero() || (self.qty > Decimal::ZERO) == (signed_qty > Decimal::ZERO);
-        if same_direction {
-            let total = self.qty + signed_qty;
-            if !total.is_zero() {
-                self.avg = (self.avg * self.qty.abs() + price * signed_qty.abs()) / total.abs();
-            }
-            self.qty = total;
-            return Decimal::ZERO;
+fn sign(d: Decimal) -> Decimal {
+    if d > Decimal::ZERO {
+        Decimal::ONE
+    } else if d < Decimal::ZERO {
+        -Decimal::ONE
+    } else {
+        Decimal::ZERO
+    }
+}
+
+impl Lots {
+    fn starting(qty: Decimal) -> Self {
+        Self {
+            start: qty,
+            ..Self::default()
         }
-        // Reducing (and perhaps reversing) the position.
-        let closed = signed_qty.abs().min(self.qty.abs());
-        let direction = if self.qty > Decimal::ZERO {
-            Decimal::ONE
-        } else {
-            -Decimal::ONE
-        };
-        let realized = (price - self.avg) * closed * direction;
-        let total = self.qty + signed_qty;
-        if total.is_zero() {
+    }
+
+    /// Applies a signed fill; returns the P/L it realizes and the quantity it closed out
+    /// of the start-up lot.
+    fn apply(&mut self, signed_qty: Decimal, price: Decimal) -> (Decimal, Decimal) {
+        let total = self.start + self.run;
+        if total.is_zero() || sign(total) == sign(signed_qty) {
+            let run = self.run + signed_qty;
+            self.avg = (self.avg * self.run.abs() + price * signed_qty.abs()) / run.abs();
+            self.run = run;
+            return (Decimal::ZERO, Decimal::ZERO);
+        }
+        let mut left = signed_qty.abs();
+        // The older lot first.
+        let from_start = left.min(self.start.abs());
+        self.start -= from_start * sign(self.start);
+        left -= from_start;
+        let from_run = left.min(self.run.abs());
+        let realized = (price - self.avg) * from_run * sign(self.run);
+        self.run -= from_run * sign(self.run);
+        left -= from_run;
+        if self.run.is_zero() {
             self.avg = Decimal::ZERO;
-        } else if (total > Decimal::ZERO) != (self.qty > Decimal::ZERO) {
-            // Reversed: the remainder opens at this price.
+        }
+        if !left.is_zero() {
+            // Reversed: the remainder opens this run's lot on the other side.
+            self.run = left * sign(signed_qty);
             self.avg = price;
         }
-        self.qty = total;
-        realized
+        (realized, from_start)
+    }
+
+    /// A fee taken in the base asset shrinks the newest lot, as it shrinks the holding.
+    fn charge_base_fee(&mut self, fee: Decimal) {
+        if self.run > Decimal::ZERO {
+            self.run -= fee.min(self.run);
+        } else if self.start > Decimal::ZERO {
+            self.start -= fee.min(self.start);
+        } else {
+            // Flat or short: paying base adds to the short (its cost stays the average).
+            self.run -= fee;
+        }
     }
 }
 
@@ -342,7 +393,7 @@ pub(crate) fn markdown(r: &FinalReport) -> String {
         );
         let _ = writeln!(
             out,
-            "| instrument | orders | fills | bought | sold | realized P/L | fees (quote) | net P/L | other fees | net qty |\n|---|---|---|---|---|---|---|---|---|---|"
+            "| instrument | orders | fills | bought | sold | realized P/L | fees (quote) | net P/L | other fees | start → end qty | closed from start |\n|---|---|---|---|---|---|---|---|---|---|---|"
         );
         for i in &v.instruments {
             let other = if i.other_fees.is_empty() {
@@ -356,7 +407,7 @@ pub(crate) fn markdown(r: &FinalReport) -> String {
             };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} ({}) | {} ({}) | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} ({}) | {} ({}) | {} | {} | {} | {} | {} → {} | {} |",
                 i.instrument,
                 i.orders,
                 i.fills,
@@ -368,7 +419,9 @@ pub(crate) fn markdown(r: &FinalReport) -> String {
                 i.fees_in_quote,
                 i.net_pnl,
                 other,
-                i.net_qty
+                i.start_qty,
+                i.end_qty,
+                i.closed_from_start_qty
             );
         }
         let rejects = if v.rejects.is_empty() {
@@ -385,10 +438,14 @@ pub(crate) fn markdown(r: &FinalReport) -> String {
             "\nRejects: {rejects}. Open orders after the steps: {}.\n",
             v.open_orders_after
         );
-        let _ = writeln!(out, "| position | before | after |\n|---|---|---|");
+        let _ = writeln!(
+            out,
+            "| position | at start | before the steps | after |\n|---|---|---|---|"
+        );
         let mut names: Vec<&str> = v
-            .positions_before
+            .positions_at_start
             .iter()
+            .chain(&v.positions_before)
             .chain(&v.positions_after)
             .map(|p| p.instrument.as_str())
             .collect();
@@ -402,7 +459,8 @@ pub(crate) fn markdown(r: &FinalReport) -> String {
             };
             let _ = writeln!(
                 out,
-                "| {n} | {} | {} |",
+                "| {n} | {} | {} | {} |",
+                find(&v.positions_at_start),
                 find(&v.positions_before),
                 find(&v.positions_after)
             );
@@ -454,19 +512,29 @@ mod tests {
 
     #[test]
     fn average_cost_realizes_on_reduction_and_reversal() {
-        let mut b = CostBasis::default();
-        assert_eq!(b.apply(dec!(1), dec!(100)), dec!(0));
-        assert_eq!(b.apply(dec!(1), dec!(200)), dec!(0));
+        let mut b = Lots::default();
+        let z = (dec!(0), dec!(0));
+        assert_eq!(b.apply(dec!(1), dec!(100)), z);
+        assert_eq!(b.apply(dec!(1), dec!(200)), z);
         assert_eq!(b.avg, dec!(150));
         // Sell 1.5 at 170: realizes 1.5 × 20.
-        assert_eq!(b.apply(dec!(-1.5), dec!(170)), dec!(30));
-        assert_eq!((b.qty, b.avg), (dec!(0.5), dec!(150)));
+        assert_eq!(b.apply(dec!(-1.5), dec!(170)), (dec!(30), dec!(0)));
+        assert_eq!((b.run, b.avg), (dec!(0.5), dec!(150)));
         // Sell 1 at 140: closes 0.5 (−5), opens a 0.5 short at 140.
-        assert_eq!(b.apply(dec!(-1), dec!(140)), dec!(-5));
-        assert_eq!((b.qty, b.avg), (dec!(-0.5), dec!(140)));
+        assert_eq!(b.apply(dec!(-1), dec!(140)), (dec!(-5), dec!(0)));
+        assert_eq!((b.run, b.avg), (dec!(-0.5), dec!(140)));
         // Buy back at 130: the short gains 5.
-        assert_eq!(b.apply(dec!(0.5), dec!(130)), dec!(5));
-        assert!(b.qty.is_zero());
+        assert_eq!(b.apply(dec!(0.5), dec!(130)), (dec!(5), dec!(0)));
+        assert!(b.run.is_zero());
+    }
+
+    #[test]
+    fn the_start_up_holding_closes_first_and_has_no_pnl() {
+        // Held 20 at start, bought 0.5 at 3000, sold 20.5 at 3010.
+        let mut b = Lots::starting(dec!(20));
+        assert_eq!(b.apply(dec!(0.5), dec!(3000)), (dec!(0), dec!(0)));
+        assert_eq!(b.apply(dec!(-20.5), dec!(3010)), (dec!(5), dec!(20)));
+        assert_eq!((b.start, b.run), (dec!(0), dec!(0)));
     }
 
     #[test]
@@ -477,16 +545,18 @@ mod tests {
             fill("b", Side::Sell, dec!(110), dec!(1), dec!(0.11), "USD", 2),
             fill("c", Side::Sell, dec!(90), dec!(1), dec!(0.01), "BNB", 3),
         ];
-        let (lines, rejects) = summarize(&[], &fills);
+        let (lines, rejects) = summarize(&[], &fills, &BTreeMap::new());
         assert!(rejects.is_empty());
         let l = &lines[0];
         assert_eq!((l.instrument.as_str(), l.fills), ("BTC-USD", 3));
         assert_eq!((l.bought_qty, l.sold_qty), (dec!(2), dec!(2)));
         assert_eq!((l.bought_notional, l.sold_notional), (dec!(200), dec!(200)));
-        assert_eq!(l.realized_pnl, dec!(0), "+10 then -10");
+        // 1.998 held after the fee: +10 on the first unit, −9.98 on the other 0.998.
+        assert_eq!(l.realized_pnl, dec!(0.02));
         assert_eq!(l.fees_in_quote, dec!(0.2) + dec!(0.11));
-        assert_eq!(l.net_pnl, dec!(-0.31));
+        assert_eq!(l.net_pnl, dec!(-0.29));
         assert_eq!(l.other_fees.get("BNB"), Some(&dec!(0.01)));
-        assert_eq!((l.net_qty, l.avg_cost), (dec!(0), None));
+        // 2 bought, 0.002 of them paid as fee, 2 sold: 0.002 short.
+        assert_eq!((l.start_qty, l.end_qty), (dec!(0), dec!(-0.002)));
     }
 }

@@ -82,6 +82,10 @@ pub(crate) async fn run(mut loaded: Loaded, paper_trade: bool) -> Exit {
         .into()
 }
 
+/// The venues this build hosts a gateway for (see [`catalog`]); the start-up report
+/// probes their endpoints.
+pub(crate) const HOSTED_VENUES: &[gekko_config::VenueId] = &[gekko_config::VenueId::BinanceUs];
+
 /// A rule that says whether a config wants a service.
 type Wanted = fn(&GekkoConfig) -> bool;
 
@@ -147,6 +151,9 @@ impl Lifecycle for UpEvents {
             format!("mode={mode} bus={bus} startup={table}"),
         )
         .await;
+        for controller in info.provided.all::<Controller>() {
+            controller.started(info).await;
+        }
         tracing::info!(http_addr = %info.http_addr, grpc_addr = %info.grpc_addr, mode, "gekko up: listening");
         println!(
             "gekko up: mode={mode} bus={bus} http=http://{} grpc={}",
