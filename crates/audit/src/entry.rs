@@ -128,7 +128,10 @@ impl Entry {
     }
 
     /// SHA-256 over the canonical encoding, with `prev` as given (see the module docs).
-    pub(crate) fn compute_hash(&self, prev: &[u8; 32]) -> [u8; 32] {
+    /// Public because a hash is no secret: anyone can recompute one, which is why every
+    /// entry also carries a MAC.
+    #[must_use]
+    pub fn compute_hash(&self, prev: &[u8; 32]) -> [u8; 32] {
         let mut h = Sha256::new();
         h.update(b"gekko-audit/v1\0");
         h.update(self.seq.to_be_bytes());
@@ -145,13 +148,17 @@ impl Entry {
     }
 
     /// The JSON stored on the stream.
-    pub(crate) fn to_bytes(&self) -> bytes::Bytes {
+    #[must_use]
+    pub fn to_bytes(&self) -> bytes::Bytes {
         // Serialising a struct of strings, integers and a `Value` cannot fail.
         bytes::Bytes::from(serde_json::to_vec(self).unwrap_or_default())
     }
 
     /// Parses a stored entry.
-    pub(crate) fn parse(payload: &[u8]) -> Result<Self, String> {
+    ///
+    /// # Errors
+    /// Why the payload is not an audit entry of this format version.
+    pub fn parse(payload: &[u8]) -> Result<Self, String> {
         let e: Self =
             serde_json::from_slice(payload).map_err(|e| format!("not an audit entry: {e}"))?;
         if e.v != ENTRY_VERSION {
