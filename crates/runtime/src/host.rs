@@ -33,6 +33,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use gekko_audit::AuditLog;
 use gekko_bus::Bus;
 use gekko_config::{GekkoConfig, Loaded};
 use tokio::net::TcpListener;
@@ -97,6 +98,9 @@ pub struct HostInfo<'a> {
     pub grpc_addr: SocketAddr,
     /// Every value the services [provided](crate::Started::provide), e.g. the gateways.
     pub provided: &'a Provided,
+    /// The process's audit trail (the one every service's [`ServiceCtx::audit`] records
+    /// through).
+    pub audit: &'a AuditLog,
 }
 
 impl std::fmt::Debug for HostInfo<'_> {
@@ -150,6 +154,7 @@ pub struct Host {
     program: &'static str,
     services: Vec<ServiceEntry>,
     composers: Vec<GrpcComposer>,
+    owns_audit_stream: bool,
 }
 
 impl Host {
@@ -161,7 +166,18 @@ impl Host {
             program,
             services: Vec::new(),
             composers: Vec::new(),
+            owns_audit_stream: false,
         }
+    }
+
+    /// Makes this program the writer of the configured audit stream
+    /// (`AUDIT_LOGGING_SETTINGS stream`). Only one process may be: `gekko up`. Without
+    /// this a program writes `<stream>:<program>` ([`gekko_audit::program_stream`]), so a
+    /// service binary run on its own never forks the controller's chain.
+    #[must_use]
+    pub fn owns_audit_stream(mut self) -> Self {
+        self.owns_audit_stream = true;
+        self
     }
 
     /// Adds service `S`.
@@ -255,7 +271,15 @@ impl Host {
         for w in &warnings {
             tracing::warn!(%w, "configuration warning");
         }
-        let exit = serve(program, &config, resolved, &self.composers, lifecycle).await;
+        let exit = serve(
+            program,
+            &config,
+            resolved,
+            &self.composers,
+            lifecycle,
+            self.owns_audit_stream,
+        )
+        .await;
         // The exporter's flush blocks; `shutdown_async` keeps it off the runtime threads
         // whose I/O it needs.
         if let Some(guard) = guard
@@ -291,6 +315,39 @@ fn error_chain(err: &(dyn Error + 'static)) -> String {
     out
 }
 
+/// How often entries past `retention_days` are moved to the sealed archive (and once at
+/// start-up).
+const AUDIT_RETENTION_EVERY: Duration = Duration::from_hours(24);
+
+/// Opens the process's audit trail on the bus: the configured stream when this program
+/// owns it, else `<stream>:<program>`. A key that cannot be loaded exits 64; a chain head
+/// that does not verify (the stream was tampered with) exits 69: extending a broken chain
+/// would hide where it broke.
+async fn open_audit(
+    program: &'static str,
+    config: &GekkoConfig,
+    bus: &Arc<dyn Bus>,
+    owns_audit_stream: bool,
+) -> Result<AuditLog, Exit> {
+    let settings = &config.audit_logging;
+    let stream = if owns_audit_stream {
+        settings.stream.clone()
+    } else {
+        gekko_audit::program_stream(settings, program)
+    };
+    AuditLog::open_stream(bus.clone(), settings, &stream, program)
+        .await
+        .map_err(|e| {
+            let chain = error_chain(&e);
+            tracing::error!(error = %chain, "cannot open the audit trail");
+            eprintln!("{program}: cannot open the audit trail: {chain}");
+            match e {
+                gekko_audit::AuditError::Key(_) => Exit::Config,
+                _ => Exit::Unavailable,
+            }
+        })
+}
+
 /// Binds `addr`, or says which port could not be bound.
 async fn bind(program: &str, what: &str, addr: SocketAddr) -> Result<TcpListener, Exit> {
     TcpListener::bind(addr).await.map_err(|e| {
@@ -307,6 +364,7 @@ async fn serve(
     resolved: Vec<ResolvedService>,
     composers: &[GrpcComposer],
     lifecycle: &impl Lifecycle,
+    owns_audit_stream: bool,
 ) -> Exit {
     let metrics = match crate::metrics::install_prometheus() {
         Ok(h) => h,
@@ -345,6 +403,19 @@ async fn serve(
         }
     };
     tracing::info!(bus = bus.kind(), "bus opened");
+    let audit = match open_audit(program, config, &bus, owns_audit_stream).await {
+        Ok(a) => a,
+        Err(exit) => return exit,
+    };
+    {
+        let audit = audit.clone();
+        let token = shutdown.child_token();
+        shutdown.spawn("audit-retention", async move {
+            audit.run_retention(AUDIT_RETENTION_EVERY, token).await;
+            Ok::<(), std::convert::Infallible>(())
+        });
+    }
+
 
     // Mirror the bus's own readiness into the latch; Redis can come and go. Polling (not
     // a notification) because the bus exposes readiness as a cheap flag.
@@ -378,6 +449,7 @@ async fn serve(
     for service in resolved {
         let name = service.name();
         let ctx = ServiceCtx::new(bus.clone(), readiness.clone(), &shutdown)
+            .with_audit(audit.clone())
             .with_provided(provided.clone());
         match service.start(&ctx).await {
             Ok(started) => {
@@ -410,6 +482,7 @@ async fn serve(
         http_addr,
         grpc_addr,
         provided: &provided,
+        audit: &audit,
     };
     lifecycle.started(&info).await;
     startup.set_ready();
@@ -424,6 +497,9 @@ async fn serve(
     drop(held);
     drop(startup);
     lifecycle.stopped(&info, clean).await;
+    // Records queued without waiting (interceptors, sync callbacks) are written before
+    // the process exits; the bus is still open.
+    audit.flush().await;
     if clean {
         tracing::info!("{program} stopped cleanly");
         Exit::Ok

@@ -26,6 +26,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use gekko_audit::AuditLog;
 use gekko_bus::Bus;
 use gekko_config::GekkoConfig;
 use tokio_util::sync::CancellationToken;
@@ -100,6 +101,7 @@ pub struct ServiceCtx {
     shutdown: Shutdown,
     cancel: CancellationToken,
     provided: Provided,
+    audit: AuditLog,
 }
 
 impl ServiceCtx {
@@ -113,7 +115,25 @@ impl ServiceCtx {
             cancel: shutdown.child_token(),
             shutdown: shutdown.clone(),
             provided: Provided::default(),
+            audit: AuditLog::disabled(),
         }
+    }
+
+    /// The same context, recording through `audit`. The host gives every service the
+    /// process's one audit log; a context built with [`new`](Self::new) records nothing.
+    #[must_use]
+    pub fn with_audit(mut self, audit: AuditLog) -> Self {
+        self.audit = audit;
+        self
+    }
+
+    /// The process's tamper-evident audit trail: record order commands, cancels,
+    /// close-positions, auth failures, config changes and secret access through it
+    /// ([`AuditLog::record`] where the caller can wait, [`AuditLog::record_detached`]
+    /// where it cannot).
+    #[must_use]
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
     }
 
     /// The same context, seeing `provided`: what the services started before this one
@@ -193,6 +213,7 @@ impl fmt::Debug for ServiceCtx {
         f.debug_struct("ServiceCtx")
             .field("bus", &self.bus.kind())
             .field("readiness", &self.readiness)
+            .field("audit", &self.audit)
             .field("cancelled", &self.cancel.is_cancelled())
             .finish_non_exhaustive()
     }
