@@ -81,7 +81,7 @@ static VARIABLES: &[VariableDoc] = &[
         "`PAIR=quantity,...`, PAIR plain or venue-qualified (`binanceus:BTC-USD=1`); quantity a decimal above 0; each pair must be covered by `SUPPORTED_TRADING_PAIRS`",
         "empty (no limits)",
         "`BTC-USD=2,ETH-USD=20,binanceus:BTC-USD=1`",
-        "Largest absolute position per pair, in base units. A plain limit applies on every venue; a venue-qualified one overrides it on that venue.",
+        "Largest absolute position per pair, in base units, enforced by each gateway before an order is sent. Working orders count: the holding plus the unfilled quantity of every open order on the same side plus the new order must stay within the limit, so stacked resting buys cannot exceed it (sells likewise, for short positions on margin venues). An order that reduces that exposure is always allowed. A plain limit applies on every venue; a venue-qualified one overrides it on that venue.",
     ),
     doc(
         names::ML_MODEL_ENDPOINTS,
@@ -162,10 +162,10 @@ static VARIABLES: &[VariableDoc] = &[
     ),
     doc(
         names::COMPLIANCE_SETTINGS,
-        "keys `max_order_notional` (a decimal above 0), `max_daily_notional` (at least `max_order_notional`), `restricted_pairs` (`;`-separated pairs from `SUPPORTED_TRADING_PAIRS`), `trading_enabled` (bool)",
-        "`max_order_notional=100000,max_daily_notional=1000000,trading_enabled=true`, nothing restricted",
-        "`max_order_notional=5000,max_daily_notional=50000,restricted_pairs=ETH-USD`",
-        "Pre-trade limits in the quote currency. `trading_enabled=false` is the kill switch.",
+        "keys `max_order_notional` (a decimal above 0), `max_daily_notional` (at least `max_order_notional`), `daily_reset_hour` (an integer 0..=23), `restricted_pairs` (`;`-separated pairs from `SUPPORTED_TRADING_PAIRS`), `trading_enabled` (bool)",
+        "`max_order_notional=100000,max_daily_notional=1000000,daily_reset_hour=0,trading_enabled=true`, nothing restricted",
+        "`max_order_notional=5000,max_daily_notional=50000,daily_reset_hour=22,restricted_pairs=ETH-USD`",
+        "Pre-trade limits in the quote currency, enforced by each gateway before anything is sent. `max_order_notional` caps one order (a market order is priced at the best opposite quote, and refused while the gateway has none). `max_daily_notional` caps the notional sent per trading day (orders the venue did not refuse, cancelled ones included), which starts at `daily_reset_hour`:00 UTC; the sum is rebuilt exactly from `gekko:orders:<venue>` at start-up, so a restart does not reset it. `trading_enabled=false` refuses every new order and cannot be overridden; the runtime kill switch is `GatewayService.SetTradingEnabled` (admin), recorded on `gekko:kill_switch:<venue>` so it survives a restart.",
     ),
     doc(
         names::CONTROLLER_SETTINGS,

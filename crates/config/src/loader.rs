@@ -918,6 +918,7 @@ fn compliance(vars: &Vars<'_>, supported: Option<&[Pair]>, problems: &mut Proble
         problems,
     );
     let order_ok = s.set(
+            "daily_reset_hour",
         "max_order_notional",
         &mut out.max_order_notional,
         NOTIONAL_FORM,
@@ -942,6 +943,7 @@ fn compliance(vars: &Vars<'_>, supported: Option<&[Pair]>, problems: &mut Proble
                 "max_daily_notional {} is less than max_order_notional {}",
                 out.max_daily_notional, out.max_order_notional
             ),
+    s.int("daily_reset_hour", &mut out.daily_reset_hour, &(0..=23));
             "max_daily_notional at least max_order_notional",
         );
     }

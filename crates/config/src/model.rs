@@ -613,11 +613,15 @@ impl fmt::Debug for AuditLogging {
 pub struct Compliance {
     /// Largest notional (price times quantity, quote currency) of one order.
     pub max_order_notional: Decimal,
-    /// Largest notional traded per UTC day; at least `max_order_notional`.
+    /// Largest notional sent per trading day (orders the venue did not refuse); at least
+    /// `max_order_notional`.
     pub max_daily_notional: Decimal,
+    /// The UTC hour (0..=23) at which the trading day of `max_daily_notional` starts.
+    pub daily_reset_hour: u8,
     /// Pairs that may not be traded even though they are supported.
     pub restricted_pairs: Vec<Pair>,
-    /// The kill switch: `false` rejects every new order.
+    /// The master switch: `false` rejects every new order (the runtime kill switch,
+    /// `SetTradingEnabled`, cannot override it).
     pub trading_enabled: bool,
 }
 
@@ -626,6 +630,7 @@ impl Default for Compliance {
         Self {
             max_order_notional: Decimal::new(100_000, 0),
             max_daily_notional: Decimal::new(1_000_000, 0),
+            daily_reset_hour: 0,
             restricted_pairs: Vec::new(),
             trading_enabled: true,
         }

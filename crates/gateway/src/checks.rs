@@ -1,6 +1,14 @@
 //! Pre-trade checks: nothing leaves the gateway that the venue's filters or gekko's own
 //! risk limits would refuse. Each failure names the rule, the value and the limit, so the
 //! gRPC caller gets a precise reason.
+//!
+//! Two kinds of rule live here, as pure functions:
+//! - [`check_order`] judges the request alone (switches, filters, one order's notional);
+//!   the engine runs it before taking any lock.
+//! - [`check_inflight`], [`check_daily_notional`] and [`check_position`] depend on every
+//!   other order. The order tracker runs them under its lock, in the same critical
+//!   section that inserts the new order, so two concurrent submits cannot both pass a
+//!   limit that only one of them fits under.
 
 use std::collections::BTreeMap;
 
@@ -16,9 +24,12 @@ pub struct RiskLimits {
     pub position_limits: BTreeMap<String, Decimal>,
     /// Largest notional of one order (quote currency); zero = unlimited.
     pub max_order_notional: Decimal,
-    /// Largest notional sent per UTC day (quote currency), counting every order the venue
-    /// did not refuse; zero = unlimited. `COMPLIANCE_SETTINGS.max_daily_notional`.
+    /// Largest notional sent per trading day (quote currency), counting every order the
+    /// venue did not refuse; zero = unlimited. `COMPLIANCE_SETTINGS.max_daily_notional`.
     pub max_daily_notional: Decimal,
+    /// The UTC hour (0..=23) at which the trading day of `max_daily_notional` starts.
+    /// `COMPLIANCE_SETTINGS.daily_reset_hour`.
+    pub daily_reset_hour: u8,
     /// Most orders whose submit the venue has not yet acknowledged (pending or in
     /// flight); zero = unlimited. `SYSTEM_PERFORMANCE_PARAMS.max_inflight_orders`.
     pub max_inflight_orders: usize,
@@ -31,9 +42,22 @@ pub struct RiskLimits {
 /// Why an order was refused before sending.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CheckError {
-    /// Trading is switched off (`COMPLIANCE_SETTINGS trading_enabled=false`, or halted).
-    #[error("trading is disabled")]
+    /// Trading is switched off by configuration (`COMPLIANCE_SETTINGS trading_enabled=false`).
+    #[error("trading is disabled (COMPLIANCE_SETTINGS trading_enabled=false)")]
     TradingDisabled,
+    /// New orders are halted by the kill switch (`SetTradingEnabled`, or a shutdown that
+    /// stops entries).
+    #[error("kill switch engaged: new orders are refused ({reason})")]
+    KillSwitch {
+        /// Why it was engaged, as given by whoever engaged it.
+        reason: String,
+    },
+    /// A market order could not be priced: the gateway has no quote or book for the
+    /// instrument yet, so its notional limits cannot be checked.
+    #[error(
+        "market order on {0} refused: no reference price yet (no quote or book from the venue); retry when market data flows, or send a limit order"
+    )]
+    NoReferencePrice(String),
     /// The instrument is unknown, not configured, or not trading.
     #[error("instrument {0} is not tradable here")]
     NotTradable(String),
@@ -62,22 +86,42 @@ pub enum CheckError {
     },
 }
 
+impl CheckError {
+    /// The rule that refused the order, as a short stable name for counting refusals:
+    /// `trading_enabled`, `kill_switch`, `no_reference_price`, `not_tradable`,
+    /// `restricted_pairs`, `invalid`, a venue filter name (`LOT_SIZE`, ...) or a limit
+    /// setting (`POSITION_LIMITS`, `COMPLIANCE_SETTINGS.max_daily_notional`, ...).
+    #[must_use]
+    pub fn rule(&self) -> &'static str {
+        match self {
+            Self::TradingDisabled => "trading_enabled",
+            Self::KillSwitch { .. } => "kill_switch",
+            Self::NoReferencePrice(_) => "no_reference_price",
+            Self::NotTradable(_) => "not_tradable",
+            Self::Restricted(_) => "restricted_pairs",
+            Self::Invalid(_) => "invalid",
+            Self::Filter { filter, .. } => filter,
+            Self::Risk { limit, .. } => limit,
+        }
+    }
+}
+
 fn is_multiple(value: Decimal, step: Decimal) -> bool {
     step.is_zero() || (value % step).is_zero()
 }
 
-/// Runs every check. `reference_price` prices market orders (best opposite quote);
-/// `position` is the current signed position in the instrument's base asset.
+/// Runs every check on the request alone, and returns the price its notional is counted
+/// at: the limit price, or for a market order `reference_price` (the best opposite quote).
 ///
 /// # Errors
-/// The first failing check, as a [`CheckError`].
+/// The first failing check, as a [`CheckError`]; a market order without a reference
+/// price is [`CheckError::NoReferencePrice`].
 pub fn check_order(
     req: &OrderRequest,
     info: Option<&InstrumentInfo>,
     limits: &RiskLimits,
     reference_price: Option<Decimal>,
-    position: Decimal,
-) -> Result<(), CheckError> {
+) -> Result<Decimal, CheckError> {
     let pair = req.instrument.pair();
     if !limits.trading_enabled {
         return Err(CheckError::TradingDisabled);
@@ -106,7 +150,7 @@ pub fn check_order(
                     ),
                 });
             }
-            Some(p)
+            p
         }
         (OrderType::Limit, _) => {
             return Err(CheckError::Invalid(
@@ -118,7 +162,10 @@ pub fn check_order(
                 "a market order takes no price".to_owned(),
             ));
         }
-        (OrderType::Market, None) => reference_price,
+        (OrderType::Market, None) => match reference_price {
+            Some(p) if p > Decimal::ZERO => p,
+            _ => return Err(CheckError::NoReferencePrice(pair)),
+        },
     };
     if !is_multiple(req.qty, info.lot_size) {
         return Err(CheckError::Filter {
@@ -141,41 +188,95 @@ pub fn check_order(
             detail: format!("quantity {} is above the maximum {}", req.qty, info.max_qty),
         });
     }
-    if let Some(p) = price {
-        let notional = p * req.qty;
-        if !info.min_notional.is_zero() && notional < info.min_notional {
-            return Err(CheckError::Filter {
-                filter: "MIN_NOTIONAL",
-                detail: format!(
-                    "notional {notional} is below the minimum {}",
-                    info.min_notional
-                ),
-            });
-        }
-        if !limits.max_order_notional.is_zero() && notional > limits.max_order_notional {
-            return Err(CheckError::Risk {
-                limit: "COMPLIANCE_SETTINGS.max_order_notional",
-                detail: format!("notional {notional} exceeds {}", limits.max_order_notional),
-            });
-        }
+    let notional = price * req.qty;
+    if !info.min_notional.is_zero() && notional < info.min_notional {
+        return Err(CheckError::Filter {
+            filter: "MIN_NOTIONAL",
+            detail: format!(
+                "notional {notional} is below the minimum {}",
+                info.min_notional
+            ),
+        });
     }
-    if let Some(max) = limits.position_limits.get(&pair) {
-        let after = position + req.side.sign() * req.qty;
-        // Orders that reduce exposure are always allowed, even beyond the limit.
-        let reduces = after.abs() < position.abs();
-        if after.abs() > *max && !reduces {
-            return Err(CheckError::Risk {
-                limit: "POSITION_LIMITS",
-                detail: format!(
-                    "{pair} position would be {after} (now {position}, {} {}), limit {max}",
-                    match req.side {
-                        Side::Buy => "buying",
-                        Side::Sell => "selling",
-                    },
-                    req.qty
-                ),
-            });
-        }
+    if !limits.max_order_notional.is_zero() && notional > limits.max_order_notional {
+        return Err(CheckError::Risk {
+            limit: "COMPLIANCE_SETTINGS.max_order_notional",
+            detail: format!("notional {notional} exceeds {}", limits.max_order_notional),
+        });
+    }
+    Ok(price)
+}
+
+/// `max_inflight_orders`: `pending` orders already await the venue's answer.
+///
+/// # Errors
+/// [`CheckError::Risk`] when one more would exceed `max` (zero = unlimited).
+pub fn check_inflight(pending: usize, max: usize) -> Result<(), CheckError> {
+    if max > 0 && pending >= max {
+        return Err(CheckError::Risk {
+            limit: "SYSTEM_PERFORMANCE_PARAMS.max_inflight_orders",
+            detail: format!("{pending} orders already await the venue's answer, limit {max}"),
+        });
+    }
+    Ok(())
+}
+
+/// `max_daily_notional`: `used` was sent this trading day, `notional` is the new order's.
+///
+/// # Errors
+/// [`CheckError::Risk`] when the sum would exceed `max` (zero = unlimited).
+pub fn check_daily_notional(
+    used: Decimal,
+    notional: Decimal,
+    max: Decimal,
+    reset_hour: u8,
+) -> Result<(), CheckError> {
+    if !max.is_zero() && used + notional > max {
+        return Err(CheckError::Risk {
+            limit: "COMPLIANCE_SETTINGS.max_daily_notional",
+            detail: format!(
+                "notional {notional} on top of {used} sent since {reset_hour:02}:00 UTC exceeds {max}"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// `POSITION_LIMITS`, counting working orders as well as the holding: `position` is the
+/// signed position now, `working_same_side` the unfilled quantity of the open orders on
+/// the request's side (buys for a buy, sells for a sell). The exposure if they all fill
+/// is `position ± working_same_side`, and the new order adds to it; so resting buys
+/// stacked one on another cannot together exceed the limit, and sells are symmetric.
+///
+/// An order that brings that exposure closer to zero is always allowed, even beyond the
+/// limit (closing a position must never be refused by its own limit).
+///
+/// # Errors
+/// [`CheckError::Risk`] naming the pair, the exposure and the limit.
+pub fn check_position(
+    req: &OrderRequest,
+    max: Option<Decimal>,
+    position: Decimal,
+    working_same_side: Decimal,
+) -> Result<(), CheckError> {
+    let Some(max) = max else { return Ok(()) };
+    let sign = req.side.sign();
+    let before = position + sign * working_same_side;
+    let after = before + sign * req.qty;
+    let reduces = after.abs() < before.abs();
+    if after.abs() > max && !reduces {
+        let (verb, open) = match req.side {
+            Side::Buy => ("buying", "open buys"),
+            Side::Sell => ("selling", "open sells"),
+        };
+        return Err(CheckError::Risk {
+            limit: "POSITION_LIMITS",
+            detail: format!(
+                "{} position would be {after} if every working order fills (holding {position}, {open} {working_same_side}, {verb} {}), limit {max}",
+                req.instrument.pair(),
+                req.qty
+            ),
+        });
     }
     Ok(())
 }
@@ -227,15 +328,15 @@ mod tests {
     }
 
     #[test]
-    fn accepts_a_valid_order() {
-        check_order(
+    fn accepts_a_valid_order_and_prices_it() {
+        let px = check_order(
             &req(Side::Buy, dec!(0.5), Some(dec!(30000.01))),
             Some(&info()),
             &limits(),
             None,
-            dec!(0),
         )
         .unwrap();
+        assert_eq!(px, dec!(30000.01));
     }
 
     #[test]
@@ -249,49 +350,72 @@ mod tests {
             ),
             (req(Side::Buy, dec!(0.00005), Some(dec!(30000))), "LOT_SIZE"),
             (req(Side::Buy, dec!(0.0001), Some(dec!(1))), "MIN_NOTIONAL"),
-            (
-                req(Side::Buy, dec!(3), Some(dec!(30000))),
-                "POSITION_LIMITS",
-            ),
             (req(Side::Buy, dec!(101), Some(dec!(1))), "LOT_SIZE"),
         ];
         for (r, rule) in cases {
-            let err = check_order(&r, Some(&i), &l, None, dec!(0)).unwrap_err();
+            let err = check_order(&r, Some(&i), &l, None).unwrap_err();
             assert!(err.to_string().contains(rule), "{err} should name {rule}");
         }
         let err = check_order(
             &req(Side::Buy, dec!(2), Some(dec!(60000))),
             Some(&i),
-            &RiskLimits {
-                max_order_notional: dec!(100000),
-                ..l.clone()
-            },
+            &l,
             None,
-            dec!(0),
         )
         .unwrap_err();
         assert!(err.to_string().contains("max_order_notional"), "{err}");
+        let err = check_position(
+            &req(Side::Buy, dec!(3), None),
+            Some(dec!(2)),
+            dec!(0),
+            dec!(0),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("POSITION_LIMITS"), "{err}");
     }
 
     #[test]
     fn reducing_orders_pass_position_limits() {
-        check_order(
-            &req(Side::Sell, dec!(1), Some(dec!(30000))),
-            Some(&info()),
-            &limits(),
-            None,
-            dec!(3),
-        )
-        .unwrap();
+        let sell = req(Side::Sell, dec!(1), Some(dec!(30000)));
+        check_position(&sell, Some(dec!(2)), dec!(3), dec!(0)).unwrap();
+        let buy = req(Side::Buy, dec!(1), Some(dec!(30000)));
+        assert!(check_position(&buy, Some(dec!(2)), dec!(2), dec!(0)).is_err());
+        // Short 3: a buy of 1 brings it to -2, allowed.
+        check_position(&buy, Some(dec!(2)), dec!(-3), dec!(0)).unwrap();
+        check_position(&buy, None, dec!(100), dec!(100)).unwrap();
+    }
+
+    #[test]
+    fn working_orders_count_towards_position_limits() {
+        let buy = req(Side::Buy, dec!(1), Some(dec!(30000)));
+        // Flat, limit 2: 1 + 1 resting is fine, a third stacked buy is not.
+        check_position(&buy, Some(dec!(2)), dec!(0), dec!(1)).unwrap();
+        let err = check_position(&buy, Some(dec!(2)), dec!(0), dec!(2)).unwrap_err();
+        assert!(err.to_string().contains("open buys 2"), "{err}");
+        // Holding 1 with 1 resting: full.
+        assert!(check_position(&buy, Some(dec!(2)), dec!(1), dec!(1)).is_err());
+        // Sells are symmetric (margin venues: going short).
+        let sell = req(Side::Sell, dec!(1), Some(dec!(30000)));
+        check_position(&sell, Some(dec!(2)), dec!(0), dec!(1)).unwrap();
+        let err = check_position(&sell, Some(dec!(2)), dec!(0), dec!(2)).unwrap_err();
+        assert!(err.to_string().contains("open sells 2"), "{err}");
+        // Selling a long holding while sells to close part of it rest: still reducing.
+        check_position(&sell, Some(dec!(2)), dec!(3), dec!(1)).unwrap();
+    }
+
+    #[test]
+    fn inflight_and_daily_limits() {
+        check_inflight(2, 3).unwrap();
+        check_inflight(100, 0).unwrap();
+        let err = check_inflight(3, 3).unwrap_err();
+        assert!(err.to_string().contains("max_inflight_orders"), "{err}");
+        check_daily_notional(dec!(900), dec!(100), dec!(1000), 0).unwrap();
+        check_daily_notional(dec!(900), dec!(10000), dec!(0), 0).unwrap();
+        let err = check_daily_notional(dec!(900), dec!(101), dec!(1000), 7).unwrap_err();
+        let msg = err.to_string();
         assert!(
-            check_order(
-                &req(Side::Buy, dec!(1), Some(dec!(30000))),
-                Some(&info()),
-                &limits(),
-                None,
-                dec!(2)
-            )
-            .is_err()
+            msg.contains("max_daily_notional") && msg.contains("07:00 UTC"),
+            "{msg}"
         );
     }
 
@@ -302,10 +426,30 @@ mod tests {
             Some(&info()),
             &limits(),
             Some(dec!(30000)),
-            dec!(0),
         )
         .unwrap_err();
         assert!(err.to_string().contains("MIN_NOTIONAL"));
+        let px = check_order(
+            &req(Side::Buy, dec!(0.1), None),
+            Some(&info()),
+            &limits(),
+            Some(dec!(30000)),
+        )
+        .unwrap();
+        assert_eq!(px, dec!(30000));
+    }
+
+    #[test]
+    fn a_market_order_without_a_reference_price_is_refused() {
+        let err = check_order(
+            &req(Side::Buy, dec!(0.1), None),
+            Some(&info()),
+            &limits(),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err, CheckError::NoReferencePrice("BTC-USD".into()));
+        assert!(err.to_string().contains("no reference price"), "{err}");
     }
 
     #[test]
@@ -320,7 +464,6 @@ mod tests {
                 Some(&info()),
                 &l,
                 None,
-                dec!(0)
             ),
             Err(CheckError::TradingDisabled)
         );
@@ -330,7 +473,6 @@ mod tests {
                 None,
                 &limits(),
                 None,
-                dec!(0)
             ),
             Err(CheckError::NotTradable(_))
         ));

@@ -30,13 +30,14 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::checks::{CheckError, check_order};
+use crate::checks::{CheckError, RiskLimits, check_order};
 pub use crate::config::{GatewayConfig, ReconcileMode};
+use crate::control::{Entry, KillSwitchRecord, kill_switch_stream};
 pub use crate::error::{GatewayError, StartError};
 pub use crate::market::BookEvent;
 use crate::market::{Followup, MarketData, md_writer};
 use crate::orders::OrderEvent;
-use crate::tracker::{Begin, OrderTracker};
+use crate::tracker::{Admission, Begin, OrderTracker};
 
 /// What start-up reconciliation found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -53,28 +54,6 @@ struct Ready {
     credentials: ReadyHandle,
     clock: ReadyHandle,
     reconciliation: ReadyHandle,
-}
-
-const DAY_MS: i64 = 86_400_000;
-
-/// The notional sent today (UTC), for `max_daily_notional`. A running sum rather than a
-/// scan of every order on each submit; rebuilt from the order stream at start-up.
-#[derive(Debug, Default)]
-struct DailyNotional {
-    day: i64,
-    used: Decimal,
-}
-
-impl DailyNotional {
-    /// Today's sum, starting over when the UTC day changed.
-    fn today(&mut self, now_ms: i64) -> &mut Decimal {
-        let day = now_ms.div_euclid(DAY_MS);
-        if day != self.day {
-            self.day = day;
-            self.used = Decimal::ZERO;
-        }
-        &mut self.used
-    }
 }
 
 /// Fill trade ids already recorded, bounded: the oldest are forgotten first.
@@ -104,24 +83,30 @@ impl FillDedup {
     }
 }
 
-struct Inner {
-    venue: Arc<dyn VenueAdapter>,
-    caps: VenueCaps,
-    bus: Arc<dyn Bus>,
-    cfg: GatewayConfig,
-    venue_label: &'static str,
-    orders: OrderTracker,
+pub(crate) struct Inner {
+    pub(crate) venue: Arc<dyn VenueAdapter>,
+    pub(crate) caps: VenueCaps,
+    pub(crate) bus: Arc<dyn Bus>,
+    pub(crate) cfg: GatewayConfig,
+    pub(crate) venue_label: &'static str,
+    /// Orders, and the admission lock: the limits that depend on every order are checked
+    /// inside the tracker, in the critical section that inserts the new order.
+    pub(crate) orders: OrderTracker,
     instruments: Mutex<BTreeMap<InstrumentId, InstrumentInfo>>,
     market: MarketData,
     balances: Mutex<Vec<Balance>>,
     /// Native positions (margin venues), by instrument.
     positions: Mutex<HashMap<InstrumentId, Decimal>>,
     fills_seen: Mutex<FillDedup>,
-    /// Also the admission lock: the in-flight and daily checks and the insert of a new
-    /// order happen under it, so concurrent submits cannot both pass a limit.
-    daily: Mutex<DailyNotional>,
     order_topic: Topic<OrderEvent>,
-    fill_topic: Topic<Fill>,
+    pub(crate) fill_topic: Topic<Fill>,
+    /// The kill switch: `Some` while new orders are halted. Read on every submit, written
+    /// by [`Gateway::halt_entries`] / [`Gateway::resume_entries`]; persisted on
+    /// `kill_switch_topic` so a restart keeps it.
+    pub(crate) halt: Mutex<Option<KillSwitchRecord>>,
+    pub(crate) kill_switch_topic: Topic<KillSwitchRecord>,
+    /// Pre-trade refusals by rule, for the final report.
+    pub(crate) refusals: Mutex<BTreeMap<String, u64>>,
     ready: Ready,
     seq: AtomicI64,
     /// Fires when the gateway shuts down; long-lived RPC streams end on it so a graceful
@@ -132,7 +117,7 @@ struct Inner {
 /// A running gateway. Cheap to clone.
 #[derive(Clone)]
 pub struct Gateway {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -262,13 +247,15 @@ impl Gateway {
             caps,
             bus,
             venue_label: label,
-            orders: OrderTracker::new(),
+            orders: OrderTracker::with_reset_hour(cfg.limits.daily_reset_hour),
             instruments: Mutex::new(instruments),
             market,
             balances: Mutex::new(Vec::new()),
             positions: Mutex::new(HashMap::new()),
             fills_seen: Mutex::new(FillDedup::default()),
-            daily: Mutex::new(DailyNotional::default()),
+            halt: Mutex::new(None),
+            kill_switch_topic: Topic::durable(kill_switch_stream(label), 1),
+            refusals: Mutex::new(BTreeMap::new()),
             ready,
             seq: AtomicI64::new(0),
             cancel: cancel.clone(),
@@ -285,11 +272,7 @@ impl Gateway {
         // 4 + 5. Replay and reconcile.
         gw.replay_order_stream().await?;
         gw.replay_fill_stream().await?;
-        {
-            let now = now_ms();
-            let mut daily = lock(&i.daily);
-            *daily.today(now) = i.orders.notional_sent_since(now - now.rem_euclid(DAY_MS));
-        }
+        gw.replay_kill_switch().await?;
         let report = gw.reconcile(&cancel).await?;
         i.ready.reconciliation.set_ready();
 
@@ -304,7 +287,7 @@ impl Gateway {
         Ok((gw, report))
     }
 
-    fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         self.inner.venue_label
     }
 
@@ -474,12 +457,12 @@ impl Gateway {
     }
 
     /// Merges a venue update into a tracked order and records the change on the bus.
-    async fn apply_update(&self, u: &OrderUpdate) -> bool {
+    pub(crate) async fn apply_update(&self, u: &OrderUpdate) -> bool {
         let ev = self.inner.orders.apply(u);
         self.persist(ev).await
     }
 
-    async fn adopt(&self, u: &OrderUpdate) {
+    pub(crate) async fn adopt(&self, u: &OrderUpdate) {
         if let Some(ev) = self.inner.orders.adopt(u, now_ms()) {
             tracing::warn!(venue = self.label(), order = %u.client_order_id, "adopted an open venue order unknown locally");
             self.persist(Some(ev)).await;
@@ -538,35 +521,79 @@ impl Gateway {
     /// [`GatewayError::Check`] (nothing sent), [`GatewayError::Persist`] (nothing sent).
     /// Venue rejections are returned as an order with status `Rejected`.
     pub async fn place_order(&self, req: OrderRequest) -> Result<Order, GatewayError> {
+        self.place(req, Entry::Open).await
+    }
+
+    /// Counts a pre-trade refusal by its rule, and logs it.
+    fn refused(&self, id: &ClientOrderId, e: &CheckError) {
+        metrics::counter!("gekko_gateway_pretrade_rejections_total", "venue" => self.label(), "rule" => e.rule())
+            .increment(1);
+        *lock(&self.inner.refusals)
+            .entry(e.rule().to_owned())
+            .or_default() += 1;
+        tracing::info!(venue = self.label(), order = %id, reason = %e, "order refused by pre-trade checks");
+    }
+
+    pub(crate) async fn place(
+        &self,
+        req: OrderRequest,
+        entry: Entry,
+    ) -> Result<Order, GatewayError> {
         let i = &self.inner;
         if let Some(existing) = self.order(&req.client_order_id) {
             metrics::counter!("gekko_gateway_duplicate_submits_suppressed_total", "venue" => self.label()).increment(1);
             return Ok(existing);
         }
-        let info = lock(&i.instruments).get(&req.instrument).cloned();
-        let reference = i.market.reference_price(&req.instrument, req.side);
-        let position = self.position_qty(&req.instrument);
-        if let Err(e) = check_order(&req, info.as_ref(), &i.cfg.limits, reference, position) {
-            metrics::counter!("gekko_gateway_pretrade_rejections_total", "venue" => self.label())
-                .increment(1);
-            tracing::info!(venue = self.label(), order = %req.client_order_id, reason = %e, "order refused by pre-trade checks");
+        // A gateway-generated closing order (flatten) only reduces exposure: the kill
+        // switch and the notional limits, which exist to stop new risk, do not hold it.
+        let closing = entry == Entry::Close;
+        let halted = lock(&i.halt).as_ref().map(|h| h.reason.clone());
+        if let (Some(reason), false) = (halted, closing) {
+            let e = CheckError::KillSwitch { reason };
+            self.refused(&req.client_order_id, &e);
             return Err(e.into());
         }
+        let info = lock(&i.instruments).get(&req.instrument).cloned();
+        let reference = i.market.reference_price(&req.instrument, req.side);
+        let unlimited;
+        let limits = if closing {
+            unlimited = RiskLimits {
+                max_order_notional: Decimal::ZERO,
+                ..i.cfg.limits.clone()
+            };
+            &unlimited
+        } else {
+            &i.cfg.limits
+        };
+        let price = match check_order(&req, info.as_ref(), limits, reference) {
+            Ok(p) => p,
+            Err(e) => {
+                self.refused(&req.client_order_id, &e);
+                return Err(e.into());
+            }
+        };
         let id = req.client_order_id.clone();
-        let notional = req.price.or(reference).unwrap_or_default() * req.qty;
-        let submitting = match self.admit(&req, notional) {
+        let admission = Admission {
+            notional: price * req.qty,
+            max_inflight: limits.max_inflight_orders,
+            max_daily_notional: if closing {
+                Decimal::ZERO
+            } else {
+                limits.max_daily_notional
+            },
+            position_limit: limits.position_limits.get(&req.instrument.pair()).copied(),
+            position: self.position_qty(&req.instrument),
+        };
+        let submitting = match i.orders.admit(req.clone(), now_ms(), &admission) {
             Ok(Begin::New(ev)) => ev,
             Ok(Begin::Existing(existing)) => return Ok(existing),
             Err(e) => {
-                metrics::counter!("gekko_gateway_pretrade_rejections_total", "venue" => self.label())
-                    .increment(1);
-                tracing::info!(venue = self.label(), order = %id, reason = %e, "order refused by pre-trade checks");
+                self.refused(&id, &e);
                 return Err(e.into());
             }
         };
         if let Err(e) = self.write_event(&submitting).await {
             i.orders.abort_submit(&id);
-            self.release(notional);
             return Err(e);
         }
         let started = std::time::Instant::now();
@@ -583,7 +610,6 @@ impl Gateway {
                 }
             }
             Err(SubmitError::NotPlaced(e)) => {
-                self.release(notional);
                 let reason = e.reject_reason().map_or("not_sent", |r| r.as_str());
                 metrics::counter!("gekko_gateway_venue_rejections_total", "venue" => self.label(), "reason" => reason)
                     .increment(1);
@@ -605,50 +631,6 @@ impl Gateway {
         }
         self.order(&id)
             .ok_or_else(|| GatewayError::UnknownOrder(id.to_string()))
-    }
-
-    /// The limits that depend on every order, checked and reserved atomically with the
-    /// insert of the new one (insert-if-absent: two calls with one id cannot both pass).
-    fn admit(&self, req: &OrderRequest, notional: Decimal) -> Result<Begin, CheckError> {
-        let i = &self.inner;
-        let limits = &i.cfg.limits;
-        let now = now_ms();
-        let mut daily = lock(&i.daily);
-        if let Some(existing) = i.orders.get(&req.client_order_id) {
-            return Ok(Begin::Existing(existing));
-        }
-        let pending = i.orders.unacknowledged();
-        if limits.max_inflight_orders > 0 && pending >= limits.max_inflight_orders {
-            return Err(CheckError::Risk {
-                limit: "SYSTEM_PERFORMANCE_PARAMS.max_inflight_orders",
-                detail: format!(
-                    "{pending} orders already await the venue's answer, limit {}",
-                    limits.max_inflight_orders
-                ),
-            });
-        }
-        let used = daily.today(now);
-        if !limits.max_daily_notional.is_zero() && *used + notional > limits.max_daily_notional {
-            return Err(CheckError::Risk {
-                limit: "COMPLIANCE_SETTINGS.max_daily_notional",
-                detail: format!(
-                    "notional {notional} on top of {used} sent today exceeds {}",
-                    limits.max_daily_notional
-                ),
-            });
-        }
-        let begin = i.orders.begin_submit(req.clone(), now);
-        if matches!(begin, Begin::New(_)) {
-            *used += notional;
-        }
-        Ok(begin)
-    }
-
-    /// Gives back the daily notional of an order that was not sent or was refused.
-    fn release(&self, notional: Decimal) {
-        let mut daily = lock(&self.inner.daily);
-        let used = daily.today(now_ms());
-        *used = (*used - notional).max(Decimal::ZERO);
     }
 
     /// The tracked order with this id.
@@ -693,7 +675,7 @@ impl Gateway {
     }
 
     /// `instruments`, or every configured instrument when it is empty.
-    fn instruments_or_all(&self, instruments: &[InstrumentId]) -> Vec<InstrumentId> {
+    pub(crate) fn instruments_or_all(&self, instruments: &[InstrumentId]) -> Vec<InstrumentId> {
         if instruments.is_empty() {
             self.inner.cfg.instruments.clone()
         } else {
@@ -735,8 +717,11 @@ impl Gateway {
     ///
     /// On a venue with a native close ([`VenueCaps::native_close_position`]) each
     /// instrument is closed through it. On a spot venue a long holding is sold at market,
-    /// rounded down to the lot size, through [`Gateway::place_order`] (so it is persisted
-    /// first and never sent twice).
+    /// rounded down to the lot size, through the engine's one submit path (so it is
+    /// persisted first and never sent twice). A closing order only reduces exposure, so
+    /// the kill switch, `max_order_notional` and `max_daily_notional` do not stop it; the
+    /// venue's filters, `trading_enabled=false`, restricted pairs and the need for a
+    /// reference price still do.
     ///
     /// # Errors
     /// Venue and check failures of the individual orders are returned in the orders
@@ -789,7 +774,7 @@ impl Gateway {
                 price: None,
                 time_in_force: None,
             };
-            match self.place_order(req).await {
+            match self.place(req, Entry::Close).await {
                 Ok(o) => out.push(o),
                 Err(GatewayError::Check(e)) => {
                     tracing::warn!(instrument = %inst, error = %e, "position not closed")
@@ -857,7 +842,7 @@ impl Gateway {
 
     /// The position the risk checks see: the base balance on a spot venue, the venue's
     /// native signed position on a margin venue.
-    fn position_qty(&self, instrument: &InstrumentId) -> Decimal {
+    pub(crate) fn position_qty(&self, instrument: &InstrumentId) -> Decimal {
         match self.inner.caps.account {
             AccountModel::Spot => lock(&self.inner.balances)
                 .iter()
@@ -871,7 +856,7 @@ impl Gateway {
     }
 
     /// Records native positions (a full or partial report: listed instruments change).
-    fn set_positions(&self, positions: &[Position]) {
+    pub(crate) fn set_positions(&self, positions: &[Position]) {
         let mut map = lock(&self.inner.positions);
         for p in positions {
             map.insert(p.instrument.clone(), p.qty);
@@ -1027,7 +1012,11 @@ impl Gateway {
 }
 
 /// Reads a durable topic from the beginning, handing each decodable payload to `f`.
-async fn replay<T>(bus: &dyn Bus, topic: &Topic<T>, mut f: impl FnMut(T)) -> Result<(), StartError>
+pub(crate) async fn replay<T>(
+    bus: &dyn Bus,
+    topic: &Topic<T>,
+    mut f: impl FnMut(T),
+) -> Result<(), StartError>
 where
     T: serde::Serialize + serde::de::DeserializeOwned,
 {

@@ -22,6 +22,9 @@ pub enum GatewayError {
     /// Bad request.
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// A bus stream could not be read.
+    #[error("cannot read from the bus: {0}")]
+    Bus(String),
 }
 
 /// Why the gateway could not start.

@@ -7,13 +7,16 @@
 //! stream, start-up reconciliation, readiness, metrics, and the gRPC `GatewayService`
 //! (one router for every venue a process hosts).
 //!
-//! Layout: [`engine`] orchestrates; [`tracker`] is the order state machine; `market` is
-//! the market-data component; [`book`] the local book; [`checks`] the pre-trade rules;
-//! [`config`] and [`error`] the settings and failures; [`service`] the gRPC surface.
+//! Layout: [`engine`] orchestrates; [`tracker`] is the order state machine and the
+//! running counts the limits read; `market` is the market-data component; [`book`] the
+//! local book; [`checks`] the pre-trade rules; [`control`] the kill switch, cancel-all,
+//! flatten and report data the controller's shutdown modes use; [`config`] and [`error`]
+//! the settings and failures; [`service`] the gRPC surface.
 
 pub mod book;
 pub mod checks;
 pub mod config;
+pub mod control;
 pub mod engine;
 pub mod error;
 mod market;

@@ -33,6 +33,12 @@ pub struct OrderEvent {
     pub order: Order,
     /// When the submit request was sent (ms since epoch), if it was.
     pub sent_ms: Option<i64>,
+    /// The notional (quote currency) the order counts for against
+    /// `max_daily_notional`: fixed at admission (limit price, or a market order's
+    /// reference price, times quantity), so a restarted gateway rebuilds exactly the sum
+    /// it had. Absent on events written before it was recorded, and on adopted orders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notional: Option<Decimal>,
 }
 
 /// A new order record, not yet sent.

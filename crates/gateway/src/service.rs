@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::Stream;
 use gekko_core::{ClientOrderId, InstrumentId, Order, OrderRequest, VenueId};
@@ -143,9 +144,11 @@ pub fn status_of(e: &GatewayError) -> Status {
                 Status::invalid_argument(c.to_string())
             }
             CheckError::NotTradable(_) => Status::not_found(c.to_string()),
-            CheckError::TradingDisabled | CheckError::Restricted(_) | CheckError::Risk { .. } => {
-                Status::failed_precondition(c.to_string())
-            }
+            CheckError::TradingDisabled
+            | CheckError::KillSwitch { .. }
+            | CheckError::NoReferencePrice(_)
+            | CheckError::Restricted(_)
+            | CheckError::Risk { .. } => Status::failed_precondition(c.to_string()),
         },
         GatewayError::Venue(v) => match v {
             VenueError::Rejected {
@@ -165,7 +168,7 @@ pub fn status_of(e: &GatewayError) -> Status {
             VenueError::Malformed { .. } => Status::internal(v.to_string()),
             VenueError::Unsupported { .. } => Status::unimplemented(v.to_string()),
         },
-        GatewayError::Persist(_) => Status::unavailable(e.to_string()),
+        GatewayError::Persist(_) | GatewayError::Bus(_) => Status::unavailable(e.to_string()),
         GatewayError::UnknownOrder(_) => Status::not_found(e.to_string()),
         GatewayError::Invalid(_) => Status::invalid_argument(e.to_string()),
     }
@@ -182,6 +185,14 @@ fn reply(o: Result<Order, GatewayError>) -> Result<Response<pb::OrderReply>, Sta
     Ok(Response::new(pb::OrderReply {
         order: Some(order_pb(&o)),
     }))
+}
+
+/// How long `SetTradingEnabled` waits for cancels when the request gives no deadline.
+const DEFAULT_CANCEL_DEADLINE_MS: u64 = 10_000;
+
+/// The name of the authenticated caller, for the kill-switch record and the audit trail.
+fn caller_name<T>(_r: &Request<T>) -> String {
+    "anonymous".to_owned()
 }
 
 type QuoteStream = Pin<Box<dyn Stream<Item = Result<pb::QuoteUpdate, Status>> + Send>>;
@@ -313,6 +324,60 @@ impl GatewayService for GatewayGrpc {
         Ok(Response::new(pb::ClosePositionsResponse {
             orders: orders.iter().map(order_pb).collect(),
         }))
+    }
+
+    async fn set_trading_enabled(
+        &self,
+        r: Request<pb::SetTradingEnabledRequest>,
+    ) -> Result<Response<pb::SetTradingEnabledResponse>, Status> {
+        let actor = caller_name(&r);
+        let r = r.into_inner();
+        let reason = r.reason.trim();
+        if reason.is_empty() {
+            return Err(Status::invalid_argument(
+                "reason: required (it is recorded with the change and named in every refusal)",
+            ));
+        }
+        let targets: Vec<&Gateway> = if r.venue.trim().is_empty() {
+            self.gateways.values().collect()
+        } else {
+            vec![self.pick(&r.venue)?]
+        };
+        let deadline = Duration::from_millis(match r.cancel_deadline_ms {
+            0 => DEFAULT_CANCEL_DEADLINE_MS,
+            ms => u64::from(ms),
+        });
+        let mut venues = Vec::new();
+        for gw in targets {
+            let state = gw.set_trading_enabled(r.enabled, reason, &actor).await;
+            let mut out = pb::VenueTradingState {
+                venue: gw.venue().to_string(),
+                trading_enabled: state.trading_enabled,
+                halted: state.halted.is_some(),
+                reason: state.halted.map(|h| h.reason).unwrap_or_default(),
+                durable: state.durable,
+                ..Default::default()
+            };
+            if !r.enabled && r.cancel_working {
+                let report = gw.cancel_working(deadline).await;
+                out.cancelled = u32::try_from(report.cancelled.len()).unwrap_or(u32::MAX);
+                out.not_cancelled = u32::try_from(report.not_cancelled.len()).unwrap_or(u32::MAX);
+                out.cancel_confirmed = report.confirmed;
+                out.errors = report
+                    .not_cancelled
+                    .iter()
+                    .map(|u| {
+                        format!(
+                            "{} not cancelled: {}",
+                            u.order.request.client_order_id, u.reason
+                        )
+                    })
+                    .chain(report.errors)
+                    .collect();
+            }
+            venues.push(out);
+        }
+        Ok(Response::new(pb::SetTradingEnabledResponse { venues }))
     }
 
     type StreamQuotesStream = QuoteStream;

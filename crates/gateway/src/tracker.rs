@@ -1,4 +1,4 @@
-//! [`OrderTracker`]: the order state machine.
+//! [`OrderTracker`]: the order state machine, and the running counts the limits read.
 //!
 //! Every change to an order is an explicit transition that returns the [`OrderEvent`] to
 //! persist, or `None` when nothing changed. The tracker never talks to the bus or the
@@ -8,9 +8,10 @@
 //! `.await`).
 //!
 //! The transitions:
-//! - `begin_submit`: absent → `PendingNew` (insert-if-absent, so two concurrent submits of
-//!   one client id cannot both pass); `abort_submit` undoes it when it could not be
-//!   persisted, so nothing unrecorded is ever sent.
+//! - `admit` / `begin_submit`: absent → `PendingNew` (insert-if-absent, so two concurrent
+//!   submits of one client id cannot both pass); `admit` also checks the limits that
+//!   depend on every other order in the same critical section; `abort_submit` undoes it
+//!   when it could not be persisted, so nothing unrecorded is ever sent.
 //! - `apply`: merges a venue report monotonically (a terminal order never reopens, filled
 //!   quantity never goes backwards).
 //! - `mark_in_flight`: `PendingNew` → `InFlight` after an ambiguous submit, unless the
@@ -19,20 +20,176 @@
 //!   stream event already said.
 //! - `reject`: → `Rejected` with a reason (refused, or proven never placed).
 //! - `adopt`: a venue order unknown locally starts being tracked.
+//!
+//! The counts (orders awaiting the venue's answer, unfilled quantity of working orders
+//! per instrument and side, notional sent this trading day) are kept incrementally: every
+//! transition subtracts the order's old contribution and adds its new one, under the
+//! same lock. A submit therefore checks its limits in O(1) instead of scanning every
+//! order the gateway ever saw, and the counts can never drift from the orders they sum.
+//! Only the start of a new trading day rescans, once.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use gekko_core::sync::lock;
-use gekko_core::{ClientOrderId, InstrumentId, Order, OrderRequest, OrderStatus, OrderType};
+use gekko_core::{ClientOrderId, InstrumentId, Order, OrderRequest, OrderStatus, OrderType, Side};
 use gekko_venue::OrderUpdate;
+use rust_decimal::Decimal;
 
+use crate::checks::{CheckError, check_daily_notional, check_inflight, check_position};
 use crate::orders::{self, OrderEvent, OrderEventKind};
+
+const DAY_MS: i64 = 86_400_000;
+const HOUR_MS: i64 = 3_600_000;
+
+/// The start (ms since epoch) of the trading day containing `now_ms`, for days that
+/// begin at `reset_hour`:00 UTC.
+#[must_use]
+pub fn trading_day_start(now_ms: i64, reset_hour: u8) -> i64 {
+    let offset = i64::from(reset_hour.min(23)) * HOUR_MS;
+    (now_ms - offset).div_euclid(DAY_MS) * DAY_MS + offset
+}
 
 #[derive(Debug)]
 struct Tracked {
     order: Order,
     sent_ms: Option<i64>,
+    notional: Decimal,
+}
+
+impl Tracked {
+    /// Unfilled quantity while the order may still execute.
+    fn working(&self) -> Decimal {
+        let o = &self.order;
+        if o.status.is_terminal() {
+            Decimal::ZERO
+        } else {
+            (o.request.qty - o.filled_qty).max(Decimal::ZERO)
+        }
+    }
+
+    fn unacknowledged(&self) -> bool {
+        matches!(
+            self.order.status,
+            OrderStatus::PendingNew | OrderStatus::InFlight
+        )
+    }
+
+    /// What the order adds to the daily notional of the day starting at `day_start`:
+    /// sent that day and not refused.
+    fn daily(&self, day_start: i64) -> Decimal {
+        if self.sent_ms.is_some_and(|s| s >= day_start)
+            && self.order.status != OrderStatus::Rejected
+        {
+            self.notional
+        } else {
+            Decimal::ZERO
+        }
+    }
+}
+
+/// What one order contributes to the running counts.
+#[derive(Debug, Clone, Copy)]
+struct Contribution {
+    unacked: bool,
+    working: Decimal,
+    daily: Decimal,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    unacked: usize,
+    working: HashMap<(InstrumentId, Side), Decimal>,
+    day_start: i64,
+    daily: Decimal,
+}
+
+impl Counts {
+    fn of(&self, t: &Tracked) -> Contribution {
+        Contribution {
+            unacked: t.unacknowledged(),
+            working: t.working(),
+            daily: t.daily(self.day_start),
+        }
+    }
+
+    /// Replaces `before` (absent for a new order) by `after` for an order of `key`.
+    fn swap(
+        &mut self,
+        key: (&InstrumentId, Side),
+        before: Option<Contribution>,
+        after: Option<Contribution>,
+    ) {
+        let zero = Contribution {
+            unacked: false,
+            working: Decimal::ZERO,
+            daily: Decimal::ZERO,
+        };
+        let (b, a) = (before.unwrap_or(zero), after.unwrap_or(zero));
+        if b.unacked && !a.unacked {
+            self.unacked = self.unacked.saturating_sub(1);
+        } else if a.unacked && !b.unacked {
+            self.unacked += 1;
+        }
+        if b.working != a.working {
+            let slot = self
+                .working
+                .entry((key.0.clone(), key.1))
+                .or_insert(Decimal::ZERO);
+            *slot = (*slot - b.working + a.working).max(Decimal::ZERO);
+        }
+        self.daily = (self.daily - b.daily + a.daily).max(Decimal::ZERO);
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    orders: HashMap<ClientOrderId, Tracked>,
+    counts: Counts,
+}
+
+impl State {
+    /// Runs `f` on a tracked order and keeps the counts in step with what it changed.
+    fn update<R>(&mut self, id: &ClientOrderId, f: impl FnOnce(&mut Tracked) -> R) -> Option<R> {
+        let Self { orders, counts } = self;
+        let t = orders.get_mut(id)?;
+        let before = counts.of(t);
+        let r = f(t);
+        let after = counts.of(t);
+        counts.swap(
+            (&t.order.request.instrument, t.order.request.side),
+            Some(before),
+            Some(after),
+        );
+        Some(r)
+    }
+
+    fn insert(&mut self, id: ClientOrderId, t: Tracked) {
+        let after = self.counts.of(&t);
+        let key = (t.order.request.instrument.clone(), t.order.request.side);
+        let before = self.orders.insert(id, t).map(|old| self.counts.of(&old));
+        self.counts.swap((&key.0, key.1), before, Some(after));
+    }
+
+    fn remove(&mut self, id: &ClientOrderId) {
+        if let Some(old) = self.orders.remove(id) {
+            let before = self.counts.of(&old);
+            self.counts.swap(
+                (&old.order.request.instrument, old.order.request.side),
+                Some(before),
+                None,
+            );
+        }
+    }
+
+    /// Moves the daily count to the trading day containing `now`: a rescan, once a day.
+    fn roll(&mut self, now: i64, reset_hour: u8) {
+        let start = trading_day_start(now, reset_hour);
+        if start != self.counts.day_start {
+            self.counts.day_start = start;
+            self.counts.daily = self.orders.values().map(|t| t.daily(start)).sum();
+        }
+    }
 }
 
 /// A tracked order that is not terminal, as reconciliation needs it.
@@ -57,17 +214,44 @@ pub enum Begin {
     Existing(Order),
 }
 
+/// The limits [`OrderTracker::admit`] checks against every other order, with what the
+/// engine knows about the new one.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    /// The new order's notional (its price as checked, times quantity).
+    pub notional: Decimal,
+    /// `max_inflight_orders` (zero = unlimited).
+    pub max_inflight: usize,
+    /// `max_daily_notional` (zero = unlimited).
+    pub max_daily_notional: Decimal,
+    /// The `POSITION_LIMITS` entry of the instrument, if any.
+    pub position_limit: Option<Decimal>,
+    /// The signed position in the instrument now.
+    pub position: Decimal,
+}
+
 /// The gateway's orders, by client order id.
 #[derive(Debug, Default)]
 pub struct OrderTracker {
-    orders: Mutex<HashMap<ClientOrderId, Tracked>>,
+    state: Mutex<State>,
+    reset_hour: u8,
 }
 
 impl OrderTracker {
-    /// An empty tracker.
+    /// An empty tracker whose trading day starts at 00:00 UTC.
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty tracker whose trading day (for the daily notional) starts at
+    /// `reset_hour`:00 UTC (clamped to 0..=23).
+    #[must_use]
+    pub fn with_reset_hour(reset_hour: u8) -> Self {
+        Self {
+            state: Mutex::default(),
+            reset_hour: reset_hour.min(23),
+        }
     }
 
     fn event(kind: OrderEventKind, t: &Tracked) -> OrderEvent {
@@ -75,25 +259,26 @@ impl OrderTracker {
             kind,
             order: t.order.clone(),
             sent_ms: t.sent_ms,
+            notional: Some(t.notional),
         }
     }
 
     /// The order with this id.
     #[must_use]
     pub fn get(&self, id: &ClientOrderId) -> Option<Order> {
-        lock(&self.orders).get(id).map(|t| t.order.clone())
+        lock(&self.state).orders.get(id).map(|t| t.order.clone())
     }
 
     /// Whether this id is tracked.
     #[must_use]
     pub fn contains(&self, id: &ClientOrderId) -> bool {
-        lock(&self.orders).contains_key(id)
+        lock(&self.state).orders.contains_key(id)
     }
 
     /// Number of tracked orders.
     #[must_use]
     pub fn len(&self) -> usize {
-        lock(&self.orders).len()
+        lock(&self.state).orders.len()
     }
 
     /// Whether nothing is tracked.
@@ -102,50 +287,115 @@ impl OrderTracker {
         self.len() == 0
     }
 
-    /// Restores an order from a replayed event (the last event per id wins).
+    /// Every tracked order, terminal ones included, oldest update first.
+    #[must_use]
+    pub fn all(&self) -> Vec<Order> {
+        let mut v: Vec<Order> = lock(&self.state)
+            .orders
+            .values()
+            .map(|t| t.order.clone())
+            .collect();
+        v.sort_by_key(|o| o.updated_ms);
+        v
+    }
+
+    /// Restores an order from a replayed event (the last event per id wins). An event
+    /// without a recorded notional (written before it was recorded) counts its limit
+    /// price, else its average fill price, times its quantity.
     pub fn restore(&self, ev: OrderEvent) {
-        lock(&self.orders).insert(
+        let notional = ev.notional.unwrap_or_else(|| {
+            let px = ev.order.request.price.or(ev.order.avg_fill_price);
+            px.unwrap_or_default() * ev.order.request.qty
+        });
+        lock(&self.state).insert(
             orders::key(&ev.order),
             Tracked {
                 order: ev.order,
                 sent_ms: ev.sent_ms,
+                notional,
             },
         );
     }
 
     /// absent → `PendingNew`, stamped as sent at `sent_ms`; [`Begin::Existing`] when the
-    /// id is already tracked, which the caller returns instead of submitting again.
+    /// id is already tracked, which the caller returns instead of submitting again. No
+    /// limits are checked (see [`OrderTracker::admit`]).
     pub fn begin_submit(&self, req: OrderRequest, sent_ms: i64) -> Begin {
-        let mut map = lock(&self.orders);
-        if let Some(t) = map.get(&req.client_order_id) {
+        let mut st = lock(&self.state);
+        if let Some(t) = st.orders.get(&req.client_order_id) {
             return Begin::Existing(t.order.clone());
         }
+        Self::insert_new(&mut st, req, sent_ms, Decimal::ZERO)
+    }
+
+    fn insert_new(st: &mut State, req: OrderRequest, sent_ms: i64, notional: Decimal) -> Begin {
         let id = req.client_order_id.clone();
         let t = Tracked {
             order: orders::pending(req, sent_ms),
             sent_ms: Some(sent_ms),
+            notional,
         };
         let ev = Self::event(OrderEventKind::Submitting, &t);
-        map.insert(id, t);
+        st.insert(id, t);
         Begin::New(ev)
+    }
+
+    /// Like [`OrderTracker::begin_submit`], but first checks, in the same critical
+    /// section as the insert, the limits that depend on every other order:
+    /// `max_inflight_orders` (orders awaiting the venue's answer), `max_daily_notional`
+    /// (notional sent this trading day, not refused) and `POSITION_LIMITS` (holding plus
+    /// the unfilled quantity of working orders on the same side). An id already tracked
+    /// is [`Begin::Existing`] whatever the limits say.
+    ///
+    /// # Errors
+    /// The limit that refused the order; nothing was inserted.
+    pub fn admit(
+        &self,
+        req: OrderRequest,
+        sent_ms: i64,
+        a: &Admission,
+    ) -> Result<Begin, CheckError> {
+        let mut st = lock(&self.state);
+        if let Some(t) = st.orders.get(&req.client_order_id) {
+            return Ok(Begin::Existing(t.order.clone()));
+        }
+        check_inflight(st.counts.unacked, a.max_inflight)?;
+        st.roll(sent_ms, self.reset_hour);
+        check_daily_notional(
+            st.counts.daily,
+            a.notional,
+            a.max_daily_notional,
+            self.reset_hour,
+        )?;
+        let working = st
+            .counts
+            .working
+            .get(&(req.instrument.clone(), req.side))
+            .copied()
+            .unwrap_or_default();
+        check_position(&req, a.position_limit, a.position, working)?;
+        Ok(Self::insert_new(&mut st, req, sent_ms, a.notional))
     }
 
     /// Undoes [`OrderTracker::begin_submit`] when its event could not be persisted.
     pub fn abort_submit(&self, id: &ClientOrderId) {
-        let mut map = lock(&self.orders);
-        if map
+        let mut st = lock(&self.state);
+        if st
+            .orders
             .get(id)
             .is_some_and(|t| t.order.status == OrderStatus::PendingNew)
         {
-            map.remove(id);
+            st.remove(id);
         }
     }
 
     /// Merges a venue report; the event when anything changed.
     pub fn apply(&self, u: &OrderUpdate) -> Option<OrderEvent> {
-        let mut map = lock(&self.orders);
-        let t = map.get_mut(&u.client_order_id)?;
-        orders::merge(&mut t.order, u).then(|| Self::event(OrderEventKind::Updated, t))
+        lock(&self.state)
+            .update(&u.client_order_id, |t| {
+                orders::merge(&mut t.order, u).then(|| Self::event(OrderEventKind::Updated, t))
+            })
+            .flatten()
     }
 
     /// `PendingNew` → the venue's status, when the venue's answer to a submit merged as no
@@ -181,13 +431,15 @@ impl OrderTracker {
     /// → `Rejected`: refused by the venue, or proven never placed. A terminal order is
     /// left alone.
     pub fn reject(&self, id: &ClientOrderId, reason: &str, now: i64) -> Option<OrderEvent> {
-        let mut map = lock(&self.orders);
-        let t = map.get_mut(id)?;
-        if t.order.status.is_terminal() {
-            return None;
-        }
-        orders::reject(&mut t.order, reason, now);
-        Some(Self::event(OrderEventKind::Rejected, t))
+        lock(&self.state)
+            .update(id, |t| {
+                if t.order.status.is_terminal() {
+                    return None;
+                }
+                orders::reject(&mut t.order, reason, now);
+                Some(Self::event(OrderEventKind::Rejected, t))
+            })
+            .flatten()
     }
 
     fn transition(
@@ -197,18 +449,20 @@ impl OrderTracker {
         now: i64,
         f: impl FnOnce(&mut Order) -> Option<()>,
     ) -> Option<OrderEvent> {
-        let mut map = lock(&self.orders);
-        let t = map.get_mut(id)?;
-        f(&mut t.order)?;
-        t.order.updated_ms = now;
-        Some(Self::event(kind, t))
+        lock(&self.state)
+            .update(id, |t| {
+                f(&mut t.order)?;
+                t.order.updated_ms = now;
+                Some(Self::event(kind, t))
+            })
+            .flatten()
     }
 
     /// Starts tracking a venue order unknown locally. `None` when it is already tracked
     /// (then [`OrderTracker::apply`] is the transition).
     pub fn adopt(&self, u: &OrderUpdate, now: i64) -> Option<OrderEvent> {
-        let mut map = lock(&self.orders);
-        if map.contains_key(&u.client_order_id) {
+        let mut st = lock(&self.state);
+        if st.orders.contains_key(&u.client_order_id) {
             return None;
         }
         let mut order = orders::pending(
@@ -229,11 +483,12 @@ impl OrderTracker {
         );
         orders::merge(&mut order, u);
         let t = Tracked {
+            notional: u.price.unwrap_or_default() * u.qty,
             order,
             sent_ms: None,
         };
         let ev = Self::event(OrderEventKind::Adopted, &t);
-        map.insert(u.client_order_id.clone(), t);
+        st.insert(u.client_order_id.clone(), t);
         Some(ev)
     }
 
@@ -250,7 +505,8 @@ impl OrderTracker {
     }
 
     fn entries(&self, keep: impl Fn(&Order) -> bool) -> Vec<OpenEntry> {
-        lock(&self.orders)
+        lock(&self.state)
+            .orders
             .values()
             .filter(|t| keep(&t.order))
             .map(|t| OpenEntry {
@@ -263,39 +519,38 @@ impl OrderTracker {
     }
 
     /// How many orders the venue has not acknowledged yet (`PendingNew` or `InFlight`).
-    /// A scan: called once per order placed, over a map of the gateway's orders.
+    /// A running count, O(1).
     #[must_use]
     pub fn unacknowledged(&self) -> usize {
-        lock(&self.orders)
-            .values()
-            .filter(|t| {
-                matches!(
-                    t.order.status,
-                    OrderStatus::PendingNew | OrderStatus::InFlight
-                )
-            })
-            .count()
+        lock(&self.state).counts.unacked
     }
 
-    /// The notional of the orders sent at or after `since_ms` that were not refused:
-    /// limit price (else average fill price) times quantity.
+    /// The unfilled quantity of the working (non-terminal) orders on one instrument and
+    /// side. A running count, O(1).
     #[must_use]
-    pub fn notional_sent_since(&self, since_ms: i64) -> rust_decimal::Decimal {
-        lock(&self.orders)
-            .values()
-            .filter(|t| t.sent_ms.is_some_and(|s| s >= since_ms))
-            .filter(|t| t.order.status != OrderStatus::Rejected)
-            .map(|t| {
-                let px = t.order.request.price.or(t.order.avg_fill_price);
-                px.unwrap_or_default() * t.order.request.qty
-            })
-            .sum()
+    pub fn working_qty(&self, instrument: &InstrumentId, side: Side) -> Decimal {
+        lock(&self.state)
+            .counts
+            .working
+            .get(&(instrument.clone(), side))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// The notional sent during the trading day containing `now` that the venue did not
+    /// refuse: each order's notional as fixed at admission.
+    #[must_use]
+    pub fn daily_notional(&self, now: i64) -> Decimal {
+        let mut st = lock(&self.state);
+        st.roll(now, self.reset_hour);
+        st.counts.daily
     }
 
     /// Open (and pending) orders, optionally for one instrument, oldest update first.
     #[must_use]
     pub fn open(&self, instrument: Option<&InstrumentId>) -> Vec<Order> {
-        let mut v: Vec<Order> = lock(&self.orders)
+        let mut v: Vec<Order> = lock(&self.state)
+            .orders
             .values()
             .map(|t| &t.order)
             .filter(|o| o.status.is_open() || o.status == OrderStatus::PendingNew)
@@ -405,5 +660,123 @@ mod tests {
                 .is_none()
         );
         assert_eq!(t.open(None).len(), 1);
+    }
+
+    fn limits(notional: Decimal) -> Admission {
+        Admission {
+            notional,
+            max_inflight: 2,
+            max_daily_notional: dec!(250),
+            position_limit: Some(dec!(2)),
+            position: dec!(0),
+        }
+    }
+
+    #[test]
+    fn counts_follow_every_transition() {
+        let t = OrderTracker::new();
+        let btc = InstrumentId::new(VenueId::BinanceUs, "BTC", "USD");
+        let a = begin(&t, "a");
+        let _b = begin(&t, "b");
+        assert_eq!(t.unacknowledged(), 2);
+        assert_eq!(t.working_qty(&btc, Side::Buy), dec!(2));
+        assert_eq!(t.working_qty(&btc, Side::Sell), dec!(0));
+        t.apply(&update("a", OrderStatus::PartiallyFilled, dec!(0.25)))
+            .unwrap();
+        assert_eq!(t.unacknowledged(), 1);
+        assert_eq!(t.working_qty(&btc, Side::Buy), dec!(1.75));
+        t.mark_in_flight(&id("b"), 2).unwrap();
+        assert_eq!(t.unacknowledged(), 1, "in flight is still unacknowledged");
+        t.reject(&id("b"), "never placed", 3).unwrap();
+        assert_eq!(t.unacknowledged(), 0);
+        assert_eq!(t.working_qty(&btc, Side::Buy), dec!(0.75));
+        t.apply(&update("a", OrderStatus::Cancelled, dec!(0.25)))
+            .unwrap();
+        assert_eq!(t.working_qty(&btc, Side::Buy), dec!(0));
+        assert!(t.get(&a).unwrap().status.is_terminal());
+        // A submit that could not be persisted leaves the counts as they were.
+        let c = begin(&t, "c");
+        t.abort_submit(&c);
+        assert_eq!(t.unacknowledged(), 0);
+        assert_eq!(t.working_qty(&btc, Side::Buy), dec!(0));
+    }
+
+    fn id(s: &str) -> ClientOrderId {
+        ClientOrderId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn admit_checks_the_limits_under_the_insert() {
+        let t = OrderTracker::new();
+        let now = 1_000;
+        let ok = |r: Result<Begin, CheckError>| matches!(r, Ok(Begin::New(_)));
+        assert!(ok(t.admit(req("a"), now, &limits(dec!(100)))));
+        assert!(ok(t.admit(req("b"), now, &limits(dec!(100)))));
+        // Two unacknowledged: the in-flight limit refuses a third.
+        let err = t.admit(req("c"), now, &limits(dec!(10))).unwrap_err();
+        assert!(err.to_string().contains("max_inflight_orders"), "{err}");
+        // The same id is the existing order whatever the limits say.
+        assert!(matches!(
+            t.admit(req("a"), now, &limits(dec!(10))),
+            Ok(Begin::Existing(_))
+        ));
+        t.apply(&update("a", OrderStatus::New, dec!(0))).unwrap();
+        t.apply(&update("b", OrderStatus::New, dec!(0))).unwrap();
+        // Two resting buys of 1 each, limit 2: a third stacked buy is refused.
+        let err = t.admit(req("c"), now, &limits(dec!(10))).unwrap_err();
+        assert!(err.to_string().contains("POSITION_LIMITS"), "{err}");
+        t.apply(&update("b", OrderStatus::Cancelled, dec!(0)))
+            .unwrap();
+        // 200 sent today (cancelled orders were sent): 60 more exceeds 250.
+        assert_eq!(t.daily_notional(now), dec!(200));
+        let err = t.admit(req("c"), now, &limits(dec!(60))).unwrap_err();
+        assert!(err.to_string().contains("max_daily_notional"), "{err}");
+        assert!(ok(t.admit(req("c"), now, &limits(dec!(50)))));
+        // A refused order gives its notional back.
+        t.reject(&id("c"), "refused", 2).unwrap();
+        assert_eq!(t.daily_notional(now), dec!(200));
+    }
+
+    #[test]
+    fn the_trading_day_starts_at_the_reset_hour() {
+        let h = 3_600_000;
+        let day = 24 * h;
+        // 2026-01-01 00:00 UTC is a whole number of days since the epoch.
+        let midnight = 20_454 * day;
+        assert_eq!(trading_day_start(midnight + 5 * h, 0), midnight);
+        assert_eq!(
+            trading_day_start(midnight + 5 * h, 6),
+            midnight - day + 6 * h
+        );
+        assert_eq!(trading_day_start(midnight + 6 * h, 6), midnight + 6 * h);
+        let t = OrderTracker::with_reset_hour(6);
+        // Sent at 05:00 (the day that began yesterday 06:00) and at 07:00: from 06:00
+        // only the second counts, until 06:00 the next morning.
+        let l = limits(dec!(100));
+        assert!(t.admit(req("a"), midnight + 5 * h, &l).is_ok());
+        assert_eq!(t.daily_notional(midnight + 5 * h), dec!(100));
+        assert!(t.admit(req("b"), midnight + 7 * h, &l).is_ok());
+        assert_eq!(t.daily_notional(midnight + 8 * h), dec!(100));
+        assert_eq!(t.daily_notional(midnight + day + 5 * h), dec!(100));
+        assert_eq!(t.daily_notional(midnight + day + 6 * h), dec!(0));
+    }
+
+    #[test]
+    fn restore_rebuilds_the_counts_exactly() {
+        let t = OrderTracker::new();
+        let Ok(Begin::New(ev)) = t.admit(req("a"), 5, &limits(dec!(123.45))) else {
+            panic!("admitted")
+        };
+        assert_eq!(ev.notional, Some(dec!(123.45)));
+        let restored = OrderTracker::new();
+        restored.restore(ev.clone());
+        assert_eq!(restored.daily_notional(6), dec!(123.45));
+        assert_eq!(restored.unacknowledged(), 1);
+        // The last event per id wins, and the counts follow it.
+        let mut later = ev;
+        later.order.status = OrderStatus::Rejected;
+        restored.restore(later);
+        assert_eq!(restored.daily_notional(6), dec!(0));
+        assert_eq!(restored.unacknowledged(), 0);
     }
 }

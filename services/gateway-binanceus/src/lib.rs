@@ -70,6 +70,7 @@ pub fn gateway_config(cfg: &GekkoConfig) -> GatewayConfig {
     g.limits.position_limits = cfg.position_limits_for(VenueId::BinanceUs);
     g.limits.max_order_notional = cfg.compliance.max_order_notional;
     g.limits.max_daily_notional = cfg.compliance.max_daily_notional;
+    g.limits.daily_reset_hour = cfg.compliance.daily_reset_hour;
     g.limits.max_inflight_orders =
         usize::try_from(cfg.system_performance.max_inflight_orders).unwrap_or(usize::MAX);
     g.limits.restricted_pairs = cfg.restricted_pairs_for(VenueId::BinanceUs);
@@ -273,7 +274,7 @@ mod tests {
             ("POSITION_LIMITS", "BTC-USD=2,binanceus:BTC-USD=1"),
             (
                 "COMPLIANCE_SETTINGS",
-                "max_order_notional=500,max_daily_notional=5000,restricted_pairs=binanceus:ETH-USD",
+                "max_order_notional=500,max_daily_notional=5000,daily_reset_hour=22,restricted_pairs=binanceus:ETH-USD",
             ),
             ("SYSTEM_PERFORMANCE_PARAMS", "max_inflight_orders=7"),
         ]
@@ -291,6 +292,7 @@ mod tests {
         assert_eq!(g.limits.position_limits["BTC-USD"], dec!(1));
         assert_eq!(g.limits.max_order_notional, dec!(500));
         assert_eq!(g.limits.max_daily_notional, dec!(5000));
+        assert_eq!(g.limits.daily_reset_hour, 22);
         assert_eq!(g.limits.max_inflight_orders, 7);
         assert_eq!(g.limits.restricted_pairs, ["ETH-USD"]);
     }

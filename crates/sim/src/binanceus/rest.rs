@@ -298,6 +298,9 @@ impl Req<'_> {
             Endpoint::Time => json!({ "serverTime": now }),
             Endpoint::ExchangeInfo => self.exchange_info(&p, now)?,
             Endpoint::Depth => {
+                if app.harness.faults.is_book_down() {
+                    return Err(ApiError::disconnected());
+                }
                 let limit = p.u64("limit")?.unwrap_or(100);
                 if !(1..=5000).contains(&limit) {
                     return Err(ApiError::invalid_parameter("limit"));

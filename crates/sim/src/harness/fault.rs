@@ -70,6 +70,13 @@ pub enum Fault {
         /// How many messages are corrupted.
         count: u32,
     },
+    /// No market data at all for `duration`: websockets are silent (as
+    /// [`Fault::SilentStreams`]) and REST book snapshots (Binance: `GET /api/v3/depth`)
+    /// get HTTP 503, so a client that has not seen the book yet has no price.
+    MarketDataOutage {
+        /// How long the outage lasts.
+        duration: Duration,
+    },
 }
 
 impl Fault {
@@ -102,6 +109,9 @@ enum FaultSpec {
     MalformedNext {
         count: u32,
     },
+    MarketDataOutage {
+        duration_ms: u64,
+    },
 }
 
 impl From<FaultSpec> for Fault {
@@ -121,6 +131,9 @@ impl From<FaultSpec> for Fault {
                 duration: Duration::from_millis(duration_ms),
             },
             FaultSpec::MalformedNext { count } => Self::MalformedNext { count },
+            FaultSpec::MarketDataOutage { duration_ms } => Self::MarketDataOutage {
+                duration: Duration::from_millis(duration_ms),
+            },
         }
     }
 }
@@ -146,6 +159,9 @@ impl From<Fault> for FaultSpec {
                 duration_ms: ms(duration),
             },
             Fault::MalformedNext { count } => Self::MalformedNext { count },
+            Fault::MarketDataOutage { duration } => Self::MarketDataOutage {
+                duration_ms: ms(duration),
+            },
         }
     }
 }
@@ -169,6 +185,7 @@ pub struct FaultState {
     server_errors: AtomicU32,
     malformed: AtomicU32,
     silent_until: Mutex<Option<Instant>>,
+    book_down_until: Mutex<Option<Instant>>,
     ws_drop: watch::Sender<u64>,
 }
 
@@ -179,6 +196,7 @@ impl Default for FaultState {
             server_errors: AtomicU32::new(0),
             malformed: AtomicU32::new(0),
             silent_until: Mutex::new(None),
+            book_down_until: Mutex::new(None),
             ws_drop: watch::Sender::new(0),
         }
     }
@@ -193,6 +211,23 @@ pub const MAX_FAULT_DURATION: Duration = Duration::from_secs(7 * 86_400);
 pub fn deadline(d: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(d.min(MAX_FAULT_DURATION)).unwrap_or(now)
+}
+
+/// Moves a timed fault's end to `now + d`, extending, never shortening.
+fn extend(slot: &Mutex<Option<Instant>>, d: Duration) {
+    let until = deadline(d);
+    let mut g = slot
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    *g = Some(g.map_or(until, |u| u.max(until)));
+}
+
+/// Whether a timed fault is in force.
+fn active(slot: &Mutex<Option<Instant>>) -> bool {
+    let g = slot
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    g.is_some_and(|u| Instant::now() < u)
 }
 
 /// Takes one from a counter if it is positive.
@@ -214,6 +249,10 @@ impl FaultState {
             Fault::DepthGap { symbol } => return hooks.depth_gap(&symbol),
             Fault::SilentStreams { duration } => self.silence_for(duration),
             Fault::MalformedNext { count } => self.add_malformed(count),
+            Fault::MarketDataOutage { duration } => {
+                self.silence_for(duration);
+                extend(&self.book_down_until, duration);
+            }
         }
         true
     }
@@ -262,21 +301,17 @@ impl FaultState {
 
     /// Silences websockets until `now + d` (extending, never shortening).
     pub fn silence_for(&self, d: Duration) {
-        let until = deadline(d);
-        let mut g = self
-            .silent_until
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *g = Some(g.map_or(until, |u| u.max(until)));
+        extend(&self.silent_until, d);
     }
 
     /// `true` while websockets must stay silent.
     pub fn is_silent(&self) -> bool {
-        let g = self
-            .silent_until
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        g.is_some_and(|u| Instant::now() < u)
+        active(&self.silent_until)
+    }
+
+    /// `true` while REST book snapshots must fail ([`Fault::MarketDataOutage`]).
+    pub fn is_book_down(&self) -> bool {
+        active(&self.book_down_until)
     }
 }
 
@@ -307,6 +342,9 @@ mod tests {
                 duration: Duration::from_secs(1),
             },
             Fault::MalformedNext { count: 3 },
+            Fault::MarketDataOutage {
+                duration: Duration::from_millis(2500),
+            },
         ] {
             let json = serde_json::to_string(&f).expect("ser");
             assert_eq!(
