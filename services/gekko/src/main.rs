@@ -8,6 +8,7 @@
 //! started), 69 when a required resource is unavailable (a port cannot be bound), 70 for
 //! internal failures, 1 when `check` finds a failing check.
 
+mod certs;
 mod check;
 mod controller;
 mod down;
@@ -15,6 +16,7 @@ mod exit;
 mod probe;
 mod report;
 mod status;
+mod token;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -42,6 +44,10 @@ enum Command {
     Down(down::DownArgs),
     /// Validate config and the machine, and print a table of checks.
     Check,
+    /// Make an API token: printed once, with the `tokens=` entry that configures it.
+    Token(token::TokenArgs),
+    /// Make TLS certificates (`gekko certs dev`: a local CA, server and client).
+    Certs(certs::CertsArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -49,6 +55,9 @@ fn main() -> std::process::ExitCode {
     // `down` is a client of a running gekko: it needs no config of its own.
     let command = match cli.command {
         Command::Down(args) => return run(|rt| rt.block_on(down::run(args))),
+        // Offline tools: no config, no runtime.
+        Command::Token(args) => return token::run(&args).into(),
+        Command::Certs(args) => return certs::run(&args).into(),
         other => other,
     };
     inference_service::pin_cpu_threads();
@@ -67,7 +76,7 @@ fn main() -> std::process::ExitCode {
     };
     match command {
         Command::Up { paper_trade } => run(|rt| rt.block_on(up::run(loaded, paper_trade))),
-        Command::Down(_) => Exit::Internal.into(),
+        Command::Down(_) | Command::Token(_) | Command::Certs(_) => Exit::Internal.into(),
         Command::Check => run(|rt| rt.block_on(check::run(Ok(loaded)))),
     }
 }
