@@ -9,9 +9,12 @@
 //! 1. **Resolve** every service's settings from the validated config. Pure, so it runs
 //!    before anything is bound; any problem prints every line and exits 64.
 //! 2. **Telemetry**: the tracing subscriber and the Prometheus recorder.
-//! 3. **Bind** the HTTP (`/metrics`, `/livez`, `/readyz`) and gRPC listeners *before* any
-//!    service starts, so a taken port fails the start (exit 69) instead of leaving half a
-//!    system running.
+//! 3. **Access control**: the `AuthLayer` and TLS material are built from
+//!    `ACCESS_CONTROL_CONFIG` (an unreadable certificate or key exits 64), and each failing
+//!    security posture finding is printed as a loud warning. Then **bind** the HTTP
+//!    (`/metrics`, `/livez`, `/readyz`) and gRPC listeners *before* any service starts, so
+//!    a taken port fails the start (exit 69) instead of leaving half a system running.
+//!    Both serve TLS when it is configured; refused gRPC calls go to the audit trail.
 //! 4. **Readiness**: a `startup` component holds `/readyz` at 503 until every service has
 //!    registered its own components and started; a `bus` component mirrors the bus.
 //! 5. **Start** the services in list order, each with its own child token. A failure
@@ -36,6 +39,7 @@ use std::time::Duration;
 use gekko_audit::AuditLog;
 use gekko_bus::Bus;
 use gekko_config::{GekkoConfig, Loaded};
+use gekko_security::{AuthLayer, AuthPolicy, ServerTls};
 use tokio::net::TcpListener;
 
 use crate::grpc::GrpcServer;
@@ -98,6 +102,9 @@ pub struct HostInfo<'a> {
     pub grpc_addr: SocketAddr,
     /// Every value the services [provided](crate::Started::provide), e.g. the gateways.
     pub provided: &'a Provided,
+    /// The gRPC access control in force; [`AuthLayer::observe`] wires its refusals to an
+    /// audit log.
+    pub auth: &'a AuthLayer,
     /// The process's audit trail (the one every service's [`ServiceCtx::audit`] records
     /// through).
     pub audit: &'a AuditLog,
@@ -357,6 +364,71 @@ async fn bind(program: &str, what: &str, addr: SocketAddr) -> Result<TcpListener
     })
 }
 
+/// The access-control layer and TLS material of `config`, with a loud warning for each
+/// failing posture finding (plaintext or unauthenticated listeners off loopback).
+fn security(
+    program: &str,
+    config: &GekkoConfig,
+) -> Result<(AuthLayer, Option<Arc<ServerTls>>), Exit> {
+    let access = &config.access_control;
+    let tls = ServerTls::load(access).map_err(|e| {
+        let chain = error_chain(&e);
+        tracing::error!(error = %chain, "cannot load the TLS material");
+        eprintln!("{program}: ACCESS_CONTROL_CONFIG: {chain}");
+        Exit::Config
+    })?;
+    let policy = AuthPolicy::from_config(access).map_err(|e| {
+        eprintln!("{program}: ACCESS_CONTROL_CONFIG: {e}");
+        Exit::Config
+    })?;
+    for finding in gekko_security::posture(config, None)
+        .into_iter()
+        .filter(|f| !f.ok)
+    {
+        tracing::warn!(
+            check = finding.check,
+            required = finding.required,
+            "SECURITY: {}",
+            finding.detail
+        );
+        eprintln!(
+            "{program}: SECURITY WARNING ({}): {}",
+            finding.check, finding.detail
+        );
+    }
+    Ok((AuthLayer::new(policy), tls.map(Arc::new)))
+}
+
+/// The audit entry of a refused gRPC call: the actor is the token's name once it was
+/// recognised, else the peer address.
+fn audit_denied(d: &gekko_security::DeniedCall) -> gekko_audit::AuditRecord {
+    let actor = match (&d.token_name, d.peer) {
+        (Some(name), _) => name.clone(),
+        (None, Some(ip)) => ip.to_string(),
+        (None, None) => "unknown".to_owned(),
+    };
+    gekko_audit::AuditRecord::new(actor, "auth.denied", "denied").with_detail(serde_json::json!({
+        "method": d.method,
+        "reason": d.reason.as_str(),
+        "peer": d.peer.map(|ip| ip.to_string()),
+        "token": d.token_name,
+    }))
+}
+
+/// `/metrics`, `/livez`, `/readyz`: over TLS when configured.
+async fn serve_ops_http(
+    listener: TcpListener,
+    tls: Option<Arc<ServerTls>>,
+    readiness: Readiness,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<(), crate::RuntimeError> {
+    match tls {
+        Some(tls) => crate::http::serve_https(listener, &tls, readiness, metrics, shutdown).await,
+        None => crate::http::serve_http(listener, readiness, metrics, shutdown).await,
+    }
+}
+
 /// Steps 2 to 7 of the module docs, after resolution and logging.
 async fn serve(
     program: &'static str,
@@ -374,6 +446,12 @@ async fn serve(
         }
     };
     crate::metrics::describe_common();
+    // Access control and TLS material are checked before anything binds: an unreadable
+    // certificate or key exits 64, like any other configuration problem.
+    let (auth, tls) = match security(program, config) {
+        Ok(s) => s,
+        Err(exit) => return exit,
+    };
     tracing::info!(config = ?config, "starting {program}");
 
     let http = match bind(program, "HTTP", config.monitoring.http_addr).await {
@@ -407,6 +485,14 @@ async fn serve(
         Ok(a) => a,
         Err(exit) => return exit,
     };
+    // Every refused gRPC call becomes an `auth.denied` entry. Detached: the observer runs
+    // on the request path and must not wait for Redis.
+    {
+        let audit = audit.clone();
+        auth.observe(move |d: &gekko_security::DeniedCall| {
+            audit.record_detached(audit_denied(d));
+        });
+    }
     {
         let audit = audit.clone();
         let token = shutdown.child_token();
@@ -415,7 +501,6 @@ async fn serve(
             Ok::<(), std::convert::Infallible>(())
         });
     }
-
 
     // Mirror the bus's own readiness into the latch; Redis can come and go. Polling (not
     // a notification) because the bus exposes readiness as a cheap flag.
@@ -438,10 +523,19 @@ async fn serve(
     }
     shutdown.spawn(
         "http",
-        crate::http::serve_http(http, readiness.clone(), metrics, shutdown.child_token()),
+        serve_ops_http(
+            http,
+            tls.clone(),
+            readiness.clone(),
+            metrics,
+            shutdown.child_token(),
+        ),
     );
 
-    let mut server = GrpcServer::new(readiness.clone());
+    let mut server = GrpcServer::new(readiness.clone()).with_auth(auth.clone());
+    if let Some(tls) = &tls {
+        server = server.with_tls(tls);
+    }
     let mut provided = Provided::default();
     // Dropped only after the drain: what a service holds (an in-process simulator) may be
     // what its tasks talk to while they wind down.
@@ -482,6 +576,7 @@ async fn serve(
         http_addr,
         grpc_addr,
         provided: &provided,
+        auth: &auth,
         audit: &audit,
     };
     lifecycle.started(&info).await;
