@@ -100,11 +100,7 @@ async fn entries(bus: &dyn Bus, stream: &str) -> Vec<(String, Bytes)> {
 /// Rewrites the stream the way someone with write access to Redis would: into a new
 /// stream, entry by entry, with `f` applied to the list first. Returns the new stream's
 /// ids.
-async fn rewrite(
-    bus: &dyn Bus,
-    to: &str,
-    f: impl FnOnce(&mut Vec<Bytes>),
-) -> Vec<String> {
+async fn rewrite(bus: &dyn Bus, to: &str, f: impl FnOnce(&mut Vec<Bytes>)) -> Vec<String> {
     let mut payloads: Vec<Bytes> = entries(bus, STREAM)
         .await
         .into_iter()
@@ -141,7 +137,9 @@ mod scenarios {
 
     pub(crate) async fn fresh_chain_verifies(bus: Arc<dyn Bus>) {
         let dir = temp_dir("fresh");
-        let log = AuditLog::open(bus.clone(), &settings(&dir), "gekko").await.unwrap();
+        let log = AuditLog::open(bus.clone(), &settings(&dir), "gekko")
+            .await
+            .unwrap();
         for i in 0..20 {
             let id = log.record(rec(i)).await.unwrap().unwrap();
             assert_eq!(id.seq, i as u64 + 1);
@@ -155,14 +153,22 @@ mod scenarios {
         assert_eq!(head.location, stream_location(STREAM, &stored[19].0));
         let e = Entry::parse(&stored[0].1).unwrap();
         assert_eq!(
-            (e.seq, e.writer.as_str(), e.actor.as_str(), e.action.as_str(), e.prev.as_str()),
+            (
+                e.seq,
+                e.writer.as_str(),
+                e.actor.as_str(),
+                e.action.as_str(),
+                e.prev.as_str()
+            ),
             (1, "gekko", "tester", "order.place", &*"0".repeat(64))
         );
     }
 
     pub(crate) async fn edited_entry_is_caught(bus: Arc<dyn Bus>) {
         let dir = temp_dir("edit");
-        let log = AuditLog::open(bus.clone(), &settings(&dir), "gekko").await.unwrap();
+        let log = AuditLog::open(bus.clone(), &settings(&dir), "gekko")
+            .await
+            .unwrap();
         record_n(&log, 10).await;
 
         // Content changed, hash left alone.
@@ -170,12 +176,21 @@ mod scenarios {
             p[4] = edit(&p[4], |e| e.outcome = "rejected".into());
         })
         .await;
-        let bad = verify(&*bus, "t:edited", &dir).await.first_bad.expect("caught");
+        let bad = verify(&*bus, "t:edited", &dir)
+            .await
+            .first_bad
+            .expect("caught");
         assert_eq!((bad.position, bad.expected_seq, bad.seq), (4, 5, Some(5)));
         assert_eq!(bad.problem, Problem::HashMismatch);
         assert_eq!(bad.location, stream_location("t:edited", &ids[4]));
         let text = bad.to_string();
-        assert!(text.contains("position 4") && text.contains("expected seq 5") && text.contains(&ids[4]) && text.contains("edited"), "{text}");
+        assert!(
+            text.contains("position 4")
+                && text.contains("expected seq 5")
+                && text.contains(&ids[4])
+                && text.contains("edited"),
+            "{text}"
+        );
 
         // Content changed and re-hashed by someone without the key.
         rewrite(&*bus, "t:rehashed", |p| {
@@ -186,7 +201,10 @@ mod scenarios {
             });
         })
         .await;
-        let bad = verify(&*bus, "t:rehashed", &dir).await.first_bad.expect("caught");
+        let bad = verify(&*bus, "t:rehashed", &dir)
+            .await
+            .first_bad
+            .expect("caught");
         assert_eq!((bad.position, bad.expected_seq), (4, 5));
         assert_eq!(bad.problem, Problem::MacMismatch);
 
@@ -196,13 +214,18 @@ mod scenarios {
 
     pub(crate) async fn deleted_entry_is_caught(bus: Arc<dyn Bus>) {
         let dir = temp_dir("delete");
-        let log = AuditLog::open(bus.clone(), &settings(&dir), "gekko").await.unwrap();
+        let log = AuditLog::open(bus.clone(), &settings(&dir), "gekko")
+            .await
+            .unwrap();
         record_n(&log, 10).await;
         let ids = rewrite(&*bus, "t:deleted", |p| {
             p.remove(4);
         })
         .await;
-        let bad = verify(&*bus, "t:deleted", &dir).await.first_bad.expect("caught");
+        let bad = verify(&*bus, "t:deleted", &dir)
+            .await
+            .first_bad
+            .expect("caught");
         assert_eq!((bad.position, bad.expected_seq, bad.seq), (4, 5, Some(6)));
         assert_eq!(bad.problem, Problem::Missing { from: 5, to: 5 });
         assert_eq!(bad.location, stream_location("t:deleted", &ids[4]));
@@ -213,17 +236,25 @@ mod scenarios {
             p.drain(..3);
         })
         .await;
-        let bad = verify(&*bus, "t:head-cut", &dir).await.first_bad.expect("caught");
+        let bad = verify(&*bus, "t:head-cut", &dir)
+            .await
+            .first_bad
+            .expect("caught");
         assert_eq!((bad.position, bad.expected_seq), (0, 1));
         assert_eq!(bad.problem, Problem::Missing { from: 1, to: 3 });
     }
 
     pub(crate) async fn swapped_pair_is_caught(bus: Arc<dyn Bus>) {
         let dir = temp_dir("swap");
-        let log = AuditLog::open(bus.clone(), &settings(&dir), "gekko").await.unwrap();
+        let log = AuditLog::open(bus.clone(), &settings(&dir), "gekko")
+            .await
+            .unwrap();
         record_n(&log, 10).await;
         let ids = rewrite(&*bus, "t:swapped", |p| p.swap(4, 5)).await;
-        let bad = verify(&*bus, "t:swapped", &dir).await.first_bad.expect("caught");
+        let bad = verify(&*bus, "t:swapped", &dir)
+            .await
+            .first_bad
+            .expect("caught");
         assert_eq!((bad.position, bad.expected_seq, bad.seq), (4, 5, Some(6)));
         assert_eq!(bad.problem, Problem::OutOfOrder { found: 6 });
         assert_eq!(bad.location, stream_location("t:swapped", &ids[4]));
@@ -231,17 +262,24 @@ mod scenarios {
 
         // The last two swapped: no look-ahead entry, still at the right position.
         rewrite(&*bus, "t:swapped-tail", |p| p.swap(8, 9)).await;
-        let bad = verify(&*bus, "t:swapped-tail", &dir).await.first_bad.expect("caught");
+        let bad = verify(&*bus, "t:swapped-tail", &dir)
+            .await
+            .first_bad
+            .expect("caught");
         assert_eq!((bad.position, bad.expected_seq, bad.seq), (8, 9, Some(10)));
         assert_eq!(bad.problem, Problem::OutOfOrder { found: 10 });
     }
 
     pub(crate) async fn restart_continues_the_chain(bus: Arc<dyn Bus>) {
         let dir = temp_dir("restart");
-        let log = AuditLog::open(bus.clone(), &settings(&dir), "gekko").await.unwrap();
+        let log = AuditLog::open(bus.clone(), &settings(&dir), "gekko")
+            .await
+            .unwrap();
         record_n(&log, 3).await;
         drop(log);
-        let log = AuditLog::open(bus.clone(), &settings(&dir), "gekko").await.unwrap();
+        let log = AuditLog::open(bus.clone(), &settings(&dir), "gekko")
+            .await
+            .unwrap();
         let id = log.record(rec(3)).await.unwrap().unwrap();
         assert_eq!(id.seq, 4, "continues after the head, not from 1");
         record_n(&log, 2).await;
@@ -256,7 +294,9 @@ mod scenarios {
 
     pub(crate) async fn concurrent_records_form_one_chain(bus: Arc<dyn Bus>) {
         let dir = temp_dir("concurrent");
-        let log = AuditLog::open(bus.clone(), &settings(&dir), "gekko").await.unwrap();
+        let log = AuditLog::open(bus.clone(), &settings(&dir), "gekko")
+            .await
+            .unwrap();
         let mut tasks = tokio::task::JoinSet::new();
         for t in 0..16 {
             let log = log.clone();
@@ -281,7 +321,9 @@ mod scenarios {
 
     pub(crate) async fn archive_round_trip(bus: Arc<dyn Bus>) {
         let dir = temp_dir("archive");
-        let log = AuditLog::open(bus.clone(), &settings(&dir), "gekko").await.unwrap();
+        let log = AuditLog::open(bus.clone(), &settings(&dir), "gekko")
+            .await
+            .unwrap();
         record_n(&log, 30).await;
         settle().await;
         let out = gekko_audit::archive_expired(&*bus, &key(), STREAM, &dir, Duration::ZERO)
@@ -289,8 +331,16 @@ mod scenarios {
             .unwrap();
         assert_eq!((out.archived, out.trimmed, out.files.len()), (29, 29, 1));
         assert_eq!(bus.stream_len(STREAM).await.unwrap(), 1, "the head stays");
-        let name = out.files[0].file_name().unwrap().to_str().unwrap().to_owned();
-        assert_eq!(name, "t_audit.00000000000000000001-00000000000000000029.sealed");
+        let name = out.files[0]
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            name,
+            "t_audit.00000000000000000001-00000000000000000029.sealed"
+        );
 
         record_n(&log, 5).await;
         let report = log.verify().await.unwrap();
@@ -309,14 +359,17 @@ mod scenarios {
         assert_eq!((report.entries, report.archives), (35, 2));
 
         // Nothing is older than a day: nothing moves.
-        let out = gekko_audit::archive_expired(&*bus, &key(), STREAM, &dir, Duration::from_secs(86_400))
-            .await
-            .unwrap();
+        let out =
+            gekko_audit::archive_expired(&*bus, &key(), STREAM, &dir, Duration::from_secs(86_400))
+                .await
+                .unwrap();
         assert_eq!(out, gekko_audit::ArchiveOutcome::default());
 
         // The chain keeps growing after archiving, and a restart still continues it.
         drop(log);
-        let log = AuditLog::open(bus.clone(), &settings(&dir), "gekko").await.unwrap();
+        let log = AuditLog::open(bus.clone(), &settings(&dir), "gekko")
+            .await
+            .unwrap();
         assert_eq!(log.record(rec(99)).await.unwrap().unwrap().seq, 36);
         assert!(log.verify().await.unwrap().is_intact());
 
@@ -330,7 +383,11 @@ mod scenarios {
         let text = String::from_utf8(out).unwrap();
         let seqs: Vec<u64> = text
             .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"].as_u64().unwrap())
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
+                    .as_u64()
+                    .unwrap()
+            })
             .collect();
         assert_eq!(seqs, (1..=36).collect::<Vec<_>>());
         let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
@@ -346,7 +403,9 @@ mod scenarios {
 
     pub(crate) async fn bad_archives_are_clear_errors(bus: Arc<dyn Bus>) {
         let dir = temp_dir("bad-archive");
-        let log = AuditLog::open(bus.clone(), &settings(&dir), "gekko").await.unwrap();
+        let log = AuditLog::open(bus.clone(), &settings(&dir), "gekko")
+            .await
+            .unwrap();
         record_n(&log, 12).await;
         settle().await;
         let out = gekko_audit::archive_expired(&*bus, &key(), STREAM, &dir, Duration::ZERO)
@@ -358,7 +417,10 @@ mod scenarios {
         let expect_archive_problem = |report: VerifyReport, want: &str| {
             let bad = report.first_bad.expect("an archive problem");
             assert_eq!(bad.position, 0);
-            assert!(matches!(&bad.location, Location::Archive { file: f, .. } if *f == file), "{bad}");
+            assert!(
+                matches!(&bad.location, Location::Archive { file: f, .. } if *f == file),
+                "{bad}"
+            );
             match &bad.problem {
                 Problem::Archive(why) => assert!(why.contains(want), "{why}"),
                 other => panic!("expected an archive problem, got {other:?}"),
@@ -395,10 +457,15 @@ mod scenarios {
         std::fs::write(&file, &original).unwrap();
         assert!(verify(&*bus, STREAM, &dir).await.is_intact());
         let other = AuditKey::from_secret(&[7; 32]);
-        let report = gekko_audit::verify(&*bus, &other, STREAM, &dir).await.unwrap();
+        let report = gekko_audit::verify(&*bus, &other, STREAM, &dir)
+            .await
+            .unwrap();
         let bad = report.first_bad.expect("wrong key");
         match &bad.problem {
-            Problem::Archive(why) => assert!(why.contains("wrong key") && why.contains(other.id()), "{why}"),
+            Problem::Archive(why) => assert!(
+                why.contains("wrong key") && why.contains(other.id()),
+                "{why}"
+            ),
             p => panic!("{p:?}"),
         }
         // Archiving refuses to extend a chain whose archive it cannot open.
@@ -411,7 +478,9 @@ mod scenarios {
 
     pub(crate) async fn wrong_key_and_bad_head(bus: Arc<dyn Bus>) {
         let dir = temp_dir("wrong-key");
-        let log = AuditLog::open(bus.clone(), &settings(&dir), "gekko").await.unwrap();
+        let log = AuditLog::open(bus.clone(), &settings(&dir), "gekko")
+            .await
+            .unwrap();
         record_n(&log, 3).await;
         drop(log);
         let other = AuditKey::from_secret(&[9; 32]);
@@ -432,8 +501,12 @@ mod scenarios {
 
         // So does a forged head.
         let spec = StreamSpec::durable(STREAM);
-        bus.append(&spec, Bytes::from_static(b"{\"v\":1}")).await.unwrap();
-        let err = AuditLog::open(bus.clone(), &settings(&dir), "gekko").await.unwrap_err();
+        bus.append(&spec, Bytes::from_static(b"{\"v\":1}"))
+            .await
+            .unwrap();
+        let err = AuditLog::open(bus.clone(), &settings(&dir), "gekko")
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("does not verify"), "{err}");
     }
 
@@ -442,7 +515,10 @@ mod scenarios {
         let mut s = settings(&dir.join("archive"));
         s.key = None;
         let path = s.archive_dir.join("audit.key");
-        assert_eq!(gekko_audit::key_source(&s), KeySource::Generated(path.clone()));
+        assert_eq!(
+            gekko_audit::key_source(&s),
+            KeySource::Generated(path.clone())
+        );
         let err = AuditKey::load(&s, KeyMode::MustExist).unwrap_err();
         assert!(err.to_string().contains("audit.key"), "{err}");
 
@@ -463,7 +539,9 @@ mod scenarios {
         let log = AuditLog::open(bus.clone(), &s, "gekko").await.unwrap();
         assert_eq!(log.record(rec(2)).await.unwrap().unwrap().seq, 3);
         let (key, _) = AuditKey::load(&s, KeyMode::MustExist).unwrap();
-        let report = gekko_audit::verify(&*bus, &key, STREAM, &s.archive_dir).await.unwrap();
+        let report = gekko_audit::verify(&*bus, &key, STREAM, &s.archive_dir)
+            .await
+            .unwrap();
         assert!(report.is_intact() && report.entries == 3, "{report:?}");
 
         // The key never appears in Debug.
@@ -493,7 +571,10 @@ mod scenarios {
         log.record_detached(rec(1));
         log.flush().await;
         assert_eq!(bus.stream_len(STREAM).await.unwrap(), 0);
-        assert!(std::fs::read_dir(&dir).unwrap().next().is_none(), "no key generated");
+        assert!(
+            std::fs::read_dir(&dir).unwrap().next().is_none(),
+            "no key generated"
+        );
     }
 }
 
@@ -571,12 +652,18 @@ async fn in_place_edit_on_redis_names_the_stream_id() {
     let (bus, server) = redis().await;
     let server = server.unwrap();
     let dir = temp_dir("inplace");
-    let log = AuditLog::open(bus.clone(), &settings(&dir), "gekko").await.unwrap();
+    let log = AuditLog::open(bus.clone(), &settings(&dir), "gekko")
+        .await
+        .unwrap();
     record_n(&log, 6).await;
     let stored = entries(&*bus, STREAM).await;
     let client = redis::Client::open(server.url()).unwrap();
     let mut c = client.get_multiplexed_async_connection().await.unwrap();
-    redis::cmd("DEL").arg(STREAM).query_async::<()>(&mut c).await.unwrap();
+    redis::cmd("DEL")
+        .arg(STREAM)
+        .query_async::<()>(&mut c)
+        .await
+        .unwrap();
     for (i, (id, payload)) in stored.iter().enumerate() {
         let payload = if i == 2 {
             edit(payload, |e| e.actor = "someone-else".into())
@@ -609,7 +696,9 @@ async fn a_failed_append_does_not_fork_the_chain() {
     };
     let bus: Arc<dyn Bus> = Arc::new(RedisBus::connect(&server.url(), opts).await.unwrap());
     let dir = temp_dir("outage");
-    let log = AuditLog::open(bus.clone(), &settings(&dir), "gekko").await.unwrap();
+    let log = AuditLog::open(bus.clone(), &settings(&dir), "gekko")
+        .await
+        .unwrap();
     record_n(&log, 3).await;
     server.kill();
     let err = log.record(rec(3)).await.unwrap_err();

@@ -8,6 +8,7 @@
 //! started), 69 when a required resource is unavailable (a port cannot be bound), 70 for
 //! internal failures, 1 when `check` finds a failing check.
 
+mod audit;
 mod certs;
 mod check;
 mod controller;
@@ -48,6 +49,8 @@ enum Command {
     Token(token::TokenArgs),
     /// Make TLS certificates (`gekko certs dev`: a local CA, server and client).
     Certs(certs::CertsArgs),
+    /// Verify, export or archive the tamper-evident audit trail (needs REDIS_URL).
+    Audit(audit::AuditArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -66,7 +69,7 @@ fn main() -> std::process::ExitCode {
     let loaded = match gekko_config::load() {
         Ok(l) => l,
         Err(errors) => {
-            if matches!(command, Command::Up { .. }) {
+            if matches!(command, Command::Up { .. } | Command::Audit(_)) {
                 eprint!("{}", errors.render("gekko"));
                 return Exit::Config.into();
             }
@@ -78,6 +81,7 @@ fn main() -> std::process::ExitCode {
         Command::Up { paper_trade } => run(|rt| rt.block_on(up::run(loaded, paper_trade))),
         Command::Down(_) | Command::Token(_) | Command::Certs(_) => Exit::Internal.into(),
         Command::Check => run(|rt| rt.block_on(check::run(Ok(loaded)))),
+        Command::Audit(args) => run(|rt| rt.block_on(audit::run(loaded, args))),
     }
 }
 

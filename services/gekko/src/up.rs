@@ -10,14 +10,16 @@
 //!   the config wants it. A Coinbase or OANDA gateway is one more entry there.
 //! - [`serve_gateways`] (in `gateway-binanceus`, shared with that binary): the one gRPC
 //!   registration of the hosted gateways.
-//! - [`UpEvents`]: the audit trail (`started`, `stopping`, `stopped` on the durable audit
-//!   stream, plus a control-channel notification) and the one-line banner on stdout.
+//! - [`UpEvents`]: the audit trail (`system.startup` with the start-up report, then
+//!   `system.shutdown` when asked to stop and once stopped, on the tamper-evident audit
+//!   stream `gekko up` owns, plus a control-channel notification) and the one-line banner
+//!   on stdout.
 
 use gateway_binanceus::serve_gateways;
-use gekko_bus::{Bus, Topic, names};
+use gekko_audit::AuditRecord;
+use gekko_bus::names;
 use gekko_config::{GekkoConfig, Loaded};
 use gekko_runtime::{Host, HostInfo, Lifecycle, ServiceEntry, StopRequest};
-use serde::{Deserialize, Serialize};
 
 use crate::check;
 use crate::controller::Controller;
@@ -26,15 +28,6 @@ use crate::status::{self, SystemStatusService};
 
 /// The program name: telemetry's service name and the prefix of messages.
 const PROGRAM: &str = "gekko";
-
-/// An audit record of a controller life-cycle event.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct AuditEvent {
-    /// What happened: `started`, `stopping`, `stopped`.
-    pub event: String,
-    /// Free-form detail.
-    pub detail: String,
-}
 
 /// Runs `gekko up` until a shutdown signal. `paper_trade` turns the trading loop on, in
 /// paper mode only.
@@ -75,6 +68,7 @@ pub(crate) async fn run(mut loaded: Loaded, paper_trade: bool) -> Exit {
     let mut events = UpEvents::new(&loaded.config);
     events.startup = rows;
     Host::new(PROGRAM)
+        .owns_audit_stream()
         .services(catalog(&loaded.config))
         .grpc(serve_gateways)
         .run(loaded, &events)
@@ -121,20 +115,16 @@ fn catalog(config: &GekkoConfig) -> Vec<ServiceEntry> {
         .collect()
 }
 
-/// `gekko up`'s life-cycle hooks: audit events and the banner.
+/// `gekko up`'s life-cycle hooks: audit entries and the banner.
 #[derive(Debug)]
 struct UpEvents {
-    /// The audit stream from `AUDIT_LOGGING_SETTINGS`, or `None` when it is disabled.
-    audit: Option<Topic<AuditEvent>>,
-    /// The start-up report's rows, recorded with the `started` event.
+    /// The start-up report's rows, recorded with the `system.startup` entry.
     startup: Vec<check::Row>,
 }
 
 impl UpEvents {
-    fn new(config: &GekkoConfig) -> Self {
-        let a = &config.audit_logging;
+    fn new(_config: &GekkoConfig) -> Self {
         Self {
-            audit: a.enabled.then(|| Topic::durable(a.stream.clone(), 1)),
             startup: Vec::new(),
         }
     }
@@ -144,13 +134,16 @@ impl Lifecycle for UpEvents {
     async fn started(&self, info: &HostInfo<'_>) {
         let mode = status::mode(info.config);
         let bus = info.bus.kind();
-        let table = serde_json::to_string(&self.startup).unwrap_or_default();
-        self.event(
-            info.bus,
-            "started",
-            format!("mode={mode} bus={bus} startup={table}"),
-        )
-        .await;
+        let detail = serde_json::json!({
+            "mode": mode,
+            "bus": bus,
+            "http_addr": info.http_addr.to_string(),
+            "grpc_addr": info.grpc_addr.to_string(),
+            "version": env!("CARGO_PKG_VERSION"),
+            "startup": self.startup,
+        });
+        self.event(info, "started", "system.startup", "ok", detail)
+            .await;
         for controller in info.provided.all::<Controller>() {
             controller.started(info).await;
         }
@@ -162,7 +155,11 @@ impl Lifecycle for UpEvents {
     }
 
     async fn stopping(&self, info: &HostInfo<'_>, request: &StopRequest) {
-        self.event(info.bus, "stopping", format!("origin={}", request.origin))
+        let detail = serde_json::json!({
+            "origin": request.origin,
+            "mode": request.mode.map(|m| m.to_string()),
+        });
+        self.event(info, "stopping", "system.shutdown", "requested", detail)
             .await;
         // The shutdown steps and the final report, while every service still runs.
         for controller in info.provided.all::<Controller>() {
@@ -171,26 +168,35 @@ impl Lifecycle for UpEvents {
     }
 
     async fn stopped(&self, info: &HostInfo<'_>, clean: bool) {
-        self.event(info.bus, "stopped", format!("clean={clean}"))
+        let outcome = if clean { "stopped" } else { "drain_timed_out" };
+        let detail = serde_json::json!({ "clean": clean });
+        self.event(info, "stopped", "system.shutdown", outcome, detail)
             .await;
     }
 }
 
 impl UpEvents {
-    /// Writes one audit record and notifies the control channel; failures are logged, not
-    /// fatal (the audit trail must not stop trading infrastructure from starting or
-    /// stopping).
-    async fn event(&self, bus: &dyn Bus, event: &str, detail: String) {
-        let ev = AuditEvent {
-            event: event.to_owned(),
-            detail,
-        };
-        if let Some(audit) = &self.audit
-            && let Err(e) = audit.publish(bus, PROGRAM, &ev).await
-        {
-            tracing::warn!(error = %e, event, "audit event not written");
+    /// Writes one entry to the audit trail (`HostInfo::audit`, a no-op when disabled) and
+    /// notifies the control channel; failures are logged, not fatal (the audit trail must
+    /// not stop trading infrastructure from starting or stopping). `event` (`started`,
+    /// `stopping`, `stopped`) is the life-cycle phase, in the detail and the notice.
+    async fn event(
+        &self,
+        info: &HostInfo<'_>,
+        event: &str,
+        action: &str,
+        outcome: &str,
+        mut detail: serde_json::Value,
+    ) {
+        if let Some(obj) = detail.as_object_mut() {
+            obj.insert("event".to_owned(), event.into());
         }
-        let _ = bus
+        let rec = AuditRecord::new(PROGRAM, action, outcome).with_detail(detail);
+        if let Err(e) = info.audit.record(rec).await {
+            tracing::warn!(error = %e, event, "audit entry not written");
+        }
+        let _ = info
+            .bus
             .notify(
                 names::CONTROL_CHANNEL,
                 bytes::Bytes::from(format!("{{\"event\":\"{event}\"}}")),

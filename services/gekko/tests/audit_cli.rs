@@ -1,0 +1,326 @@
+//! `gekko audit verify | export | archive` as an operator runs them, against a real
+//! `redis-server`: exit 0 for an intact chain, 1 with the first bad entry named for a
+//! tampered one, 64 for bad config or no `REDIS_URL`; `gekko up` leaves a chain that
+//! verifies.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gekko_audit::{AuditLog, AuditRecord, Entry};
+use gekko_bus::{Bus, RedisBus, RedisBusOptions, StartFrom};
+use gekko_config::AuditLogging;
+use gekko_testkit::{RedisServer, free_port};
+use secrecy::SecretString;
+
+mod common;
+
+use common::{Up, gekko, monitoring};
+
+const KEY: &str = "8f3c1a9e0b7d4c2f6e5a1b3c9d7e0f2a4b6c8d0e1f3a5b7c9d2e4f6a8b0c1d3e";
+const STREAM: &str = "gekko:audit";
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let dir = std::env::temp_dir().join(format!(
+        "gekko-audit-cli-{tag}-{}-{nanos}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn settings_var(dir: &Path) -> String {
+    format!("key={KEY},archive_dir={}", dir.display())
+}
+
+fn run(args: &[&str], redis: Option<&RedisServer>, audit: &str) -> Output {
+    let mut cmd = gekko(args);
+    cmd.env("AUDIT_LOGGING_SETTINGS", audit);
+    if let Some(r) = redis {
+        cmd.env("REDIS_URL", r.url());
+    }
+    cmd.output().expect("run gekko")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Writes `n` entries to the stream through the library, as `gekko up` would.
+async fn write_chain(redis: &RedisServer, dir: &Path, n: usize) -> Arc<dyn Bus> {
+    let bus: Arc<dyn Bus> = Arc::new(
+        RedisBus::connect(&redis.url(), RedisBusOptions::default())
+            .await
+            .unwrap(),
+    );
+    let settings = AuditLogging {
+        key: Some(SecretString::from(KEY)),
+        archive_dir: dir.to_owned(),
+        ..AuditLogging::default()
+    };
+    let log = AuditLog::open(bus.clone(), &settings, "gekko")
+        .await
+        .unwrap();
+    for i in 0..n {
+        log.record(
+            AuditRecord::new("ops", "order.place", "ok")
+                .with_detail(serde_json::json!({"client_id": format!("c-{i}")})),
+        )
+        .await
+        .unwrap();
+    }
+    bus
+}
+
+async fn stored(bus: &dyn Bus) -> Vec<(String, bytes::Bytes)> {
+    let mut r = bus.tail_reader(STREAM, StartFrom::Beginning).await.unwrap();
+    r.read(10_000, Duration::ZERO)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.id, d.payload))
+        .collect()
+}
+
+/// Replaces the stream with `entries`, under the same ids (what `redis-cli` allows).
+async fn replace_stream(redis: &RedisServer, entries: &[(String, bytes::Bytes)]) {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("DEL")
+        .arg(STREAM)
+        .query_async::<()>(&mut c)
+        .await
+        .unwrap();
+    for (id, payload) in entries {
+        redis::cmd("XADD")
+            .arg(STREAM)
+            .arg(id)
+            .arg("d")
+            .arg(payload.as_ref())
+            .query_async::<String>(&mut c)
+            .await
+            .unwrap();
+    }
+}
+
+#[test]
+fn verify_exit_codes_and_the_first_bad_entry() {
+    let redis = RedisServer::start();
+    let dir = temp_dir("verify");
+    let audit = settings_var(&dir);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let bus = rt.block_on(write_chain(&redis, &dir, 8));
+
+    let out = run(&["audit", "verify"], Some(&redis), &audit);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("intact, 8 entries"), "{}", text(&out));
+
+    // One entry edited in place: exit 1, the entry named by seq and stream id.
+    let mut entries = rt.block_on(stored(&*bus));
+    let original = entries.clone();
+    let mut e = Entry::parse(&entries[5].1).unwrap();
+    e.outcome = "rejected".into();
+    entries[5].1 = e.to_bytes();
+    rt.block_on(replace_stream(&redis, &entries));
+    let out = run(&["audit", "verify"], Some(&redis), &audit);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("BROKEN")
+            && t.contains("expected seq 6")
+            && t.contains(&entries[5].0)
+            && t.contains("edited"),
+        "{t}"
+    );
+
+    // One entry deleted.
+    let mut deleted = original.clone();
+    deleted.remove(2);
+    rt.block_on(replace_stream(&redis, &deleted));
+    let out = run(&["audit", "verify"], Some(&redis), &audit);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("position 2") && t.contains("seq 3 is missing"),
+        "{t}"
+    );
+
+    // A wrong key is a failed verification that says so.
+    rt.block_on(replace_stream(&redis, &original));
+    let other = format!("key={},archive_dir={}", "1".repeat(64), dir.display());
+    let out = run(&["audit", "verify"], Some(&redis), &other);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("wrong key"), "{}", text(&out));
+
+    // Restored: intact again. An unknown stream is empty, not an error.
+    let out = run(&["audit", "verify"], Some(&redis), &audit);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(
+        &["audit", "verify", "--stream", "gekko:audit:none"],
+        Some(&redis),
+        &audit,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("empty"), "{}", text(&out));
+}
+
+#[test]
+fn bad_config_and_no_redis_exit_64() {
+    let dir = temp_dir("config");
+    // No REDIS_URL: a clear word about the in-process bus.
+    let out = run(&["audit", "verify"], None, &settings_var(&dir));
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+    assert!(
+        text(&out).contains("REDIS_URL is not set") && text(&out).contains("in-process"),
+        "{}",
+        text(&out)
+    );
+
+    let redis = RedisServer::start();
+    // A malformed key: every problem listed, the key itself withheld.
+    let out = run(
+        &["audit", "verify"],
+        Some(&redis),
+        "key=abc,retention_days=0",
+    );
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(64), "{t}");
+    assert!(
+        t.contains("AUDIT_LOGGING_SETTINGS")
+            && t.contains("retention_days")
+            && !t.contains("key=abc"),
+        "{t}"
+    );
+
+    // No key configured and none generated yet: verify does not invent one.
+    let out = run(
+        &["audit", "verify"],
+        Some(&redis),
+        &format!("archive_dir={}", dir.display()),
+    );
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+    assert!(text(&out).contains("audit.key"), "{}", text(&out));
+    assert!(!dir.join("audit.key").exists());
+
+    // A bad --since.
+    let out = run(
+        &["audit", "export", "--since", "yesterday"],
+        Some(&redis),
+        &settings_var(&dir),
+    );
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+}
+
+#[test]
+fn export_and_archive() {
+    let redis = RedisServer::start();
+    let dir = temp_dir("export");
+    let audit = settings_var(&dir);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _bus = rt.block_on(write_chain(&redis, &dir, 5));
+
+    let file = dir.join("export.jsonl");
+    let out = run(
+        &[
+            "audit",
+            "export",
+            "--since",
+            "24h",
+            "--out",
+            file.to_str().unwrap(),
+        ],
+        Some(&redis),
+        &audit,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5);
+    assert_eq!(lines[0]["seq"], 1);
+    assert_eq!(lines[0]["action"], "order.place");
+    assert!(lines[0]["stream_id"].as_str().unwrap().contains('-'));
+    // Since a moment in the future: nothing.
+    let out = run(
+        &["audit", "export", "--since", "2999-01-01T00:00:00Z"],
+        Some(&redis),
+        &audit,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(out.stdout.is_empty());
+
+    // Nothing is older than retention_days: archive moves nothing, verify stays intact.
+    let out = run(&["audit", "archive"], Some(&redis), &audit);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("0 entries sealed"), "{}", text(&out));
+    let out = run(&["audit", "verify"], Some(&redis), &audit);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+/// `gekko up` on Redis writes `system.startup` (with the start-up report) and two
+/// `system.shutdown` entries (requested, stopped) per run; `gekko audit verify` finds the chain intact, and a second
+/// run continues it.
+#[test]
+fn gekko_up_leaves_a_chain_that_verifies() {
+    let redis = RedisServer::start();
+    let dir = temp_dir("up");
+    let audit = settings_var(&dir);
+    for run_no in 1..=2 {
+        let (http, grpc) = (free_port().unwrap(), free_port().unwrap());
+        let mut cmd = gekko(&["up"]);
+        cmd.env("MONITORING_CONFIGURATIONS", monitoring(http, grpc, "json"))
+            .env("REDIS_URL", redis.url())
+            .env("AUDIT_LOGGING_SETTINGS", &audit);
+        let mut up = Up::start(cmd);
+        up.wait_for_line("gekko up: mode=", Duration::from_secs(60));
+        let (code, lines) = up.terminate();
+        assert_eq!(code, 0, "run {run_no}:\n{}", lines.join("\n"));
+        assert!(
+            !lines.join("\n").contains(KEY),
+            "the audit key leaked into the logs"
+        );
+    }
+    let out = run(&["audit", "verify"], Some(&redis), &audit);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("intact, "), "{t}");
+
+    let out = run(&["audit", "export", "--since", "0"], Some(&redis), &audit);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let actions: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["action"].as_str().unwrap().to_owned(),
+                v["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .filter(|(action, _)| action.starts_with("system."))
+        .collect();
+    // Between them the controller records its shutdown steps (kill_switch, cancels).
+    let one_run = [
+        ("system.startup", "ok"),
+        ("system.shutdown", "requested"),
+        ("system.shutdown", "stopped"),
+    ];
+    let want: Vec<(String, String)> = one_run
+        .iter()
+        .chain(one_run.iter())
+        .map(|(a, o)| ((*a).to_owned(), (*o).to_owned()))
+        .collect();
+    assert_eq!(actions, want, "{}", String::from_utf8_lossy(&out.stdout));
+    let first: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
+    assert!(first["detail"]["startup"].is_array(), "{first}");
+}
