@@ -274,21 +274,19 @@ impl Strategy {
         let mut qty = self.plan.settings.order_notional / price;
 
         // Working orders count against the limit as if they filled.
-        let working: Decimal = gw
-            .open_orders(Some(inst))
-            .iter()
-            .map(|o| match o.request.side {
-                Side::Buy => o.remaining_qty(),
-                Side::Sell => -o.remaining_qty(),
-            })
-            .sum();
+        let (mut buying, mut selling) = (Decimal::ZERO, Decimal::ZERO);
+        for o in gw.open_orders(Some(inst)) {
+            match o.request.side {
+                Side::Buy => buying += o.remaining_qty(),
+                Side::Sell => selling += o.remaining_qty(),
+            }
+        }
         let position = gw
             .snapshot()
             .await
             .ok()
             .and_then(|s| s.positions.into_iter().find(|p| &p.instrument == inst))
             .map_or(Decimal::ZERO, |p| p.qty);
-        let exposure = position + working;
         let limit = self
             .plan
             .position_limits
@@ -296,13 +294,13 @@ impl Strategy {
             .and_then(|m| m.get(&inst.pair()))
             .copied();
         let spot = gw.caps().account == AccountModel::Spot;
-        let room = match (side, limit) {
-            (Side::Buy, Some(l)) => l - exposure,
-            (Side::Buy, None) => qty,
+        let room = match side {
+            // Long exposure if every working buy filled.
+            Side::Buy => limit.map_or(qty, |l| l - (position + buying)),
             // A spot account sells only what it holds and is not already selling.
-            (Side::Sell, _) if spot => exposure.min(limit.map_or(exposure, |l| l + exposure)),
-            (Side::Sell, Some(l)) => l + exposure,
-            (Side::Sell, None) => qty,
+            Side::Sell if spot => position - selling,
+            // Short exposure if every working sell filled.
+            Side::Sell => limit.map_or(qty, |l| l + (position - selling)),
         };
         if room <= Decimal::ZERO {
             return Err("position_limit");

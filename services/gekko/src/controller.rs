@@ -131,7 +131,7 @@ impl Controller {
 
         let before = snapshots(&gateways, deadline).await;
         if can_act {
-            steps.extend(stop_entries(&gateways).await);
+            steps.extend(stop_entries(&gateways));
             if mode == ShutdownMode::Cancel {
                 steps.extend(cancel_all(&gateways, deadline).await);
             }
@@ -291,22 +291,21 @@ async fn snapshots(
     .await
 }
 
-async fn stop_entries(gateways: &[Gateway]) -> Vec<StepReport> {
-    futures::future::join_all(gateways.iter().map(|g| async move {
-        let state = g.halt_entries("shutdown").await;
-        let mut not_done = Vec::new();
-        if !state.durable {
-            not_done.push("the halt was not recorded on the bus (it holds in memory)".to_owned());
-        }
-        StepReport {
-            step: ShutdownMode::StopEntries.to_string(),
-            venue: g.venue().to_string(),
-            done: !state.trading_enabled,
-            detail: "new orders refused".to_owned(),
-            not_done,
-        }
-    }))
-    .await
+fn stop_entries(gateways: &[Gateway]) -> Vec<StepReport> {
+    gateways
+        .iter()
+        .map(|g| {
+            // For this process only: the next start must trade again.
+            let state = g.halt_for_shutdown("shutdown");
+            StepReport {
+                step: ShutdownMode::StopEntries.to_string(),
+                venue: g.venue().to_string(),
+                done: !state.trading_enabled,
+                detail: "new orders refused".to_owned(),
+                not_done: Vec::new(),
+            }
+        })
+        .collect()
 }
 
 async fn cancel_all(gateways: &[Gateway], deadline: Duration) -> Vec<StepReport> {

@@ -102,10 +102,11 @@ fn run(f: impl FnOnce(&tokio::runtime::Runtime) -> Exit) -> std::process::ExitCo
     f(&rt).into()
 }
 
-/// The authenticated caller's name, for audit records and stop origins.
+/// The authenticated caller's name (the token's name, or `anonymous` with auth off), for
+/// audit records and stop origins.
 pub(crate) fn caller_name<T>(request: &tonic::Request<T>) -> String {
-    let _ = request;
-    "anonymous".to_owned()
+    gekko_security::Caller::of(request)
+        .map_or_else(|| gekko_security::ANONYMOUS.to_owned(), |c| c.name.clone())
 }
 
 /// TLS for a client endpoint: the server's CA and, under mTLS, a client identity.
@@ -114,8 +115,14 @@ pub(crate) fn tls_client(
     ca: Option<&std::path::Path>,
     identity: Option<(&std::path::Path, &std::path::Path)>,
 ) -> Result<tonic::transport::Endpoint, String> {
-    if ca.is_none() && identity.is_none() {
-        return Ok(endpoint);
-    }
-    Err("TLS client settings are not supported by this build".to_owned())
+    let Some(ca) = ca else {
+        return match identity {
+            None => Ok(endpoint),
+            Some(_) => Err("a client certificate needs --ca, the CA of the server".to_owned()),
+        };
+    };
+    let tls = gekko_security::ClientTls::from_files(ca, identity).map_err(|e| e.to_string())?;
+    endpoint
+        .tls_config(tls.tonic_config())
+        .map_err(|e| format!("TLS settings: {e}"))
 }
