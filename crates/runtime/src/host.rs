@@ -446,6 +446,7 @@ async fn serve(
         }
     };
     crate::metrics::describe_common();
+    gekko_security::auth::describe_metrics();
     // Access control and TLS material are checked before anything binds: an unreadable
     // certificate or key exits 64, like any other configuration problem.
     let (auth, tls) = match security(program, config) {

@@ -333,6 +333,9 @@ async fn read_only_refuses_state_changing_calls() {
         assert!(e.message().contains("read-only"), "{}", e.message());
     }
     assert_eq!(status(&ch, bearer(&t.viewer)).await.unwrap(), "dash/viewer");
+    // Without a valid token the answer is about the token, not the mode.
+    let e = place(&ch, nobody()).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
     served.stop().await;
 
     // Also with auth off.

@@ -5,17 +5,18 @@
 //!
 //! 1. Look the path up in [`METHODS`](crate::methods::METHODS); no row is
 //!    `PERMISSION_DENIED`. Health and reflection pass untouched when `open=` says so.
-//! 2. `read_only` refuses every state-changing method with `PERMISSION_DENIED`.
-//! 3. With no token configured, auth is off: the call passes as `anonymous`.
-//! 4. A peer that has used up its failures this minute gets `RESOURCE_EXHAUSTED`; its
+//! 2. With no token configured, auth is off: the call passes as `anonymous`, except that
+//!    `read_only` still refuses state-changing methods.
+//! 3. A peer that has used up its failures this minute gets `RESOURCE_EXHAUSTED`; its
 //!    token is not even looked at.
-//! 5. `authorization: Bearer <token>` is hashed and compared in constant time; missing or
+//! 4. `authorization: Bearer <token>` is hashed and compared in constant time; missing or
 //!    unknown is `UNAUTHENTICATED` and counts as a failure.
-//! 6. A token not in `allowed_clients` (when that is set), or whose role is below the
-//!    method's, is `PERMISSION_DENIED`.
-//! 7. On a second-factor method, a token with a TOTP secret must send a current code in
+//! 5. A token not in `allowed_clients` (when that is set) is `PERMISSION_DENIED`; so is
+//!    every state-changing method under `read_only` (checked after authentication, so an
+//!    anonymous caller learns nothing about the mode), and a role below the method's.
+//! 6. On a second-factor method, a token with a TOTP secret must send a current code in
 //!    `x-gekko-totp`, each code once.
-//! 8. The [`Caller`] goes into the request's extensions for the handler to audit.
+//! 7. The [`Caller`] goes into the request's extensions for the handler to audit.
 //!
 //! Every refusal is counted in `gekko_auth_failures_total{reason}`, logged (name, method,
 //! peer and reason: never the token or code) and handed to the [`AuthObserver`].
@@ -211,10 +212,15 @@ impl AuthPolicy {
     /// process enforces (only the method table).
     #[must_use]
     pub fn off() -> Self {
-        match Self::from_config(&AccessControl::default()) {
-            Ok(p) => p,
-            // No tokens, so no TOTP secret to fail on.
-            Err(_) => unreachable_policy(),
+        let defaults = AccessControl::default();
+        Self {
+            tokens: TokenSet::default(),
+            read_only: false,
+            allowed_clients: Vec::new(),
+            open: defaults.open,
+            limiter: FailureLimiter::new(defaults.auth_failures_per_minute, Duration::from_mins(1)),
+            observer: OnceLock::new(),
+            totp_steps: Mutex::new(HashMap::new()),
         }
     }
 
@@ -284,14 +290,17 @@ impl AuthPolicy {
         if self.is_open(rule) {
             return Ok(Caller::anonymous(Role::Viewer));
         }
-        if self.read_only && rule.state_changing {
-            return deny(
+        let read_only = |name| {
+            deny(
                 DenyReason::ReadOnly,
-                None,
+                name,
                 Status::permission_denied("gekko is read-only: state-changing calls are refused"),
-            );
-        }
+            )
+        };
         if self.tokens.is_empty() {
+            if self.read_only && rule.state_changing {
+                return read_only(None);
+            }
             return Ok(Caller::anonymous(Role::Admin));
         }
         if let Some(ip) = peer
@@ -327,6 +336,10 @@ impl AuthPolicy {
                     entry.name
                 )),
             );
+        }
+        // After authentication: an anonymous caller learns nothing about the mode.
+        if self.read_only && rule.state_changing {
+            return read_only(name);
         }
         if entry.role < rule.min_role {
             return deny(
@@ -415,27 +428,20 @@ impl AuthPolicy {
     }
 }
 
-/// `AccessControl::default()` has no tokens, so building its policy cannot fail; this is
-/// never reached, and exists so `off` needs no `expect`.
-#[cold]
-fn unreachable_policy() -> AuthPolicy {
-    AuthPolicy {
-        tokens: TokenSet::default(),
-        read_only: false,
-        allowed_clients: Vec::new(),
-        open: OpenServices::default(),
-        limiter: FailureLimiter::new(10, Duration::from_mins(1)),
-        observer: OnceLock::new(),
-        totp_steps: Mutex::new(HashMap::new()),
-    }
-}
-
 /// The token of `authorization: Bearer <token>` (scheme case-insensitive).
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Describes the layer's metric for the Prometheus exposition.
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        "gekko_auth_failures_total",
+        "gRPC calls refused by the AuthLayer, by reason"
+    );
 }
 
 /// The tower layer that applies an [`AuthPolicy`] to every call of a server.
