@@ -90,6 +90,10 @@ const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
 /// Handshaken connections waiting for the HTTP server to take them.
 const ACCEPT_BACKLOG: usize = 64;
 
+/// Handshakes in progress at once; further connections wait in the kernel's backlog, so a
+/// flood of half-open handshakes cannot grow the task set without bound.
+const MAX_HANDSHAKES: usize = 256;
+
 /// [`serve_http`] over TLS: the same routes, on rustls with `tls`'s certificate, and
 /// client certificates required when `tls` has a client CA.
 ///
@@ -129,7 +133,7 @@ async fn accept_tls(
         tokio::select! {
             () = shutdown.cancelled() => break,
             Some(_) = handshakes.join_next(), if !handshakes.is_empty() => {}
-            accepted = listener.accept() => match accepted {
+            accepted = listener.accept(), if handshakes.len() < MAX_HANDSHAKES => match accepted {
                 Ok((tcp, peer)) => {
                     let acceptor = acceptor.clone();
                     let tx = tx.clone();
