@@ -11,18 +11,27 @@
 //!
 //! The kill switch is a small durable record on `gekko:kill_switch:<venue>` (the last one
 //! wins at start-up), so a gateway halted before a restart is still halted after it.
+//!
+//! Audit: once [`Gateway::attach_audit`] has given the gateway the process's audit trail,
+//! every order command is recorded with its actor and outcome (`order.place`,
+//! `order.cancel`, `order.cancel_all`, `positions.close`, `kill_switch`). Records are
+//! queued ([`AuditLog::record_detached`]) rather than awaited, so the audit write never
+//! sits on an order's path; the host flushes the queue at shutdown.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use gekko_audit::{AuditLog, AuditRecord};
 use gekko_bus::{Bus, Topic, names};
 use gekko_core::sync::lock;
 use gekko_core::{
-    Balance, ClientOrderId, Fill, InstrumentId, Order, OrderStatus, Position, VenueId, now_ms,
+    Balance, ClientOrderId, Fill, InstrumentId, Order, OrderRequest, OrderStatus, Position,
+    VenueId, now_ms,
 };
 use gekko_venue::{OrderUpdate, RejectReason, VenueError};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 use tokio::time::{Instant, timeout_at};
 
 use crate::engine::{Gateway, GatewayError, replay};
@@ -175,6 +184,26 @@ impl Errors {
     }
 }
 
+/// The audit detail of an order request.
+pub(crate) fn order_request_detail(venue: VenueId, req: &OrderRequest) -> Value {
+    json!({
+        "venue": venue.as_str(),
+        "client_order_id": req.client_order_id.as_str(),
+        "instrument": req.instrument.pair(),
+        "side": req.side,
+        "type": req.order_type,
+        "qty": req.qty.to_string(),
+        "price": req.price.map(|p| p.to_string()),
+    })
+}
+
+/// Sets `key` in a JSON object (no-op on anything else).
+fn put(detail: &mut Value, key: &str, v: Value) {
+    if let Some(o) = detail.as_object_mut() {
+        o.insert(key.to_owned(), v);
+    }
+}
+
 /// Every fill recorded on a venue's durable fill stream `gekko:fills:<venue>`, in order.
 /// Works without a running gateway (a report written while the venue is down).
 ///
@@ -190,6 +219,99 @@ pub async fn read_fills(bus: &dyn Bus, venue: VenueId) -> Result<Vec<Fill>, Gate
 }
 
 impl Gateway {
+    /// Gives the gateway the process's audit trail (the host's
+    /// [`gekko_runtime::ServiceCtx::audit`]). The first call wins; until then nothing is
+    /// audited.
+    pub fn attach_audit(&self, audit: AuditLog) {
+        if self.inner.audit.set(audit).is_err() {
+            tracing::warn!(
+                venue = self.label(),
+                "an audit trail is already attached; kept the first"
+            );
+        }
+    }
+
+    /// Queues one audit record (nothing when no trail is attached).
+    pub(crate) fn audit(&self, rec: AuditRecord) {
+        if let Some(a) = self.inner.audit.get() {
+            a.record_detached(rec);
+        }
+    }
+
+    /// Audits an order command by its result: `ok`, `in_flight`, `rejected` (by the
+    /// venue), `refused` (by a pre-trade rule, named) or `error`.
+    pub(crate) fn audit_result(
+        &self,
+        actor: &str,
+        action: &str,
+        mut detail: Value,
+        result: &Result<Order, GatewayError>,
+    ) {
+        if self.inner.audit.get().is_none() {
+            return;
+        }
+        let outcome = match result {
+            Ok(o) => {
+                put(&mut detail, "status", json!(o.status));
+                put(&mut detail, "venue_order_id", json!(o.venue_order_id));
+                put(&mut detail, "filled_qty", json!(o.filled_qty.to_string()));
+                match o.status {
+                    OrderStatus::Rejected => {
+                        put(&mut detail, "reason", json!(o.reject_reason));
+                        "rejected"
+                    }
+                    OrderStatus::InFlight => "in_flight",
+                    _ => "ok",
+                }
+            }
+            Err(GatewayError::Check(e)) => {
+                put(&mut detail, "rule", json!(e.rule()));
+                put(&mut detail, "reason", json!(e.to_string()));
+                "refused"
+            }
+            Err(e) => {
+                put(&mut detail, "error", json!(e.to_string()));
+                "error"
+            }
+        };
+        self.audit(AuditRecord::new(actor, action, outcome).with_detail(detail));
+    }
+
+    /// Audits a command over several orders (`order.cancel_all`, `positions.close`): `ok`
+    /// with the orders' ids and statuses, or `error`.
+    pub(crate) fn audit_orders(
+        &self,
+        actor: &str,
+        action: &str,
+        mut detail: Value,
+        result: &Result<Vec<Order>, GatewayError>,
+    ) {
+        if self.inner.audit.get().is_none() {
+            return;
+        }
+        let outcome = match result {
+            Ok(orders) => {
+                let list: Vec<Value> = orders
+                    .iter()
+                    .map(|o| {
+                        json!({
+                            "client_order_id": o.request.client_order_id.as_str(),
+                            "instrument": o.request.instrument.pair(),
+                            "status": o.status,
+                        })
+                    })
+                    .collect();
+                put(&mut detail, "orders", Value::Array(list));
+                "ok"
+            }
+            Err(e) => {
+                put(&mut detail, "error", json!(e.to_string()));
+                "error"
+            }
+        };
+        self.audit(AuditRecord::new(actor, action, outcome).with_detail(detail));
+    }
+
     /// Engages or releases the kill switch and records the change durably. While engaged,
     /// new orders are refused with [`crate::checks::CheckError::KillSwitch`] naming
     /// `reason`; working orders are left alone (see [`Gateway::cancel_working`]).
@@ -223,6 +345,18 @@ impl Gateway {
                 false
             }
         };
+        self.audit(
+            AuditRecord::new(
+                actor,
+                "kill_switch",
+                if durable { "ok" } else { "not_persisted" },
+            )
+            .with_detail(json!({
+                "venue": self.label(),
+                "enabled": enabled,
+                "reason": reason,
+            })),
+        );
         if enabled {
             tracing::warn!(venue = self.label(), %reason, %actor, "kill switch released: new orders accepted");
         } else {
@@ -234,10 +368,37 @@ impl Gateway {
         }
     }
 
-    /// Refuses new orders from now on (the kill switch, without cancelling anything):
-    /// the controller's `stop-entries`.
+    /// Refuses new orders from now on (the kill switch, without cancelling anything),
+    /// durably: a restart stays halted until someone releases it.
     pub async fn halt_entries(&self, reason: &str) -> TradingState {
         self.set_trading_enabled(false, reason, "controller").await
+    }
+
+    /// The controller's `stop-entries` step of a shutdown: refuses new orders for the
+    /// rest of this process's life, without recording a kill switch, so that the next
+    /// start trades again (a durable halt is [`Gateway::halt_entries`] or
+    /// `SetTradingEnabled`).
+    pub fn halt_for_shutdown(&self, reason: &str) -> TradingState {
+        let record = KillSwitchRecord {
+            halted: true,
+            reason: reason.to_owned(),
+            actor: "controller".to_owned(),
+            ts_ms: now_ms(),
+        };
+        *lock(&self.inner.halt) = Some(record);
+        self.audit(
+            AuditRecord::new("controller", "kill_switch", "shutdown").with_detail(json!({
+                "venue": self.label(),
+                "enabled": false,
+                "reason": reason,
+                "persisted": false,
+            })),
+        );
+        tracing::info!(venue = self.label(), %reason, "new orders refused for the shutdown");
+        TradingState {
+            durable: false,
+            ..self.trading_state()
+        }
     }
 
     /// Accepts new orders again (releases the kill switch).
@@ -296,7 +457,33 @@ impl Gateway {
     ///
     /// Never fails as a whole: what could not be cancelled is in
     /// [`CancelReport::not_cancelled`], with the venue's refusal or the deadline.
+    ///
+    /// Audited as `order.cancel_all` by `controller`.
     pub async fn cancel_working(&self, deadline: Duration) -> CancelReport {
+        self.cancel_working_by("controller", deadline).await
+    }
+
+    /// [`Gateway::cancel_working`] on behalf of `actor`, audited as `order.cancel_all`.
+    pub async fn cancel_working_by(&self, actor: &str, deadline: Duration) -> CancelReport {
+        let report = self.cancel_working_inner(deadline).await;
+        self.audit(
+            AuditRecord::new(
+                actor,
+                "order.cancel_all",
+                if report.confirmed { "ok" } else { "incomplete" },
+            )
+            .with_detail(json!({
+                "venue": self.label(),
+                "scope": "every working order",
+                "cancelled": report.cancelled.iter().map(|o| o.request.client_order_id.as_str()).collect::<Vec<_>>(),
+                "not_cancelled": report.not_cancelled.iter().map(|u| json!({"client_order_id": u.order.request.client_order_id.as_str(), "reason": u.reason})).collect::<Vec<_>>(),
+                "errors": report.errors,
+            })),
+        );
+        report
+    }
+
+    async fn cancel_working_inner(&self, deadline: Duration) -> CancelReport {
         let until = Instant::now() + deadline;
         let venue = &self.inner.venue;
         let instruments = self.configured_instruments().to_vec();
@@ -445,7 +632,24 @@ impl Gateway {
     ///
     /// A position is flat when less than one lot remains. Never fails as a whole: what
     /// is still open is in [`FlattenReport::left`], with why.
+    ///
+    /// Audited as `positions.close` by `controller` (and its cancel as
+    /// `order.cancel_all`, each closing order as `order.place` by `close-positions`).
     pub async fn flatten(&self, deadline: Duration) -> FlattenReport {
+        let report = self.flatten_inner(deadline).await;
+        self.audit(
+            AuditRecord::new("controller", "positions.close", if report.flat { "ok" } else { "incomplete" })
+                .with_detail(json!({
+                    "venue": self.label(),
+                    "orders": report.orders.iter().map(|o| o.request.client_order_id.as_str()).collect::<Vec<_>>(),
+                    "left": report.left.iter().map(|l| json!({"instrument": l.position.instrument.pair(), "qty": l.position.qty.to_string(), "reason": l.reason})).collect::<Vec<_>>(),
+                    "errors": report.errors,
+                })),
+        );
+        report
+    }
+
+    async fn flatten_inner(&self, deadline: Duration) -> FlattenReport {
         let until = Instant::now() + deadline;
         let mut errors = Errors::default();
         let cancel = self.cancel_working(deadline).await;

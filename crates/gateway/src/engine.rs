@@ -10,9 +10,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use gekko_audit::AuditLog;
 use gekko_bus::{Bus, Topic, names};
 use gekko_core::backoff::{Backoff, BackoffConfig};
 use gekko_core::sync::lock;
@@ -107,6 +108,8 @@ pub(crate) struct Inner {
     pub(crate) kill_switch_topic: Topic<KillSwitchRecord>,
     /// Pre-trade refusals by rule, for the final report.
     pub(crate) refusals: Mutex<BTreeMap<String, u64>>,
+    /// The process's audit trail, once attached ([`Gateway::attach_audit`]).
+    pub(crate) audit: OnceLock<AuditLog>,
     ready: Ready,
     seq: AtomicI64,
     /// Fires when the gateway shuts down; long-lived RPC streams end on it so a graceful
@@ -256,6 +259,7 @@ impl Gateway {
             halt: Mutex::new(None),
             kill_switch_topic: Topic::durable(kill_switch_stream(label), 1),
             refusals: Mutex::new(BTreeMap::new()),
+            audit: OnceLock::new(),
             ready,
             seq: AtomicI64::new(0),
             cancel: cancel.clone(),
@@ -520,8 +524,24 @@ impl Gateway {
     /// # Errors
     /// [`GatewayError::Check`] (nothing sent), [`GatewayError::Persist`] (nothing sent).
     /// Venue rejections are returned as an order with status `Rejected`.
+    ///
+    /// Audited as `order.place` with the actor `in-process` (see
+    /// [`Gateway::place_order_as`]).
     pub async fn place_order(&self, req: OrderRequest) -> Result<Order, GatewayError> {
-        self.place(req, Entry::Open).await
+        self.place_order_as("in-process", req).await
+    }
+
+    /// [`Gateway::place_order`] on behalf of `actor` (a gRPC caller's token name, a
+    /// strategy), which the audit record names.
+    ///
+    /// # Errors
+    /// As [`Gateway::place_order`].
+    pub async fn place_order_as(
+        &self,
+        actor: &str,
+        req: OrderRequest,
+    ) -> Result<Order, GatewayError> {
+        self.place(req, Entry::Open, actor).await
     }
 
     /// Counts a pre-trade refusal by its rule, and logs it.
@@ -534,11 +554,20 @@ impl Gateway {
         tracing::info!(venue = self.label(), order = %id, reason = %e, "order refused by pre-trade checks");
     }
 
+    /// The one submit path, audited as `order.place` with its outcome.
     pub(crate) async fn place(
         &self,
         req: OrderRequest,
         entry: Entry,
+        actor: &str,
     ) -> Result<Order, GatewayError> {
+        let detail = crate::control::order_request_detail(self.venue(), &req);
+        let result = self.place_checked(req, entry).await;
+        self.audit_result(actor, "order.place", detail, &result);
+        result
+    }
+
+    async fn place_checked(&self, req: OrderRequest, entry: Entry) -> Result<Order, GatewayError> {
         let i = &self.inner;
         if let Some(existing) = self.order(&req.client_order_id) {
             metrics::counter!("gekko_gateway_duplicate_submits_suppressed_total", "venue" => self.label()).increment(1);
@@ -774,7 +803,7 @@ impl Gateway {
                 price: None,
                 time_in_force: None,
             };
-            match self.place(req, Entry::Close).await {
+            match self.place(req, Entry::Close, "close-positions").await {
                 Ok(o) => out.push(o),
                 Err(GatewayError::Check(e)) => {
                     tracing::warn!(instrument = %inst, error = %e, "position not closed")

@@ -16,6 +16,7 @@ use gekko_core::{ClientOrderId, InstrumentId, Order, OrderRequest, VenueId};
 use gekko_proto::convert::{self, ConvertError};
 use gekko_proto::v1 as pb;
 use gekko_proto::v1::gateway_service_server::GatewayService;
+use gekko_security::Caller;
 use gekko_venue::{RejectReason, VenueError};
 use tonic::{Request, Response, Status};
 
@@ -191,8 +192,22 @@ fn reply(o: Result<Order, GatewayError>) -> Result<Response<pb::OrderReply>, Sta
 const DEFAULT_CANCEL_DEADLINE_MS: u64 = 10_000;
 
 /// The name of the authenticated caller, for the kill-switch record and the audit trail.
-fn caller_name<T>(_r: &Request<T>) -> String {
-    "anonymous".to_owned()
+/// The security layer puts a [`Caller`] in the request's extensions; a server without
+/// that layer (a test, auth switched off by hand) gives `anonymous`.
+fn caller_name<T>(r: &Request<T>) -> String {
+    Caller::of(r).map_or_else(|| gekko_security::ANONYMOUS.to_owned(), |c| c.name.clone())
+}
+
+/// The audit detail naming a venue and instruments.
+fn scope(gw: &Gateway, instruments: &[InstrumentId]) -> serde_json::Value {
+    serde_json::json!({
+        "venue": gw.venue().as_str(),
+        "instruments": if instruments.is_empty() {
+            gw.configured_instruments().iter().map(InstrumentId::pair).collect::<Vec<_>>()
+        } else {
+            instruments.iter().map(InstrumentId::pair).collect()
+        },
+    })
 }
 
 type QuoteStream = Pin<Box<dyn Stream<Item = Result<pb::QuoteUpdate, Status>> + Send>>;
@@ -232,6 +247,7 @@ impl GatewayService for GatewayGrpc {
         &self,
         r: Request<pb::PlaceOrderRequest>,
     ) -> Result<Response<pb::OrderReply>, Status> {
+        let actor = caller_name(&r);
         let r = r.into_inner();
         let gw = self.pick(&r.venue)?;
         let instrument = instrument(gw, &r.instrument)?;
@@ -259,28 +275,39 @@ impl GatewayService for GatewayGrpc {
             price,
             time_in_force,
         };
-        reply(gw.place_order(req).await)
+        reply(gw.place_order_as(&actor, req).await)
     }
 
     async fn cancel_order(
         &self,
         r: Request<pb::CancelOrderRequest>,
     ) -> Result<Response<pb::OrderReply>, Status> {
+        let actor = caller_name(&r);
         let r = r.into_inner();
         let (gw, inst, id) = self.one_order(&r.venue, &r.instrument, &r.client_order_id)?;
-        reply(gw.cancel_order(&inst, &id).await)
+        let result = gw.cancel_order(&inst, &id).await;
+        let detail = serde_json::json!({
+            "venue": gw.venue().as_str(),
+            "instrument": inst.pair(),
+            "client_order_id": id.as_str(),
+        });
+        gw.audit_result(&actor, "order.cancel", detail, &result);
+        reply(result)
     }
 
     async fn cancel_all_orders(
         &self,
         r: Request<pb::CancelAllOrdersRequest>,
     ) -> Result<Response<pb::CancelAllOrdersResponse>, Status> {
+        let actor = caller_name(&r);
         let r = r.into_inner();
         let gw = self.pick(&r.venue)?;
         let list: Vec<InstrumentId> = optional_instrument(gw, &r.instrument)?
             .into_iter()
             .collect();
-        let cancelled = gw.cancel_all(&list).await.map_err(|e| status_of(&e))?;
+        let result = gw.cancel_all(&list).await;
+        gw.audit_orders(&actor, "order.cancel_all", scope(gw, &list), &result);
+        let cancelled = result.map_err(|e| status_of(&e))?;
         Ok(Response::new(pb::CancelAllOrdersResponse {
             cancelled: cancelled.iter().map(order_pb).collect(),
         }))
@@ -312,6 +339,7 @@ impl GatewayService for GatewayGrpc {
         &self,
         r: Request<pb::ClosePositionsRequest>,
     ) -> Result<Response<pb::ClosePositionsResponse>, Status> {
+        let actor = caller_name(&r);
         let r = r.into_inner();
         let gw = self.pick(&r.venue)?;
         if !r.confirm {
@@ -320,7 +348,9 @@ impl GatewayService for GatewayGrpc {
             ));
         }
         let list = instruments(gw, &r.instruments)?;
-        let orders = gw.close_positions(&list).await.map_err(|e| status_of(&e))?;
+        let result = gw.close_positions(&list).await;
+        gw.audit_orders(&actor, "positions.close", scope(gw, &list), &result);
+        let orders = result.map_err(|e| status_of(&e))?;
         Ok(Response::new(pb::ClosePositionsResponse {
             orders: orders.iter().map(order_pb).collect(),
         }))
@@ -359,7 +389,7 @@ impl GatewayService for GatewayGrpc {
                 ..Default::default()
             };
             if !r.enabled && r.cancel_working {
-                let report = gw.cancel_working(deadline).await;
+                let report = gw.cancel_working_by(&actor, deadline).await;
                 out.cancelled = u32::try_from(report.cancelled.len()).unwrap_or(u32::MAX);
                 out.not_cancelled = u32::try_from(report.not_cancelled.len()).unwrap_or(u32::MAX);
                 out.cancel_confirmed = report.confirmed;

@@ -236,6 +236,9 @@ impl Service for BinanceUsGateway {
             ctx.cancel(),
         )
         .await?;
+        // Order commands, cancels, closes and the kill switch go to the process's audit
+        // trail.
+        running.gateway.attach_audit(ctx.audit().clone());
         Ok(Started::new()
             .provide(running.gateway.clone())
             .hold(running))

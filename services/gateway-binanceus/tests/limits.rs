@@ -237,24 +237,28 @@ async fn max_inflight_orders_refuses_while_the_venue_has_not_answered() {
         duration: Duration::from_secs(3),
     });
     env.sim.inject(Fault::OrderTimeout);
-    let first = place(&mut c, limit("if-1", pb::Side::Buy, dec!(0.01), px))
-        .await
-        .unwrap();
-    // Keep the resolver from finding it for a moment: every REST call is refused (the
-    // second order below is refused before anything is sent, so the ban cannot hide it).
-    env.sim.inject(Fault::Ban {
-        duration: Duration::from_secs(2),
-    });
-    assert_eq!(first.status, pb::OrderStatus::InFlight as i32, "{first:?}");
+    // Its submit hangs until the client's 800 ms timeout: all that time the order is
+    // pending, i.e. unacknowledged.
+    let mut c1 = env.client();
+    let first =
+        tokio::spawn(
+            async move { place(&mut c1, limit("if-1", pb::Side::Buy, dec!(0.01), px)).await },
+        );
+    let gw = env.gateway();
+    let id = ClientOrderId::parse("if-1").unwrap();
+    gekko_testkit::wait_until("if-1 is pending", WAIT, || {
+        gw.order(&id)
+            .is_some_and(|o| o.status == OrderStatus::PendingNew)
+    })
+    .await;
     // One order awaits the venue's answer: a second is refused before sending.
     let err = refused(
         place(&mut c, limit("if-2", pb::Side::Buy, dec!(0.01), px)).await,
         "max_inflight_orders",
     );
     assert!(err.message().contains("limit 1"), "{err:?}");
+    first.await.unwrap().unwrap();
     // Once the venue's answer is known (by query), orders flow again.
-    let gw = env.gateway();
-    let id = ClientOrderId::parse("if-1").unwrap();
     assert!(
         eventually(WAIT, || {
             let gw = gw.clone();
@@ -707,5 +711,141 @@ async fn shutdown_actions_cancel_everything_then_flatten_to_zero() {
         }
     }
     assert_eq!(gw.refusals().get("kill_switch"), Some(&1));
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_commands_are_audited_with_their_caller_and_outcome() {
+    use gekko_audit::{AuditKey, AuditLog};
+    use gekko_security::{Caller, Role};
+
+    let mut env = env().await;
+    let dir = std::env::temp_dir().join(format!("gekko-gw-audit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = [7u8; 32];
+    let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    let settings = gekko_config::AuditLogging {
+        stream: "gekko:audit:test".into(),
+        key: Some(secrecy::SecretString::from(hex)),
+        archive_dir: dir.clone(),
+        ..gekko_config::AuditLogging::default()
+    };
+    let log = AuditLog::open(env.bus.clone(), &settings, "gateway-binanceus")
+        .await
+        .unwrap();
+    env.start_ready(|_| {}).await;
+    let gw = env.gateway();
+    gw.attach_audit(log.clone());
+    // The security layer names the caller in the request's extensions; stand in for it
+    // with an interceptor that does the same, on a server of its own.
+    let svc = gekko_proto::v1::gateway_service_server::GatewayServiceServer::with_interceptor(
+        gekko_gateway::service::GatewayGrpc::new(gw.clone()),
+        |mut req: tonic::Request<()>| {
+            req.extensions_mut().insert(Caller {
+                name: "desk-admin".into(),
+                role: Role::Admin,
+            });
+            Ok(req)
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let cancel = env.gw().cancel.clone();
+    env.gw().tracker.spawn(
+        GrpcServer::new(Readiness::new())
+            .add_service(svc)
+            .serve(listener, cancel),
+    );
+    let mut c = GatewayServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let px = env.passive_bid();
+
+    place(&mut c, limit("au-1", pb::Side::Buy, dec!(0.01), px))
+        .await
+        .unwrap();
+    let bad = place(&mut c, limit("au-bad", pb::Side::Buy, dec!(0.000001), px)).await;
+    assert_eq!(bad.unwrap_err().code(), tonic::Code::InvalidArgument);
+    c.cancel_order(pb::CancelOrderRequest {
+        venue: "binanceus".into(),
+        instrument: "BTC-USD".into(),
+        client_order_id: "au-1".into(),
+    })
+    .await
+    .unwrap();
+    c.cancel_all_orders(pb::CancelAllOrdersRequest::default())
+        .await
+        .unwrap();
+    c.set_trading_enabled(pb::SetTradingEnabledRequest {
+        enabled: false,
+        reason: "audit test".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    refused(
+        place(&mut c, limit("au-2", pb::Side::Buy, dec!(0.01), px)).await,
+        "kill switch",
+    );
+    c.close_positions(pb::ClosePositionsRequest {
+        venue: "binanceus".into(),
+        confirm: true,
+        instruments: vec![],
+    })
+    .await
+    .unwrap();
+    // An in-process caller (the controller) is audited too.
+    gw.cancel_working(Duration::from_secs(5)).await;
+    log.flush().await;
+
+    let mut out = Vec::new();
+    let (report, lines) = gekko_audit::export(
+        &*env.bus,
+        &AuditKey::from_secret(&secret),
+        "gekko:audit:test",
+        &dir,
+        0,
+        &mut out,
+    )
+    .await
+    .unwrap();
+    assert!(report.is_intact(), "{:?}", report.first_bad);
+    let entries: Vec<serde_json::Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(entries.len() as u64, lines);
+    let seen: Vec<(String, String, String)> = entries
+        .iter()
+        .map(|e| {
+            let f = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+            (f("actor"), f("action"), f("outcome"))
+        })
+        .collect();
+    let want = [
+        ("desk-admin", "order.place", "ok"),
+        ("desk-admin", "order.place", "refused"),
+        ("desk-admin", "order.cancel", "ok"),
+        ("desk-admin", "order.cancel_all", "ok"),
+        ("desk-admin", "kill_switch", "ok"),
+        ("desk-admin", "order.place", "refused"),
+        ("close-positions", "order.place", "ok"),
+        ("desk-admin", "positions.close", "ok"),
+        ("controller", "order.cancel_all", "ok"),
+    ];
+    let want: Vec<(String, String, String)> = want
+        .iter()
+        .map(|(a, b, c)| ((*a).to_owned(), (*b).to_owned(), (*c).to_owned()))
+        .collect();
+    assert_eq!(seen, want, "{entries:#?}");
+    // The details name what was done and why it was refused.
+    assert_eq!(entries[0]["detail"]["client_order_id"], "au-1");
+    assert_eq!(entries[0]["detail"]["status"], "NEW");
+    assert_eq!(entries[1]["detail"]["rule"], "LOT_SIZE");
+    assert_eq!(entries[4]["detail"]["reason"], "audit test");
+    assert_eq!(entries[5]["detail"]["rule"], "kill_switch");
+    let _ = std::fs::remove_dir_all(&dir);
     env.stop().await;
 }
