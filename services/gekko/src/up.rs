@@ -163,7 +163,20 @@ impl Lifecycle for UpEvents {
             .await;
         // The shutdown steps and the final report, while every service still runs.
         for controller in info.provided.all::<Controller>() {
-            controller.stop(info, request).await;
+            let outcome = controller.stop(info, request).await;
+            let detail = serde_json::json!({
+                "mode": outcome.mode,
+                "report_json": outcome.report_json,
+                "report_markdown": outcome.report_markdown,
+                "not_done": outcome.not_done,
+            });
+            let result = if outcome.not_done.is_empty() {
+                "steps_done"
+            } else {
+                "incomplete"
+            };
+            self.event(info, "stopping", "system.shutdown", result, detail)
+                .await;
         }
     }
 

@@ -39,6 +39,10 @@ fn reports_dir(name: &str) -> PathBuf {
 
 /// `gekko up` with live (simulated) Binance.US credentials on Redis, ready.
 fn start(name: &str, controller: &str) -> Live {
+    start_with(name, controller, &[])
+}
+
+fn start_with(name: &str, controller: &str, extra: &[(&str, String)]) -> Live {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let sim = rt
         .block_on(SimBinanceUs::start(SimConfig {
@@ -66,6 +70,9 @@ fn start(name: &str, controller: &str) -> Live {
             "AUDIT_LOGGING_SETTINGS",
             format!("archive_dir={}", reports.join("audit").display()),
         );
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
     let mut up = Up::start(cmd);
     up.wait_for_line("gekko up: mode=live", Duration::from_secs(60));
     wait_ready(&format!("127.0.0.1:{http}"));
@@ -422,4 +429,60 @@ fn shutdown_rejects_an_unknown_mode() {
     let (code, _) = live.up.take().unwrap().terminate();
     assert_eq!(code, 0);
     assert_eq!(report(&live.reports)["shutdown_mode"], "cancel");
+}
+
+/// `Shutdown` is an admin method with a second factor: `gekko down` with a trader token is
+/// refused (exit 77), an admin token without its TOTP code too, and with the code the
+/// shutdown runs and the report names the caller.
+#[test]
+fn down_needs_an_admin_token_and_its_totp_code() {
+    let admin = "gk_admin-token-for-the-shutdown-test";
+    let trader = "gk_trader-token-for-the-shutdown-test";
+    let secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+    let tokens = format!(
+        "tokens=ops:admin:{}:totp={secret};bot:trader:{}",
+        gekko_security::sha256_hex(admin),
+        gekko_security::sha256_hex(trader)
+    );
+    let mut live = start_with(
+        "auth",
+        "shutdown_mode=cancel",
+        &[("ACCESS_CONTROL_CONFIG", tokens)],
+    );
+    let url = live.url();
+    let down = |token: &str, totp: Option<String>| {
+        let mut cmd = gekko(&["down", "--grpc", &url, "--token", token]);
+        if let Some(code) = totp {
+            cmd.args(["--totp", &code]);
+        }
+        let out = cmd.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), text)
+    };
+    let (code, out) = down(trader, None);
+    assert_eq!(code, Some(77), "a trader may not shut down:\n{out}");
+    assert!(out.contains("PermissionDenied"), "{out}");
+    let (code, out) = down(admin, None);
+    assert_eq!(code, Some(77), "an admin needs the second factor:\n{out}");
+    assert!(out.to_lowercase().contains("totp"), "{out}");
+    assert!(
+        live.up
+            .as_mut()
+            .unwrap()
+            .child
+            .try_wait()
+            .unwrap()
+            .is_none(),
+        "still running after the refusals"
+    );
+    let totp = gekko_security::Totp::from_base32(secret)
+        .unwrap()
+        .code_now();
+    let (code, out) = down(admin, Some(totp));
+    assert_eq!(code, Some(0), "{out}");
+    let (code, lines) = live.up.take().unwrap().wait_exit(Duration::from_secs(60));
+    assert_eq!(code, 0, "{}", lines.join("\n"));
+    let r = report(&live.reports);
+    assert_eq!(r["origin"], "grpc:ops", "the report names the caller");
 }
