@@ -660,3 +660,68 @@ async fn the_daily_notional_limit_counts_what_was_sent_today() {
     assert!(err.to_string().contains("190"), "{err}");
     env.stop().await;
 }
+
+#[tokio::test]
+async fn flatten_uses_the_native_close_on_a_margin_venue_and_reports_flat() {
+    let mut c = caps(None);
+    c.account = AccountModel::Margin;
+    c.native_close_position = true;
+    let venue = MockVenue::new(VenueId::Oanda, c, &[btc_oanda()]);
+    venue.set_position(&btc_oanda(), dec!(-1000));
+    let bus = Arc::new(MemoryBus::new());
+    let env = Env::start_with(venue, bus, |cfg| cfg.instruments = vec![btc_oanda()])
+        .await
+        .unwrap();
+    // Entries are halted first, as the controller's flatten mode does.
+    env.gw.halt_entries("shutdown").await;
+    let report = env.gw.flatten(Duration::from_secs(5)).await;
+    assert!(report.flat, "{report:?}");
+    assert!(report.cancel.confirmed, "{report:?}");
+    assert_eq!(env.venue.calls().closes, 1);
+    assert_eq!(
+        env.venue.calls().submits,
+        0,
+        "no market order of gekko's own"
+    );
+    assert_eq!(report.before.len(), 1);
+    assert_eq!(report.before[0].qty, dec!(-1000));
+    assert!(report.after.iter().all(|p| p.qty.is_zero()), "{report:?}");
+    assert_eq!(report.orders.len(), 1);
+    assert_eq!(report.orders[0].status, OrderStatus::Filled);
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_buys_never_stack_beyond_the_position_limit() {
+    let env = Env::start_with(
+        MockVenue::new(VenueId::Coinbase, caps(None), &[btc()]),
+        Arc::new(MemoryBus::new()),
+        |cfg| {
+            cfg.limits
+                .position_limits
+                .insert("BTC-USD".to_owned(), dec!(3));
+        },
+    )
+    .await
+    .unwrap();
+    let mut tasks = Vec::new();
+    for n in 0..12 {
+        let gw = env.gw.clone();
+        tasks.push(tokio::spawn(async move {
+            gw.place_order(limit(&format!("stack-{n}"), dec!(1))).await
+        }));
+    }
+    let mut placed = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(o) => {
+                assert_eq!(o.status, OrderStatus::New, "{o:?}");
+                placed += 1;
+            }
+            Err(e) => assert!(e.to_string().contains("POSITION_LIMITS"), "{e}"),
+        }
+    }
+    assert_eq!(placed, 3, "exactly the limit's worth of resting buys");
+    assert_eq!(env.venue.calls().submits, 3);
+    env.stop().await;
+}
