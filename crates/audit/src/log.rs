@@ -230,7 +230,7 @@ impl AuditLog {
         }
     }
 
-    /// Verifies this log's whole chain (archives, then the stream). See [`crate::verify`].
+    /// Verifies this log's whole chain (archives, then the stream). See [`crate::verify()`].
     ///
     /// # Errors
     /// [`AuditError::Closed`] when disabled; bus and archive-directory failures.
