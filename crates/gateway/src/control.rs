@@ -39,6 +39,9 @@ use crate::engine::{Gateway, GatewayError, replay};
 /// How often the cancel and flatten loops look again while waiting for the venue.
 const POLL: Duration = Duration::from_millis(150);
 
+/// How long [`Gateway::flatten`] waits past its deadline for the venue's final positions.
+const FINAL_LOOK: Duration = Duration::from_secs(5);
+
 /// Who is placing an order, which decides the rules that apply to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Entry {
@@ -712,12 +715,18 @@ impl Gateway {
                 ));
             }
         }
-        // The venue's positions at the end, with one more try past the deadline: the
-        // report must say what is left.
-        let after = match self.account().await {
-            Ok((_, positions)) => positions,
-            Err(e) => {
+        // The venue's positions at the end, with one more (bounded) try past the
+        // deadline: the report must say what is left.
+        let after = match tokio::time::timeout(FINAL_LOOK, self.account()).await {
+            Ok(Ok((_, positions))) => positions,
+            Ok(Err(e)) => {
                 errors.push(format!("positions after closing: {e}"));
+                Vec::new()
+            }
+            Err(_) => {
+                errors.push(format!(
+                    "positions after closing: no answer within {FINAL_LOOK:?}"
+                ));
                 Vec::new()
             }
         };

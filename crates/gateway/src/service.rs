@@ -377,9 +377,11 @@ impl GatewayService for GatewayGrpc {
             0 => DEFAULT_CANCEL_DEADLINE_MS,
             ms => u64::from(ms),
         });
-        let mut venues = Vec::new();
-        for gw in targets {
-            let state = gw.set_trading_enabled(r.enabled, reason, &actor).await;
+        // Venues are independent: switch (and cancel on) all of them at once, so one slow
+        // venue does not delay the halt of the others.
+        let actor = actor.as_str();
+        let venues = futures::future::join_all(targets.into_iter().map(|gw| async move {
+            let state = gw.set_trading_enabled(r.enabled, reason, actor).await;
             let mut out = pb::VenueTradingState {
                 venue: gw.venue().to_string(),
                 trading_enabled: state.trading_enabled,
@@ -389,7 +391,7 @@ impl GatewayService for GatewayGrpc {
                 ..Default::default()
             };
             if !r.enabled && r.cancel_working {
-                let report = gw.cancel_working_by(&actor, deadline).await;
+                let report = gw.cancel_working_by(actor, deadline).await;
                 out.cancelled = u32::try_from(report.cancelled.len()).unwrap_or(u32::MAX);
                 out.not_cancelled = u32::try_from(report.not_cancelled.len()).unwrap_or(u32::MAX);
                 out.cancel_confirmed = report.confirmed;
@@ -405,8 +407,9 @@ impl GatewayService for GatewayGrpc {
                     .chain(report.errors)
                     .collect();
             }
-            venues.push(out);
-        }
+            out
+        }))
+        .await;
         Ok(Response::new(pb::SetTradingEnabledResponse { venues }))
     }
 
