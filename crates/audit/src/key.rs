@@ -236,15 +236,29 @@ fn generate(path: &Path) -> Result<[u8; 32], AuditError> {
     }
     let mut secret = Zeroizing::new([0u8; 32]);
     rand::Rng::fill(&mut rand::rng(), &mut secret[..]);
+    // Written whole under a private name, then linked into place: the link is atomic and
+    // fails if the file exists, so a concurrent start (another process, or another host
+    // in the same directory) reads either no key file or a complete one, never a
+    // half-written one, and both end up with the same key.
+    let tmp = path.with_extension(format!(
+        "tmp-{}-{}",
+        std::process::id(),
+        hex::encode(&secret[..4])
+    ));
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    match opts.open(path) {
-        Ok(mut f) => {
-            let text = Zeroizing::new(format!("{}\n", hex::encode(*secret)));
-            f.write_all(text.as_bytes()).map_err(fail)?;
-            f.sync_all().map_err(fail)?;
+    let written = (|| {
+        let mut f = opts.open(&tmp)?;
+        let text = Zeroizing::new(format!("{}\n", hex::encode(*secret)));
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::hard_link(&tmp, path)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    match written {
+        Ok(()) => {
             tracing::warn!(file = %path.display(), "generated a new audit key; configure AUDIT_LOGGING_SETTINGS key_file (or key) for production and keep the key away from the archives");
             Ok(*secret)
         }

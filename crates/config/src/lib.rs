@@ -38,11 +38,13 @@ use std::path::Path;
 pub use docs::{VariableDoc, documented_variables, markdown_table};
 pub use gekko_core::VenueId;
 pub use model::{
-    AccessControl, AccessToken, AuditLogging, BackupSettings, BinanceUsCredentials, BinanceUsKeyType,
-    CoinbaseCredentials, Compliance, ControllerSettings, Credentials, DEFAULT_MODEL_UPDATE_FREQUENCY, DevicePreference,
-    EncryptionSettings, GekkoConfig, LogFormat, Monitoring, OandaCredentials, OpenServices, Pair, Role,
-    ParseValueError, PerformanceParams, PredictionParams, REDACTED, RateLimit, ResourceAllocation, ShutdownMode, StrategySettings,
-    default_confidence_threshold, default_rate_limit, default_rate_limits, redact_url,
+    AccessControl, AccessToken, AuditLogging, BackupSettings, BinanceUsCredentials,
+    BinanceUsKeyType, CoinbaseCredentials, Compliance, ControllerSettings, Credentials,
+    DEFAULT_MODEL_UPDATE_FREQUENCY, DevicePreference, EncryptionSettings, GekkoConfig, LogFormat,
+    Monitoring, OandaCredentials, OpenServices, Pair, ParseValueError, PerformanceParams,
+    PredictionParams, REDACTED, RateLimit, ResourceAllocation, Role, ShutdownMode,
+    StrategySettings, default_confidence_threshold, default_rate_limit, default_rate_limits,
+    redact_url,
 };
 pub use problem::{ConfigErrors, ConfigProblem, ConfigWarning};
 pub use vars::{DEPRECATED_NAMES, names};

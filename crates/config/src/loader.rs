@@ -15,11 +15,11 @@ use rust_decimal::Decimal;
 use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::model::{
-    AccessControl, AccessToken, AuditLogging, BackupSettings, BinanceUsCredentials, BinanceUsKeyType,
-    CoinbaseCredentials, Compliance, ControllerSettings, Credentials, DevicePreference, EncryptionSettings,
-    GekkoConfig, LogFormat, Monitoring, OandaCredentials, OpenServices, Pair, PerformanceParams,
-    PredictionParams, RateLimit, ResourceAllocation, Role, ShutdownMode, StrategySettings,
-    default_confidence_threshold,
+    AccessControl, AccessToken, AuditLogging, BackupSettings, BinanceUsCredentials,
+    BinanceUsKeyType, CoinbaseCredentials, Compliance, ControllerSettings, Credentials,
+    DevicePreference, EncryptionSettings, GekkoConfig, LogFormat, Monitoring, OandaCredentials,
+    OpenServices, Pair, PerformanceParams, PredictionParams, RateLimit, ResourceAllocation, Role,
+    ShutdownMode, StrategySettings, default_confidence_threshold,
 };
 use crate::parse::{
     IDENT_FORM, MapForm, Section, decimal, duration_in, has_scheme, http_url, ident, int_in,
@@ -695,8 +695,14 @@ fn access_control(vars: &Vars<'_>, problems: &mut Problems) -> AccessControl {
         });
     }
     match (&out.tls_cert, &out.tls_key) {
-        (Some(_), None) => s.problem("tls_cert is set without tls_key", "both tls_cert and tls_key, or neither"),
-        (None, Some(_)) => s.problem("tls_key is set without tls_cert", "both tls_cert and tls_key, or neither"),
+        (Some(_), None) => s.problem(
+            "tls_cert is set without tls_key",
+            "both tls_cert and tls_key, or neither",
+        ),
+        (None, Some(_)) => s.problem(
+            "tls_key is set without tls_cert",
+            "both tls_cert and tls_key, or neither",
+        ),
         _ => {}
     }
     if out.tls_client_ca.is_some() && out.tls_cert.is_none() {
@@ -757,9 +763,7 @@ fn parse_tokens(raw: &str) -> Result<Vec<AccessToken>, String> {
                     }
                 },
                 None => {
-                    errors.push(format!(
-                        "`{name}`: the 4th field is not totp=BASE32SECRET"
-                    ));
+                    errors.push(format!("`{name}`: the 4th field is not totp=BASE32SECRET"));
                     continue;
                 }
             },
@@ -870,9 +874,12 @@ fn audit(vars: &Vars<'_>, problems: &mut Problems) -> AuditLogging {
     s.set("key_file", &mut out.key_file, "a file path", |v| {
         non_empty(v).map(|v| Some(PathBuf::from(v)))
     });
-    s.set("archive_dir", &mut out.archive_dir, "a directory path", |v| {
-        non_empty(v).map(PathBuf::from)
-    });
+    s.set(
+        "archive_dir",
+        &mut out.archive_dir,
+        "a directory path",
+        |v| non_empty(v).map(PathBuf::from),
+    );
     if out.key.is_some() && out.key_file.is_some() {
         s.problem(
             "key and key_file are both set",
@@ -911,6 +918,7 @@ fn compliance(vars: &Vars<'_>, supported: Option<&[Pair]>, problems: &mut Proble
         &[
             "max_order_notional",
             "max_daily_notional",
+            "daily_reset_hour",
             "restricted_pairs",
             "trading_enabled",
         ],
@@ -918,7 +926,6 @@ fn compliance(vars: &Vars<'_>, supported: Option<&[Pair]>, problems: &mut Proble
         problems,
     );
     let order_ok = s.set(
-            "daily_reset_hour",
         "max_order_notional",
         &mut out.max_order_notional,
         NOTIONAL_FORM,
@@ -936,6 +943,7 @@ fn compliance(vars: &Vars<'_>, supported: Option<&[Pair]>, problems: &mut Proble
         "`;`-separated upper-case BASE-QUOTE pairs, each once",
         |v| parse_list(v, ';', pair),
     );
+    s.int("daily_reset_hour", &mut out.daily_reset_hour, &(0..=23));
     s.bool("trading_enabled", &mut out.trading_enabled);
     if order_ok && daily_ok && out.max_daily_notional < out.max_order_notional {
         s.problem(
@@ -943,7 +951,6 @@ fn compliance(vars: &Vars<'_>, supported: Option<&[Pair]>, problems: &mut Proble
                 "max_daily_notional {} is less than max_order_notional {}",
                 out.max_daily_notional, out.max_order_notional
             ),
-    s.int("daily_reset_hour", &mut out.daily_reset_hour, &(0..=23));
             "max_daily_notional at least max_order_notional",
         );
     }
@@ -1067,29 +1074,6 @@ fn pem_newlines(raw: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn log_directives_are_normalised() {
-        assert_eq!(log_directives("info"), Ok("info".to_owned()));
-        assert_eq!(
-            log_directives("INFO; gekko_bus=debug"),
-            Ok("info,gekko_bus=debug".to_owned())
-        );
-        assert!(log_directives("loud").is_err());
-        assert!(log_directives("a b=info").is_err());
-        assert!(log_directives(";").is_err());
-    }
-
-    #[test]
-    fn pem_newlines_are_restored() {
-        assert_eq!(pem_newlines("a\\nb"), "a\nb");
-        assert_eq!(pem_newlines("a\nb\\n"), "a\nb\\n");
-    }
-}
-
 fn controller(vars: &Vars<'_>, problems: &mut Problems) -> ControllerSettings {
     let mut out = ControllerSettings::default();
     let mut s = Section::open(
@@ -1111,25 +1095,33 @@ fn controller(vars: &Vars<'_>, problems: &mut Problems) -> ControllerSettings {
         str::parse::<ShutdownMode>,
     );
     s.duration("step_deadline", &mut out.step_deadline, SECOND, None);
-    s.set("reports_dir", &mut out.reports_dir, "a directory path", |v| {
-        non_empty(v).map(PathBuf::from)
-    });
+    s.set(
+        "reports_dir",
+        &mut out.reports_dir,
+        "a directory path",
+        |v| non_empty(v).map(PathBuf::from),
+    );
     let checks_form = format!(
         "`;`-separated check names, each once, from {}, or `none`",
         ControllerSettings::CHECKS.join(", ")
     );
-    s.set("required_checks", &mut out.required_checks, &checks_form, |v| {
-        if v == "none" {
-            return Ok(Vec::new());
-        }
-        parse_list(v, ';', |c| {
-            if ControllerSettings::CHECKS.contains(&c) {
-                Ok(c.to_owned())
-            } else {
-                Err(format!("`{c}` is not a start-up check"))
+    s.set(
+        "required_checks",
+        &mut out.required_checks,
+        &checks_form,
+        |v| {
+            if v == "none" {
+                return Ok(Vec::new());
             }
-        })
-    });
+            parse_list(v, ';', |c| {
+                if ControllerSettings::CHECKS.contains(&c) {
+                    Ok(c.to_owned())
+                } else {
+                    Err(format!("`{c}` is not a start-up check"))
+                }
+            })
+        },
+    );
     out
 }
 
@@ -1138,7 +1130,13 @@ fn strategy(vars: &Vars<'_>, problems: &mut Problems) -> StrategySettings {
     let mut s = Section::open(
         names::STRATEGY_SETTINGS,
         vars.get(names::STRATEGY_SETTINGS),
-        &["enabled", "allow_live", "name", "order_notional", "cooldown"],
+        &[
+            "enabled",
+            "allow_live",
+            "name",
+            "order_notional",
+            "cooldown",
+        ],
         false,
         problems,
     );
@@ -1153,4 +1151,27 @@ fn strategy(vars: &Vars<'_>, problems: &mut Problems) -> StrategySettings {
     );
     s.duration("cooldown", &mut out.cooldown, Duration::ZERO, None);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_directives_are_normalised() {
+        assert_eq!(log_directives("info"), Ok("info".to_owned()));
+        assert_eq!(
+            log_directives("INFO; gekko_bus=debug"),
+            Ok("info,gekko_bus=debug".to_owned())
+        );
+        assert!(log_directives("loud").is_err());
+        assert!(log_directives("a b=info").is_err());
+        assert!(log_directives(";").is_err());
+    }
+
+    #[test]
+    fn pem_newlines_are_restored() {
+        assert_eq!(pem_newlines("a\\nb"), "a\nb");
+        assert_eq!(pem_newlines("a\nb\\n"), "a\nb\\n");
+    }
 }

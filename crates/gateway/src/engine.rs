@@ -643,6 +643,17 @@ impl Gateway {
                 metrics::counter!("gekko_gateway_venue_rejections_total", "venue" => self.label(), "reason" => reason)
                     .increment(1);
                 self.reject_local(&id, &e.to_string()).await;
+                // Refused for a pause (a rate limit, a ban, an open circuit) and provably
+                // not placed: the record ends this attempt, and the id is forgotten so the
+                // caller may submit the same order, with the same client id, once the
+                // pause is over. The error says how long that is.
+                if matches!(
+                    e,
+                    VenueError::RateLimited { .. } | VenueError::CircuitOpen { .. }
+                ) {
+                    i.orders.forget_unsent(&id);
+                    return Err(GatewayError::Venue(e));
+                }
             }
             Err(SubmitError::Ambiguous(reason)) => {
                 // The user stream may already have reported the order while the REST

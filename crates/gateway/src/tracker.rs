@@ -389,6 +389,20 @@ impl OrderTracker {
         }
     }
 
+    /// Forgets an order that was refused without being placed (rate limited, circuit
+    /// open), so that the same client id may be admitted again once the pause is over.
+    /// Only a rejected order is forgotten; anything else the venue may know stays.
+    pub fn forget_unsent(&self, id: &ClientOrderId) {
+        let mut st = lock(&self.state);
+        if st
+            .orders
+            .get(id)
+            .is_some_and(|t| t.order.status == OrderStatus::Rejected)
+        {
+            st.remove(id);
+        }
+    }
+
     /// Merges a venue report; the event when anything changed.
     pub fn apply(&self, u: &OrderUpdate) -> Option<OrderEvent> {
         lock(&self.state)

@@ -68,6 +68,14 @@ impl SystemService for Status {
             ..GetStatusResponse::default()
         }))
     }
+
+    /// Shutdown belongs to the controller, which these tests do not host.
+    async fn shutdown(
+        &self,
+        _request: tonic::Request<gekko_proto::v1::ShutdownRequest>,
+    ) -> Result<tonic::Response<gekko_proto::v1::ShutdownResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("no controller in this test"))
+    }
 }
 
 // ---- the happy path ---------------------------------------------------------------------
@@ -142,7 +150,9 @@ impl Lifecycle for Recorder {
     }
     async fn stopping(&self, _info: &HostInfo<'_>, request: &gekko_runtime::StopRequest) {
         // Services are still running while the shutdown steps run.
-        let cancelled = ECHO_CTX.get().is_some_and(|ctx| ctx.cancel().is_cancelled());
+        let cancelled = ECHO_CTX
+            .get()
+            .is_some_and(|ctx| ctx.cancel().is_cancelled());
         self.push(format!(
             "stopping origin={} cancelled={cancelled}",
             request.origin
@@ -222,7 +232,10 @@ async fn host_starts_serves_and_drains_in_order() {
 
         let ctx = ECHO_CTX.get().expect("service started");
         assert!(ctx.request_stop(None, "test".to_owned()));
-        assert!(!ctx.request_stop(None, "again".to_owned()), "the first request wins");
+        assert!(
+            !ctx.request_stop(None, "again".to_owned()),
+            "the first request wins"
+        );
     };
     let (exit, ()) = tokio::join!(host.run(config(http, grpc), &recorder), probe);
 

@@ -130,6 +130,14 @@ impl SystemService for TestSystem {
             ..GetStatusResponse::default()
         }))
     }
+
+    /// Shutdown belongs to the controller, which these tests do not host.
+    async fn shutdown(
+        &self,
+        _request: tonic::Request<gekko_proto::v1::ShutdownRequest>,
+    ) -> Result<tonic::Response<gekko_proto::v1::ShutdownResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("no controller in this test"))
+    }
 }
 
 async fn health_status(channel: &Channel, service: &str) -> Option<i32> {

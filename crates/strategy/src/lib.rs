@@ -238,7 +238,8 @@ impl Strategy {
             time_in_force: None,
         };
         self.last_order.insert(inst.clone(), now);
-        place_with_retries(&gw, req).await
+        let actor = format!("strategy:{}", self.plan.settings.name);
+        place_with_retries(&gw, &actor, req).await
     }
 
     /// The order quantity for `side`: `order_notional` at the reference price, rounded
@@ -316,10 +317,10 @@ impl Strategy {
 
 /// Places `req`; an order the venue refused as rate limited *before* it was sent is tried
 /// again with the same client id once the pause is over.
-async fn place_with_retries(gw: &Gateway, req: OrderRequest) -> Outcome {
+async fn place_with_retries(gw: &Gateway, actor: &str, req: OrderRequest) -> Outcome {
     let mut tries = 0;
     loop {
-        match gw.place_order(req.clone()).await {
+        match gw.place_order_as(actor, req.clone()).await {
             Ok(order) if order.status == OrderStatus::Rejected => {
                 return Outcome::Refused(
                     order.reject_reason.unwrap_or_else(|| "rejected".to_owned()),

@@ -849,3 +849,79 @@ async fn order_commands_are_audited_with_their_caller_and_outcome() {
     let _ = std::fs::remove_dir_all(&dir);
     env.stop().await;
 }
+
+/// An order the venue refuses for a pause (here a 429 storm) before placing it comes back
+/// as RESOURCE_EXHAUSTED, not as a final rejection: once the pause is over, the same
+/// order with the same client id is accepted, and the venue holds exactly one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_refused_as_rate_limited_may_be_retried_with_its_client_id() {
+    let mut env = env().await;
+    env.start_ready(|_| {}).await;
+    let mut c = env.client();
+    let price = env.passive_bid();
+    env.sim.inject(Fault::RateLimitStorm {
+        duration: Duration::from_secs(2),
+    });
+    let err = place(
+        &mut c,
+        limit("rl-retry-1", pb::Side::Buy, dec!(0.001), price),
+    )
+    .await
+    .expect_err("refused during the storm");
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err:?}");
+    assert_eq!(env.at_venue("rl-retry-1"), 0, "not placed");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let placed = eventually(WAIT, || {
+        let mut c = c.clone();
+        async move {
+            place(
+                &mut c,
+                limit("rl-retry-1", pb::Side::Buy, dec!(0.001), price),
+            )
+            .await
+            .is_ok_and(|o| o.status == pb::OrderStatus::New as i32)
+        }
+    })
+    .await;
+    assert!(placed, "the retry with the same client id is placed");
+    assert_eq!(
+        env.at_venue("rl-retry-1"),
+        1,
+        "exactly one order at the venue"
+    );
+    // The order stream tells the whole story: the refused attempt, then the placed one.
+    let topic: Topic<OrderEvent> = Topic::durable(names::orders("binanceus"), 1);
+    let mut kinds = Vec::new();
+    let mut reader = env
+        .bus
+        .tail_reader(&names::orders("binanceus"), gekko_bus::StartFrom::Beginning)
+        .await
+        .unwrap();
+    loop {
+        let batch = reader.read(100, Duration::from_millis(50)).await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        for d in batch {
+            let ev = topic.decode(&d).unwrap().payload;
+            if ev.order.request.client_order_id.as_str() == "rl-retry-1" {
+                kinds.push(ev.kind);
+            }
+        }
+    }
+    assert_eq!(
+        kinds.first(),
+        Some(&OrderEventKind::Submitting),
+        "{kinds:?}"
+    );
+    assert!(kinds.contains(&OrderEventKind::Rejected), "{kinds:?}");
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == OrderEventKind::Submitting)
+            .count(),
+        2,
+        "{kinds:?}"
+    );
+    env.stop().await;
+}

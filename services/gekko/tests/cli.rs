@@ -353,3 +353,56 @@ fn bad_venue_settings_exit_64_without_binding() {
             .unwrap_or_else(|e| panic!("port {port} left bound: {e}"));
     }
 }
+
+/// The start-up report: a required check that fails (here `venues`: the live endpoint
+/// refuses connections) stops `gekko up` with exit 69 before anything is bound; the same
+/// failure in a check that is not required only shows in the table.
+#[test]
+fn a_failing_required_check_stops_the_start() {
+    let closed = free_port().unwrap();
+    let run = |required: &str| {
+        let (http, grpc) = (free_port().unwrap(), free_port().unwrap());
+        let mut cmd = gekko(&["up"]);
+        cmd.env("MONITORING_CONFIGURATIONS", monitoring(http, grpc, "json"))
+            .env("BINANCEUS_API_KEY", "k-0000")
+            .env("BINANCEUS_API_SECRET", "s-0000")
+            .env(
+                "TRADING_API_ENDPOINTS",
+                format!(
+                    "binanceus=http://127.0.0.1:{closed},binanceus.stream=ws://127.0.0.1:{closed}"
+                ),
+            )
+            .env("CONTROLLER_SETTINGS", format!("required_checks={required}"));
+        (cmd, grpc)
+    };
+    let (mut cmd, grpc) = run("config;venues");
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(69), "{stdout}\n{stderr}");
+    let tcp = stdout
+        .lines()
+        .find(|l| l.starts_with("venue binanceus tcp"))
+        .unwrap_or_else(|| panic!("no tcp row:\n{stdout}"));
+    assert!(tcp.contains("FAIL") && tcp.contains("yes"), "{tcp}");
+    assert!(
+        stderr.contains("required check failed") && stderr.contains("venue binanceus tcp"),
+        "{stderr}"
+    );
+    assert!(
+        std::net::TcpListener::bind(("127.0.0.1", grpc)).is_ok(),
+        "nothing was bound"
+    );
+
+    // Not required: the row still fails, and the start goes on past the table.
+    let (cmd, _) = run("config");
+    let mut up = Up::start(cmd);
+    up.wait_for_line("venue binanceus tcp", Duration::from_secs(30));
+    up.wait_for_line("starting gekko", Duration::from_secs(30));
+    let (_, lines) = up.terminate();
+    assert!(
+        !lines.iter().any(|l| l.contains("required check failed")),
+        "{}",
+        lines.join("\n")
+    );
+}

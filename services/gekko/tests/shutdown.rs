@@ -486,3 +486,65 @@ fn down_needs_an_admin_token_and_its_totp_code() {
     let r = report(&live.reports);
     assert_eq!(r["origin"], "grpc:ops", "the report names the caller");
 }
+
+/// A venue that is down when the stop comes: the steps cannot be confirmed, `gekko down`
+/// says what was not done and exits 1, and the report is still written and says so.
+#[test]
+fn the_report_is_written_and_says_so_when_the_venue_is_down() {
+    let mut live = start("venue-down", "shutdown_mode=cancel,step_deadline=2s");
+    live.trade();
+    // Every REST call is now refused with 418 (an IP ban), as Binance.US does.
+    live.sim.inject(gekko_sim::binanceus::Fault::Ban {
+        duration: Duration::from_secs(300),
+    });
+    let down = gekko(&["down", "--grpc", &live.url()]).output().unwrap();
+    let out =
+        String::from_utf8_lossy(&down.stdout).into_owned() + &String::from_utf8_lossy(&down.stderr);
+    assert_eq!(
+        down.status.code(),
+        Some(1),
+        "something was not done:\n{out}"
+    );
+    assert!(out.contains("not done:"), "{out}");
+    let (code, lines) = live.up.take().unwrap().wait_exit(Duration::from_secs(60));
+    assert_eq!(code, 0, "{}", lines.join("\n"));
+    assert_eq!(
+        live.open_at_sim(),
+        1,
+        "the resting order could not be cancelled"
+    );
+    let r = report(&live.reports);
+    assert_eq!(r["complete"], false, "{r:#}");
+    let venue = &r["venues"][0];
+    assert_eq!(venue["reachable"], false, "{venue}");
+    let cancel = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "cancel")
+        .unwrap();
+    assert_eq!(cancel["done"], false, "{cancel}");
+    assert!(
+        !cancel["not_done"].as_array().unwrap().is_empty(),
+        "{cancel}"
+    );
+    let md: String = std::fs::read_dir(&live.reports)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert!(
+        md.contains("INCOMPLETE") && md.contains("(UNREACHABLE)"),
+        "{md}"
+    );
+    // The fills recorded before the outage are still accounted.
+    assert_report_matches_sim(
+        &{
+            let mut r = r.clone();
+            r["venues"][0]["reachable"] = Value::Bool(true);
+            r
+        },
+        &live.sim,
+    );
+}
