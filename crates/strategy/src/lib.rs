@@ -333,9 +333,11 @@ async fn place_with_retries(gw: &Gateway, actor: &str, req: OrderRequest) -> Out
                     replayed: false,
                 };
             }
-            Err(GatewayError::Venue(VenueError::RateLimited { retry_after }))
-                if tries < RATE_LIMIT_RETRIES && retry_after <= MAX_RATE_LIMIT_PAUSE =>
-            {
+            Err(GatewayError::Venue(
+                VenueError::RateLimited { retry_after }
+                | VenueError::CircuitOpen { retry_after, .. },
+            )) if tries < RATE_LIMIT_RETRIES && retry_after <= MAX_RATE_LIMIT_PAUSE => {
+                tracing::info!(order = %req.client_order_id, ?retry_after, "refused for a pause before it was sent; retrying with the same client id");
                 tries += 1;
                 tokio::time::sleep(retry_after).await;
             }

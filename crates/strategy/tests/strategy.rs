@@ -319,3 +319,27 @@ async fn the_loop_reads_signals_from_the_bus_and_resumes_after_a_restart() {
     task.await.unwrap().unwrap();
     e.cancel.cancel();
 }
+
+#[tokio::test]
+async fn an_order_refused_as_rate_limited_is_retried_with_the_same_client_id() {
+    let e = env().await;
+    e.venue.script([
+        gekko_venue::mock::SubmitScript::RateLimited(Duration::from_millis(50)),
+        gekko_venue::mock::SubmitScript::Accept,
+    ]);
+    let mut s = Strategy::new(plan(dec!(1010), Duration::ZERO, None), [e.gw.clone()]);
+    let id = uuid::Uuid::now_v7();
+    let out = s.handle(id, &signal(Direction::Up, 0.9)).await;
+    let Outcome::Placed {
+        client_order_id,
+        replayed: false,
+        ..
+    } = out
+    else {
+        panic!("{out:?}");
+    };
+    assert_eq!(client_order_id, s.client_order_id(id, &btc()));
+    assert_eq!(e.venue.calls().submits, 2, "refused once, then placed");
+    assert!(e.venue.venue_order(&client_order_id).is_some());
+    e.cancel.cancel();
+}

@@ -36,6 +36,8 @@ pub enum SubmitScript {
     Accept,
     /// Refuse it with this reason.
     Reject(RejectReason),
+    /// Refuse it unplaced as rate limited, for this pause.
+    RateLimited(std::time::Duration),
     /// Place it, but lose the answer: the caller sees [`SubmitError::Ambiguous`].
     LoseAnswer,
     /// Never let it arrive, and report [`SubmitError::Ambiguous`].
@@ -414,6 +416,11 @@ impl VenueAdapter for MockVenue {
                 reason,
                 "scripted rejection",
             ))),
+            SubmitScript::RateLimited(retry_after) => {
+                Err(SubmitError::NotPlaced(VenueError::RateLimited {
+                    retry_after,
+                }))
+            }
             SubmitScript::LoseAnswer => {
                 let u = self.new_order(&mut st, req);
                 Self::place(&mut st, &u);
