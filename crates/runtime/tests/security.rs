@@ -694,3 +694,31 @@ fn bad_tls_files_are_errors_that_name_the_file_and_not_its_contents() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The per-peer failure limit also holds on a TLS listener, where the peer's address
+/// arrives wrapped in the TLS connection info.
+#[tokio::test]
+async fn failures_are_rate_limited_over_tls_too() {
+    provider();
+    let dir = scratch("tls-limit");
+    let files = certs::dev_certs(&dir).expect("dev certs");
+    let server_tls =
+        ServerTls::from_files(&files.server_cert, &files.server_key, None).expect("tls");
+    let t = tokens();
+    let served = serve(
+        AuthLayer::new(policy(&format!("{},auth_failures_per_minute=2", t.config))),
+        Some(&server_tls),
+    )
+    .await;
+    let client = ClientTls::from_files(&files.ca_cert, None).expect("client tls");
+    let ch = tls_channel(served.addr, &client)
+        .await
+        .expect("TLS connect");
+    for _ in 0..2 {
+        let e = status(&ch, bearer("gk_guess")).await.unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated);
+    }
+    let e = status(&ch, bearer(&t.viewer)).await.unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    served.stop().await;
+}

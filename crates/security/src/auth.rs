@@ -519,6 +519,8 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        // tonic puts the TCP peer on plaintext and TLS connections alike (the TLS test
+        // of the failure limit relies on it).
         let peer = req
             .extensions()
             .get::<TcpConnectInfo>()

@@ -59,12 +59,14 @@ pub(crate) async fn venues(cfg: &GekkoConfig) -> Vec<Row> {
 /// DNS, TCP, TLS and clock rows for one endpoint; stops at the first step that fails.
 async fn probe(venue: VenueId, url: &str) -> Vec<Row> {
     let mut rows = Vec::new();
+    // What the rows show: the rows go into the audit trail, and a URL may carry a password.
+    let shown = gekko_config::redact_url(url);
     let Some((tls, host, port)) = split(url) else {
         rows.push(venue_row(
             venue,
             "endpoint",
             Status::Fail,
-            format!("`{url}` is not an http(s) URL"),
+            format!("`{shown}` is not an http(s) URL"),
         ));
         return rows;
     };
@@ -157,7 +159,7 @@ async fn probe(venue: VenueId, url: &str) -> Vec<Row> {
                 venue,
                 step,
                 Status::Fail,
-                format!("{url}: {}", chain(&e)),
+                format!("{shown}: {}", chain(&e.without_url())),
             ));
             return rows;
         }
@@ -165,7 +167,7 @@ async fn probe(venue: VenueId, url: &str) -> Vec<Row> {
     rows.push(if tls {
         venue_row(venue, "tls", Status::Pass, format!("handshake ok, {:?}, HTTP {}", resp.version(), resp.status().as_u16()))
     } else {
-        venue_row(venue, "tls", Status::Warn, format!("{url} is plaintext http (HTTP {}): fine for a local simulator, never for a real venue", resp.status().as_u16()))
+        venue_row(venue, "tls", Status::Warn, format!("{shown} is plaintext http (HTTP {}): fine for a local simulator, never for a real venue", resp.status().as_u16()))
     });
     let date = resp
         .headers()

@@ -9,13 +9,28 @@ mod common;
 
 use common::{Up, gekko, http_get, monitoring, wait_ready};
 
-const SECRETS: [(&str, &str); 4] = [
+/// Secrets of every kind `gekko up` reads, each with a sentinel that must never be logged:
+/// venue credentials (Binance.US, the Coinbase JWT signing key, the OANDA token), the
+/// sealed-secrets key, the audit HMAC key and a TOTP secret of a gRPC token.
+const SECRETS: [(&str, &str); 7] = [
     ("BINANCEUS_API_KEY", "binance-key-SENTINEL-1111"),
     ("BINANCEUS_API_SECRET", "binance-secret-SENTINEL-2222"),
     ("OANDA_API_TOKEN", "oanda-token-SENTINEL-3333"),
     (
         "ENCRYPTION_SETTINGS",
         "key=5e4e5e4e5e4e5e4e5e4e5e4e5e4e5e4e5e4e5e4e5e4e5e4e5e4e5e4e5e4e5e4e",
+    ),
+    (
+        "COINBASE_API_PRIVATE_KEY",
+        "-----BEGIN EC PRIVATE KEY-----\\nCOINBASESENTINEL4444\\n-----END EC PRIVATE KEY-----",
+    ),
+    (
+        "AUDIT_LOGGING_SETTINGS",
+        "key=a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7",
+    ),
+    (
+        "ACCESS_CONTROL_CONFIG",
+        "tokens=ops:admin:0000000000000000000000000000000000000000000000000000000000000000:totp=TOTPSENTINELXYZABCDEFGHIJKLMNOPQ",
     ),
 ];
 
@@ -40,7 +55,8 @@ fn up_in_process_reaches_ready_and_stops_cleanly() {
             "TRADING_API_ENDPOINTS",
             format!("binanceus={},binanceus.stream={}", sim.rest_url, sim.ws_url),
         )
-        .env("OANDA_ACCOUNT_ID", "001-001-1234567-001");
+        .env("OANDA_ACCOUNT_ID", "001-001-1234567-001")
+        .env("COINBASE_API_KEY_NAME", "organizations/org-1/apiKeys/key-1");
     for (k, v) in SECRETS {
         cmd.env(k, v);
     }
@@ -68,7 +84,11 @@ fn up_in_process_reaches_ready_and_stops_cleanly() {
         "the config line was logged:\n{all}"
     );
     for (name, secret) in SECRETS {
-        let needle = secret.rsplit('=').next().unwrap();
+        let tail = secret.rsplit('=').next().unwrap();
+        let needle = tail
+            .split("\\n")
+            .find(|part| part.contains("SENTINEL"))
+            .unwrap_or(tail);
         assert!(!all.contains(needle), "{name} leaked into the logs:\n{all}");
     }
     drop(sim);
