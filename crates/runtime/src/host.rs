@@ -21,12 +21,16 @@
 //!    cancels what started, drains briefly and exits 69.
 //! 6. **Serve** gRPC through [`GrpcServer`] (health and reflection always on) with every
 //!    service's registrations plus the host's [composers](Host::grpc).
-//! 7. **Drain** on SIGINT/SIGTERM: the root token is cancelled, every tracked task gets the
-//!    configured grace period, then held values are dropped. A drain that runs out of time
-//!    exits 70.
+//! 7. **Stop, then drain**: a stop is requested (SIGINT/SIGTERM, or
+//!    [`ServiceCtx::request_stop`]); the `stopping` hook runs while every service still
+//!    runs (the controller's shutdown steps); then the root token is cancelled, every
+//!    tracked task gets the configured grace period, and held values are dropped. A drain
+//!    that runs out of time exits 70.
 //!
-//! [`Lifecycle`] hooks let a binary add to steps 6 and 7 (`gekko up` writes audit events
-//! and prints its banner) without owning any of them.
+//! [`Lifecycle`] hooks let a binary add to these steps without owning any of them:
+//! `opened` once the bus and the audit trail are open and before any service starts (the
+//! run's first audit entry), `started`, `stopping` and `stopped` (`gekko up` writes its
+//! start-up report, its shutdown steps, the final report and the banner).
 
 use std::error::Error;
 use std::fmt::Write as _;
@@ -87,6 +91,28 @@ impl From<Exit> for ExitCode {
     }
 }
 
+/// What [`Lifecycle::opened`] sees: the process before any service started.
+#[derive(Clone, Copy)]
+pub struct OpenedInfo<'a> {
+    /// The program name the host was built with.
+    pub program: &'static str,
+    /// The validated configuration.
+    pub config: &'a GekkoConfig,
+    /// The opened bus.
+    pub bus: &'a dyn Bus,
+    /// The process's audit trail.
+    pub audit: &'a AuditLog,
+}
+
+impl std::fmt::Debug for OpenedInfo<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenedInfo")
+            .field("program", &self.program)
+            .field("bus", &self.bus.kind())
+            .finish_non_exhaustive()
+    }
+}
+
 /// What [`Lifecycle`] hooks see of the running process.
 #[derive(Clone, Copy)]
 pub struct HostInfo<'a> {
@@ -123,6 +149,13 @@ impl std::fmt::Debug for HostInfo<'_> {
 
 /// Hooks a binary can add around the host's steps; every one defaults to doing nothing.
 pub trait Lifecycle {
+    /// The bus and the audit trail are open and no service has started yet: the place
+    /// for the run's first audit entry (`gekko up` records its start-up report here).
+    fn opened(&self, info: &OpenedInfo<'_>) -> impl Future<Output = ()> {
+        let _ = info;
+        async {}
+    }
+
     /// Every service has started and gRPC is being served; runs just before the
     /// `startup` component turns ready.
     fn started(&self, info: &HostInfo<'_>) -> impl Future<Output = ()> {
@@ -486,6 +519,14 @@ async fn serve(
         Ok(a) => a,
         Err(exit) => return exit,
     };
+    lifecycle
+        .opened(&OpenedInfo {
+            program,
+            config,
+            bus: &*bus,
+            audit: &audit,
+        })
+        .await;
     // Every refused gRPC call becomes an `auth.denied` entry. Detached: the observer runs
     // on the request path and must not wait for Redis.
     {

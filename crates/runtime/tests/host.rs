@@ -145,6 +145,14 @@ impl Recorder {
 }
 
 impl Lifecycle for Recorder {
+    async fn opened(&self, info: &gekko_runtime::OpenedInfo<'_>) {
+        // Before any service: the echo service has not started yet.
+        self.push(format!(
+            "opened {} services_started={}",
+            info.program,
+            ECHO_CTX.get().is_some()
+        ));
+    }
     async fn started(&self, info: &HostInfo<'_>) {
         self.push(format!("started {} bus={}", info.program, info.bus.kind()));
     }
@@ -243,6 +251,7 @@ async fn host_starts_serves_and_drains_in_order() {
     assert_eq!(
         *recorder.0.lock().unwrap(),
         [
+            "opened host-test services_started=false",
             "started host-test bus=in-process",
             "stopping origin=test cancelled=false",
             "stopped clean=true"

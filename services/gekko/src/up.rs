@@ -19,7 +19,7 @@ use gateway_binanceus::serve_gateways;
 use gekko_audit::AuditRecord;
 use gekko_bus::names;
 use gekko_config::{GekkoConfig, Loaded};
-use gekko_runtime::{Host, HostInfo, Lifecycle, ServiceEntry, StopRequest};
+use gekko_runtime::{Host, HostInfo, Lifecycle, OpenedInfo, ServiceEntry, StopRequest};
 
 use crate::check;
 use crate::controller::Controller;
@@ -131,6 +131,21 @@ impl UpEvents {
 }
 
 impl Lifecycle for UpEvents {
+    /// The run's first audit entry: the start-up report, before any service starts.
+    async fn opened(&self, info: &OpenedInfo<'_>) {
+        let detail = serde_json::json!({
+            "event": "opened",
+            "mode": status::mode(info.config),
+            "bus": info.bus.kind(),
+            "version": env!("CARGO_PKG_VERSION"),
+            "startup": self.startup,
+        });
+        let rec = AuditRecord::new(PROGRAM, "system.startup", "ok").with_detail(detail);
+        if let Err(e) = info.audit.record(rec).await {
+            tracing::warn!(error = %e, "start-up report not written to the audit trail");
+        }
+    }
+
     async fn started(&self, info: &HostInfo<'_>) {
         let mode = status::mode(info.config);
         let bus = info.bus.kind();
@@ -139,10 +154,8 @@ impl Lifecycle for UpEvents {
             "bus": bus,
             "http_addr": info.http_addr.to_string(),
             "grpc_addr": info.grpc_addr.to_string(),
-            "version": env!("CARGO_PKG_VERSION"),
-            "startup": self.startup,
         });
-        self.event(info, "started", "system.startup", "ok", detail)
+        self.event(info, "started", "system.startup", "serving", detail)
             .await;
         for controller in info.provided.all::<Controller>() {
             controller.started(info).await;
