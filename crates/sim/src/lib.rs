@@ -21,7 +21,7 @@
 //!   stats, the admin HTTP API, listeners, tracked tasks and bounded shutdown).
 //! - one protocol module per venue, speaking its wire format over the engine:
 //!   [`binanceus`] (Binance.US spot REST API, market-data streams and the user-data
-//!   stream).
+//!   stream) and [`coinbase`] (Coinbase Advanced Trade REST API over TLS).
 //!
 //! The crate depends on no `gekko-*` crate on purpose: it is an independent oracle for
 //! the gateways, written from the venues' documentation rather than from gekko's types.
@@ -29,5 +29,6 @@
 #![warn(unreachable_pub)]
 
 pub mod binanceus;
+pub mod coinbase;
 pub mod engine;
 pub mod harness;

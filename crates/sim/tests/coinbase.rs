@@ -1,0 +1,759 @@
+//! The Coinbase Advanced Trade simulator over real TLS sockets.
+//!
+//! Every request goes through reqwest over TLS, trusting only the certificate the
+//! simulator generated. JWTs are built here by hand from the venue reference (1.2),
+//! independently of any gekko code: ES256 with the official SDK's EC test key and EdDSA
+//! with its Ed25519 test key, each registered with the simulator by its public key only.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::pkcs8::EncodePublicKey as _;
+use gekko_sim::coinbase::{Fault, SimApiKey, SimCoinbase, SimConfig, SimHandle};
+use p256::pkcs8::LineEnding;
+use reqwest::StatusCode;
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+
+const EC_NAME: &str = "organizations/test-organization/apiKeys/test-api-key";
+const ED_NAME: &str = "9d4d3f6c-6a3b-4a5e-9a8e-0c2d5f1b7e21";
+const EC_SECRET: &str = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIKwf3Uox30cRWzRBOPoPOH5p0Gpb0Dt8zUKXUEM5fMkGoAoGCCqGSM49\nAwEHoUQDQgAEbAtpLlSZYVOwYICz+uEyxcS29vRIujiES/gQ1DC7FV4zK4JuYE9v\nqDyGZQYjdXHLM7I6f/QnnOITL+dXYWBHRA==\n-----END EC PRIVATE KEY-----\n";
+const ED_SEED_B64: &str = "k0BUni0p0vZG1BdpVjS6ogBJ7kxm630AJ2dN+tuputA=";
+
+enum Key {
+    Ec(p256::ecdsa::SigningKey),
+    Ed(ed25519_dalek::SigningKey),
+}
+
+impl Key {
+    fn ec() -> Self {
+        let sk = p256::SecretKey::from_sec1_pem(EC_SECRET).expect("EC test key");
+        Self::Ec(p256::ecdsa::SigningKey::from(&sk))
+    }
+
+    fn ed() -> Self {
+        let seed = base64::engine::general_purpose::STANDARD
+            .decode(ED_SEED_B64)
+            .expect("seed");
+        let seed: [u8; 32] = seed.try_into().expect("32 bytes");
+        Self::Ed(ed25519_dalek::SigningKey::from_bytes(&seed))
+    }
+
+    fn public_pem(&self) -> String {
+        match self {
+            Self::Ec(k) => {
+                p256::pkcs8::EncodePublicKey::to_public_key_pem(k.verifying_key(), LineEnding::LF)
+                    .expect("pem")
+            }
+            Self::Ed(k) => k
+                .verifying_key()
+                .to_public_key_pem(LineEnding::LF)
+                .expect("pem"),
+        }
+    }
+
+    fn alg(&self) -> &'static str {
+        match self {
+            Self::Ec(_) => "ES256",
+            Self::Ed(_) => "EdDSA",
+        }
+    }
+
+    fn sign(&self, msg: &[u8]) -> Vec<u8> {
+        match self {
+            Self::Ec(k) => {
+                let s: p256::ecdsa::Signature = p256::ecdsa::signature::Signer::sign(k, msg);
+                s.to_bytes().to_vec()
+            }
+            Self::Ed(k) => ed25519_dalek::Signer::sign(k, msg).to_bytes().to_vec(),
+        }
+    }
+}
+
+/// What a token claims; tests break one field at a time.
+struct Jwt<'a> {
+    key: &'a Key,
+    kid: &'a str,
+    iss: &'a str,
+    nbf: i64,
+    exp: i64,
+    uri: String,
+}
+
+impl Jwt<'_> {
+    fn token(&self) -> String {
+        let nonce = format!(
+            "{:032x}{:032x}",
+            rand::random::<u128>(),
+            rand::random::<u128>()
+        );
+        let header = json!({"alg": self.key.alg(), "kid": self.kid, "nonce": nonce, "typ": "JWT"});
+        let claims = json!({"sub": self.kid, "iss": self.iss, "nbf": self.nbf, "exp": self.exp, "uri": self.uri});
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let sig = URL_SAFE_NO_PAD.encode(self.key.sign(input.as_bytes()));
+        format!("{input}.{sig}")
+    }
+}
+
+fn now_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+struct Venue {
+    sim: SimHandle,
+    http: reqwest::Client,
+    host: String,
+    ec: Key,
+    ed: Key,
+}
+
+impl Venue {
+    async fn start(cfg: impl FnOnce(&mut SimConfig)) -> Self {
+        let (ec, ed) = (Key::ec(), Key::ed());
+        let mut c = SimConfig {
+            api_keys: vec![
+                SimApiKey {
+                    name: EC_NAME.into(),
+                    public_key_pem: ec.public_pem(),
+                },
+                SimApiKey {
+                    name: ED_NAME.into(),
+                    public_key_pem: ed.public_pem(),
+                },
+            ],
+            ..SimConfig::default()
+        };
+        cfg(&mut c);
+        let sim = SimCoinbase::start(c).await.expect("sim starts");
+        let pem = sim.cert_pem.clone().expect("TLS certificate");
+        let http = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(pem.as_bytes()).expect("cert")])
+            .no_proxy()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("client");
+        assert!(sim.rest_url.starts_with("https://"), "{}", sim.rest_url);
+        let host = sim.rest_url.trim_start_matches("https://").to_owned();
+        Self {
+            sim,
+            http,
+            host,
+            ec,
+            ed,
+        }
+    }
+
+    fn jwt<'a>(&'a self, key: &'a Key, method: &str, path: &str) -> Jwt<'a> {
+        let kid = if std::ptr::eq(key, &self.ec) {
+            EC_NAME
+        } else {
+            ED_NAME
+        };
+        let nbf = now_s();
+        Jwt {
+            key,
+            kid,
+            iss: "cdp",
+            nbf,
+            exp: nbf + 120,
+            uri: format!("{method} {}{path}", self.host),
+        }
+    }
+
+    /// Sends with an explicit token (`None`: no Authorization header).
+    async fn send(
+        &self,
+        method: &str,
+        path_q: &str,
+        token: Option<String>,
+        body: Option<Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, String) {
+        let url = format!("{}{path_q}", self.sim.rest_url);
+        let mut rb = match method {
+            "POST" => self.http.post(url),
+            _ => self.http.get(url),
+        };
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let r = rb.send().await.expect("request");
+        let status = r.status();
+        let headers = r.headers().clone();
+        (status, headers, r.text().await.expect("body"))
+    }
+
+    /// An authenticated request with a valid token of `key`; the JSON answer.
+    async fn call(
+        &self,
+        key: &Key,
+        method: &str,
+        path_q: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let path = path_q.split('?').next().unwrap_or(path_q);
+        let token = self.jwt(key, method, path).token();
+        let (s, _, text) = self.send(method, path_q, Some(token), body).await;
+        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (s, v)
+    }
+}
+
+fn d(v: &Value) -> Decimal {
+    v.as_str()
+        .expect("decimal string")
+        .parse()
+        .expect("decimal")
+}
+
+#[tokio::test]
+async fn valid_es256_and_eddsa_requests_succeed() {
+    let v = Venue::start(|_| {}).await;
+    for key in [&v.ec, &v.ed] {
+        let (s, body) = v.call(key, "GET", "/api/v3/brokerage/accounts", None).await;
+        assert_eq!(s, StatusCode::OK, "{} {body}", key.alg());
+        let usd = body["accounts"]
+            .as_array()
+            .expect("accounts")
+            .iter()
+            .find(|a| a["currency"] == "USD")
+            .expect("USD account");
+        assert_eq!(
+            d(&usd["available_balance"]["value"]),
+            Decimal::from(100_000)
+        );
+        assert_eq!(d(&usd["hold"]["value"]), Decimal::ZERO);
+    }
+    let (s, _, text) = v.send("GET", "/api/v3/brokerage/time", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let t: Value = serde_json::from_str(&text).expect("json");
+    let secs: i64 = t["epochSeconds"]
+        .as_str()
+        .expect("string")
+        .parse()
+        .expect("int");
+    assert!((secs - now_s()).abs() < 5);
+    v.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_broken_jwt_is_401_unauthorized() {
+    let v = Venue::start(|_| {}).await;
+    let path = "/api/v3/brokerage/accounts";
+    let unknown = Key::ec();
+    let mut cases: Vec<(&str, Option<String>)> = Vec::new();
+    let mut j = v.jwt(&v.ec, "GET", path);
+    j.nbf -= 300;
+    j.exp = j.nbf + 120;
+    cases.push(("expired", Some(j.token())));
+    let mut j = v.jwt(&v.ec, "GET", path);
+    j.uri = format!("GET {}/api/v3/brokerage/products", v.host);
+    cases.push(("other path", Some(j.token())));
+    let mut j = v.jwt(&v.ed, "GET", path);
+    j.uri = format!("GET api.coinbase.com{path}");
+    cases.push(("other host", Some(j.token())));
+    let mut j = v.jwt(&v.ec, "GET", path);
+    j.uri = format!("GET {}{path}?limit=1", v.host);
+    cases.push(("query in uri", Some(j.token())));
+    let mut j = v.jwt(&v.ec, "GET", path);
+    j.uri = format!("POST {}{path}", v.host);
+    cases.push(("other method", Some(j.token())));
+    let mut j = v.jwt(&v.ec, "GET", path);
+    j.iss = "coinbase-cloud";
+    cases.push(("wrong iss", Some(j.token())));
+    let mut j = v.jwt(&v.ec, "GET", path);
+    j.exp = j.nbf + 300;
+    cases.push(("lifetime over 120 s", Some(j.token())));
+    let mut j = v.jwt(&v.ed, "GET", path);
+    j.nbf += 60;
+    j.exp = j.nbf + 120;
+    cases.push(("not yet valid", Some(j.token())));
+    // A bad signature: the right header and claims, another key's signature.
+    let good = v.jwt(&v.ec, "GET", path).token();
+    let (input, _) = good.rsplit_once('.').expect("three parts");
+    let forged = URL_SAFE_NO_PAD.encode(v.ed.sign(input.as_bytes()));
+    cases.push(("bad signature", Some(format!("{input}.{forged}"))));
+    let mut j = v.jwt(&unknown, "GET", path);
+    j.kid = "organizations/x/apiKeys/unknown";
+    cases.push(("unknown kid", Some(j.token())));
+    // The EC key name, signed EdDSA: alg does not match the registered key.
+    let mut j = v.jwt(&v.ed, "GET", path);
+    j.kid = EC_NAME;
+    cases.push(("alg mismatch", Some(j.token())));
+    cases.push(("missing header", None));
+    cases.push(("garbage", Some("not-a-jwt".into())));
+    for (what, token) in cases {
+        let (s, _, body) = v.send("GET", path, token, None).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{what}");
+        assert_eq!(body, "Unauthorized", "{what}");
+    }
+    // A replayed token (same nonce) is refused too.
+    let token = v.jwt(&v.ec, "GET", path).token();
+    let (s, _, _) = v.send("GET", path, Some(token.clone()), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _, body) = v.send("GET", path, Some(token), None).await;
+    assert_eq!(
+        (s, body.as_str()),
+        (StatusCode::UNAUTHORIZED, "Unauthorized")
+    );
+    // Clock skew past the token lifetime makes a fresh client token expired.
+    v.sim.set_clock_skew(200_000);
+    let (s, _) = v.call(&v.ec, "GET", path, None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    v.sim.set_clock_skew(0);
+    let (s, _) = v.call(&v.ec, "GET", path, None).await;
+    assert_eq!(s, StatusCode::OK);
+    v.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn accounts_paginate_with_cursors() {
+    let v = Venue::start(|_| {}).await;
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    let mut pages = 0;
+    loop {
+        let q = if cursor.is_empty() {
+            "/api/v3/brokerage/accounts?limit=2".to_owned()
+        } else {
+            format!("/api/v3/brokerage/accounts?limit=2&cursor={cursor}")
+        };
+        let (s, body) = v.call(&v.ed, "GET", &q, None).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        let accounts = body["accounts"].as_array().expect("accounts");
+        assert!(accounts.len() <= 2);
+        assert_eq!(body["size"], accounts.len());
+        for a in accounts {
+            seen.push(a["currency"].as_str().expect("currency").to_owned());
+        }
+        pages += 1;
+        if body["has_next"] == false {
+            assert_eq!(body["cursor"], "");
+            break;
+        }
+        cursor = body["cursor"].as_str().expect("cursor").to_owned();
+        assert!(!cursor.is_empty());
+    }
+    assert_eq!(seen, ["BTC", "ETH", "USD"]);
+    assert_eq!(pages, 2);
+    let (s, body) = v
+        .call(&v.ed, "GET", "/api/v3/brokerage/accounts?cursor=zz", None)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "INVALID_ARGUMENT");
+    v.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn products_and_market_data() {
+    let v = Venue::start(|_| {}).await;
+    let (s, body) = v
+        .call(&v.ec, "GET", "/api/v3/brokerage/products/BTC-USD", None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["base_increment"], "0.00000001");
+    assert_eq!(body["quote_increment"], "0.01");
+    assert_eq!(body["base_min_size"], "0.00000001");
+    assert_eq!(body["status"], "online");
+    assert_eq!(body["trading_disabled"], false);
+    let (s, body) = v
+        .call(&v.ec, "GET", "/api/v3/brokerage/products", None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(body["num_products"], 2);
+    let (s, _) = v
+        .call(&v.ec, "GET", "/api/v3/brokerage/products/DOGE-USD", None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, body) = v
+        .call(
+            &v.ec,
+            "GET",
+            "/api/v3/brokerage/best_bid_ask?product_ids=BTC-USD&product_ids=ETH-USD",
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let books = body["pricebooks"].as_array().expect("pricebooks");
+    assert_eq!(books.len(), 2);
+    let bid = d(&books[0]["bids"][0]["price"]);
+    let ask = d(&books[0]["asks"][0]["price"]);
+    assert!(bid < ask, "{bid} < {ask}");
+    let (s, body) = v
+        .call(
+            &v.ec,
+            "GET",
+            "/api/v3/brokerage/product_book?product_id=BTC-USD&limit=3",
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(body["pricebook"]["bids"].as_array().map(Vec::len), Some(3));
+    assert_eq!(body["pricebook"]["product_id"], "BTC-USD");
+    v.sim.shutdown().await;
+}
+
+fn limit_gtc(cid: &str, price: &str, size: &str) -> Value {
+    json!({"client_order_id": cid, "product_id": "BTC-USD", "side": "BUY",
+           "order_configuration": {"limit_limit_gtc": {"base_size": size, "limit_price": price, "post_only": false}}})
+}
+
+#[tokio::test]
+async fn limit_order_rests_is_listed_fetched_and_cancelled() {
+    let v = Venue::start(|_| {}).await;
+    v.sim.set_market_paused(true);
+    let (s, r) = v
+        .call(
+            &v.ec,
+            "POST",
+            "/api/v3/brokerage/orders",
+            Some(limit_gtc("rest-1", "30000.00", "0.01")),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(r["success"], true, "{r}");
+    let id = r["success_response"]["order_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert_eq!(r["success_response"]["client_order_id"], "rest-1");
+    // Held: 0.01 * 30000 = 300 USD.
+    let (_, acc) = v
+        .call(&v.ec, "GET", "/api/v3/brokerage/accounts", None)
+        .await;
+    let usd = acc["accounts"]
+        .as_array()
+        .expect("a")
+        .iter()
+        .find(|a| a["currency"] == "USD")
+        .cloned()
+        .expect("usd");
+    assert_eq!(d(&usd["hold"]["value"]), Decimal::from(300));
+    let (s, list) = v
+        .call(
+            &v.ec,
+            "GET",
+            "/api/v3/brokerage/orders/historical/batch?product_ids=BTC-USD&order_status=OPEN",
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let orders = list["orders"].as_array().expect("orders");
+    assert_eq!(orders.len(), 1);
+    assert_eq!(orders[0]["order_id"], id.as_str());
+    // The other key's account does not see it.
+    let (_, other) = v
+        .call(
+            &v.ed,
+            "GET",
+            "/api/v3/brokerage/orders/historical/batch",
+            None,
+        )
+        .await;
+    assert_eq!(other["orders"].as_array().map(Vec::len), Some(0));
+    let (s, one) = v
+        .call(
+            &v.ec,
+            "GET",
+            &format!("/api/v3/brokerage/orders/historical/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(one["order"]["status"], "OPEN");
+    assert_eq!(one["order"]["time_in_force"], "GOOD_UNTIL_CANCELLED");
+    assert_eq!(
+        one["order"]["order_configuration"]["limit_limit_gtc"]["limit_price"],
+        "30000.00"
+    );
+    let (s, c) = v
+        .call(
+            &v.ec,
+            "POST",
+            "/api/v3/brokerage/orders/batch_cancel",
+            Some(json!({"order_ids": [id, "nope"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(c["results"][0]["success"], true, "{c}");
+    assert_eq!(c["results"][1]["success"], false);
+    assert_eq!(c["results"][1]["failure_reason"], "UNKNOWN_CANCEL_ORDER");
+    let (_, one) = v
+        .call(
+            &v.ec,
+            "GET",
+            &format!("/api/v3/brokerage/orders/historical/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(one["order"]["status"], "CANCELLED");
+    let (s, _) = v
+        .call(
+            &v.ec,
+            "GET",
+            "/api/v3/brokerage/orders/historical/00000000-0000-4000-8000-00000000ffff",
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    v.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_repeated_client_order_id_returns_the_original_order() {
+    let v = Venue::start(|_| {}).await;
+    v.sim.set_market_paused(true);
+    let body = limit_gtc("same-id", "30000.00", "0.01");
+    let (_, first) = v
+        .call(
+            &v.ec,
+            "POST",
+            "/api/v3/brokerage/orders",
+            Some(body.clone()),
+        )
+        .await;
+    let (_, second) = v
+        .call(&v.ec, "POST", "/api/v3/brokerage/orders", Some(body))
+        .await;
+    assert_eq!(first["success"], true);
+    assert_eq!(second["success"], true, "{second}");
+    assert_eq!(
+        first["success_response"]["order_id"],
+        second["success_response"]["order_id"]
+    );
+    // Even with a different body, the id names the original.
+    let (_, third) = v
+        .call(
+            &v.ec,
+            "POST",
+            "/api/v3/brokerage/orders",
+            Some(limit_gtc("same-id", "31000.00", "0.02")),
+        )
+        .await;
+    assert_eq!(
+        third["success_response"]["order_id"],
+        first["success_response"]["order_id"]
+    );
+    assert_eq!(
+        third["order_configuration"]["limit_limit_gtc"]["limit_price"],
+        "30000.00"
+    );
+    let ours: Vec<_> = v
+        .sim
+        .orders()
+        .into_iter()
+        .filter(|o| o.client_order_id == "same-id")
+        .collect();
+    assert_eq!(ours.len(), 1, "exactly one order at the venue");
+    v.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_market_order_fills_with_a_fee_and_shows_in_fills() {
+    let v = Venue::start(|_| {}).await;
+    v.sim.set_market_paused(true);
+    let body = json!({"client_order_id": "mkt-1", "product_id": "BTC-USD", "side": "BUY",
+                      "order_configuration": {"market_market_ioc": {"quote_size": "1000"}}});
+    let (s, r) = v
+        .call(&v.ec, "POST", "/api/v3/brokerage/orders", Some(body))
+        .await;
+    assert_eq!((s, &r["success"]), (StatusCode::OK, &json!(true)), "{r}");
+    let id = r["success_response"]["order_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let (_, o) = v
+        .call(
+            &v.ec,
+            "GET",
+            &format!("/api/v3/brokerage/orders/historical/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(o["order"]["status"], "FILLED", "{o}");
+    assert_eq!(o["order"]["order_type"], "MARKET");
+    assert!(d(&o["order"]["total_fees"]) > Decimal::ZERO);
+    let (s, f) = v
+        .call(
+            &v.ec,
+            "GET",
+            &format!("/api/v3/brokerage/orders/historical/fills?order_ids={id}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let fills = f["fills"].as_array().expect("fills");
+    assert!(!fills.is_empty());
+    let mut size = Decimal::ZERO;
+    let mut fees = Decimal::ZERO;
+    for fill in fills {
+        assert_eq!(fill["order_id"], id.as_str());
+        assert_eq!(fill["liquidity_indicator"], "TAKER");
+        assert!(d(&fill["commission"]) > Decimal::ZERO);
+        size += d(&fill["size"]);
+        fees += d(&fill["commission"]);
+    }
+    assert_eq!(size, d(&o["order"]["filled_size"]));
+    assert_eq!(fees, d(&o["order"]["total_fees"]));
+    v.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn business_rejects_are_200_success_false() {
+    let v = Venue::start(|_| {}).await;
+    v.sim.set_market_paused(true);
+    let (s, r) = v
+        .call(
+            &v.ec,
+            "POST",
+            "/api/v3/brokerage/orders",
+            Some(limit_gtc("poor", "50000.00", "100")),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(r["success"], false, "{r}");
+    assert_eq!(r["failure_reason"], "UNKNOWN_FAILURE_REASON");
+    assert_eq!(r["error_response"]["error"], "INSUFFICIENT_FUND");
+    assert_eq!(
+        r["error_response"]["preview_failure_reason"],
+        "PREVIEW_INSUFFICIENT_FUND"
+    );
+    assert_eq!(
+        r["order_configuration"]["limit_limit_gtc"]["base_size"],
+        "100"
+    );
+    let (_, r) = v
+        .call(
+            &v.ec,
+            "POST",
+            "/api/v3/brokerage/orders",
+            Some(limit_gtc("tick", "30000.001", "0.01")),
+        )
+        .await;
+    assert_eq!(
+        r["error_response"]["error"], "INVALID_PRICE_PRECISION",
+        "{r}"
+    );
+    // Malformed input is a 400, not a business reject.
+    let (s, r) = v
+        .call(
+            &v.ec,
+            "POST",
+            "/api/v3/brokerage/orders",
+            Some(json!({"product_id": "BTC-USD"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(r["error"], "INVALID_ARGUMENT");
+    assert!(v.sim.orders().is_empty());
+    v.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_429_storm_answers_with_the_ratelimit_headers() {
+    let v = Venue::start(|c| c.private_rate_per_s = 1000).await;
+    let path = "/api/v3/brokerage/accounts";
+    let token = v.jwt(&v.ec, "GET", path).token();
+    let (s, h, _) = v.send("GET", path, Some(token), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h["x-ratelimit-limit"], "1000");
+    v.sim.inject(Fault::RateLimitStorm {
+        duration: Duration::from_secs(2),
+    });
+    let token = v.jwt(&v.ec, "GET", path).token();
+    let (s, h, _) = v.send("GET", path, Some(token), None).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(h["x-ratelimit-remaining"], "0");
+    let reset: i64 = h["x-ratelimit-reset"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("int");
+    assert!(reset > now_s() - 1 && reset <= now_s() + 3, "{reset}");
+    assert_eq!(h["x-ratelimit-limit"], "1000");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (s, _) = v.call(&v.ec, "GET", path, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(v.sim.stats().http_429 >= 1);
+    v.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_per_key_window_refuses_past_the_limit() {
+    let v = Venue::start(|c| c.private_rate_per_s = 3).await;
+    let mut codes = Vec::new();
+    for _ in 0..8 {
+        let (s, _) = v
+            .call(&v.ec, "GET", "/api/v3/brokerage/accounts", None)
+            .await;
+        codes.push(s);
+    }
+    assert!(codes.contains(&StatusCode::TOO_MANY_REQUESTS), "{codes:?}");
+    // The other key has its own window.
+    let (s, _) = v
+        .call(&v.ed, "GET", "/api/v3/brokerage/accounts", None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    v.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn server_errors_and_a_late_answer_to_a_submit() {
+    let v = Venue::start(|_| {}).await;
+    v.sim.set_market_paused(true);
+    v.sim.inject(Fault::ServerErrors { count: 1 });
+    let (s, _) = v
+        .call(&v.ec, "GET", "/api/v3/brokerage/accounts", None)
+        .await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    v.sim.inject(Fault::OrderTimeout);
+    let path = "/api/v3/brokerage/orders";
+    let token = v.jwt(&v.ec, "POST", path).token();
+    let req = v
+        .http
+        .post(format!("{}{path}", v.sim.rest_url))
+        .bearer_auth(token)
+        .json(&limit_gtc("late", "30000.00", "0.01"))
+        .timeout(Duration::from_millis(800))
+        .send()
+        .await;
+    assert!(req.is_err(), "the answer is held back");
+    // The order exists anyway; resending the same client id returns it.
+    let (_, r) = v
+        .call(
+            &v.ec,
+            "POST",
+            path,
+            Some(limit_gtc("late", "30000.00", "0.01")),
+        )
+        .await;
+    assert_eq!(r["success"], true, "{r}");
+    assert_eq!(v.sim.orders().len(), 1);
+    v.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_config_names_every_problem() {
+    let cfg = SimConfig {
+        api_keys: vec![SimApiKey {
+            name: "k".into(),
+            public_key_pem: "not a key".into(),
+        }],
+        private_rate_per_s: 0,
+        ..SimConfig::default()
+    };
+    let e = SimCoinbase::start(cfg).await.expect_err("invalid");
+    let msg = e.to_string();
+    assert!(msg.contains("neither an EC P-256 nor an Ed25519"), "{msg}");
+    assert!(msg.contains("rate limits"), "{msg}");
+}
