@@ -1,0 +1,171 @@
+//! `sim-coinbase`: runs the Coinbase Advanced Trade protocol simulator as a process.
+//!
+//! A thin binary on purpose: all behaviour lives in `gekko_sim::coinbase`, so the
+//! process a system test (or the official SDK) talks to and the simulator that Rust tests
+//! embed are the same code. This file reads flags/env, loads the public keys and the TLS
+//! files, starts the simulator and waits for Ctrl-C or SIGTERM.
+//!
+//! Keys are registered as pairs: the n-th `--key-name` goes with the n-th `--public-key`
+//! (a PEM file holding an EC P-256 or Ed25519 public key). Without `--tls-cert` and
+//! `--tls-key` a self-signed certificate is generated and written to `--cert-out`.
+//!
+//! Exit codes: 0 after a clean shutdown, 64 for an invalid configuration (every problem
+//! printed), 1 when the listener cannot be bound.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use gekko_sim::coinbase::{SimApiKey, SimCoinbase, SimConfig, TlsSource};
+
+/// Coinbase Advanced Trade simulator: REST over TLS, faults injectable under /sim/admin/.
+#[derive(Debug, Parser)]
+#[command(name = "sim-coinbase", version, about)]
+struct Args {
+    /// REST listener address.
+    #[arg(long, env = "SIM_REST_ADDR", default_value = "127.0.0.1:9200")]
+    rest_addr: SocketAddr,
+    /// Seed of the market generator (same seed, same market).
+    #[arg(long, env = "SIM_SEED", default_value_t = 42)]
+    seed: u64,
+    /// API key name (JWT `kid`/`sub`); repeat, paired with `--public-key`.
+    #[arg(long = "key-name")]
+    key_names: Vec<String>,
+    /// PEM file with that key's public key (EC P-256 or Ed25519); repeat.
+    #[arg(long = "public-key")]
+    public_keys: Vec<PathBuf>,
+    /// TLS certificate chain PEM (with `--tls-key`).
+    #[arg(long, env = "SIM_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key PEM (with `--tls-cert`).
+    #[arg(long, env = "SIM_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// Where to write the generated self-signed certificate's PEM.
+    #[arg(long, env = "SIM_CERT_OUT")]
+    cert_out: Option<PathBuf>,
+    /// Serve plain HTTP instead of TLS (debugging only).
+    #[arg(long)]
+    plain_http: bool,
+    /// Market generator tick in milliseconds.
+    #[arg(long, env = "SIM_TICK_MS", default_value_t = 200)]
+    tick_ms: u64,
+    /// Private requests per second per key.
+    #[arg(long, env = "SIM_PRIVATE_RATE", default_value_t = 30)]
+    private_rate: u32,
+    /// Public requests per second.
+    #[arg(long, env = "SIM_PUBLIC_RATE", default_value_t = 10)]
+    public_rate: u32,
+}
+
+/// EX_CONFIG-style exit code for an unusable configuration.
+const EXIT_CONFIG: u8 = 64;
+
+fn config(args: Args) -> Result<SimConfig, Vec<String>> {
+    let mut problems = Vec::new();
+    if args.key_names.len() != args.public_keys.len() {
+        problems.push(format!(
+            "{} --key-name but {} --public-key: give them in pairs",
+            args.key_names.len(),
+            args.public_keys.len()
+        ));
+    }
+    let mut api_keys = Vec::new();
+    for (name, path) in args.key_names.iter().zip(&args.public_keys) {
+        match std::fs::read_to_string(path) {
+            Ok(pem) => api_keys.push(SimApiKey {
+                name: name.clone(),
+                public_key_pem: pem,
+            }),
+            Err(e) => problems.push(format!("reading public key {}: {e}", path.display())),
+        }
+    }
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => TlsSource::Files { cert, key },
+        (None, None) => TlsSource::SelfSigned {
+            cert_out: args.cert_out,
+        },
+        _ => {
+            problems.push("--tls-cert and --tls-key go together".to_owned());
+            TlsSource::SelfSigned { cert_out: None }
+        }
+    };
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(SimConfig {
+        rest_addr: args.rest_addr,
+        seed: args.seed,
+        tls,
+        plain_http: args.plain_http,
+        api_keys,
+        tick_interval: Duration::from_millis(args.tick_ms),
+        private_rate_per_s: args.private_rate,
+        public_rate_per_s: args.public_rate,
+        ..SimConfig::default()
+    })
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cfg = match config(args) {
+        Ok(c) => c,
+        Err(problems) => {
+            for p in problems {
+                eprintln!("sim-coinbase: {p}");
+            }
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if let Err(e) = cfg.validate() {
+        eprintln!("{e}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let handle = match SimCoinbase::start(cfg).await {
+        Ok(h) => h,
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+            eprintln!("sim-coinbase: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+        Err(e) => {
+            eprintln!("sim-coinbase: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(rest = %handle.rest_url, "sim-coinbase: ready");
+    wait_for_signal().await;
+    tracing::info!("sim-coinbase: shutting down");
+    handle.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+/// Resolves on Ctrl-C, or on SIGTERM where there is one (containers stop with it).
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
