@@ -57,12 +57,14 @@ impl SimCoinbase {
     /// material is unusable, or the bind error.
     pub async fn start(cfg: SimConfig) -> std::io::Result<SimHandle> {
         cfg.validate()?;
+        // Bind first: a port conflict must not leave a certificate at `cert_out` that
+        // no server of ours presents (or overwrite the one a running server presents).
+        let listener = server::bind(cfg.rest_addr, "REST").await?;
         let cert = if cfg.plain_http {
             None
         } else {
             Some(tls::server_cert(&cfg.tls)?)
         };
-        let listener = server::bind(cfg.rest_addr, "REST").await?;
         let rest_addr = listener.local_addr()?;
         let lifecycle = Lifecycle::new("sim-coinbase");
         let shared = Arc::new(Shared::new(&cfg, lifecycle.token().clone())?);
