@@ -757,3 +757,165 @@ async fn bad_config_names_every_problem() {
     assert!(msg.contains("neither an EC P-256 nor an Ed25519"), "{msg}");
     assert!(msg.contains("rate limits"), "{msg}");
 }
+
+fn order_body(cid: &str, side: &str, config: Value) -> Value {
+    json!({"client_order_id": cid, "product_id": "BTC-USD", "side": side, "order_configuration": config})
+}
+
+#[tokio::test]
+async fn gtd_fok_ioc_and_post_only_configurations() {
+    let v = Venue::start(|_| {}).await;
+    v.sim.set_market_paused(true);
+    let path = "/api/v3/brokerage/orders";
+
+    // GTD: rests until its end time, then expires.
+    let end_ms = v.sim.server_time_ms() + 1500;
+    let secs = end_ms.div_euclid(1000);
+    let end_time = rfc3339_utc(secs + 1);
+    let (_, r) = v
+        .call(&v.ec, "POST", path, Some(order_body("gtd-1", "BUY", json!({"limit_limit_gtd":
+            {"base_size": "0.01", "limit_price": "30000.00", "end_time": end_time, "post_only": false}}))))
+        .await;
+    assert_eq!(r["success"], true, "{r}");
+    let o = order_of(&v, &r).await;
+    assert_eq!(
+        (o["status"].as_str(), o["time_in_force"].as_str()),
+        (Some("OPEN"), Some("GOOD_UNTIL_DATE_TIME"))
+    );
+    // The end time is at most 2.5 s ahead; until then a tick leaves the order alone.
+    v.sim.tick_market();
+    assert_eq!(order_of(&v, &r).await["status"], "OPEN");
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    v.sim.tick_market();
+    assert_eq!(order_of(&v, &r).await["status"], "EXPIRED");
+
+    // The ticks moved the market: read the touch again.
+    let (_, bba) = v
+        .call(
+            &v.ec,
+            "GET",
+            "/api/v3/brokerage/best_bid_ask?product_ids=BTC-USD",
+            None,
+        )
+        .await;
+    let ask = d(&bba["pricebooks"][0]["asks"][0]["price"]);
+    let ask_size = d(&bba["pricebooks"][0]["asks"][0]["size"]);
+    let bid = d(&bba["pricebooks"][0]["bids"][0]["price"]);
+    assert!(
+        ask_size < Decimal::new(15, 1),
+        "the touch holds less than the FOK size"
+    );
+    // FOK larger than the liquidity at its price: nothing fills.
+    let (_, r) = v
+        .call(
+            &v.ec,
+            "POST",
+            path,
+            Some(order_body(
+                "fok-1",
+                "BUY",
+                json!({"limit_limit_fok":
+            {"base_size": "1.5", "limit_price": ask.to_string()}}),
+            )),
+        )
+        .await;
+    assert_eq!(r["success"], true, "{r}");
+    let o = order_of(&v, &r).await;
+    assert_eq!(
+        (o["status"].as_str(), o["filled_size"].as_str()),
+        (Some("EXPIRED"), Some("0")),
+        "{o}"
+    );
+
+    // SOR limit IOC at the ask: fills what the touch offers, never rests.
+    let (_, r) = v
+        .call(
+            &v.ec,
+            "POST",
+            path,
+            Some(order_body(
+                "ioc-1",
+                "BUY",
+                json!({"sor_limit_ioc":
+            {"base_size": "0.001", "limit_price": ask.to_string()}}),
+            )),
+        )
+        .await;
+    let o = order_of(&v, &r).await;
+    assert_eq!(o["status"], "FILLED", "{o}");
+    assert_eq!(o["time_in_force"], "IMMEDIATE_OR_CANCEL");
+
+    // Post-only that would cross is a business reject.
+    let (s, r) = v
+        .call(
+            &v.ec,
+            "POST",
+            path,
+            Some(order_body(
+                "po-1",
+                "SELL",
+                json!({"limit_limit_gtc":
+            {"base_size": "0.001", "limit_price": bid.to_string(), "post_only": true}}),
+            )),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(r["success"], false, "{r}");
+    assert_eq!(
+        r["error_response"]["error"],
+        "INVALID_LIMIT_PRICE_POST_ONLY"
+    );
+    // An unsupported configuration is a business reject too, not a 400.
+    let (_, r) = v
+        .call(
+            &v.ec,
+            "POST",
+            path,
+            Some(order_body(
+                "stop-1",
+                "SELL",
+                json!({"stop_limit_stop_limit_gtc":
+            {"base_size": "0.001", "limit_price": "1", "stop_price": "2"}}),
+            )),
+        )
+        .await;
+    assert_eq!(r["success"], false);
+    v.sim.shutdown().await;
+}
+
+/// The order a create-order answer names, as get-order returns it.
+async fn order_of(v: &Venue, r: &Value) -> Value {
+    let id = r["success_response"]["order_id"]
+        .as_str()
+        .expect("order id")
+        .to_owned();
+    let (_, o) = v
+        .call(
+            &v.ec,
+            "GET",
+            &format!("/api/v3/brokerage/orders/historical/{id}"),
+            None,
+        )
+        .await;
+    o["order"].clone()
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` of epoch seconds (Howard Hinnant's civil-from-days).
+fn rfc3339_utc(secs: i64) -> String {
+    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        sod / 3600,
+        (sod % 3600) / 60,
+        sod % 60
+    )
+}
