@@ -902,7 +902,12 @@ async fn create_order(app: &Shared, account: &str, body: &Bytes, now: i64) -> Re
         let mut v = app.venue();
         let idx = v.product_idx(&req.symbol);
         let spec = idx.and_then(|i| v.products().into_iter().nth(i));
+        let repeated = req
+            .client_order_id
+            .as_deref()
+            .is_some_and(|c| v.by_client_id(account, c).is_some());
         let crosses = match (&req.kind, idx) {
+            _ if repeated => false,
             (OrderKind::Limit { price, .. }, Some(i)) if post_only => {
                 let (bid, ask) = v.top(i);
                 match req.side {

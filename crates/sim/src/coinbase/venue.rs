@@ -8,6 +8,8 @@
 //! `client_order_id` the account already used returns the *original* order instead of a
 //! second one, whatever that order's state; this is what lets a gateway resend an
 //! ambiguous submit blindly and still leave exactly one order at the venue.
+//! GTD orders expire on the first market tick at or after their `end_time` (so not
+//! while the market is paused, unless a test ticks it).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -141,11 +143,10 @@ impl Venue {
         now: i64,
     ) -> Result<Placed, Reject> {
         let cid = req.client_order_id.clone().unwrap_or_default();
-        let key = (account.to_owned(), cid);
-        if let Some(id) = self.client_ids.get(&key) {
-            let o = self.order(account, *id).ok_or(Reject::Internal)?;
+        if let Some(o) = self.by_client_id(account, &cid) {
             return Ok(Placed::Original(o));
         }
+        let key = (account.to_owned(), cid);
         let o = self.engine.place(account, req, now)?;
         self.client_ids.insert(key, o.order_id);
         self.configs.insert(o.order_id, config);
@@ -155,6 +156,14 @@ impl Venue {
             self.gtd.insert(o.order_id, end);
         }
         Ok(Placed::New(o))
+    }
+
+    /// The order `account` placed with `client_order_id`, if any (whatever its state).
+    pub(crate) fn by_client_id(&self, account: &str, client_order_id: &str) -> Option<SimOrder> {
+        let id = self
+            .client_ids
+            .get(&(account.to_owned(), client_order_id.to_owned()))?;
+        self.order(account, *id)
     }
 
     /// An order of `account` by engine id.
