@@ -880,9 +880,18 @@ impl Gateway {
         self.inner.market.book(instrument)
     }
 
+    /// The unfilled quantity of this gateway's working orders on one instrument and side:
+    /// the figure `POSITION_LIMITS` counts besides the position.
+    #[must_use]
+    pub fn working_qty(&self, instrument: &InstrumentId, side: Side) -> Decimal {
+        self.inner.orders.working_qty(instrument, side)
+    }
+
     /// The position the risk checks see: the base balance on a spot venue, the venue's
-    /// native signed position on a margin venue.
-    pub(crate) fn position_qty(&self, instrument: &InstrumentId) -> Decimal {
+    /// native signed position on a margin venue. From the gateway's own state (kept by
+    /// the user stream), so it costs no venue call.
+    #[must_use]
+    pub fn position_qty(&self, instrument: &InstrumentId) -> Decimal {
         match self.inner.caps.account {
             AccountModel::Spot => lock(&self.inner.balances)
                 .iter()

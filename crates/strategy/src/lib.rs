@@ -224,7 +224,7 @@ impl Strategy {
             Direction::Up => Side::Buy,
             Direction::Down => Side::Sell,
         };
-        let qty = match self.size(&gw, inst, side).await {
+        let qty = match self.size(&gw, inst, side) {
             Ok(q) => q,
             Err(why) => return Outcome::Skipped(why),
         };
@@ -244,12 +244,7 @@ impl Strategy {
 
     /// The order quantity for `side`: `order_notional` at the reference price, rounded
     /// down to the lot, trimmed to the position limit (position plus working orders).
-    async fn size(
-        &self,
-        gw: &Gateway,
-        inst: &InstrumentId,
-        side: Side,
-    ) -> Result<Decimal, &'static str> {
+    fn size(&self, gw: &Gateway, inst: &InstrumentId, side: Side) -> Result<Decimal, &'static str> {
         let quote = gw
             .last_quotes()
             .into_values()
@@ -274,20 +269,11 @@ impl Strategy {
         };
         let mut qty = self.plan.settings.order_notional / price;
 
-        // Working orders count against the limit as if they filled.
-        let (mut buying, mut selling) = (Decimal::ZERO, Decimal::ZERO);
-        for o in gw.open_orders(Some(inst)) {
-            match o.request.side {
-                Side::Buy => buying += o.remaining_qty(),
-                Side::Sell => selling += o.remaining_qty(),
-            }
-        }
-        let position = gw
-            .snapshot()
-            .await
-            .ok()
-            .and_then(|s| s.positions.into_iter().find(|p| &p.instrument == inst))
-            .map_or(Decimal::ZERO, |p| p.qty);
+        // Working orders count against the limit as if they filled; both figures are the
+        // gateway's own, the ones its pre-trade check uses, so sizing costs no venue call.
+        let buying = gw.working_qty(inst, Side::Buy);
+        let selling = gw.working_qty(inst, Side::Sell);
+        let position = gw.position_qty(inst);
         let limit = self
             .plan
             .position_limits
