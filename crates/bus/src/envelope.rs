@@ -161,6 +161,36 @@ impl<T: Serialize + DeserializeOwned> Topic<T> {
         Ok(id)
     }
 
+    /// Reads the whole stream from its first entry to its current end, handing every
+    /// envelope to `f` in order; entries that do not decode are logged and skipped. For
+    /// rebuilding state from a durable stream (an order tracker at start-up, a report).
+    ///
+    /// # Errors
+    /// Backend failures while reading.
+    pub async fn replay(
+        &self,
+        bus: &dyn Bus,
+        mut f: impl FnMut(Envelope<T>),
+    ) -> Result<(), BusError> {
+        let mut reader = bus
+            .tail_reader(&self.name, crate::StartFrom::Beginning)
+            .await?;
+        loop {
+            let batch = reader.read(1000, std::time::Duration::ZERO).await?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            for d in &batch {
+                match self.decode(d) {
+                    Ok(env) => f(env),
+                    Err(e) => {
+                        tracing::error!(error = %e, stream = %self.name, "skipping undecodable entry");
+                    }
+                }
+            }
+        }
+    }
+
     /// Decodes a delivery from this topic's stream.
     ///
     /// # Errors

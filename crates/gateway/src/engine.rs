@@ -1069,25 +1069,8 @@ pub(crate) async fn replay<T>(
 where
     T: serde::Serialize + serde::de::DeserializeOwned,
 {
-    let mut reader = bus
-        .tail_reader(topic.name(), gekko_bus::StartFrom::Beginning)
+    topic
+        .replay(bus, |env| f(env.payload))
         .await
-        .map_err(|e| StartError::Bus(e.to_string()))?;
-    loop {
-        let batch = reader
-            .read(1000, Duration::ZERO)
-            .await
-            .map_err(|e| StartError::Bus(e.to_string()))?;
-        if batch.is_empty() {
-            return Ok(());
-        }
-        for d in batch {
-            match topic.decode(&d) {
-                Ok(env) => f(env.payload),
-                Err(e) => {
-                    tracing::error!(error = %e, stream = topic.name(), "skipping undecodable event")
-                }
-            }
-        }
-    }
+        .map_err(|e| StartError::Bus(e.to_string()))
 }

@@ -19,7 +19,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use gekko_bus::{Bus, Envelope, StartFrom, Topic, names};
+use gekko_bus::{Bus, Envelope, Topic, names};
 use gekko_config::{ControllerSettings, ShutdownMode};
 use gekko_core::{Fill, now_ms};
 use gekko_gateway::control::AccountSnapshot;
@@ -386,27 +386,14 @@ async fn read_since<T: serde::Serialize + DeserializeOwned>(
     since_ms: i64,
 ) -> Result<Vec<T>, String> {
     let topic: Topic<T> = Topic::durable(stream.to_owned(), 1);
-    let mut reader = bus
-        .tail_reader(stream, StartFrom::Beginning)
+    let mut out = Vec::new();
+    topic
+        .replay(bus, |Envelope { ts_ms, payload, .. }| {
+            if ts_ms >= since_ms {
+                out.push(payload);
+            }
+        })
         .await
         .map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    loop {
-        let batch = reader
-            .read(512, Duration::from_millis(1))
-            .await
-            .map_err(|e| e.to_string())?;
-        if batch.is_empty() {
-            return Ok(out);
-        }
-        for d in &batch {
-            match topic.decode(d) {
-                Ok(Envelope { ts_ms, payload, .. }) if ts_ms >= since_ms => out.push(payload),
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(stream, id = %d.id, error = %e, "undecodable record skipped in the report")
-                }
-            }
-        }
-    }
+    Ok(out)
 }
