@@ -191,6 +191,34 @@ impl Live {
     }
 }
 
+/// Runs `gekko down` against `url` with `args`; its exit code and its whole output.
+fn down(url: &str, args: &[&str]) -> (Option<i32>, String) {
+    let mut cmd = gekko(&["down", "--grpc", url]);
+    cmd.args(args);
+    let out = cmd.output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code(), text)
+}
+
+impl Live {
+    /// Calls `SystemService.Shutdown` without credentials.
+    fn shutdown(&self, mode: &str, wait: bool) -> Result<pb::ShutdownResponse, tonic::Status> {
+        let url = self.url();
+        self.rt.block_on(async {
+            let mut sys = pb::system_service_client::SystemServiceClient::connect(url)
+                .await
+                .unwrap();
+            sys.shutdown(pb::ShutdownRequest {
+                mode: mode.into(),
+                wait,
+            })
+            .await
+            .map(tonic::Response::into_inner)
+        })
+    }
+}
+
 /// The one JSON report in `dir`.
 fn report(dir: &Path) -> Value {
     let entries: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -273,12 +301,8 @@ fn down_cancel_leaves_no_open_order_at_the_venue() {
     live.trade();
     assert_eq!(live.open_at_sim(), 1, "the resting buy works at the venue");
 
-    let down = gekko(&["down", "--mode", "cancel", "--grpc", &live.url()])
-        .output()
-        .unwrap();
-    let out =
-        String::from_utf8_lossy(&down.stdout).into_owned() + &String::from_utf8_lossy(&down.stderr);
-    assert_eq!(down.status.code(), Some(0), "gekko down:\n{out}");
+    let (code, out) = down(&live.url(), &["--mode", "cancel"]);
+    assert_eq!(code, Some(0), "gekko down:\n{out}");
     assert!(out.contains("shutdown accepted, mode cancel"), "{out}");
     assert!(out.contains("every step was confirmed"), "{out}");
     let (code, lines) = live.up.take().unwrap().wait_exit(Duration::from_secs(60));
@@ -378,19 +402,7 @@ fn sigterm_flatten_leaves_no_position_at_the_venue() {
 fn stop_entries_keeps_working_orders() {
     let mut live = start("stop-entries", "shutdown_mode=cancel");
     live.trade();
-    let url = live.url();
-    let resp = live.rt.block_on(async {
-        let mut sys = pb::system_service_client::SystemServiceClient::connect(url)
-            .await
-            .unwrap();
-        sys.shutdown(pb::ShutdownRequest {
-            mode: "stop-entries".into(),
-            wait: true,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-    });
+    let resp = live.shutdown("stop-entries", true).unwrap();
     assert!(resp.accepted, "{resp:?}");
     assert_eq!(resp.mode, "stop-entries");
     assert!(resp.not_done.is_empty(), "{resp:?}");
@@ -411,18 +423,7 @@ fn stop_entries_keeps_working_orders() {
 #[test]
 fn shutdown_rejects_an_unknown_mode() {
     let mut live = start("bad-mode", "shutdown_mode=cancel");
-    let url = live.url();
-    let err = live.rt.block_on(async {
-        let mut sys = pb::system_service_client::SystemServiceClient::connect(url)
-            .await
-            .unwrap();
-        sys.shutdown(pb::ShutdownRequest {
-            mode: "liquidate".into(),
-            wait: false,
-        })
-        .await
-        .unwrap_err()
-    });
+    let err = live.shutdown("liquidate", false).unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     assert!(err.message().contains("liquidate"), "{}", err.message());
     // Nothing was stopped: a later SIGTERM runs the configured mode.
@@ -450,20 +451,10 @@ fn down_needs_an_admin_token_and_its_totp_code() {
         &[("ACCESS_CONTROL_CONFIG", tokens)],
     );
     let url = live.url();
-    let down = |token: &str, totp: Option<String>| {
-        let mut cmd = gekko(&["down", "--grpc", &url, "--token", token]);
-        if let Some(code) = totp {
-            cmd.args(["--totp", &code]);
-        }
-        let out = cmd.output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        (out.status.code(), text)
-    };
-    let (code, out) = down(trader, None);
+    let (code, out) = down(&url, &["--token", trader]);
     assert_eq!(code, Some(77), "a trader may not shut down:\n{out}");
     assert!(out.contains("PermissionDenied"), "{out}");
-    let (code, out) = down(admin, None);
+    let (code, out) = down(&url, &["--token", admin]);
     assert_eq!(code, Some(77), "an admin needs the second factor:\n{out}");
     assert!(out.to_lowercase().contains("totp"), "{out}");
     assert!(
@@ -479,7 +470,7 @@ fn down_needs_an_admin_token_and_its_totp_code() {
     let totp = gekko_security::Totp::from_base32(secret)
         .unwrap()
         .code_now();
-    let (code, out) = down(admin, Some(totp));
+    let (code, out) = down(&url, &["--token", admin, "--totp", &totp]);
     assert_eq!(code, Some(0), "{out}");
     let (code, lines) = live.up.take().unwrap().wait_exit(Duration::from_secs(60));
     assert_eq!(code, 0, "{}", lines.join("\n"));
@@ -497,14 +488,8 @@ fn the_report_is_written_and_says_so_when_the_venue_is_down() {
     live.sim.inject(gekko_sim::binanceus::Fault::Ban {
         duration: Duration::from_secs(300),
     });
-    let down = gekko(&["down", "--grpc", &live.url()]).output().unwrap();
-    let out =
-        String::from_utf8_lossy(&down.stdout).into_owned() + &String::from_utf8_lossy(&down.stderr);
-    assert_eq!(
-        down.status.code(),
-        Some(1),
-        "something was not done:\n{out}"
-    );
+    let (code, out) = down(&live.url(), &[]);
+    assert_eq!(code, Some(1), "something was not done:\n{out}");
     assert!(out.contains("not done:"), "{out}");
     let (code, lines) = live.up.take().unwrap().wait_exit(Duration::from_secs(60));
     assert_eq!(code, 0, "{}", lines.join("\n"));
