@@ -22,7 +22,7 @@ use std::time::Duration;
 use gekko_bus::{Bus, Envelope, Topic, names};
 use gekko_config::{ControllerSettings, ShutdownMode};
 use gekko_core::{Fill, now_ms};
-use gekko_gateway::control::AccountSnapshot;
+use gekko_gateway::control::{AccountSnapshot, CancelReport};
 use gekko_gateway::engine::Gateway;
 use gekko_gateway::orders::OrderEvent;
 use gekko_runtime::{HostInfo, Readiness, StopRequest};
@@ -308,28 +308,34 @@ fn stop_entries(gateways: &[Gateway]) -> Vec<StepReport> {
         .collect()
 }
 
+/// The `cancel` step of one venue, from its cancel report (alone, or inside a flatten).
+fn cancel_step(r: &CancelReport) -> StepReport {
+    let mut not_done: Vec<String> = r
+        .not_cancelled
+        .iter()
+        .map(|u| {
+            format!(
+                "order {} still working: {}",
+                u.order.request.client_order_id, u.reason
+            )
+        })
+        .collect();
+    not_done.extend(r.errors.iter().cloned());
+    StepReport {
+        step: ShutdownMode::Cancel.to_string(),
+        venue: r.venue.to_string(),
+        done: r.confirmed && r.not_cancelled.is_empty(),
+        detail: format!("{} orders cancelled", r.cancelled.len()),
+        not_done,
+    }
+}
+
 async fn cancel_all(gateways: &[Gateway], deadline: Duration) -> Vec<StepReport> {
-    futures::future::join_all(gateways.iter().map(|g| async move {
-        let r = g.cancel_working(deadline).await;
-        let mut not_done: Vec<String> = r
-            .not_cancelled
+    futures::future::join_all(
+        gateways
             .iter()
-            .map(|u| {
-                format!(
-                    "order {} still working: {}",
-                    u.order.request.client_order_id, u.reason
-                )
-            })
-            .collect();
-        not_done.extend(r.errors.iter().cloned());
-        StepReport {
-            step: ShutdownMode::Cancel.to_string(),
-            venue: r.venue.to_string(),
-            done: r.confirmed && r.not_cancelled.is_empty(),
-            detail: format!("{} orders cancelled", r.cancelled.len()),
-            not_done,
-        }
-    }))
+            .map(|g| async move { cancel_step(&g.cancel_working(deadline).await) }),
+    )
     .await
 }
 
@@ -337,26 +343,7 @@ async fn flatten_all(gateways: &[Gateway], deadline: Duration) -> Vec<StepReport
     let reports = futures::future::join_all(gateways.iter().map(|g| g.flatten(deadline))).await;
     let mut out = Vec::new();
     for r in reports {
-        let venue = r.venue.to_string();
-        let mut cancel_left: Vec<String> = r
-            .cancel
-            .not_cancelled
-            .iter()
-            .map(|u| {
-                format!(
-                    "order {} still working: {}",
-                    u.order.request.client_order_id, u.reason
-                )
-            })
-            .collect();
-        cancel_left.extend(r.cancel.errors.iter().cloned());
-        out.push(StepReport {
-            step: ShutdownMode::Cancel.to_string(),
-            venue: venue.clone(),
-            done: r.cancel.confirmed && r.cancel.not_cancelled.is_empty(),
-            detail: format!("{} orders cancelled", r.cancel.cancelled.len()),
-            not_done: cancel_left,
-        });
+        out.push(cancel_step(&r.cancel));
         let mut left: Vec<String> = r
             .left
             .iter()
@@ -370,7 +357,7 @@ async fn flatten_all(gateways: &[Gateway], deadline: Duration) -> Vec<StepReport
         left.extend(r.errors.iter().cloned());
         out.push(StepReport {
             step: ShutdownMode::Flatten.to_string(),
-            venue,
+            venue: r.venue.to_string(),
             done: r.flat,
             detail: format!("{} closing orders", r.orders.len()),
             not_done: left,
