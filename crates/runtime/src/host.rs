@@ -344,8 +344,10 @@ fn render_problems(program: &str, problems: &[String]) -> String {
     out
 }
 
-/// `error: cause: cause`, like `anyhow`'s `{:#}`.
-fn error_chain(err: &(dyn Error + 'static)) -> String {
+/// `error: cause: cause`, like `anyhow`'s `{:#}`: an error with its whole source chain on
+/// one line, for messages to operators.
+#[must_use]
+pub fn error_chain(err: &(dyn Error + 'static)) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {

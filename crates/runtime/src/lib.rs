@@ -32,7 +32,7 @@ pub mod telemetry;
 pub use error::RuntimeError;
 pub use grpc::GrpcServer;
 pub use health::{ComponentReport, Readiness, ReadyHandle};
-pub use host::{Exit, GrpcComposer, Host, HostInfo, Lifecycle, OpenedInfo};
+pub use host::{Exit, GrpcComposer, Host, HostInfo, Lifecycle, OpenedInfo, error_chain};
 pub use http::{http_router, serve_http, serve_https};
 pub use metrics::{describe_common, install_prometheus};
 pub use service::{BoxError, Provided, Service, ServiceCtx, ServiceEntry, Started};

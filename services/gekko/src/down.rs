@@ -137,14 +137,8 @@ async fn connect(args: &DownArgs) -> Result<tonic::transport::Channel, String> {
         args.ca.as_deref(),
         args.client_cert.as_deref().zip(args.client_key.as_deref()),
     )?;
-    endpoint.connect().await.map_err(|e| {
-        let mut out = e.to_string();
-        let mut src = std::error::Error::source(&e);
-        while let Some(s) = src {
-            out.push_str(": ");
-            out.push_str(&s.to_string());
-            src = s.source();
-        }
-        out
-    })
+    endpoint
+        .connect()
+        .await
+        .map_err(|e| gekko_runtime::error_chain(&e))
 }

@@ -159,7 +159,7 @@ async fn probe(venue: VenueId, url: &str) -> Vec<Row> {
                 venue,
                 step,
                 Status::Fail,
-                format!("{shown}: {}", chain(&e.without_url())),
+                format!("{shown}: {}", gekko_runtime::error_chain(&e.without_url())),
             ));
             return rows;
         }
@@ -205,17 +205,6 @@ fn millis(t: SystemTime) -> i64 {
         Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
         Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        src = s.source();
-    }
-    out
 }
 
 /// `(is https, host, port)` of an http(s) URL.
