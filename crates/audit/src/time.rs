@@ -2,31 +2,10 @@
 //!
 //! The audit trail only needs UTC instants in milliseconds: formatting for exports and
 //! parsing `--since`. Both are a few lines of proleptic-Gregorian arithmetic (Howard
-//! Hinnant's `days_from_civil`), which is cheaper to own than a date-time crate.
+//! Hinnant's `days_from_civil`, in `gekko_core::calendar`), cheaper to own than a
+//! date-time crate.
 
-/// Days since 1970-01-01 of a civil date.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The civil date of a day count since 1970-01-01.
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
+use gekko_core::calendar::{civil_from_days, days_from_civil};
 
 /// `2026-12-01T11:52:33.123Z`.
 #[must_use]

@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod backoff;
+pub mod calendar;
 pub mod ids;
 pub mod market;
 pub mod order;

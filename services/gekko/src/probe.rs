@@ -257,20 +257,9 @@ fn parse_http_date(s: &str) -> Option<SystemTime> {
     if it.next()? != "GMT" || day == 0 || day > 31 || h > 23 || m > 59 || sec > 60 {
         return None;
     }
-    let days = days_from_civil(year, month, i64::try_from(day).ok()?);
+    let days = gekko_core::calendar::days_from_civil(year, month, i64::try_from(day).ok()?);
     let secs = u64::try_from(days).ok()? * 86_400 + h * 3600 + m * 60 + sec;
     Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]
