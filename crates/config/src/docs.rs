@@ -57,10 +57,10 @@ static VARIABLES: &[VariableDoc] = &[
     ),
     doc(
         names::TRADING_API_ENDPOINTS,
-        "`venue=url,...`, `venue.stream=url` and `venue.fallback=url`; venue one of coinbase, binanceus, oanda; REST and fallback url `http(s)://`, stream url `ws(s)://` or `http(s)://`",
+        "`venue=url,...`, `venue.stream=url`, `venue.user_stream=url` and `venue.fallback=url`; venue one of coinbase, binanceus, oanda; REST and fallback url `http(s)://`, stream urls `ws(s)://` or `http(s)://`",
         "empty: each venue's built-in endpoint, or its simulator in paper mode",
-        "`coinbase=http://127.0.0.1:8081,oanda=https://api-fxpractice.oanda.com`",
-        "REST base URL override per venue; `venue.stream` overrides the websocket/streaming base URL.",
+        "`coinbase=https://127.0.0.1:9200,coinbase.stream=wss://127.0.0.1:9201,coinbase.user_stream=wss://127.0.0.1:9202`",
+        "REST base URL override per venue; `venue.stream` overrides the websocket/streaming base URL, `venue.user_stream` the private stream's where the venue has a separate host (Coinbase's user websocket; it defaults to `venue.stream` when only that is set).",
     ),
     doc(
         names::TRADING_RATE_LIMITS,
@@ -68,6 +68,13 @@ static VARIABLES: &[VariableDoc] = &[
         "`binanceus=1200/1m,coinbase=30/1s,oanda=100/1s`",
         "`coinbase=10/1s`",
         "Request budget per venue. Venues not listed keep their default.",
+    ),
+    doc(
+        names::TRADING_TLS_CA_FILE,
+        "a readable PEM file with at least one certificate",
+        "unset: the built-in web PKI roots only",
+        "`/etc/gekko/sim-ca.pem`",
+        "Roots trusted for venue connections (REST and websockets) besides the built-in ones, so a gateway can trust a simulator's or a corporate proxy's CA. Read by the Coinbase gateway.",
     ),
     doc(
         names::SUPPORTED_TRADING_PAIRS,
@@ -204,17 +211,17 @@ static VARIABLES: &[VariableDoc] = &[
     ),
     doc(
         names::COINBASE_API_KEY_NAME,
-        "a string; needs `COINBASE_API_PRIVATE_KEY`",
+        "`organizations/{org_id}/apiKeys/{key_id}` or a bare key UUID; needs `COINBASE_API_SECRET`",
         CREDENTIAL_DEFAULT,
         "`organizations/{org_id}/apiKeys/{key_id}`",
-        "Coinbase Advanced Trade (CDP) API key name. Not secret. **No Coinbase gateway is hosted yet**: the credentials are validated and make `gekko up` report `mode=live`, and nothing else reads them today.",
+        "Coinbase Advanced Trade (CDP) API key name, the JWT `kid` and `sub`. Not secret. With `COINBASE_API_SECRET` the Coinbase gateway trades live; without both it runs in paper mode against an in-process simulator.",
     ),
     doc(
-        names::COINBASE_API_PRIVATE_KEY,
-        "a PEM private key (secret); literal `\\n` sequences become newlines; needs `COINBASE_API_KEY_NAME`",
+        names::COINBASE_API_SECRET,
+        "an EC P-256 private key (SEC1 or PKCS#8 PEM, ES256) or an Ed25519 key (base64 of 64 or 32 bytes, or PKCS#8 PEM, EdDSA), secret; literal `\\n` sequences become newlines; needs `COINBASE_API_KEY_NAME`",
         CREDENTIAL_DEFAULT,
         "`-----BEGIN EC PRIVATE KEY-----\\n...\\n-----END EC PRIVATE KEY-----`",
-        "Coinbase CDP signing key. Validated, not used yet (see `COINBASE_API_KEY_NAME`).",
+        "Coinbase CDP signing key: a fresh JWT is signed with it for every REST request and every websocket subscribe. A key that is neither a valid EC P-256 nor an Ed25519 key is refused at start-up, without echoing it. Replaces the deprecated `COINBASE_API_PRIVATE_KEY`.",
     ),
     doc(
         names::OANDA_API_TOKEN,

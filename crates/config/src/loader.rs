@@ -41,8 +41,8 @@ const NOTIONAL_FORM: &str = "a decimal number greater than zero";
 pub(crate) fn build(vars: &Vars<'_>, problems: &mut Problems) -> GekkoConfig {
     let defaults = GekkoConfig::default();
     let redis_url = redis_url(vars, problems);
-    let (trading_api_endpoints, trading_stream_endpoints, trading_fallback_endpoints) =
-        api_endpoints(vars, problems);
+    let endpoints = api_endpoints(vars, problems);
+    let trading_tls_ca_file = tls_ca_file(vars, problems);
     let mut trading_rate_limits = defaults.trading_rate_limits;
     trading_rate_limits.extend(rate_limits(vars, problems));
 
@@ -96,9 +96,11 @@ pub(crate) fn build(vars: &Vars<'_>, problems: &mut Problems) -> GekkoConfig {
         strategy: strategy(vars, problems),
         credentials: credentials(vars, problems),
         redis_url,
-        trading_api_endpoints,
-        trading_stream_endpoints,
-        trading_fallback_endpoints,
+        trading_api_endpoints: endpoints.rest,
+        trading_stream_endpoints: endpoints.stream,
+        trading_user_stream_endpoints: endpoints.user_stream,
+        trading_fallback_endpoints: endpoints.fallback,
+        trading_tls_ca_file,
         trading_rate_limits,
         supported_trading_pairs,
         position_limits,
@@ -148,27 +150,31 @@ fn redis_url(vars: &Vars<'_>, problems: &mut Problems) -> Option<String> {
 enum EndpointKind {
     Rest,
     Stream,
+    UserStream,
     Fallback,
 }
 
-/// The three endpoint maps of `TRADING_API_ENDPOINTS`: REST, stream, fallback REST.
-type Endpoints = (
-    BTreeMap<VenueId, String>,
-    BTreeMap<VenueId, String>,
-    BTreeMap<VenueId, String>,
-);
+/// The endpoint maps of `TRADING_API_ENDPOINTS`: REST, stream, user stream, fallback REST.
+#[derive(Debug, Default)]
+struct Endpoints {
+    rest: BTreeMap<VenueId, String>,
+    stream: BTreeMap<VenueId, String>,
+    user_stream: BTreeMap<VenueId, String>,
+    fallback: BTreeMap<VenueId, String>,
+}
 
 /// `venue=url` overrides the REST base URL; `venue.stream=url` the websocket/stream base;
-/// `venue.fallback=url` a secondary REST base the client moves to while the primary's
-/// circuit is open.
+/// `venue.user_stream=url` the private stream's host where the venue has a separate one
+/// (Coinbase's user websocket); `venue.fallback=url` a secondary REST base the client
+/// moves to while the primary's circuit is open.
 fn api_endpoints(vars: &Vars<'_>, problems: &mut Problems) -> Endpoints {
     let Some(value) = vars.get(names::TRADING_API_ENDPOINTS) else {
         return Endpoints::default();
     };
     let form = MapForm {
-        entry: "comma-separated venue=url, venue.stream=url or venue.fallback=url entries",
-        key: "one of coinbase, binanceus, oanda, optionally followed by .stream or .fallback",
-        value: "an http(s):// URL for a venue or venue.fallback, a ws(s):// or http(s):// URL for venue.stream",
+        entry: "comma-separated venue=url, venue.stream=url, venue.user_stream=url or venue.fallback=url entries",
+        key: "one of coinbase, binanceus, oanda, optionally followed by .stream, .user_stream or .fallback",
+        value: "an http(s):// URL for a venue or venue.fallback, a ws(s):// or http(s):// URL for venue.stream and venue.user_stream",
     };
     let all = parse_map(
         value,
@@ -177,6 +183,8 @@ fn api_endpoints(vars: &Vars<'_>, problems: &mut Problems) -> Endpoints {
         |k| {
             if let Some(v) = k.strip_suffix(".stream") {
                 venue(v).map(|v| (v, EndpointKind::Stream))
+            } else if let Some(v) = k.strip_suffix(".user_stream") {
+                venue(v).map(|v| (v, EndpointKind::UserStream))
             } else if let Some(v) = k.strip_suffix(".fallback") {
                 venue(v).map(|v| (v, EndpointKind::Fallback))
             } else {
@@ -185,25 +193,28 @@ fn api_endpoints(vars: &Vars<'_>, problems: &mut Problems) -> Endpoints {
         },
         |raw| has_scheme(raw, &["http://", "https://", "ws://", "wss://"]),
     );
-    let (mut rest, mut stream, mut fallback) = Endpoints::default();
+    let mut out = Endpoints::default();
     for ((v, kind), url) in all {
         match kind {
             EndpointKind::Stream => {
-                stream.insert(v, url);
+                out.stream.insert(v, url);
+            }
+            EndpointKind::UserStream => {
+                out.user_stream.insert(v, url);
             }
             EndpointKind::Rest | EndpointKind::Fallback => {
                 if let Err(e) = http_url(&url) {
                     problems.push(value.name, format!("{v}: {e}"), HTTP_FORM);
                 } else if kind == EndpointKind::Rest {
-                    rest.insert(v, url);
+                    out.rest.insert(v, url);
                 } else {
-                    fallback.insert(v, url);
+                    out.fallback.insert(v, url);
                 }
             }
         }
     }
-    for (v, url) in &fallback {
-        if rest.get(v) == Some(url) {
+    for (v, url) in &out.fallback {
+        if out.rest.get(v) == Some(url) {
             problems.push(
                 value.name,
                 format!("{v}.fallback is the same URL as {v}"),
@@ -211,7 +222,34 @@ fn api_endpoints(vars: &Vars<'_>, problems: &mut Problems) -> Endpoints {
             );
         }
     }
-    (rest, stream, fallback)
+    out
+}
+
+/// `TRADING_TLS_CA_FILE`: a PEM file of extra trusted roots for venue connections. It must
+/// be readable and hold at least one certificate, so a typo is a start-up error rather than
+/// a TLS failure at the first request.
+fn tls_ca_file(vars: &Vars<'_>, problems: &mut Problems) -> Option<PathBuf> {
+    let value = vars.get(names::TRADING_TLS_CA_FILE)?;
+    const FORM: &str = "a readable PEM file with at least one -----BEGIN CERTIFICATE----- block";
+    match std::fs::read_to_string(value.raw) {
+        Ok(pem) if pem.contains("-----BEGIN CERTIFICATE-----") => Some(PathBuf::from(value.raw)),
+        Ok(_) => {
+            problems.push(
+                value.name,
+                format!("`{}` holds no PEM certificate", value.raw),
+                FORM,
+            );
+            None
+        }
+        Err(e) => {
+            problems.push(
+                value.name,
+                format!("`{}` cannot be read: {e}", value.raw),
+                FORM,
+            );
+            None
+        }
+    }
 }
 
 /// Only the venues listed are overridden; the others keep their built-in limits, so the
@@ -1026,12 +1064,22 @@ fn credentials(vars: &Vars<'_>, problems: &mut Problems) -> Credentials {
     let coinbase = both(
         vars,
         names::COINBASE_API_KEY_NAME,
-        names::COINBASE_API_PRIVATE_KEY,
+        names::COINBASE_API_SECRET,
         problems,
     )
-    .map(|(name, key)| CoinbaseCredentials {
-        key_name: name.raw.to_owned(),
-        private_key: SecretString::from(pem_newlines(key.raw)),
+    .and_then(|(name, key)| {
+        if !cdp_key_name(name.raw) {
+            problems.push(
+                name.name,
+                format!("`{}` is not a CDP key name", name.raw),
+                "organizations/{org_id}/apiKeys/{key_id} or a bare key UUID",
+            );
+            return None;
+        }
+        Some(CoinbaseCredentials {
+            key_name: name.raw.to_owned(),
+            api_secret: SecretString::from(pem_newlines(key.raw)),
+        })
     });
     let oanda = both(
         vars,
@@ -1066,6 +1114,23 @@ fn credentials(vars: &Vars<'_>, problems: &mut Problems) -> Credentials {
 
 /// A PEM key pasted into a single-line variable usually arrives with literal `\n`; turn
 /// those back into newlines so the signer sees real PEM.
+/// Whether `name` has the shape of a CDP API key name: `organizations/{org}/apiKeys/{id}`
+/// (non-empty segments without `/` or whitespace) or a bare UUID (8-4-4-4-12 hex digits).
+/// The key itself is checked by the Coinbase gateway, which can parse it.
+fn cdp_key_name(name: &str) -> bool {
+    let segment = |s: &str| !s.is_empty() && !s.contains(char::is_whitespace);
+    let parts: Vec<&str> = name.split('/').collect();
+    if let ["organizations", org, "apiKeys", id] = parts.as_slice() {
+        return segment(org) && segment(id);
+    }
+    let groups: Vec<&str> = name.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
 fn pem_newlines(raw: &str) -> String {
     if raw.contains('\n') {
         raw.to_owned()

@@ -766,10 +766,13 @@ pub struct BinanceUsCredentials {
 /// Coinbase Advanced Trade (CDP) credentials.
 #[derive(Debug, Clone)]
 pub struct CoinbaseCredentials {
-    /// The key name (`organizations/.../apiKeys/...`); not secret.
+    /// The key name (`organizations/{org}/apiKeys/{id}` or a bare UUID); not secret.
     pub key_name: String,
-    /// The EC private key in PEM, as given.
-    pub private_key: SecretString,
+    /// The signing secret as given (literal `\n` turned into newlines): an EC P-256 key
+    /// (SEC1 or PKCS#8 PEM) or an Ed25519 key (base64 of 64 or 32 bytes, or PKCS#8 PEM).
+    /// The Coinbase gateway parses it (`gekko_coinbase::CdpKey::parse`) when it resolves
+    /// its settings, so `gekko check` and start-up name a bad key before any port binds.
+    pub api_secret: SecretString,
 }
 
 /// OANDA v20 credentials.
@@ -806,9 +809,16 @@ pub struct GekkoConfig {
     /// Stream (websocket) base URL overrides per venue, from `venue.stream=url` entries of
     /// `TRADING_API_ENDPOINTS`.
     pub trading_stream_endpoints: BTreeMap<VenueId, String>,
+    /// Private-stream base URL overrides per venue, from `venue.user_stream=url` entries of
+    /// `TRADING_API_ENDPOINTS`, for venues whose user data has its own host (Coinbase).
+    pub trading_user_stream_endpoints: BTreeMap<VenueId, String>,
     /// Secondary REST base URLs per venue, from `venue.fallback=url` entries of
     /// `TRADING_API_ENDPOINTS`: used while the primary's circuit is open.
     pub trading_fallback_endpoints: BTreeMap<VenueId, String>,
+    /// `TRADING_TLS_CA_FILE`: a PEM file of roots trusted for venue connections besides the
+    /// built-in ones (a simulator's or a corporate proxy's CA). Checked to hold a
+    /// certificate at load.
+    pub trading_tls_ca_file: Option<std::path::PathBuf>,
     /// Request rate limit per venue. Always holds every venue.
     pub trading_rate_limits: BTreeMap<VenueId, RateLimit>,
     /// Pairs gekko may trade; non-empty, no duplicates.
@@ -860,7 +870,9 @@ impl Default for GekkoConfig {
             redis_url: None,
             trading_api_endpoints: BTreeMap::new(),
             trading_stream_endpoints: BTreeMap::new(),
+            trading_user_stream_endpoints: BTreeMap::new(),
             trading_fallback_endpoints: BTreeMap::new(),
+            trading_tls_ca_file: None,
             trading_rate_limits: default_rate_limits(),
             supported_trading_pairs: vec![pair("BTC"), pair("ETH")],
             position_limits: BTreeMap::new(),
@@ -913,6 +925,14 @@ impl GekkoConfig {
     #[must_use]
     pub fn stream_endpoint(&self, venue: VenueId) -> Option<&str> {
         self.trading_stream_endpoints
+            .get(&venue)
+            .map(String::as_str)
+    }
+
+    /// The private-stream base URL override for a venue, if configured.
+    #[must_use]
+    pub fn user_stream_endpoint(&self, venue: VenueId) -> Option<&str> {
+        self.trading_user_stream_endpoints
             .get(&venue)
             .map(String::as_str)
     }
@@ -1012,7 +1032,9 @@ impl fmt::Debug for GekkoConfig {
             redis_url,
             trading_api_endpoints,
             trading_stream_endpoints,
+            trading_user_stream_endpoints,
             trading_fallback_endpoints,
+            trading_tls_ca_file,
             trading_rate_limits,
             supported_trading_pairs,
             position_limits,
@@ -1040,9 +1062,14 @@ impl fmt::Debug for GekkoConfig {
                 &redact_urls(trading_stream_endpoints),
             )
             .field(
+                "trading_user_stream_endpoints",
+                &redact_urls(trading_user_stream_endpoints),
+            )
+            .field(
                 "trading_fallback_endpoints",
                 &redact_urls(trading_fallback_endpoints),
             )
+            .field("trading_tls_ca_file", trading_tls_ca_file)
             .field("trading_rate_limits", trading_rate_limits)
             .field("supported_trading_pairs", supported_trading_pairs)
             .field("position_limits", position_limits)

@@ -19,6 +19,8 @@ pub mod names {
     pub const TRADING_API_ENDPOINTS: &str = "TRADING_API_ENDPOINTS";
     /// Per-venue request rate limits.
     pub const TRADING_RATE_LIMITS: &str = "TRADING_RATE_LIMITS";
+    /// Extra trusted roots (PEM file) for venue TLS connections.
+    pub const TRADING_TLS_CA_FILE: &str = "TRADING_TLS_CA_FILE";
     /// Pairs gekko may trade.
     pub const SUPPORTED_TRADING_PAIRS: &str = "SUPPORTED_TRADING_PAIRS";
     /// Per-pair maximum absolute position.
@@ -59,8 +61,8 @@ pub mod names {
     pub const BINANCEUS_KEY_TYPE: &str = "BINANCEUS_KEY_TYPE";
     /// Coinbase CDP API key name.
     pub const COINBASE_API_KEY_NAME: &str = "COINBASE_API_KEY_NAME";
-    /// Coinbase CDP API private key (PEM).
-    pub const COINBASE_API_PRIVATE_KEY: &str = "COINBASE_API_PRIVATE_KEY";
+    /// Coinbase CDP API secret: an EC P-256 PEM or an Ed25519 key.
+    pub const COINBASE_API_SECRET: &str = "COINBASE_API_SECRET";
     /// OANDA personal access token.
     pub const OANDA_API_TOKEN: &str = "OANDA_API_TOKEN";
     /// OANDA account id.
@@ -72,6 +74,7 @@ pub mod names {
         REDIS_URL,
         TRADING_API_ENDPOINTS,
         TRADING_RATE_LIMITS,
+        TRADING_TLS_CA_FILE,
         SUPPORTED_TRADING_PAIRS,
         POSITION_LIMITS,
         ML_MODEL_ENDPOINTS,
@@ -92,7 +95,7 @@ pub mod names {
         BINANCEUS_API_SECRET,
         BINANCEUS_KEY_TYPE,
         COINBASE_API_KEY_NAME,
-        COINBASE_API_PRIVATE_KEY,
+        COINBASE_API_SECRET,
         OANDA_API_TOKEN,
         OANDA_ACCOUNT_ID,
     ];
@@ -102,6 +105,7 @@ pub mod names {
 pub const DEPRECATED_NAMES: &[(&str, &str)] = &[
     ("BINANCE_US_API_KEY", names::BINANCEUS_API_KEY),
     ("BINANCE_US_API_SECRET", names::BINANCEUS_API_SECRET),
+    ("COINBASE_API_PRIVATE_KEY", names::COINBASE_API_SECRET),
     ("REDIS_URI", names::REDIS_URL),
     ("TRADING_PAIRS", names::SUPPORTED_TRADING_PAIRS),
 ];

@@ -317,8 +317,8 @@ fn lone_credential_half_names_the_missing_variable() {
     let cases = [
         ("BINANCEUS_API_KEY", "BINANCEUS_API_SECRET"),
         ("BINANCEUS_API_SECRET", "BINANCEUS_API_KEY"),
-        ("COINBASE_API_KEY_NAME", "COINBASE_API_PRIVATE_KEY"),
-        ("COINBASE_API_PRIVATE_KEY", "COINBASE_API_KEY_NAME"),
+        ("COINBASE_API_KEY_NAME", "COINBASE_API_SECRET"),
+        ("COINBASE_API_SECRET", "COINBASE_API_KEY_NAME"),
         ("OANDA_API_TOKEN", "OANDA_ACCOUNT_ID"),
         ("OANDA_ACCOUNT_ID", "OANDA_API_TOKEN"),
     ];
@@ -350,7 +350,7 @@ fn debug_output_never_contains_secrets() {
         ("BINANCEUS_API_KEY", SECRETS[0]),
         ("BINANCEUS_API_SECRET", SECRETS[1]),
         ("COINBASE_API_KEY_NAME", "organizations/o/apiKeys/k"),
-        ("COINBASE_API_PRIVATE_KEY", SECRETS[2]),
+        ("COINBASE_API_SECRET", SECRETS[2]),
         ("OANDA_API_TOKEN", SECRETS[3]),
         ("OANDA_ACCOUNT_ID", "101-001-1-001"),
         (
@@ -532,4 +532,96 @@ fn a_pair_restricted_plainly_and_per_venue_is_listed_once() {
         ["BTC-USD", "ETH-USD"]
     );
     assert_eq!(c.restricted_pairs_for(VenueId::Coinbase), ["ETH-USD"]);
+}
+
+#[test]
+fn coinbase_key_names_must_have_the_cdp_shape() {
+    for good in [
+        "organizations/test-organization/apiKeys/test-api-key",
+        "9d4d3f6c-6a3b-4a5e-9a8e-0c2d5f1b7e21",
+    ] {
+        let loaded = ok(&[
+            ("COINBASE_API_KEY_NAME", good),
+            ("COINBASE_API_SECRET", "pem"),
+        ]);
+        let creds = loaded.config.credentials.coinbase.expect("credentials");
+        assert_eq!(creds.key_name, good);
+        assert_eq!(creds.api_secret.expose_secret(), "pem");
+    }
+    for bad in [
+        "my-key",
+        "organizations//apiKeys/k",
+        "organizations/o/keys/k",
+        "9d4d3f6c-6a3b-4a5e-9a8e-0c2d5f1b7e2",
+        "organizations/o/apiKeys/k/extra",
+    ] {
+        let e = err(&[
+            ("COINBASE_API_KEY_NAME", bad),
+            ("COINBASE_API_SECRET", "SECRET-SENTINEL"),
+        ]);
+        assert_eq!(e.problems.len(), 1, "{e}");
+        assert_eq!(e.problems[0].variable, "COINBASE_API_KEY_NAME");
+        assert!(e.to_string().contains("not a CDP key name"), "{e}");
+        assert!(!e.to_string().contains("SECRET-SENTINEL"), "{e}");
+    }
+}
+
+#[test]
+fn the_old_coinbase_secret_name_still_works_with_a_warning() {
+    let loaded = ok(&[
+        ("COINBASE_API_KEY_NAME", "organizations/o/apiKeys/k"),
+        ("COINBASE_API_PRIVATE_KEY", "line1\\nline2"),
+    ]);
+    let creds = loaded.config.credentials.coinbase.expect("credentials");
+    assert_eq!(creds.api_secret.expose_secret(), "line1\nline2");
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.message.contains("COINBASE_API_SECRET")),
+        "{:?}",
+        loaded.warnings
+    );
+}
+
+#[test]
+fn user_stream_endpoints_and_the_tls_ca_file() {
+    let dir = std::env::temp_dir().join(format!("gekko-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(
+        &ca,
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let not_pem = dir.join("not.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let loaded = ok(&[
+        (
+            "TRADING_API_ENDPOINTS",
+            "coinbase=https://127.0.0.1:9200,coinbase.stream=wss://127.0.0.1:9201,coinbase.user_stream=wss://127.0.0.1:9202",
+        ),
+        ("TRADING_TLS_CA_FILE", ca.to_str().unwrap()),
+    ]);
+    let c = &loaded.config;
+    assert_eq!(
+        c.user_stream_endpoint(VenueId::Coinbase),
+        Some("wss://127.0.0.1:9202")
+    );
+    assert_eq!(
+        c.stream_endpoint(VenueId::Coinbase),
+        Some("wss://127.0.0.1:9201")
+    );
+    assert_eq!(c.trading_tls_ca_file.as_deref(), Some(ca.as_path()));
+
+    let missing = dir.join("missing.pem");
+    let e = err(&[
+        ("TRADING_TLS_CA_FILE", missing.to_str().unwrap()),
+        ("TRADING_API_ENDPOINTS", "coinbase.user_stream=ftp://x"),
+    ]);
+    assert_eq!(e.problems.len(), 2, "{e}");
+    assert!(e.to_string().contains("cannot be read"), "{e}");
+    let e = err(&[("TRADING_TLS_CA_FILE", not_pem.to_str().unwrap())]);
+    assert!(e.to_string().contains("holds no PEM certificate"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
 }

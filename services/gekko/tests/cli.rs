@@ -21,7 +21,7 @@ const SECRETS: [(&str, &str); 7] = [
         "key=5e4e5e4e5e4e5e4e5e4e5e4e5e4e5e4e5e4e5e4e5e4e5e4e5e4e5e4e5e4e5e4e",
     ),
     (
-        "COINBASE_API_PRIVATE_KEY",
+        "COINBASE_API_SECRET",
         "-----BEGIN EC PRIVATE KEY-----\\nCOINBASESENTINEL4444\\n-----END EC PRIVATE KEY-----",
     ),
     (
