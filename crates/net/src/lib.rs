@@ -21,6 +21,8 @@
 //!   silence watchdog) and the per-session [`StreamHooks`] (fresh subscribe messages,
 //!   sequence-gap detection).
 //! * [`ws`]: the websocket transport under that supervisor; answers pings.
+//! * [`tls`]: the rustls client configuration for `wss://` (webpki roots plus extra PEM
+//!   roots, e.g. a simulator's self-signed certificate).
 //! * [`line`](mod@line): the chunked line-stream transport (OANDA's pricing and transaction streams).
 //! * [`relay`](mod@relay): the one pump from a transport's raw events to a venue's gekko events.
 //! * [`http`]: turning `reqwest` errors into a [`NetError`] that says whether the request
@@ -39,6 +41,7 @@ pub mod rest;
 pub mod retry;
 pub mod signer;
 pub mod stream;
+pub mod tls;
 pub mod ws;
 
 pub use auth::{

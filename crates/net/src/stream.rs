@@ -81,6 +81,10 @@ pub struct StreamConfig {
     pub channel_capacity: usize,
     /// Notified to force a reconnect (e.g. a credential embedded in the URL expired).
     pub reconnect: Option<Arc<Notify>>,
+    /// The rustls client configuration for `wss://` URLs (websocket transport only; the
+    /// line stream uses its `reqwest` client's TLS). `None`: tokio-tungstenite's default,
+    /// the webpki roots. Build one with extra roots with [`crate::tls::client_config`].
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl StreamConfig {
@@ -97,6 +101,7 @@ impl StreamConfig {
             max_connection_age: Some(Duration::from_secs(23 * 3600 + 50 * 60)),
             channel_capacity: 4096,
             reconnect: None,
+            tls: None,
         }
     }
 }

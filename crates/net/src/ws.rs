@@ -13,6 +13,7 @@
 //! * every inbound text frame passes [`StreamHooks::on_text`], which may drop it or force a
 //!   reconnect (a per-connection sequence gap);
 //! * it answers pings (tungstenite queues the pong; this loop flushes it at once);
+//! * `wss://` uses [`StreamConfig::tls`] when set (extra trusted roots, see [`crate::tls`]);
 //! * it counts `gekko_venue_ws_reconnects_total{venue,stream}` and keeps
 //!   `gekko_venue_stream_staleness_seconds{venue,stream}` current (through the supervisor).
 //!
@@ -126,9 +127,15 @@ where
         };
         let timeout = ctx.config.connect_timeout;
         // Boxed: the handshake future is large, and it lives only while connecting.
+        // `tls` only matters for `wss://`; a `ws://` URL ignores the connector.
+        let connector = ctx
+            .config
+            .tls
+            .clone()
+            .map(tokio_tungstenite::Connector::Rustls);
         let connect = Box::pin(tokio::time::timeout(
             timeout,
-            tokio_tungstenite::connect_async(url),
+            tokio_tungstenite::connect_async_tls_with_config(url, None, false, connector),
         ));
         let mut ws = match or_cancel(ctx.cancel, connect).await {
             None => return SessionEnd::Stop,
