@@ -13,5 +13,8 @@
 //! API v3); the JWT test vectors of §1.2.1 are checked in `tests/auth.rs`.
 
 pub mod auth;
+pub mod common;
+pub mod error;
 
 pub use auth::{CdpJwtSigner, CdpKey, CdpKeyError, CoinbaseRequestAuth, JwtAlgorithm, JwtError};
+pub use error::CoinbaseError;
