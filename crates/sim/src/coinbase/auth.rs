@@ -89,7 +89,7 @@ pub(crate) enum AuthError {
     Expired,
     /// `exp - nbf` is over 120 s or negative.
     BadLifetime,
-    /// `uri` is not `METHOD host path`.
+    /// `uri` is not `METHOD host path` (REST), or present at all (websocket).
     WrongUri,
     /// The signature does not verify.
     BadSignature,
@@ -187,6 +187,37 @@ impl Verifier {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(AuthError::MissingHeader)?;
+        self.verify_token(token, Some(target), now_s, rules)
+    }
+
+    /// Verifies the `jwt` of a websocket subscribe message at venue time `now_s`: every
+    /// rule of [`Verifier::verify`], except that the token must carry **no** `uri` claim
+    /// (reference 1.2: websocket JWTs omit it). Returns the key name (the account).
+    ///
+    /// # Errors
+    /// The first rule the token breaks ([`AuthError::MissingHeader`] for an empty one).
+    pub(crate) fn verify_ws(
+        &mut self,
+        jwt: &str,
+        now_s: i64,
+        rules: Rules,
+    ) -> Result<String, AuthError> {
+        let token = jwt.trim();
+        if token.is_empty() {
+            return Err(AuthError::MissingHeader);
+        }
+        self.verify_token(token, None, now_s, rules)
+    }
+
+    /// The checks shared by REST (`target` given: `uri` must name it) and websocket
+    /// (`target` `None`: no `uri` allowed) tokens.
+    fn verify_token(
+        &mut self,
+        token: &str,
+        target: Option<&Target<'_>>,
+        now_s: i64,
+        rules: Rules,
+    ) -> Result<String, AuthError> {
         let mut parts = token.split('.');
         let (Some(h64), Some(c64), Some(s64), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -219,8 +250,8 @@ impl Verifier {
         if !(0..=MAX_LIFETIME_S).contains(&lifetime) {
             return Err(AuthError::BadLifetime);
         }
-        let want = format!("{} {}{}", target.method, target.host, target.path);
-        if claims.uri.as_deref() != Some(want.as_str()) {
+        let want = target.map(|t| format!("{} {}{}", t.method, t.host, t.path));
+        if claims.uri != want {
             return Err(AuthError::WrongUri);
         }
         let input_len = h64.len() + 1 + c64.len();
@@ -311,6 +342,25 @@ mod tests {
         assert_eq!(
             v.verify(Some(&auth), &target("localhost:1"), 1_700_000_001, rules()),
             Err(AuthError::WrongUri)
+        );
+    }
+
+    #[test]
+    fn websocket_tokens_must_not_name_a_uri() {
+        // The reference vectors are REST tokens: they carry `uri`, which a websocket
+        // subscribe must not (reference 1.2), even though everything else verifies.
+        let mut v = Verifier::new([(KEY.to_owned(), ed_key())]);
+        assert_eq!(
+            v.verify_ws(ED_TOKEN, 1_700_000_001, rules()),
+            Err(AuthError::WrongUri)
+        );
+        assert_eq!(
+            v.verify_ws(" ", 1_700_000_001, rules()),
+            Err(AuthError::MissingHeader)
+        );
+        assert_eq!(
+            v.verify_ws("a.b", 1_700_000_001, rules()),
+            Err(AuthError::Malformed("not three parts"))
         );
     }
 

@@ -48,6 +48,12 @@ pub enum TlsSource {
 pub struct SimConfig {
     /// Address of the REST listener (`127.0.0.1:0` picks a free port).
     pub rest_addr: SocketAddr,
+    /// Address of the market-data websocket listener (the venue's
+    /// `wss://advanced-trade-ws.coinbase.com`).
+    pub ws_addr: SocketAddr,
+    /// Address of the user-order websocket listener (the venue's
+    /// `wss://advanced-trade-ws-user.coinbase.com`: `user` and `heartbeats` only).
+    pub ws_user_addr: SocketAddr,
     /// Seed of the market generator and of generated identifiers.
     pub seed: u64,
     /// TLS certificate source.
@@ -78,14 +84,21 @@ pub struct SimConfig {
     pub default_page_size: usize,
     /// Largest accepted `limit` of list endpoints (reference: 250, unconfirmed).
     pub max_page_size: usize,
+    /// How long a websocket may stay open without a successful subscribe before the
+    /// server closes it (reference 1.6: 5 s).
+    pub ws_subscribe_timeout: Duration,
+    /// Period of the `heartbeats` channel (reference 1.6: 1 s).
+    pub ws_heartbeat_interval: Duration,
 }
 
 impl Default for SimConfig {
     /// Paper-trading defaults: BTC-USD and ETH-USD, no keys, balances USD 100000,
-    /// BTC 2, ETH 20, a generated self-signed certificate, an ephemeral port.
+    /// BTC 2, ETH 20, a generated self-signed certificate, ephemeral ports.
     fn default() -> Self {
         Self {
             rest_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            ws_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            ws_user_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             seed: 42,
             tls: TlsSource::SelfSigned { cert_out: None },
             plain_http: false,
@@ -127,6 +140,8 @@ impl Default for SimConfig {
             accept_legacy_issuer: false,
             default_page_size: 49,
             max_page_size: 250,
+            ws_subscribe_timeout: Duration::from_secs(5),
+            ws_heartbeat_interval: Duration::from_secs(1),
         }
     }
 }
@@ -190,6 +205,11 @@ impl SimConfig {
         }
         if self.tick_interval.is_zero() {
             problems.push("tick interval must be positive".to_owned());
+        }
+        if self.ws_subscribe_timeout.is_zero() || self.ws_heartbeat_interval.is_zero() {
+            problems.push(
+                "websocket subscribe timeout and heartbeat period must be positive".to_owned(),
+            );
         }
         if let TlsSource::Files { cert, key } = &self.tls
             && !self.plain_http

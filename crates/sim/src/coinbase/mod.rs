@@ -1,4 +1,5 @@
-//! A protocol-faithful Coinbase Advanced Trade simulator: the REST API over TLS.
+//! A protocol-faithful Coinbase Advanced Trade simulator: the REST API over TLS and the
+//! two websocket hosts (market data and user orders) over `wss`.
 //!
 //! The real Coinbase gateway and Coinbase's official SDK must run against this simulator
 //! *unmodified*, so every path, query parameter, JSON field, decimal-as-string, status
@@ -7,7 +8,17 @@
 //! **public** keys only), cursor pagination, order configurations, idempotent
 //! `client_order_id`, business rejects as HTTP 200 `success:false`, and 429 with the
 //! `x-ratelimit-*` headers. The SDK only speaks `https`, so the API is served over TLS
-//! with a given or a generated self-signed certificate.
+//! with a given or a generated self-signed certificate; the websocket listeners present
+//! the same certificate (`plain_http` makes all three plain).
+//!
+//! The websockets (reference 1.6, see the `ws` module): a subscribe within 5 s, one
+//! channel per message, `subscriptions` acknowledgements, `heartbeats` every second,
+//! `level2` as `l2_data` snapshot + absolute-quantity updates, `ticker`,
+//! `market_trades`, and `user` (JWT without `uri`; the account's order snapshot and
+//! every change). `sequence_num` counts every message of a connection from 0, across
+//! channels. The engine's events are encoded under its lock (the `encode` module), so a
+//! snapshot and the updates after it never overlap or leave a hole, and
+//! [`SimHandle::book`] is exactly what a client that applied them holds.
 //!
 //! Like the Binance.US simulator this is the *protocol* layer only: what the venue does
 //! (books, accounts, matching, the market generator) is the neutral [`crate::engine`];
@@ -16,27 +27,33 @@
 //!
 //! Faults: `rate_limit_storm` (429 with headers; `ban` is a storm too, Coinbase documents
 //! no ban), `server_errors` (503), `order_timeout` (the order is placed, its answer is
-//! held back [`Fault::ORDER_TIMEOUT_DELAY`]). Clock skew (`POST /sim/admin/clock`) moves
-//! the venue clock: a skew past 120 s makes every client JWT expired (or not yet valid),
-//! which is how an expired-JWT rejection is produced.
+//! held back [`Fault::ORDER_TIMEOUT_DELAY`]); on the websockets `drop_websockets` (every
+//! socket closed abruptly), `depth_gap` (the product's next `l2_data` update skips
+//! sequence numbers on each connection), `silent_streams` (nothing sent, heartbeats
+//! included; the suppressed messages still use their sequence numbers) and
+//! `malformed_next` (invalid JSON / wrong shapes in place of market data). Clock skew
+//! (`POST /sim/admin/clock`) moves the venue clock: a skew past 120 s makes every client
+//! JWT expired (or not yet valid), which is how an expired-JWT rejection is produced.
 //!
-//! Not here yet: the websocket (market data and user hosts), which a later part adds on
-//! the same engine.
+//! Not here: the optional `ticker_batch`, `status`, `candles` and the futures channels
+//! (a subscribe to them is answered with an error message).
 
 mod admin;
 mod auth;
 mod config;
+mod encode;
 mod rest;
 mod state;
 mod tls;
 mod venue;
+mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
-pub use crate::engine::{BalanceLine, SimOrder};
+pub use crate::engine::{BalanceLine, BookSnapshot, Level, SimOrder};
 pub use crate::harness::{Fault, SimStats};
 pub use config::{SimApiKey, SimConfig, SimSymbol, TlsSource};
 
@@ -49,8 +66,8 @@ pub use venue::order_uuid;
 pub struct SimCoinbase;
 
 impl SimCoinbase {
-    /// Validates `cfg`, prepares the certificate, binds the REST listener and starts the
-    /// server and the market generator.
+    /// Validates `cfg`, prepares the certificate, binds the REST and both websocket
+    /// listeners and starts the servers and the market generator.
     ///
     /// # Errors
     /// `InvalidInput` when the config is invalid (every problem listed) or the TLS
@@ -60,12 +77,16 @@ impl SimCoinbase {
         // Bind first: a port conflict must not leave a certificate at `cert_out` that
         // no server of ours presents (or overwrite the one a running server presents).
         let listener = server::bind(cfg.rest_addr, "REST").await?;
+        let ws_listener = server::bind(cfg.ws_addr, "market data websocket").await?;
+        let ws_user_listener = server::bind(cfg.ws_user_addr, "user websocket").await?;
         let cert = if cfg.plain_http {
             None
         } else {
             Some(tls::server_cert(&cfg.tls)?)
         };
         let rest_addr = listener.local_addr()?;
+        let ws_addr = ws_listener.local_addr()?;
+        let ws_user_addr = ws_user_listener.local_addr()?;
         let lifecycle = Lifecycle::new("sim-coinbase");
         let shared = Arc::new(Shared::new(&cfg, lifecycle.token().clone())?);
         let router = axum::Router::new()
@@ -73,26 +94,43 @@ impl SimCoinbase {
             .fallback(rest::api)
             .with_state(Arc::clone(&shared));
         let addr = server::connectable(rest_addr);
-        let (rest_url, cert_pem) = match cert {
+        let (rest_url, cert_pem, ws_tls) = match cert {
             Some(c) => {
                 tls::serve_tls(&lifecycle, listener, c.acceptor, router);
-                (format!("https://{addr}"), Some(c.cert_pem))
+                (
+                    format!("https://{addr}"),
+                    Some(c.cert_pem),
+                    Some(c.ws_acceptor),
+                )
             }
             None => {
                 lifecycle.serve_http(listener, router);
-                (format!("http://{addr}"), None)
+                (format!("http://{addr}"), None, None)
             }
         };
+        let ws_scheme = if ws_tls.is_some() { "wss" } else { "ws" };
+        let ws_url = format!("{ws_scheme}://{}", server::connectable(ws_addr));
+        let ws_user_url = format!("{ws_scheme}://{}", server::connectable(ws_user_addr));
+        for (l, host) in [
+            (ws_listener, ws::WsHost::Market),
+            (ws_user_listener, ws::WsHost::User),
+        ] {
+            ws::serve(&lifecycle, l, ws_tls.clone(), Arc::clone(&shared), host);
+        }
         let (paused, ticked) = (Arc::clone(&shared), Arc::clone(&shared));
         lifecycle.ticker(
             cfg.tick_interval,
             move || paused.harness.market.paused(),
             move || ticked.tick_market(),
         );
-        tracing::info!(%rest_addr, seed = cfg.seed, tls = cert_pem.is_some(), "sim-coinbase: started");
+        tracing::info!(%rest_addr, %ws_addr, %ws_user_addr, seed = cfg.seed, tls = cert_pem.is_some(), "sim-coinbase: started");
         Ok(SimHandle {
             rest_url,
             rest_addr,
+            ws_url,
+            ws_addr,
+            ws_user_url,
+            ws_user_addr,
             cert_pem,
             shared,
             lifecycle,
@@ -108,6 +146,14 @@ pub struct SimHandle {
     pub rest_url: String,
     /// Bound REST address.
     pub rest_addr: SocketAddr,
+    /// URL of the market-data websocket host, e.g. `wss://127.0.0.1:9201`.
+    pub ws_url: String,
+    /// Bound market-data websocket address.
+    pub ws_addr: SocketAddr,
+    /// URL of the user-order websocket host, e.g. `wss://127.0.0.1:9202`.
+    pub ws_user_url: String,
+    /// Bound user websocket address.
+    pub ws_user_addr: SocketAddr,
     /// PEM of the served certificate (`None` with `plain_http`): what a client trusts.
     pub cert_pem: Option<String>,
     shared: Arc<Shared>,
@@ -146,6 +192,17 @@ impl SimHandle {
     /// Runs one market tick now.
     pub fn tick_market(&self) {
         self.shared.tick_market();
+    }
+
+    /// The public (aggregated) book of `product` as the venue holds it now: the engine's
+    /// last book sequence, bids best first, asks best first; `None` for an unknown
+    /// product. A client that applied a `level2` snapshot and every update since holds
+    /// exactly these levels.
+    #[must_use]
+    pub fn book(&self, product: &str) -> Option<BookSnapshot> {
+        let v = self.shared.venue();
+        let idx = v.product_idx(product)?;
+        Some(v.depth(idx, usize::MAX))
     }
 
     /// Every order the venue accepted, by engine id (`api_key` is the key name).

@@ -308,7 +308,7 @@ fn paginate<T>(items: Vec<T>, (offset, limit): (usize, usize)) -> (Vec<T>, bool,
 }
 
 /// A decimal as the venue writes it: a string without trailing zeros.
-fn dec(d: Decimal) -> String {
+pub(crate) fn dec(d: Decimal) -> String {
     d.normalize().to_string()
 }
 
@@ -577,7 +577,7 @@ fn product_book(app: &Shared, q: &Query, now: i64) -> Result<Value, ApiError> {
 }
 
 /// The fee of one fill in quote currency.
-fn fee_quote(fill: &crate::engine::SimFill, spec_quote: Option<&str>) -> Decimal {
+pub(crate) fn fee_quote(fill: &crate::engine::SimFill, spec_quote: Option<&str>) -> Decimal {
     if Some(fill.commission_asset.as_str()) == spec_quote {
         fill.commission
     } else {
@@ -585,18 +585,18 @@ fn fee_quote(fill: &crate::engine::SimFill, spec_quote: Option<&str>) -> Decimal
     }
 }
 
-fn quote_of(order: &SimOrder) -> Option<String> {
+pub(crate) fn quote_of(order: &SimOrder) -> Option<String> {
     order.symbol.split_once('-').map(|(_, q)| q.to_owned())
 }
 
-fn side_str(s: SimSide) -> &'static str {
+pub(crate) fn side_str(s: SimSide) -> &'static str {
     match s {
         SimSide::Buy => "BUY",
         SimSide::Sell => "SELL",
     }
 }
 
-fn status_str(o: &SimOrder, expired_gtd: bool) -> &'static str {
+pub(crate) fn status_str(o: &SimOrder, expired_gtd: bool) -> &'static str {
     match o.status {
         SimOrderStatus::New | SimOrderStatus::PartiallyFilled => "OPEN",
         SimOrderStatus::Filled => "FILLED",
@@ -608,7 +608,7 @@ fn status_str(o: &SimOrder, expired_gtd: bool) -> &'static str {
     }
 }
 
-fn tif_of(config: &Value) -> &'static str {
+pub(crate) fn tif_of(config: &Value) -> &'static str {
     let key = config
         .as_object()
         .and_then(|m| m.keys().next())

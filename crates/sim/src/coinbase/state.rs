@@ -4,7 +4,10 @@
 //! are `std::sync::Mutex`es held only for synchronous work; clock, faults and counters
 //! are the harness's atomics. [`FaultHooks`] routes the harness's rate-limit faults to
 //! this limiter (Coinbase has no documented IP ban, so a `Ban` is a 429 storm here) and
-//! gap faults to the engine; [`AdminControl`] gives the generic `/sim/admin/` API its view.
+//! gap faults to the websocket encoder (a mark on the product's next `l2_data` update);
+//! [`AdminControl`] gives the generic `/sim/admin/` API its view. The websocket event
+//! channel is a `broadcast`: every connection filters the same numbered stream for its
+//! own subscriptions, and a send never blocks the engine lock it runs under.
 //!
 //! Rate limits (reference 1.5): about 30 private requests per second per key and 10 public
 //! requests per second, counted in windows aligned to whole venue-clock seconds, so
@@ -13,18 +16,24 @@
 //! always right).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use rust_decimal::Decimal;
+use tokio::sync::broadcast;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::auth::{Rules, Verifier};
 use super::config::SimConfig;
+use super::encode::{CbEvent, Sinks};
 use super::venue::Venue;
 use crate::engine::{BalanceLine, BookSnapshot, SimOrder};
 use crate::harness::{AdminControl, Fault, FaultHooks, Harness, MarketSwitch, SimClock, SimStats};
+
+/// Capacity of the websocket event channel. A connection that falls this far behind is
+/// closed, like a slow consumer on the real venue.
+const EVENT_CAPACITY: usize = 8192;
 
 /// What the limiter says about one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +130,13 @@ pub(crate) struct Shared {
     pub(crate) rules: Rules,
     /// List page sizes (default, max).
     pub(crate) page: (usize, usize),
+    /// Every engine change, numbered, for the websocket connections (fed under the venue
+    /// lock by the engine's sink).
+    pub(crate) events: broadcast::Sender<Arc<CbEvent>>,
+    /// How long a websocket may go without a successful subscribe.
+    pub(crate) ws_subscribe_timeout: Duration,
+    /// Period of the `heartbeats` channel.
+    pub(crate) ws_heartbeat_interval: Duration,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -139,9 +155,11 @@ impl Shared {
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
             keys.push((k.name.clone(), pk));
         }
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let sinks = Sinks::new(events.clone(), &cfg.products);
         Ok(Self {
             harness: Harness::new(cancel),
-            venue: Mutex::new(Venue::new(cfg)),
+            venue: Mutex::new(Venue::new(cfg, sinks)),
             verifier: Mutex::new(Verifier::new(keys)),
             limits: Mutex::new(Limits::new(cfg.private_rate_per_s, cfg.public_rate_per_s)),
             rules: Rules {
@@ -150,6 +168,9 @@ impl Shared {
                 reject_reused_nonces: cfg.reject_reused_nonces,
             },
             page: (cfg.default_page_size, cfg.max_page_size),
+            events,
+            ws_subscribe_timeout: cfg.ws_subscribe_timeout,
+            ws_heartbeat_interval: cfg.ws_heartbeat_interval,
         })
     }
 
@@ -204,13 +225,11 @@ impl FaultHooks for Shared {
 
     fn depth_gap(&self, symbol: &str) -> bool {
         let mut v = self.venue();
-        match v.product_idx(symbol) {
-            Some(idx) => {
-                v.request_gap(idx);
-                true
-            }
-            None => false,
+        if v.product_idx(symbol).is_none() {
+            return false;
         }
+        v.request_gap(symbol);
+        true
     }
 }
 

@@ -7,6 +7,8 @@
 //! handed back so a client can trust exactly this one certificate. `axum::serve` only
 //! takes a plain TCP listener, so connections are accepted here, the TLS handshake is run
 //! with `tokio-rustls`, and each connection is served by hyper (HTTP/1.1 and HTTP/2).
+//! The websocket listeners present the same certificate (`wss://`, like the venue's
+//! hosts) through their own acceptor.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,14 +25,18 @@ use super::config::TlsSource;
 use crate::harness::Lifecycle;
 
 /// How long a TLS handshake may take before the connection is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A server certificate: the chain's PEM (what a client trusts) and the rustls config.
 pub(crate) struct ServerCert {
     /// PEM of the certificate chain.
     pub(crate) cert_pem: String,
-    /// The acceptor built from it.
+    /// The acceptor built from it for REST (ALPN `h2`, `http/1.1`).
     pub(crate) acceptor: TlsAcceptor,
+    /// The acceptor for the websocket listeners: same certificate, ALPN `http/1.1` only,
+    /// because a websocket upgrade is an HTTP/1.1 request and a client that also offers
+    /// `h2` must not be talked into HTTP/2.
+    pub(crate) ws_acceptor: TlsAcceptor,
 }
 
 impl std::fmt::Debug for ServerCert {
@@ -89,10 +95,13 @@ pub(crate) fn server_cert(src: &TlsSource) -> std::io::Result<ServerCert> {
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(|e| invalid(format!("TLS certificate and key: {e}")))?;
+    let mut ws_cfg = cfg.clone();
+    ws_cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(ServerCert {
         cert_pem,
         acceptor: TlsAcceptor::from(Arc::new(cfg)),
+        ws_acceptor: TlsAcceptor::from(Arc::new(ws_cfg)),
     })
 }
 

@@ -17,11 +17,12 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 use crate::engine::{
-    BalanceLine, BookSnapshot, Engine, EngineConfig, EngineCounters, NewOrder, NullSink, OrderSel,
-    Reject, SimOrder, SimSymbol, Top,
+    BalanceLine, BookSnapshot, Engine, EngineConfig, EngineCounters, NewOrder, OrderSel,
+    PublicTrade, Reject, SimOrder, SimSymbol, Top,
 };
 
 use super::config::SimConfig;
+use super::encode::Sinks;
 
 /// Prefix of every order id: the engine id is the last 12 hex digits.
 const ORDER_ID_PREFIX: &str = "00000000-0000-4000-8000-";
@@ -54,7 +55,7 @@ pub(crate) enum Placed {
 /// The simulated Coinbase exchange.
 #[derive(Debug)]
 pub(crate) struct Venue {
-    engine: Engine<NullSink>,
+    engine: Engine<Sinks>,
     /// Key names, in config order (account uuids derive from the position).
     accounts: Vec<String>,
     /// (account, client_order_id) -> engine id.
@@ -68,8 +69,8 @@ pub(crate) struct Venue {
 }
 
 impl Venue {
-    /// Builds the venue from a validated config.
-    pub(crate) fn new(cfg: &SimConfig) -> Self {
+    /// Builds the venue from a validated config; its events go to `sinks`.
+    pub(crate) fn new(cfg: &SimConfig, sinks: Sinks) -> Self {
         let accounts: Vec<String> = cfg.api_keys.iter().map(|k| k.name.clone()).collect();
         let engine_cfg = EngineConfig {
             seed: cfg.seed,
@@ -78,7 +79,7 @@ impl Venue {
             initial_balances: cfg.initial_balances.clone(),
         };
         Self {
-            engine: Engine::new(&engine_cfg, NullSink),
+            engine: Engine::new(&engine_cfg, sinks),
             accounts,
             client_ids: HashMap::new(),
             gtd: BTreeMap::new(),
@@ -147,7 +148,11 @@ impl Venue {
             return Ok(Placed::Original(o));
         }
         let key = (account.to_owned(), cid);
-        let o = self.engine.place(account, req, now)?;
+        // The sink reports the configuration's time in force on the `user` channel.
+        self.engine.sink_mut().next_order(&config, gtd_end_ms);
+        let placed = self.engine.place(account, req, now);
+        self.engine.sink_mut().clear_next_order();
+        let o = placed?;
         self.client_ids.insert(key, o.order_id);
         self.configs.insert(o.order_id, config);
         if let Some(end) = gtd_end_ms
@@ -242,9 +247,16 @@ impl Venue {
             else {
                 continue;
             };
-            if o.is_open() && self.cancel(&o.api_key, id, now).is_ok() {
-                self.expired.insert(id);
+            if !o.is_open() {
+                continue;
             }
+            // Mark first: the `user` event of this cancel must already say EXPIRED.
+            self.expired.insert(id);
+            self.engine.sink_mut().expiring(Some(id));
+            if self.cancel(&o.api_key, id, now).is_err() {
+                self.expired.remove(&id);
+            }
+            self.engine.sink_mut().expiring(None);
         }
     }
 
@@ -268,9 +280,26 @@ impl Venue {
         filled
     }
 
-    /// Makes the next book diff of `idx` skip sequence numbers.
-    pub(crate) fn request_gap(&mut self, idx: usize) {
-        self.engine.request_gap(idx);
+    /// Makes the next `l2_data` update of `product` skip sequence numbers on every
+    /// connection that receives it (Coinbase numbers messages per connection, not per
+    /// book, so the gap is a mark on the event rather than the engine's book sequence).
+    pub(crate) fn request_gap(&mut self, product: &str) {
+        self.engine.sink_mut().gap_next(product);
+    }
+
+    /// The websocket encoder's state (numbering, tickers, order metadata).
+    pub(crate) fn sink(&self) -> &Sinks {
+        self.engine.sink()
+    }
+
+    /// The newest `limit` public trades of `idx`, oldest first.
+    pub(crate) fn recent_trades(&self, idx: usize, limit: usize) -> Vec<PublicTrade> {
+        self.engine.recent_trades(idx, limit)
+    }
+
+    /// Open orders of `account`, oldest first.
+    pub(crate) fn open_orders(&self, account: &str) -> Vec<SimOrder> {
+        self.engine.open_orders(account, None)
     }
 }
 

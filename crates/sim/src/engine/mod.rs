@@ -174,6 +174,19 @@ impl<S: EventSink> Engine<S> {
         self.counters
     }
 
+    /// The sink, for a protocol that keeps state in it (read under the same lock as the
+    /// engine, so it is consistent with every event already emitted).
+    #[must_use]
+    pub fn sink(&self) -> &S {
+        &self.sink
+    }
+
+    /// The sink, mutably: a protocol tells it about the next operation (e.g. what to
+    /// report for the order about to be placed) before asking the engine to do it.
+    pub fn sink_mut(&mut self) -> &mut S {
+        &mut self.sink
+    }
+
     /// Index of an instrument by name.
     #[must_use]
     pub fn instrument_idx(&self, symbol: &str) -> Option<usize> {
