@@ -14,7 +14,12 @@
 
 pub mod auth;
 pub mod common;
+pub mod config;
 pub mod error;
+pub mod http;
+pub mod websocket;
 
 pub use auth::{CdpJwtSigner, CdpKey, CdpKeyError, CoinbaseRequestAuth, JwtAlgorithm, JwtError};
+pub use config::CoinbaseConfig;
 pub use error::CoinbaseError;
+pub use http::CoinbaseHttpClient;
