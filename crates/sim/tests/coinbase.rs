@@ -9,103 +9,15 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ed25519_dalek::pkcs8::EncodePublicKey as _;
 use gekko_sim::coinbase::{Fault, SimApiKey, SimCoinbase, SimConfig, SimHandle};
-use p256::pkcs8::LineEnding;
 use reqwest::StatusCode;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-const EC_NAME: &str = "organizations/test-organization/apiKeys/test-api-key";
-const ED_NAME: &str = "9d4d3f6c-6a3b-4a5e-9a8e-0c2d5f1b7e21";
-const EC_SECRET: &str = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIKwf3Uox30cRWzRBOPoPOH5p0Gpb0Dt8zUKXUEM5fMkGoAoGCCqGSM49\nAwEHoUQDQgAEbAtpLlSZYVOwYICz+uEyxcS29vRIujiES/gQ1DC7FV4zK4JuYE9v\nqDyGZQYjdXHLM7I6f/QnnOITL+dXYWBHRA==\n-----END EC PRIVATE KEY-----\n";
-const ED_SEED_B64: &str = "k0BUni0p0vZG1BdpVjS6ogBJ7kxm630AJ2dN+tuputA=";
+#[path = "support/coinbase.rs"]
+mod support;
 
-enum Key {
-    Ec(p256::ecdsa::SigningKey),
-    Ed(ed25519_dalek::SigningKey),
-}
-
-impl Key {
-    fn ec() -> Self {
-        let sk = p256::SecretKey::from_sec1_pem(EC_SECRET).expect("EC test key");
-        Self::Ec(p256::ecdsa::SigningKey::from(&sk))
-    }
-
-    fn ed() -> Self {
-        let seed = base64::engine::general_purpose::STANDARD
-            .decode(ED_SEED_B64)
-            .expect("seed");
-        let seed: [u8; 32] = seed.try_into().expect("32 bytes");
-        Self::Ed(ed25519_dalek::SigningKey::from_bytes(&seed))
-    }
-
-    fn public_pem(&self) -> String {
-        match self {
-            Self::Ec(k) => {
-                p256::pkcs8::EncodePublicKey::to_public_key_pem(k.verifying_key(), LineEnding::LF)
-                    .expect("pem")
-            }
-            Self::Ed(k) => k
-                .verifying_key()
-                .to_public_key_pem(LineEnding::LF)
-                .expect("pem"),
-        }
-    }
-
-    fn alg(&self) -> &'static str {
-        match self {
-            Self::Ec(_) => "ES256",
-            Self::Ed(_) => "EdDSA",
-        }
-    }
-
-    fn sign(&self, msg: &[u8]) -> Vec<u8> {
-        match self {
-            Self::Ec(k) => {
-                let s: p256::ecdsa::Signature = p256::ecdsa::signature::Signer::sign(k, msg);
-                s.to_bytes().to_vec()
-            }
-            Self::Ed(k) => ed25519_dalek::Signer::sign(k, msg).to_bytes().to_vec(),
-        }
-    }
-}
-
-/// What a token claims; tests break one field at a time.
-struct Jwt<'a> {
-    key: &'a Key,
-    kid: &'a str,
-    iss: &'a str,
-    nbf: i64,
-    exp: i64,
-    uri: String,
-}
-
-impl Jwt<'_> {
-    fn token(&self) -> String {
-        let nonce = format!(
-            "{:032x}{:032x}",
-            rand::random::<u128>(),
-            rand::random::<u128>()
-        );
-        let header = json!({"alg": self.key.alg(), "kid": self.kid, "nonce": nonce, "typ": "JWT"});
-        let claims = json!({"sub": self.kid, "iss": self.iss, "nbf": self.nbf, "exp": self.exp, "uri": self.uri});
-        let input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
-        let sig = URL_SAFE_NO_PAD.encode(self.key.sign(input.as_bytes()));
-        format!("{input}.{sig}")
-    }
-}
-
-fn now_s() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+use support::{EC_NAME, ED_NAME, Jwt, Key, now_s};
 
 struct Venue {
     sim: SimHandle,
@@ -119,16 +31,7 @@ impl Venue {
     async fn start(cfg: impl FnOnce(&mut SimConfig)) -> Self {
         let (ec, ed) = (Key::ec(), Key::ed());
         let mut c = SimConfig {
-            api_keys: vec![
-                SimApiKey {
-                    name: EC_NAME.into(),
-                    public_key_pem: ec.public_pem(),
-                },
-                SimApiKey {
-                    name: ED_NAME.into(),
-                    public_key_pem: ed.public_pem(),
-                },
-            ],
+            api_keys: support::api_keys(&ec, &ed),
             ..SimConfig::default()
         };
         cfg(&mut c);
@@ -164,7 +67,7 @@ impl Venue {
             iss: "cdp",
             nbf,
             exp: nbf + 120,
-            uri: format!("{method} {}{path}", self.host),
+            uri: Some(format!("{method} {}{path}", self.host)),
         }
     }
 
@@ -257,16 +160,16 @@ async fn every_broken_jwt_is_401_unauthorized() {
     j.exp = j.nbf + 120;
     cases.push(("expired", Some(j.token())));
     let mut j = v.jwt(&v.ec, "GET", path);
-    j.uri = format!("GET {}/api/v3/brokerage/products", v.host);
+    j.uri = Some(format!("GET {}/api/v3/brokerage/products", v.host));
     cases.push(("other path", Some(j.token())));
     let mut j = v.jwt(&v.ed, "GET", path);
-    j.uri = format!("GET api.coinbase.com{path}");
+    j.uri = Some(format!("GET api.coinbase.com{path}"));
     cases.push(("other host", Some(j.token())));
     let mut j = v.jwt(&v.ec, "GET", path);
-    j.uri = format!("GET {}{path}?limit=1", v.host);
+    j.uri = Some(format!("GET {}{path}?limit=1", v.host));
     cases.push(("query in uri", Some(j.token())));
     let mut j = v.jwt(&v.ec, "GET", path);
-    j.uri = format!("POST {}{path}", v.host);
+    j.uri = Some(format!("POST {}{path}", v.host));
     cases.push(("other method", Some(j.token())));
     let mut j = v.jwt(&v.ec, "GET", path);
     j.iss = "coinbase-cloud";
