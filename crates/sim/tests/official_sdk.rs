@@ -1,6 +1,6 @@
-//! The Binance.US simulator checked by Binance's official Python SDK,
-//! `binance-connector` (pinned in `scripts/sdk-requirements.txt`, installed into
-//! `.venv-sdk` by `scripts/test.sh`).
+//! The simulators checked by the venues' official Python SDKs: Binance's
+//! `binance-connector` and Coinbase's `coinbase-advanced-py` (pinned in
+//! `scripts/sdk-requirements.txt`, installed into `.venv-sdk` by `scripts/test.sh`).
 //!
 //! gekko's client and this simulator were written by the same team, so agreeing with
 //! each other proves little on its own; the venue's SDK is an independent check of the
@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use gekko_sim::binanceus::{SimBinanceUs, SimConfig};
+use gekko_sim::coinbase::{SimApiKey, SimCoinbase, SimConfig as CbConfig};
 
 /// The venv's Python: `$GEKKO_SDK_PYTHON`, else `.venv-sdk/bin/python` at the workspace root.
 fn sdk_python() -> PathBuf {
@@ -53,5 +54,88 @@ async fn binance_connector_trades_against_the_simulator() {
         out.status
     );
     assert!(stdout.contains("all checks passed"), "{stdout}");
+    sim.shutdown().await;
+}
+
+/// A scratch directory for one test's files, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let dir = std::env::temp_dir().join(format!("{name}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Self(dir)
+    }
+
+    fn write(&self, file: &str, contents: &str) -> String {
+        let p = self.0.join(file);
+        std::fs::write(&p, contents).expect("scratch file");
+        p.to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coinbase_advanced_py_trades_against_the_simulator() {
+    let python = sdk_python();
+    assert!(
+        python.exists(),
+        "{} not found: run scripts/test.sh (it creates .venv-sdk with the pinned official \
+         SDKs), or set GEKKO_SDK_PYTHON to a Python with coinbase-advanced-py==1.8.4",
+        python.display()
+    );
+    // A fresh EC P-256 key: the simulator only ever learns its public half.
+    let key = rcgen::KeyPair::generate().expect("EC P-256 key");
+    let name = "organizations/sdk-check/apiKeys/sdk-check-key";
+    let sim = SimCoinbase::start(CbConfig {
+        api_keys: vec![SimApiKey {
+            name: name.into(),
+            public_key_pem: key.public_key_pem(),
+        }],
+        ..CbConfig::default()
+    })
+    .await
+    .expect("simulator starts");
+    let scratch = Scratch::new("gekko-coinbase-sdk");
+    let key_file = scratch.write("key.pem", &key.serialize_pem());
+    let cert_file = scratch.write("sim.crt", sim.cert_pem.as_deref().expect("TLS cert"));
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/sdk/coinbase_advanced_check.py"
+    );
+    let rest_host = sim.rest_url.trim_start_matches("https://").to_owned();
+    let ws_url = sim.ws_url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .args([script, &rest_host, &ws_url, name, &key_file, &cert_file])
+            .env_remove("REQUESTS_CA_BUNDLE")
+            .env_remove("SSL_CERT_FILE")
+            .output()
+            .expect("the SDK check runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "coinbase-advanced-py check failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    println!("{stdout}");
+    assert!(stdout.contains("all checks passed"), "{stdout}");
+    let stats = sim.stats();
+    assert!(
+        stats.orders_accepted >= 2 && stats.ws_connections >= 1,
+        "{stats:?}"
+    );
     sim.shutdown().await;
 }
