@@ -3,14 +3,17 @@
 //! A thin binary on purpose: all behaviour lives in `gekko_sim::coinbase`, so the
 //! process a system test (or the official SDK) talks to and the simulator that Rust tests
 //! embed are the same code. This file reads flags/env, loads the public keys and the TLS
-//! files, starts the simulator and waits for Ctrl-C or SIGTERM.
+//! files, starts the simulator and waits for Ctrl-C or SIGTERM. It serves three
+//! listeners, like the venue's three hosts: REST (`--rest-addr`), the market-data
+//! websocket (`--ws-addr`) and the user-order websocket (`--ws-user-addr`), all with the
+//! same certificate (`https`/`wss`), or all plain with `--plain-http`.
 //!
 //! Keys are registered as pairs: the n-th `--key-name` goes with the n-th `--public-key`
 //! (a PEM file holding an EC P-256 or Ed25519 public key). Without `--tls-cert` and
 //! `--tls-key` a self-signed certificate is generated and written to `--cert-out`.
 //!
 //! Exit codes: 0 after a clean shutdown, 64 for an invalid configuration (every problem
-//! printed), 1 when the listener cannot be bound.
+//! printed), 1 when a listener cannot be bound.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,13 +23,23 @@ use std::time::Duration;
 use clap::Parser;
 use gekko_sim::coinbase::{SimApiKey, SimCoinbase, SimConfig, TlsSource};
 
-/// Coinbase Advanced Trade simulator: REST over TLS, faults injectable under /sim/admin/.
+/// Coinbase Advanced Trade simulator: REST and the market-data and user websockets over
+/// TLS, faults injectable under /sim/admin/.
 #[derive(Debug, Parser)]
 #[command(name = "sim-coinbase", version, about)]
 struct Args {
     /// REST listener address.
     #[arg(long, env = "SIM_REST_ADDR", default_value = "127.0.0.1:9200")]
     rest_addr: SocketAddr,
+    /// Market-data websocket listener address (the venue's advanced-trade-ws host).
+    #[arg(long, env = "SIM_WS_ADDR", default_value = "127.0.0.1:9201")]
+    ws_addr: SocketAddr,
+    /// User-order websocket listener address (the venue's advanced-trade-ws-user host).
+    #[arg(long, env = "SIM_WS_USER_ADDR", default_value = "127.0.0.1:9202")]
+    ws_user_addr: SocketAddr,
+    /// Seconds a websocket may stay open without subscribing.
+    #[arg(long, env = "SIM_WS_SUBSCRIBE_TIMEOUT_S", default_value_t = 5)]
+    ws_subscribe_timeout_s: u64,
     /// Seed of the market generator (same seed, same market).
     #[arg(long, env = "SIM_SEED", default_value_t = 42)]
     seed: u64,
@@ -45,7 +58,7 @@ struct Args {
     /// Where to write the generated self-signed certificate's PEM.
     #[arg(long, env = "SIM_CERT_OUT")]
     cert_out: Option<PathBuf>,
-    /// Serve plain HTTP instead of TLS (debugging only).
+    /// Serve plain HTTP and ws instead of TLS (debugging only).
     #[arg(long)]
     plain_http: bool,
     /// Market generator tick in milliseconds.
@@ -96,6 +109,9 @@ fn config(args: Args) -> Result<SimConfig, Vec<String>> {
     }
     Ok(SimConfig {
         rest_addr: args.rest_addr,
+        ws_addr: args.ws_addr,
+        ws_user_addr: args.ws_user_addr,
+        ws_subscribe_timeout: Duration::from_secs(args.ws_subscribe_timeout_s),
         seed: args.seed,
         tls,
         plain_http: args.plain_http,
@@ -140,7 +156,12 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!(rest = %handle.rest_url, "sim-coinbase: ready");
+    tracing::info!(
+        rest = %handle.rest_url,
+        ws = %handle.ws_url,
+        ws_user = %handle.ws_user_url,
+        "sim-coinbase: ready"
+    );
     wait_for_signal().await;
     tracing::info!("sim-coinbase: shutting down");
     handle.shutdown().await;
