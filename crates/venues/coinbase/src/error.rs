@@ -234,10 +234,11 @@ impl From<CoinbaseError> for VenueError {
             },
             CoinbaseError::PreTrade { rule, message } => VenueError::Rejected {
                 code: format!("gekko:{rule}"),
-                reason: if rule.starts_with("trading") || rule == "status" {
-                    RejectReason::Other
-                } else {
-                    RejectReason::Filter
+                reason: match rule {
+                    "trading_disabled" | "status" | "cancel_only" | "limit_only" | "post_only" => {
+                        RejectReason::Other
+                    }
+                    _ => RejectReason::Filter,
                 },
                 message,
             },

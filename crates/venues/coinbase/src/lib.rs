@@ -12,6 +12,7 @@
 //! Protocol reference: `shared/reference/venues-and-services.md` §1 (Coinbase Advanced Trade
 //! API v3); the JWT test vectors of §1.2.1 are checked in `tests/auth.rs`.
 
+pub mod adapter;
 pub mod auth;
 pub mod common;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod http;
 pub mod websocket;
 
+pub use adapter::CoinbaseVenue;
 pub use auth::{CdpJwtSigner, CdpKey, CdpKeyError, CoinbaseRequestAuth, JwtAlgorithm, JwtError};
 pub use config::CoinbaseConfig;
 pub use error::CoinbaseError;

@@ -6,10 +6,12 @@
 pub mod consts;
 pub mod enums;
 pub mod order;
+pub mod rules;
 pub mod symbol;
 pub mod time;
 
 pub use enums::{CoinbaseOrderStatus, CoinbaseSide};
 pub use order::{order_update, order_update_from_slice};
+pub use rules::ProductRules;
 pub use symbol::{instrument, product_id};
 pub use time::parse_rfc3339_ms;

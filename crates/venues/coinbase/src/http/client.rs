@@ -204,18 +204,18 @@ pub struct OrderFilter {
 }
 
 impl OrderFilter {
-    fn append(&self, q: &mut form_urlencoded::Serializer<'_, String>) {
+    fn append(&self, q: &mut Query) {
         for p in &self.product_ids {
-            q.append_pair("product_ids", p);
+            q.push("product_ids", p);
         }
         for st in &self.order_status {
-            q.append_pair("order_status", st);
+            q.push("order_status", st);
         }
         for id in &self.order_ids {
-            q.append_pair("order_ids", id);
+            q.push("order_ids", id);
         }
         if let Some(side) = self.side {
-            q.append_pair("order_side", CoinbaseSide::from_core(side));
+            q.push("order_side", CoinbaseSide::from_core(side));
         }
     }
 }
@@ -526,9 +526,9 @@ impl CoinbaseHttpClient {
     /// # Errors
     /// See [`CoinbaseError`].
     pub async fn products(&self, product_ids: &[String]) -> Result<Vec<Product>, CoinbaseError> {
-        let mut q = query();
+        let mut q = Query::default();
         for p in product_ids {
-            q.append_pair("product_ids", p);
+            q.push("product_ids", p);
         }
         let body = self
             .get(&consts::PRODUCTS, consts::PRODUCTS.path, q.finish())
@@ -551,9 +551,9 @@ impl CoinbaseHttpClient {
     /// # Errors
     /// See [`CoinbaseError`].
     pub async fn best_bid_ask(&self, product_ids: &[String]) -> Result<BestBidAsk, CoinbaseError> {
-        let mut q = query();
+        let mut q = Query::default();
         for p in product_ids {
-            q.append_pair("product_ids", p);
+            q.push("product_ids", p);
         }
         let body = self
             .get(&consts::BEST_BID_ASK, consts::BEST_BID_ASK.path, q.finish())
@@ -570,10 +570,10 @@ impl CoinbaseHttpClient {
         product_id: &str,
         limit: u32,
     ) -> Result<ProductBook, CoinbaseError> {
-        let mut q = query();
-        q.append_pair("product_id", product_id);
+        let mut q = Query::default();
+        q.push("product_id", product_id);
         if limit > 0 {
-            q.append_pair("limit", &limit.to_string());
+            q.push("limit", &limit.to_string());
         }
         let body = self
             .get(&consts::PRODUCT_BOOK, consts::PRODUCT_BOOK.path, q.finish())
@@ -592,10 +592,10 @@ impl CoinbaseHttpClient {
         limit: u32,
         cursor: &str,
     ) -> Result<AccountsPage, CoinbaseError> {
-        let mut q = query();
-        q.append_pair("limit", &limit.to_string());
+        let mut q = Query::default();
+        q.push("limit", &limit.to_string());
         if !cursor.is_empty() {
-            q.append_pair("cursor", cursor);
+            q.push("cursor", cursor);
         }
         let body = self
             .get(&consts::ACCOUNTS, consts::ACCOUNTS.path, q.finish())
@@ -715,11 +715,11 @@ impl CoinbaseHttpClient {
         filter: &OrderFilter,
         cursor: &str,
     ) -> Result<OrdersPage, CoinbaseError> {
-        let mut q = query();
+        let mut q = Query::default();
         filter.append(&mut q);
-        q.append_pair("limit", &self.inner.page_size.to_string());
+        q.push("limit", &self.inner.page_size.to_string());
         if !cursor.is_empty() {
-            q.append_pair("cursor", cursor);
+            q.push("cursor", cursor);
         }
         let body = self
             .get(&consts::ORDERS_BATCH, consts::ORDERS_BATCH.path, q.finish())
@@ -764,16 +764,16 @@ impl CoinbaseHttpClient {
         let mut out = Vec::new();
         let mut cursor = String::new();
         for _ in 0..consts::MAX_PAGES {
-            let mut q = query();
+            let mut q = Query::default();
             for id in order_ids {
-                q.append_pair("order_ids", id);
+                q.push("order_ids", id);
             }
             for p in product_ids {
-                q.append_pair("product_ids", p);
+                q.push("product_ids", p);
             }
-            q.append_pair("limit", &self.inner.page_size.to_string());
+            q.push("limit", &self.inner.page_size.to_string());
             if !cursor.is_empty() {
-                q.append_pair("cursor", &cursor);
+                q.push("cursor", &cursor);
             }
             let body = self
                 .get(&consts::FILLS, consts::FILLS.path, q.finish())
@@ -864,8 +864,23 @@ impl CoinbaseHttpClient {
     }
 }
 
-fn query() -> form_urlencoded::Serializer<'static, String> {
-    form_urlencoded::Serializer::new(String::new())
+/// A query string under construction. Kept as pairs and encoded at the end, because
+/// `form_urlencoded::Serializer` is not `Send` and queries are built in async calls.
+#[derive(Debug, Default)]
+struct Query(Vec<(&'static str, String)>);
+
+impl Query {
+    fn push(&mut self, key: &'static str, value: &str) {
+        self.0.push((key, value.to_owned()));
+    }
+
+    fn finish(&self) -> String {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &self.0 {
+            s.append_pair(k, v);
+        }
+        s.finish()
+    }
 }
 
 /// Percent-encodes one path segment (a product or order id from the caller).
