@@ -21,7 +21,8 @@
 //!   stats, the admin HTTP API, listeners, tracked tasks and bounded shutdown).
 //! - one protocol module per venue, speaking its wire format over the engine:
 //!   [`binanceus`] (Binance.US spot REST API, market-data streams and the user-data
-//!   stream) and [`coinbase`] (Coinbase Advanced Trade REST API over TLS).
+//!   stream) and [`coinbase`] (Coinbase Advanced Trade REST API and its market-data and
+//!   user websockets, over TLS).
 //!
 //! The crate depends on no `gekko-*` crate on purpose: it is an independent oracle for
 //! the gateways, written from the venues' documentation rather than from gekko's types.

@@ -754,3 +754,24 @@ async fn malformed_messages_replace_market_data() {
     );
     v.sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn plain_http_makes_the_websockets_plain_too() {
+    let sim = SimCoinbase::start(SimConfig {
+        plain_http: true,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("sim starts");
+    assert!(sim.rest_url.starts_with("http://"), "{}", sim.rest_url);
+    for url in [&sim.ws_url, &sim.ws_user_url] {
+        assert!(url.starts_with("ws://"), "{url}");
+        let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .expect("plain ws connects");
+        let mut c = Client { ws, seen: 0 };
+        let ack = c.subscribe("heartbeats", &[], None).await;
+        assert_eq!(ack["sequence_num"], 0);
+    }
+    sim.shutdown().await;
+}
