@@ -23,7 +23,9 @@
 //!   (which resubscribes every channel and brings a snapshot of every book). A request for
 //!   a book that is already waiting for its snapshot, or whose gap a snapshot has already
 //!   answered, is satisfied without one, so a gap costs one reconnect, not two.
-//! * **Malformed frames** are counted (`gekko_venue_malformed_messages_total`) and
+//! * **Malformed frames** are skipped; one that may have been book data (it names
+//!   `l2_data`, or is not JSON at all) leaves the books unknowable, so it is reported as a
+//!   gap of every book and the stream reconnects. Malformed frames are counted (`gekko_venue_malformed_messages_total`) and
 //!   skipped; gaps (`gekko_venue_sequence_gaps_total`) and resubscribes
 //!   (`gekko_venue_resubscribes_total`) are counted too; reconnects and staleness are
 //!   counted by the supervisor.
@@ -314,6 +316,8 @@ struct BookState {
 pub(crate) struct MarketPump {
     books: HashMap<String, BookState>,
     connected: bool,
+    /// A reconnect was asked for on this connection.
+    reconnect_requested: bool,
     reconnect: Arc<Notify>,
 }
 
@@ -332,6 +336,7 @@ impl MarketPump {
                 })
                 .collect(),
             connected: false,
+            reconnect_requested: false,
             reconnect,
         }
     }
@@ -359,10 +364,59 @@ impl MarketPump {
         if std::mem::take(&mut book.gap_answered) {
             return;
         }
-        metrics::counter!(METRIC_RESUBSCRIBES, "venue" => VENUE, "stream" => "market").increment(1);
         tracing::info!(%instrument, "resubscribing the Coinbase market stream for a fresh book");
-        self.reconnect.notify_one();
+        self.request_reconnect();
         self.forget_books(false);
+    }
+
+    /// Asks the socket task to reconnect (and so resubscribe), once per connection: the
+    /// frames still queued from this connection must not each ask again.
+    fn request_reconnect(&mut self) {
+        if std::mem::replace(&mut self.reconnect_requested, true) {
+            return;
+        }
+        metrics::counter!(METRIC_RESUBSCRIBES, "venue" => VENUE, "stream" => "market").increment(1);
+        self.reconnect.notify_one();
+    }
+
+    /// A `BookGap` for every book (in instrument order), which then waits for its next
+    /// snapshot.
+    fn gap_events(&mut self, detail: &str) -> Vec<MarketEvent> {
+        let mut books: Vec<_> = self.books.values().collect();
+        books.sort_by_key(|b| b.instrument.pair());
+        let out = books
+            .into_iter()
+            .map(|b| MarketEvent::BookGap {
+                instrument: b.instrument.clone(),
+                detail: detail.to_owned(),
+            })
+            .collect();
+        self.forget_books(true);
+        out
+    }
+
+    /// A frame that did not parse. If it may have been book data (it names `l2_data`, or
+    /// no channel can be read from it at all), a book may now miss an update or wait for a
+    /// snapshot that will never come: report a gap for every book and reconnect. Anything
+    /// else (a broken ticker) is just skipped.
+    fn on_malformed(&mut self, text: &str, e: &ParseError) -> Vec<MarketEvent> {
+        count_malformed("market", e);
+        #[derive(serde::Deserialize)]
+        struct Probe<'a> {
+            #[serde(borrow)]
+            channel: Option<std::borrow::Cow<'a, str>>,
+        }
+        let channel = serde_json::from_str::<Probe<'_>>(text)
+            .ok()
+            .and_then(|p| p.channel);
+        let maybe_book = channel.as_deref().is_none_or(|c| c == "l2_data");
+        if !self.connected || !maybe_book || self.reconnect_requested {
+            return Vec::new();
+        }
+        let detail = format!("malformed frame, possibly book data: {}", e.reason);
+        let out = self.gap_events(&detail);
+        self.request_reconnect();
+        out
     }
 
     /// Marks every book as waiting for its snapshot; `gap` also arms `gap_answered`.
@@ -377,6 +431,7 @@ impl MarketPump {
         match ev {
             WsEvent::Connected => {
                 self.connected = true;
+                self.reconnect_requested = false;
                 for b in self.books.values_mut() {
                     b.sequence = None;
                 }
@@ -388,13 +443,7 @@ impl MarketPump {
                 if reason.starts_with("sequence gap") {
                     metrics::counter!(METRIC_GAPS, "venue" => VENUE, "stream" => "market")
                         .increment(1);
-                    let mut books: Vec<_> = self.books.values().collect();
-                    books.sort_by_key(|b| b.instrument.pair());
-                    out.extend(books.into_iter().map(|b| MarketEvent::BookGap {
-                        instrument: b.instrument.clone(),
-                        detail: reason.clone(),
-                    }));
-                    self.forget_books(true);
+                    out = self.gap_events(&reason);
                 } else {
                     self.forget_books(false);
                 }
@@ -411,10 +460,7 @@ impl MarketPump {
             WsEvent::Heartbeat => vec![MarketEvent::Heartbeat],
             WsEvent::Text(text) => match parse(&text) {
                 Ok(msg) => self.on_message(msg),
-                Err(e) => {
-                    count_malformed("market", &e);
-                    Vec::new()
-                }
+                Err(e) => self.on_malformed(&text, &e),
             },
         }
     }
@@ -752,6 +798,34 @@ mod tests {
     }
 
     #[test]
+    fn a_malformed_frame_that_may_be_book_data_rebuilds_the_books_once() {
+        let (mut p, notify) = pump();
+        p.on_input(MarketInput::Ws(WsEvent::Connected));
+        text(&mut p, "ws_l2_snapshot.json");
+        // A broken ticker is only skipped.
+        let bad_ticker = r#"{"channel":"ticker","sequence_num":5,"events":[{"type":"update","tickers":[{"product_id":"BTC-USD","best_bid":"x"}]}]}"#;
+        assert!(
+            p.on_input(MarketInput::Ws(WsEvent::Text(bad_ticker.into())))
+                .is_empty()
+        );
+        assert!(futures_util::FutureExt::now_or_never(notify.notified()).is_none());
+        // Garbage could have been an l2 update: every book is reported, one reconnect.
+        let ev = p.on_input(MarketInput::Ws(WsEvent::Text("{garbage".into())));
+        assert!(
+            matches!(&ev[..], [MarketEvent::BookGap { detail, .. }] if detail.contains("malformed")),
+            "{ev:?}"
+        );
+        assert!(
+            p.on_input(MarketInput::Ws(WsEvent::Text("not json".into())))
+                .is_empty()
+        );
+        assert!(futures_util::FutureExt::now_or_never(notify.notified()).is_some());
+        assert!(futures_util::FutureExt::now_or_never(notify.notified()).is_none());
+        // Updates before the new snapshot are dropped.
+        assert!(text(&mut p, "ws_l2_update.json").is_empty());
+    }
+
+    #[test]
     fn user_orders_become_order_updates_and_fills() {
         let mut p = UserPump::default();
         let snap = fixture("ws_user_snapshot.json");
@@ -843,6 +917,41 @@ mod tests {
             h.on_text(r#"{"sequence_num":2}"#),
             gekko_net::FrameVerdict::Reconnect(_)
         ));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
+
+        /// The pumps' mapping (past the parser) on fixtures with bytes cut out and
+        /// extreme sequence numbers: never a panic.
+        #[test]
+        fn the_pumps_never_panic(
+            idx in 0usize..6,
+            cut in proptest::prelude::any::<usize>(),
+            len in 0usize..8,
+            seq in proptest::prelude::any::<u64>(),
+        ) {
+            let names = ["ws_l2_snapshot.json", "ws_l2_update.json", "ws_ticker.json",
+                "ws_market_trades.json", "ws_user_order.json", "ws_user_snapshot.json"];
+            let mut bytes = fixture(names[idx])
+                .replace("\"sequence_num\":", &format!("\"sequence_num\":{seq},\"x\":"))
+                .into_bytes();
+            let at = cut % bytes.len();
+            bytes.drain(at..(at + len).min(bytes.len()));
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let (mut p, _) = pump();
+            p.on_input(MarketInput::Ws(WsEvent::Connected));
+            text_of(&mut p, &fixture("ws_l2_snapshot.json"));
+            text_of(&mut p, &text);
+            text_of(&mut p, &text);
+            let mut u = UserPump::default();
+            u.on_event(WsEvent::Text(text.clone()));
+            u.on_event(WsEvent::Text(text));
+        }
+    }
+
+    fn text_of(p: &mut MarketPump, text: &str) -> Vec<MarketEvent> {
+        p.on_input(MarketInput::Ws(WsEvent::Text(text.to_owned())))
     }
 
     #[test]
