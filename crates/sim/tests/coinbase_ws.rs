@@ -775,3 +775,53 @@ async fn plain_http_makes_the_websockets_plain_too() {
     }
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn ticker_batch_omits_the_touch_and_status_lists_the_products() {
+    let v = Venue::start(|c| c.ws_ticker_batch_interval = Duration::from_millis(300)).await;
+    let mut c = v.market().await;
+    c.subscribe("ticker_batch", &["BTC-USD", "ETH-USD"], None)
+        .await;
+    let snap = c.next_on("ticker_batch").await;
+    assert_eq!(snap["events"][0]["type"], "snapshot", "{snap}");
+    let started = Instant::now();
+    let up = c.next_on("ticker_batch").await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let ev = &up["events"][0];
+    assert_eq!(ev["type"], "update", "{up}");
+    let tickers = ev["tickers"].as_array().expect("tickers");
+    let ids: Vec<&str> = tickers
+        .iter()
+        .filter_map(|t| t["product_id"].as_str())
+        .collect();
+    assert_eq!(ids, ["BTC-USD", "ETH-USD"]);
+    for t in tickers {
+        d(&t["price"]);
+        assert!(
+            t.get("best_bid").is_none() && t.get("best_ask").is_none(),
+            "{t}"
+        );
+    }
+    c.subscribe("status", &["ETH-USD"], None).await;
+    let s = c.next_on("status").await;
+    let ev = &s["events"][0];
+    assert_eq!(ev["type"], "snapshot", "{s}");
+    let p = &ev["products"][0];
+    assert_eq!(
+        (
+            p["id"].as_str(),
+            p["status"].as_str(),
+            p["quote_increment"].as_str()
+        ),
+        (Some("ETH-USD"), Some("online"), Some("0.01"))
+    );
+    assert_eq!(ev["products"].as_array().map(Vec::len), Some(1));
+    // candles is not simulated: an error, and the connection stays usable.
+    c.send(&sub("candles", &["BTC-USD"], None)).await;
+    let mut e = c.next().await;
+    while e.get("type").is_none() {
+        e = c.next().await;
+    }
+    assert_eq!(e["type"], "error", "{e}");
+    v.sim.shutdown().await;
+}

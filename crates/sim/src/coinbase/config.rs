@@ -89,6 +89,8 @@ pub struct SimConfig {
     pub ws_subscribe_timeout: Duration,
     /// Period of the `heartbeats` channel (reference 1.6: 1 s).
     pub ws_heartbeat_interval: Duration,
+    /// Period of the `ticker_batch` channel (reference 1.6: 5 s).
+    pub ws_ticker_batch_interval: Duration,
 }
 
 impl Default for SimConfig {
@@ -142,6 +144,7 @@ impl Default for SimConfig {
             max_page_size: 250,
             ws_subscribe_timeout: Duration::from_secs(5),
             ws_heartbeat_interval: Duration::from_secs(1),
+            ws_ticker_batch_interval: Duration::from_secs(5),
         }
     }
 }
@@ -206,9 +209,13 @@ impl SimConfig {
         if self.tick_interval.is_zero() {
             problems.push("tick interval must be positive".to_owned());
         }
-        if self.ws_subscribe_timeout.is_zero() || self.ws_heartbeat_interval.is_zero() {
+        if self.ws_subscribe_timeout.is_zero()
+            || self.ws_heartbeat_interval.is_zero()
+            || self.ws_ticker_batch_interval.is_zero()
+        {
             problems.push(
-                "websocket subscribe timeout and heartbeat period must be positive".to_owned(),
+                "websocket subscribe timeout, heartbeat and ticker_batch periods must be positive"
+                    .to_owned(),
             );
         }
         if let TlsSource::Files { cert, key } = &self.tls

@@ -35,8 +35,8 @@
 //! (`POST /sim/admin/clock`) moves the venue clock: a skew past 120 s makes every client
 //! JWT expired (or not yet valid), which is how an expired-JWT rejection is produced.
 //!
-//! Not here: the optional `ticker_batch`, `status`, `candles` and the futures channels
-//! (a subscribe to them is answered with an error message).
+//! Also served: `ticker_batch` and `status`. Not here: `candles` and the futures
+//! channels (a subscribe to them is answered with an error message).
 
 mod admin;
 mod auth;

@@ -137,6 +137,8 @@ pub(crate) struct Shared {
     pub(crate) ws_subscribe_timeout: Duration,
     /// Period of the `heartbeats` channel.
     pub(crate) ws_heartbeat_interval: Duration,
+    /// Period of the `ticker_batch` channel.
+    pub(crate) ws_ticker_batch_interval: Duration,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -171,6 +173,7 @@ impl Shared {
             events,
             ws_subscribe_timeout: cfg.ws_subscribe_timeout,
             ws_heartbeat_interval: cfg.ws_heartbeat_interval,
+            ws_ticker_batch_interval: cfg.ws_ticker_batch_interval,
         })
     }
 

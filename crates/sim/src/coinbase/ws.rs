@@ -1,8 +1,10 @@
 //! The websocket hosts (reference 1.6): market data and user order data.
 //!
 //! Two listeners, like the venue's two hosts, serve the same protocol: the market host
-//! (`advanced-trade-ws`) serves `heartbeats`, `ticker`, `level2` (sent as channel
-//! `l2_data`), `market_trades` and `user`; the user host (`advanced-trade-ws-user`)
+//! (`advanced-trade-ws`) serves `heartbeats`, `ticker`, `ticker_batch` (the tickers
+//! without best bid/ask, every [`SimConfig::ws_ticker_batch_interval`]), `level2` (sent
+//! as channel `l2_data`), `market_trades`, `status` (a snapshot of the products, which
+//! never change state here) and `user`; the user host (`advanced-trade-ws-user`)
 //! serves `user` and `heartbeats` and answers any other channel with an error. Any path
 //! is accepted (the official SDK connects to the bare host).
 //!
@@ -12,8 +14,8 @@
 //! - one channel per `subscribe`/`unsubscribe` message; both are answered with a
 //!   `subscriptions` message listing what the connection is subscribed to now, then a
 //!   subscribe gets its snapshot(s): `l2_data` `snapshot` (whole book, per product),
-//!   `ticker` `snapshot`, `market_trades` `snapshot` (recent trades, newest first),
-//!   `user` `snapshot` (the account's open orders). Subscribing again to a product
+//!   `ticker`/`ticker_batch` `snapshot`, `market_trades` `snapshot` (recent trades,
+//!   newest first), `status` `snapshot`, `user` `snapshot` (the account's open orders). Subscribing again to a product
 //!   already subscribed sends a fresh snapshot: that is how a client resyncs after a gap;
 //! - a `jwt` in a message is verified like a REST JWT but must carry no `uri`; a bad one
 //!   is answered `{"type":"error","message":...}` and the subscription is refused, and
@@ -38,6 +40,7 @@
 //! turn, each using the sequence number of the message it replaces.
 //!
 //! [`SimConfig::ws_subscribe_timeout`]: super::SimConfig::ws_subscribe_timeout
+//! [`SimConfig::ws_ticker_batch_interval`]: super::SimConfig::ws_ticker_batch_interval
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -54,7 +57,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::encode::{CbEvent, Payload, l2_level, trade_json};
-use super::rest::rfc3339;
+use super::rest::{dec, rfc3339};
 use super::state::Shared;
 use super::tls::HANDSHAKE_TIMEOUT;
 use crate::harness::{Lifecycle, bump};
@@ -78,8 +81,10 @@ pub(crate) enum WsHost {
 enum Channel {
     Heartbeats,
     Ticker,
+    TickerBatch,
     Level2,
     MarketTrades,
+    Status,
     User,
 }
 
@@ -88,7 +93,9 @@ impl Channel {
         Some(match name {
             "heartbeats" => Self::Heartbeats,
             "ticker" => Self::Ticker,
+            "ticker_batch" => Self::TickerBatch,
             "level2" => Self::Level2,
+            "status" => Self::Status,
             "market_trades" => Self::MarketTrades,
             "user" => Self::User,
             _ => return None,
@@ -100,7 +107,9 @@ impl Channel {
         match self {
             Self::Heartbeats => "heartbeats",
             Self::Ticker => "ticker",
+            Self::TickerBatch => "ticker_batch",
             Self::Level2 => "level2",
+            Self::Status => "status",
             Self::MarketTrades => "market_trades",
             Self::User => "user",
         }
@@ -108,7 +117,10 @@ impl Channel {
 
     /// Market-data channels are about named products.
     fn needs_products(self) -> bool {
-        matches!(self, Self::Ticker | Self::Level2 | Self::MarketTrades)
+        matches!(
+            self,
+            Self::Ticker | Self::TickerBatch | Self::Level2 | Self::MarketTrades
+        )
     }
 
     fn served_on(self, host: WsHost) -> bool {
@@ -203,8 +215,12 @@ impl Conn {
                 "sequence_num": seq, "events": {"type": "update"}})
             .to_string();
             if self.malformed_sent % 2 == 1 {
-                // Truncated JSON.
-                bad[..bad.len() / 2].to_owned()
+                // Truncated JSON (cut on a character boundary).
+                let mut cut = bad.len() / 2;
+                while !bad.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                bad[..cut].to_owned()
             } else {
                 bad
             }
@@ -253,6 +269,20 @@ impl Conn {
         let events =
             json!([{"current_time": current_time, "heartbeat_counter": self.heartbeat_counter}]);
         self.send(ws, "heartbeats", events, false).await
+    }
+
+    /// One `ticker_batch` update of every product subscribed to it.
+    async fn ticker_batch<S>(&mut self, ws: &mut WebSocketStream<S>) -> Result<(), Closed>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let Some(products) = self.subs.get(&Channel::TickerBatch) else {
+            return Ok(());
+        };
+        let products: Vec<String> = products.keys().cloned().collect();
+        let tickers = batch_tickers(&self.app, &products);
+        let events = json!([{"type": "update", "tickers": tickers}]);
+        self.send(ws, "ticker_batch", events, true).await
     }
 
     async fn on_event<S>(&mut self, ws: &mut WebSocketStream<S>, ev: &CbEvent) -> Result<(), Closed>
@@ -458,6 +488,27 @@ impl Conn {
                     .collect();
                 out.push(("ticker", json!([{"type": "snapshot", "tickers": tickers}])));
             }
+            Channel::TickerBatch => {
+                drop(v);
+                let tickers = batch_tickers(&self.app, &req.products);
+                out.push((
+                    "ticker_batch",
+                    json!([{"type": "snapshot", "tickers": tickers}]),
+                ));
+                return (since, out);
+            }
+            Channel::Status => {
+                let products: Vec<Value> = v
+                    .products()
+                    .iter()
+                    .filter(|p| req.products.is_empty() || req.products.contains(&p.symbol))
+                    .map(status_product)
+                    .collect();
+                out.push((
+                    "status",
+                    json!([{"type": "snapshot", "products": products}]),
+                ));
+            }
             Channel::MarketTrades => {
                 let mut trades = Vec::new();
                 for p in &req.products {
@@ -483,6 +534,39 @@ impl Conn {
         }
         (since, out)
     }
+}
+
+/// The tickers of `products` without the best bid/ask fields (reference 1.6:
+/// `ticker_batch` carries none), built under one venue lock.
+fn batch_tickers(app: &Shared, products: &[String]) -> Vec<Value> {
+    let v = app.venue();
+    products
+        .iter()
+        .filter_map(|p| {
+            let (bid, ask) = v.top(v.product_idx(p)?);
+            let mut t = v.sink().ticker(p, bid, ask);
+            if let Some(m) = t.as_object_mut() {
+                m.retain(|k, _| !k.starts_with("best_"));
+            }
+            Some(t)
+        })
+        .collect()
+}
+
+/// A `status` channel product.
+fn status_product(p: &crate::engine::SimSymbol) -> Value {
+    json!({
+        "product_type": "SPOT",
+        "id": p.symbol,
+        "base_currency": p.base,
+        "quote_currency": p.quote,
+        "base_increment": dec(p.step_size),
+        "quote_increment": dec(p.tick_size),
+        "display_name": format!("{}/{}", p.base, p.quote),
+        "status": "online",
+        "status_message": "",
+        "min_market_funds": dec(p.min_notional),
+    })
 }
 
 /// A checked subscribe or unsubscribe.
@@ -517,6 +601,9 @@ async fn connection<S>(
     let period = app.ws_heartbeat_interval;
     let mut heartbeat = interval_at(started + period, period);
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let batch_period = app.ws_ticker_batch_interval;
+    let mut batch = interval_at(started + batch_period, batch_period);
+    batch.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut conn = Conn {
         app: Arc::clone(&app),
         host,
@@ -539,6 +626,7 @@ async fn connection<S>(
                 Err(Closed)
             }
             _ = heartbeat.tick() => conn.heartbeat(&mut ws).await,
+            _ = batch.tick() => conn.ticker_batch(&mut ws).await,
             ev = events.recv() => match ev {
                 Ok(ev) => conn.on_event(&mut ws, &ev).await,
                 Err(broadcast::error::RecvError::Lagged(n)) => {
