@@ -114,11 +114,12 @@ impl CoinbaseConfig {
         check_url("rest_base", &self.rest_base, "https", "http", &mut p);
         check_url("ws_market_url", &self.ws_market_url, "wss", "ws", &mut p);
         check_url("ws_user_url", &self.ws_user_url, "wss", "ws", &mut p);
+        // Parsed the way the websocket's TLS config parses them (rustls accepts each as a
+        // trust anchor), so a PEM that reqwest would take but no handshake could use is
+        // caught here.
         for (i, pem) in self.extra_roots_pem.iter().enumerate() {
-            match reqwest::Certificate::from_pem_bundle(pem.as_bytes()) {
-                Ok(certs) if !certs.is_empty() => {}
-                Ok(_) => p.push(format!("extra_roots_pem[{i}]: holds no certificate")),
-                Err(e) => p.push(format!("extra_roots_pem[{i}]: not a PEM certificate: {e}")),
+            if let Err(e) = gekko_net::tls::client_config(std::slice::from_ref(pem)) {
+                p.push(format!("extra_roots_pem[{i}]: {e}"));
             }
         }
         for (name, v) in [

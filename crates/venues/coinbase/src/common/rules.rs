@@ -295,7 +295,8 @@ mod tests {
         market.order_type = OrderType::Market;
         market.price = None;
         assert_eq!(rule_of(&r, &market), None);
-        let flags: [(&str, fn(&mut ProductRules)); 5] = [
+        type Set = fn(&mut ProductRules);
+        let flags: [(&str, Set); 5] = [
             ("trading_disabled", |r| r.trading_disabled = true),
             ("status", |r| r.status = "delisted".into()),
             ("cancel_only", |r| r.cancel_only = true),
