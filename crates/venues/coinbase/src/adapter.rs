@@ -26,7 +26,7 @@
 //! [`VenueAdapter::query_order`], which finds the order by the listing above. Resending
 //! would also be safe *if* Coinbase returns the original order for a repeated
 //! `client_order_id`: the simulator does, but the reference marks that behaviour
-//! unconfirmed ([U] in 1.3), and a double order is the one failure that costs real money,
+//! unconfirmed (marked \[U\] in 1.3), and a double order is the one failure that costs real money,
 //! so gekko does not build on it; the contract says an ambiguous order is never
 //! resubmitted. The venue behaviour remains a second line of defence: if a repeated id
 //! does reach the venue, no second order is created.

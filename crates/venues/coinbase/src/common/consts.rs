@@ -23,7 +23,7 @@ pub const HEADER_RATELIMIT_LIMIT: &str = "x-ratelimit-limit";
 /// Requests left in the current window.
 pub const HEADER_RATELIMIT_REMAINING: &str = "x-ratelimit-remaining";
 /// When the window resets. The reference leaves open whether this is an epoch second or
-/// seconds-until (1.5 [U]); the client accepts both (a value above 10^9 is an epoch).
+/// seconds-until (1.5, marked \[U\]); the client accepts both (a value above 10^9 is an epoch).
 pub const HEADER_RATELIMIT_RESET: &str = "x-ratelimit-reset";
 
 /// Documented private request rate per key (reference 1.5).
