@@ -642,3 +642,119 @@ async fn a_bad_config_names_every_problem() {
     }
     cb.sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn remaining_zero_pauses_until_the_reset_so_no_429_is_ever_met() {
+    // The venue allows 5 private requests a second; the client believes 30. The
+    // x-ratelimit-remaining header, not the local budget, must keep it inside the limit.
+    let cb = Cb::start(|c| c.private_rate_per_s = 5).await;
+    let http = cb.client(|c| c.retry.max_attempts = 1);
+    let started = Instant::now();
+    for _ in 0..12 {
+        http.accounts_page(1, "")
+            .await
+            .expect("every request admitted");
+    }
+    let s = cb.sim.stats();
+    assert_eq!(
+        s.http_429, 0,
+        "the client paused on remaining 0 instead of meeting a 429: {s:?}"
+    );
+    // 12 requests at 5 a (venue) second span at least two window boundaries.
+    assert!(
+        started.elapsed() >= Duration::from_millis(1000),
+        "{:?}",
+        started.elapsed()
+    );
+    cb.sim.shutdown().await;
+}
+
+/// Stops the mock server when dropped, so no task outlives its test.
+struct Server(tokio::task::JoinHandle<std::io::Result<()>>);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A plain-HTTP mock on loopback (the config allows `http://` there) answering every
+/// request with `status` and `body`, counting requests.
+async fn mock(
+    status: u16,
+    body: &'static str,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicU32>, Server) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let hits = std::sync::Arc::new(AtomicU32::new(0));
+    let counter = std::sync::Arc::clone(&hits);
+    let app = axum::Router::new().fallback(move || {
+        let counter = std::sync::Arc::clone(&counter);
+        async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            (
+                axum::http::StatusCode::from_u16(status).expect("status"),
+                [("content-type", "application/json")],
+                body,
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = Server(tokio::spawn(
+        async move { axum::serve(listener, app).await },
+    ));
+    (format!("http://{addr}"), hits, server)
+}
+
+#[tokio::test]
+async fn missing_scopes_are_auth_and_never_retried_while_5xx_reads_are() {
+    use std::sync::atomic::Ordering;
+    let cb = Cb::start(|_| {}).await;
+    let (url, hits, _server) = mock(
+        403,
+        r#"{"error":"PERMISSION_DENIED","message":"Missing required scopes","error_details":"Missing required scopes"}"#,
+    )
+    .await;
+    let venue = cb.venue(|c| {
+        c.rest_base = url;
+        c.extra_roots_pem.clear();
+    });
+    match venue.verify_credentials().await {
+        Err(VenueError::Auth(msg)) => assert!(msg.contains("Missing required scopes"), "{msg}"),
+        other => panic!("403: {other:?}"),
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "a 403 is not retried");
+
+    let (url, hits, _server) = mock(502, "<html>bad gateway</html>").await;
+    let http = cb.client(|c| {
+        c.rest_base = url;
+        c.extra_roots_pem.clear();
+        c.retry.max_attempts = 3;
+    });
+    match http.accounts_page(1, "").await {
+        Err(CoinbaseError::Net(NetError::Status {
+            status: 502, body, ..
+        })) => {
+            assert!(body.contains("bad gateway"), "the payload is kept: {body}");
+        }
+        other => panic!("502: {other:?}"),
+    }
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        3,
+        "a GET is retried up to the policy"
+    );
+    let before = hits.load(Ordering::SeqCst);
+    match http.create_order(&resting("gk-502", dec!(50000))).await {
+        Err(e) => assert!(e.outcome_unknown(), "a 5xx on submit is ambiguous: {e}"),
+        Ok(ok) => panic!("a 502 accepted an order: {ok:?}"),
+    }
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        before + 1,
+        "a submit is sent once"
+    );
+    cb.sim.shutdown().await;
+}
