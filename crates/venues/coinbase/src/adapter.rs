@@ -68,6 +68,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::common::consts;
 use crate::common::{ProductRules, order_update, parse_rfc3339_ms, product_id};
 use crate::config::CoinbaseConfig;
 use crate::error::CoinbaseError;
@@ -236,15 +237,28 @@ impl CoinbaseVenue {
                 Err(e) => return Err(e),
             }
         }
+        // Page by page, stopping at the match: the venue lists newest first, so an order
+        // just placed is on the first page.
         let filter = OrderFilter {
             product_ids: vec![product_id(instrument)],
             ..OrderFilter::default()
         };
-        let orders = self.http.list_orders(&filter).await?;
-        let found = orders
-            .iter()
-            .find(|o| o.get("client_order_id").and_then(Value::as_str) == Some(coid.as_str()));
-        found.map(|o| self.seen(o)).transpose()
+        let mut cursor = String::new();
+        for _ in 0..consts::MAX_PAGES {
+            let page = self.http.orders_page(&filter, &cursor).await?;
+            let found = page
+                .orders
+                .iter()
+                .find(|o| o.get("client_order_id").and_then(Value::as_str) == Some(coid.as_str()));
+            if let Some(o) = found {
+                return self.seen(o).map(Some);
+            }
+            if !page.has_next || page.cursor.is_empty() || page.cursor == cursor {
+                return Ok(None);
+            }
+            cursor = page.cursor;
+        }
+        Err(CoinbaseError::malformed("orders: too many pages", &cursor))
     }
 
     /// The state of an order just accepted: fetched (its fills may already have

@@ -36,8 +36,8 @@ pub struct CoinbaseConfig {
     /// Timeout of one REST request (default 5 s). An order submit that times out is
     /// ambiguous, never "failed".
     pub request_timeout: Duration,
-    /// A market channel silent for this long is resubscribed (default 30 s; the venue
-    /// sends heartbeats every second when subscribed).
+    /// A stream silent for this long (heartbeats included) is reconnected and
+    /// resubscribed (default 10 s; the venue sends heartbeats every second).
     pub stale_after: Duration,
     /// Consecutive failures that open a family's circuit (default 5).
     pub breaker_threshold: u32,
@@ -73,7 +73,7 @@ impl CoinbaseConfig {
             private_rate_per_s: consts::DEFAULT_PRIVATE_RATE_PER_S,
             public_rate_per_s: consts::DEFAULT_PUBLIC_RATE_PER_S,
             request_timeout: Duration::from_secs(5),
-            stale_after: Duration::from_secs(30),
+            stale_after: Duration::from_secs(10),
             breaker_threshold: 5,
             breaker_cooldown: Duration::from_secs(15),
             retry: RetryPolicy::default(),

@@ -168,6 +168,26 @@ async fn accounts_and_orders_follow_the_cursor_over_every_page() {
         .await
         .expect("open orders over pages");
     assert_eq!(open.len(), 3);
+    // An order this adapter never placed is found by client order id on a later page.
+    let fresh = cb.venue(|c| c.page_size = 1);
+    let id = gekko_core::ClientOrderId::parse("gk-page-2").expect("id");
+    let q = fresh
+        .query_order(&btc(), &id)
+        .await
+        .expect("query")
+        .expect("found on the third page");
+    assert_eq!(q.price, Some(dec!(42000)));
+    let stats = cb.sim.stats().rest_requests;
+    fresh
+        .query_order(&btc(), &id)
+        .await
+        .unwrap()
+        .expect("again");
+    assert_eq!(
+        cb.sim.stats().rest_requests,
+        stats + 1,
+        "then by its remembered order id"
+    );
     cb.sim.shutdown().await;
 }
 
