@@ -14,8 +14,8 @@
 //!
 //! **Finding an order by client order id.** The contract queries and cancels by gekko's
 //! client order id; Coinbase addresses orders by its own `order_id`, and neither the
-//! reference (1.3) nor the simulator offers a `client_order_id` filter on
-//! `orders/historical/batch`. So the adapter remembers the `order_id` of every order it
+//! reference (1.3), the official SDK (`coinbase-advanced-py` 1.8.4 `get_order`,
+//! `list_orders`) nor the simulator offers a `client_order_id` filter. So the adapter remembers the `order_id` of every order it
 //! placed or saw (bounded, oldest forgotten first) and asks `GET orders/historical/{id}`;
 //! an id it does not know (another process placed it, the answer was lost, a restart) is
 //! looked up by listing the product's orders and matching `client_order_id`.
