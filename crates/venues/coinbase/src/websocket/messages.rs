@@ -2,12 +2,14 @@
 //!
 //! Every server frame is one envelope (`channel`, `client_id`, `timestamp`,
 //! `sequence_num`, `events`), except the error reply `{"type":"error","message":..}`.
-//! Parsing is two passes over the same bytes: the envelope is read with `events` kept as
-//! a borrowed [`RawValue`], then `events` is parsed into the typed events of the channel
-//! the envelope named. Both passes borrow from the frame (`Cow<str>`: a plain string is a
-//! slice of the input, only one with escapes is copied), and decimals go straight from the
-//! borrowed string into [`Decimal`], so a `ticker` frame costs no allocation beyond its
-//! event vectors. Fields gekko does not use are skipped without being materialised.
+//! Coinbase writes `channel` before `events`, so parsing is one pass: the envelope's
+//! visitor reads the channel, then parses `events` straight into that channel's typed
+//! events. A frame with `events` first still parses, in two passes (`events` kept as a
+//! borrowed [`RawValue`] until the channel is known). Strings borrow from the frame
+//! (`Cow<str>`: a plain string is a slice of the input, only one with escapes is
+//! copied), and decimals go straight from the borrowed string into [`Decimal`], so a
+//! `ticker` frame costs no allocation beyond its event vectors. Fields gekko does not use
+//! are skipped without being materialised.
 //!
 //! [`parse`] never panics: malformed or unexpected input becomes a [`ParseError`] that
 //! names the problem and keeps the (truncated) payload; a well-formed message on a channel
@@ -18,8 +20,10 @@
 //! before the full parse (see [`super::stream`]).
 
 use std::borrow::Cow;
+use std::fmt;
 
 use rust_decimal::Decimal;
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
@@ -340,39 +344,159 @@ pub struct UserOrderMsg<'a> {
     pub creation_time: Cow<'a, str>,
 }
 
-/// The envelope, with `events` left unparsed until the channel is known.
+/// A string borrowed from the frame when it has no escapes, copied when it has.
+///
+/// (`Cow<str>`'s own `Deserialize` always copies; only a direct `#[serde(borrow)]` field
+/// borrows, and an `Option` of one does not.)
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(s)))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(s)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// The envelope keys; anything else is skipped.
 #[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow, default)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum Field {
+    Channel,
+    ClientId,
+    Timestamp,
+    SequenceNum,
+    Events,
+    Type,
+    Message,
+    #[serde(other)]
+    Other,
+}
+
+/// `events`, typed by the channel named before it, or kept raw when it came first.
+enum Events<'a> {
+    L2(Vec<L2Event<'a>>),
+    Ticker(Vec<TickerEvent<'a>>),
+    Trades(Vec<TradesEvent<'a>>),
+    Heartbeats(Vec<HeartbeatEvent<'a>>),
+    Subscriptions(Vec<SubscriptionsEvent<'a>>),
+    User(Vec<UserOrdersEvent<'a>>),
+    /// `events` came before `channel`: parsed in a second pass.
+    Raw(&'a RawValue),
+    /// A channel gekko does not consume.
+    Ignored,
+}
+
+/// One frame, read in a single pass when (as Coinbase writes it) `channel` precedes
+/// `events`: the events are parsed straight into the channel's types.
+#[derive(Default)]
+struct Frame<'a> {
     channel: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     client_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     timestamp: Option<Cow<'a, str>>,
-    #[serde(default)]
     sequence_num: Option<u64>,
-    #[serde(borrow, default)]
-    events: Option<&'a RawValue>,
-    #[serde(borrow, default, rename = "type")]
+    events: Option<Events<'a>>,
     kind: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     message: Option<Cow<'a, str>>,
+}
+
+impl<'de> Deserialize<'de> for Frame<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Frame<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a Coinbase websocket message object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut f = Frame::default();
+                let text = |v: Option<Text<'de>>| v.map(|t| t.0);
+                while let Some(key) = map.next_key::<Field>()? {
+                    match key {
+                        Field::Channel => f.channel = text(map.next_value()?),
+                        Field::ClientId => f.client_id = text(map.next_value()?),
+                        Field::Timestamp => f.timestamp = text(map.next_value()?),
+                        Field::SequenceNum => f.sequence_num = map.next_value()?,
+                        Field::Type => f.kind = text(map.next_value()?),
+                        Field::Message => f.message = text(map.next_value()?),
+                        Field::Events => f.events = Some(events(&mut map, f.channel.as_deref())?),
+                        Field::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(f)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// Reads the `events` value for `channel` (raw when the channel is not known yet).
+fn events<'de, A: MapAccess<'de>>(
+    map: &mut A,
+    channel: Option<&str>,
+) -> Result<Events<'de>, A::Error> {
+    let Some(channel) = channel else {
+        return Ok(Events::Raw(map.next_value()?));
+    };
+    let ctx = |e: A::Error| de::Error::custom(format_args!("{channel} events: {e}"));
+    Ok(match channel {
+        "l2_data" => Events::L2(map.next_value().map_err(ctx)?),
+        "ticker" => Events::Ticker(map.next_value().map_err(ctx)?),
+        "market_trades" => Events::Trades(map.next_value().map_err(ctx)?),
+        "heartbeats" => Events::Heartbeats(map.next_value().map_err(ctx)?),
+        "subscriptions" => Events::Subscriptions(map.next_value().map_err(ctx)?),
+        "user" => Events::User(map.next_value().map_err(ctx)?),
+        _ => {
+            map.next_value::<IgnoredAny>()?;
+            Events::Ignored
+        }
+    })
+}
+
+/// The second pass, for a frame whose `events` preceded its `channel`.
+fn raw_events<'a>(channel: &str, raw: &'a RawValue) -> Result<Events<'a>, String> {
+    let json = raw.get();
+    let ctx = |e: serde_json::Error| format!("{channel} events: {e}");
+    Ok(match channel {
+        "l2_data" => Events::L2(serde_json::from_str(json).map_err(ctx)?),
+        "ticker" => Events::Ticker(serde_json::from_str(json).map_err(ctx)?),
+        "market_trades" => Events::Trades(serde_json::from_str(json).map_err(ctx)?),
+        "heartbeats" => Events::Heartbeats(serde_json::from_str(json).map_err(ctx)?),
+        "subscriptions" => Events::Subscriptions(serde_json::from_str(json).map_err(ctx)?),
+        "user" => Events::User(serde_json::from_str(json).map_err(ctx)?),
+        _ => Events::Ignored,
+    })
 }
 
 /// Parses one text frame.
 ///
 /// # Errors
 /// [`ParseError`] when the frame is not a JSON object, has neither a `channel` nor
-/// `"type":"error"`, or when the `events` of a channel gekko consumes do not have the
-/// documented shape (a missing field, a decimal that does not parse, an unknown side or
-/// event type).
+/// `"type":"error"`, or when the `events` of a channel gekko consumes are missing or do
+/// not have the documented shape (a missing field, a decimal that does not parse, an
+/// unknown side or event type).
 pub fn parse(text: &str) -> Result<CoinbaseWsMessage<'_>, ParseError> {
-    let env: Envelope<'_> =
-        serde_json::from_str(text).map_err(|e| ParseError::new(format!("envelope: {e}"), text))?;
-    let Some(channel) = env.channel else {
-        if env.kind.as_deref() == Some("error") {
+    let frame: Frame<'_> = serde_json::from_str(text).map_err(|e| ParseError::new(e, text))?;
+    let Some(channel) = frame.channel else {
+        if frame.kind.as_deref() == Some("error") {
             return Ok(CoinbaseWsMessage::Error {
-                message: env.message.unwrap_or_default(),
+                message: frame.message.unwrap_or_default(),
             });
         }
         return Err(ParseError::new(
@@ -380,32 +504,38 @@ pub fn parse(text: &str) -> Result<CoinbaseWsMessage<'_>, ParseError> {
             text,
         ));
     };
+    let events = match frame.events {
+        Some(Events::Raw(raw)) => {
+            raw_events(&channel, raw).map_err(|e| ParseError::new(e, text))?
+        }
+        Some(e) => e,
+        None if matches!(
+            channel.as_ref(),
+            "l2_data" | "ticker" | "market_trades" | "heartbeats" | "subscriptions" | "user"
+        ) =>
+        {
+            return Err(ParseError::new(
+                format!("{channel} message without events"),
+                text,
+            ));
+        }
+        None => Events::Ignored,
+    };
     let header = Header {
         channel,
-        client_id: env.client_id.unwrap_or_default(),
-        timestamp: env.timestamp.unwrap_or_default(),
-        sequence_num: env.sequence_num,
+        client_id: frame.client_id.unwrap_or_default(),
+        timestamp: frame.timestamp.unwrap_or_default(),
+        sequence_num: frame.sequence_num,
     };
-    let events = env.events;
-    macro_rules! events {
-        ($variant:ident) => {{
-            let raw = events.ok_or_else(|| {
-                ParseError::new(format!("{} message without events", header.channel), text)
-            })?;
-            let events = serde_json::from_str(raw.get())
-                .map_err(|e| ParseError::new(format!("{} events: {e}", header.channel), text))?;
-            Ok(CoinbaseWsMessage::$variant { header, events })
-        }};
-    }
-    match header.channel.as_ref() {
-        "l2_data" => events!(L2Data),
-        "ticker" => events!(Ticker),
-        "market_trades" => events!(MarketTrades),
-        "heartbeats" => events!(Heartbeats),
-        "subscriptions" => events!(Subscriptions),
-        "user" => events!(User),
-        _ => Ok(CoinbaseWsMessage::Other { header }),
-    }
+    Ok(match events {
+        Events::L2(events) => CoinbaseWsMessage::L2Data { header, events },
+        Events::Ticker(events) => CoinbaseWsMessage::Ticker { header, events },
+        Events::Trades(events) => CoinbaseWsMessage::MarketTrades { header, events },
+        Events::Heartbeats(events) => CoinbaseWsMessage::Heartbeats { header, events },
+        Events::Subscriptions(events) => CoinbaseWsMessage::Subscriptions { header, events },
+        Events::User(events) => CoinbaseWsMessage::User { header, events },
+        Events::Raw(_) | Events::Ignored => CoinbaseWsMessage::Other { header },
+    })
 }
 
 /// The envelope's `sequence_num`, found by a scan rather than a parse (the guard runs on
@@ -497,6 +627,30 @@ mod tests {
             let e = parse(bad).unwrap_err();
             assert!(!e.reason.is_empty(), "{bad}");
         }
+    }
+
+    #[test]
+    fn events_before_the_channel_parse_the_same() {
+        let first = r#"{"channel":"ticker","sequence_num":4,"events":[{"type":"update","tickers":[{"product_id":"BTC-USD","best_bid":"1","best_ask":"2"}]}],"timestamp":"2026-01-01T00:00:00Z"}"#;
+        let late = r#"{"events":[{"type":"update","tickers":[{"product_id":"BTC-USD","best_bid":"1","best_ask":"2"}]}],"timestamp":"2026-01-01T00:00:00Z","sequence_num":4,"channel":"ticker"}"#;
+        assert_eq!(parse(first).unwrap(), parse(late).unwrap());
+        assert!(
+            matches!(parse(first).unwrap(), CoinbaseWsMessage::Ticker { ref events, .. } if events.len() == 1)
+        );
+        let bad_late = late.replace(r#""best_bid":"1""#, r#""best_bid":"one""#);
+        assert!(
+            parse(&bad_late)
+                .unwrap_err()
+                .reason
+                .contains("ticker events")
+        );
+        let bad_first = first.replace(r#""best_bid":"1""#, r#""best_bid":"one""#);
+        assert!(
+            parse(&bad_first)
+                .unwrap_err()
+                .reason
+                .contains("ticker events")
+        );
     }
 
     #[test]
