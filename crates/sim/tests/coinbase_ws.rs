@@ -826,3 +826,92 @@ async fn ticker_batch_omits_the_touch_and_status_lists_the_products() {
     assert_eq!(e["type"], "error", "{e}");
     v.sim.shutdown().await;
 }
+
+/// The next message, which must be on `channel`.
+async fn strictly(c: &mut Client, channel: &str) -> Value {
+    let m = c.next().await;
+    assert_eq!(m["channel"], channel, "expected {channel}, got {m}");
+    m
+}
+
+#[tokio::test]
+async fn a_snapshot_already_holds_the_changes_made_before_it() {
+    let v = Venue::start(|_| {}).await;
+    v.sim.set_market_paused(true);
+    let quiet = || Instant::now() + Duration::from_millis(500);
+    let id = v.limit("snap-1", "BUY", "58000.00", "0.25").await;
+    // Each connection exists (and hears every change) before it subscribes, and each
+    // change runs synchronously right before the subscribe is written, so the
+    // connection often still has the change's events queued when it builds the
+    // snapshot: the race the snapshot numbering exists for. The snapshot must hold the
+    // change, and no update may repeat it. Messages are read strictly in order.
+    let mut c = v.market().await;
+    v.sim.tick_market();
+    v.sim.tick_market();
+    c.send(&sub("level2", &["BTC-USD"], None)).await;
+    strictly(&mut c, "subscriptions").await;
+    let l2 = strictly(&mut c, "l2_data").await;
+    let mut book = Book::default();
+    book.apply(&l2["events"][0]["updates"]);
+    assert_eq!(book, Book::of(&v.sim, "BTC-USD"));
+    assert_eq!(c.next_text(quiet()).await, Err(()), "a repeated l2 update");
+
+    let mut c = v.market().await;
+    v.sim.tick_market();
+    v.sim.tick_market();
+    c.send(&sub("ticker", &["BTC-USD"], None)).await;
+    strictly(&mut c, "subscriptions").await;
+    let t = strictly(&mut c, "ticker").await;
+    assert_eq!(t["events"][0]["type"], "snapshot");
+    assert_eq!(c.next_text(quiet()).await, Err(()), "a repeated ticker");
+
+    let mut c = v.market().await;
+    v.sim
+        .trade_through("BTC-USD", Decimal::new(58_000, 0), Decimal::new(1, 1));
+    c.send(&sub("user", &["BTC-USD"], Some(ws_jwt(&v.ec, EC_NAME))))
+        .await;
+    strictly(&mut c, "subscriptions").await;
+    let user = strictly(&mut c, "user").await;
+    let o = &user["events"][0]["orders"][0];
+    assert_eq!(o["order_id"], id.as_str(), "{user}");
+    assert_eq!(d(&o["cumulative_quantity"]), Decimal::new(1, 1), "{user}");
+    assert_eq!(
+        c.next_text(quiet()).await,
+        Err(()),
+        "a repeated order update"
+    );
+    v.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_stay_exact_while_the_market_races_them() {
+    // A market tick every millisecond on another thread, so changes keep landing while
+    // each connection reads its subscribe and builds its snapshot.
+    let v = Venue::start(|c| c.tick_interval = Duration::from_millis(1)).await;
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        let mut c = v.market().await;
+        c.subscribe("level2", &["BTC-USD"], None).await;
+        let snap = strictly(&mut c, "l2_data").await;
+        let mut book = Book::default();
+        book.apply(&snap["events"][0]["updates"]);
+        clients.push((c, book));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    v.sim.set_market_paused(true);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let venue = Book::of(&v.sim, "BTC-USD");
+    for (i, (c, book)) in clients.iter_mut().enumerate() {
+        // Everything up to the pause is queued: apply until the connection goes quiet.
+        while let Ok(Some(text)) = c
+            .next_text(Instant::now() + Duration::from_millis(150))
+            .await
+        {
+            let m: Value = serde_json::from_str(&text).expect("json");
+            assert_eq!(m["channel"], "l2_data", "{m}");
+            book.apply(&m["events"][0]["updates"]);
+        }
+        assert!(*book == venue, "client {i}'s book differs from the venue's");
+    }
+    v.sim.shutdown().await;
+}

@@ -285,44 +285,56 @@ impl Conn {
         self.send(ws, "ticker_batch", events, true).await
     }
 
+    /// Whether `ev` goes out on this connection: it is about a subscription (and, for
+    /// orders, this connection's account) and came after that subscription's snapshot.
+    fn wanted(&self, ev: &CbEvent) -> bool {
+        let since = match &ev.payload {
+            Payload::L2 { product, .. } => self.since(Channel::Level2, product),
+            Payload::Ticker { product, .. } => self.since(Channel::Ticker, product),
+            Payload::Trade { product, .. } => self.since(Channel::MarketTrades, product),
+            Payload::Order {
+                account, product, ..
+            } => {
+                if self.account.as_deref() != Some(account.as_str()) {
+                    return false;
+                }
+                self.since(Channel::User, product)
+            }
+        };
+        since.is_some_and(|s| ev.seq > s)
+    }
+
     async fn on_event<S>(&mut self, ws: &mut WebSocketStream<S>, ev: &CbEvent) -> Result<(), Closed>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let fresh = |since: Option<u64>| since.is_some_and(|s| ev.seq > s);
+        if !self.wanted(ev) {
+            return Ok(());
+        }
         match &ev.payload {
             Payload::L2 {
                 product,
                 updates,
                 gap,
-            } if fresh(self.since(Channel::Level2, product)) => {
+            } => {
                 if *gap {
                     self.next_seq += GAP_SKIP;
                 }
                 let events = json!([{"type": "update", "product_id": product, "updates": updates}]);
                 self.send(ws, "l2_data", events, true).await
             }
-            Payload::Ticker { product, ticker } if fresh(self.since(Channel::Ticker, product)) => {
+            Payload::Ticker { ticker, .. } => {
                 let events = json!([{"type": "update", "tickers": [ticker]}]);
                 self.send(ws, "ticker", events, true).await
             }
-            Payload::Trade { product, trade }
-                if fresh(self.since(Channel::MarketTrades, product)) =>
-            {
+            Payload::Trade { trade, .. } => {
                 let events = json!([{"type": "update", "trades": [trade]}]);
                 self.send(ws, "market_trades", events, true).await
             }
-            Payload::Order {
-                account,
-                product,
-                order,
-            } if self.account.as_deref() == Some(account.as_str())
-                && fresh(self.since(Channel::User, product)) =>
-            {
+            Payload::Order { order, .. } => {
                 let events = json!([{"type": "update", "orders": [order]}]);
                 self.send(ws, "user", events, false).await
             }
-            _ => Ok(()),
         }
     }
 
@@ -650,4 +662,96 @@ async fn connection<S>(
         }
     }
     // Dropping `ws` ends the connection (without a close frame unless one was sent).
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_util::sync::CancellationToken;
+
+    fn conn() -> Conn {
+        let cfg = super::super::SimConfig::default();
+        let app = Arc::new(Shared::new(&cfg, CancellationToken::new()).expect("state"));
+        Conn {
+            app,
+            host: WsHost::Market,
+            next_seq: 0,
+            subscribed: false,
+            subs: BTreeMap::new(),
+            account: None,
+            heartbeat_counter: 0,
+            malformed_sent: 0,
+            started: Instant::now(),
+        }
+    }
+
+    fn l2(seq: u64, product: &str) -> CbEvent {
+        CbEvent {
+            seq,
+            payload: Payload::L2 {
+                product: product.into(),
+                updates: json!([]),
+                gap: false,
+            },
+        }
+    }
+
+    fn order(seq: u64, account: &str) -> CbEvent {
+        CbEvent {
+            seq,
+            payload: Payload::Order {
+                account: account.into(),
+                product: "BTC-USD".into(),
+                order: json!({}),
+            },
+        }
+    }
+
+    #[test]
+    fn events_a_snapshot_already_holds_are_skipped() {
+        let mut c = conn();
+        assert!(!c.wanted(&l2(1, "BTC-USD")), "not subscribed");
+        // A level2 snapshot of BTC-USD taken when the stream was at event 10.
+        c.subs
+            .entry(Channel::Level2)
+            .or_default()
+            .insert("BTC-USD".into(), 10);
+        assert!(!c.wanted(&l2(9, "BTC-USD")));
+        assert!(!c.wanted(&l2(10, "BTC-USD")), "already in the snapshot");
+        assert!(c.wanted(&l2(11, "BTC-USD")));
+        assert!(!c.wanted(&l2(11, "ETH-USD")), "another product");
+        // `user` without products covers every product, only for its own account.
+        c.subs
+            .entry(Channel::User)
+            .or_default()
+            .insert(String::new(), 20);
+        c.account = Some("k1".into());
+        assert!(!c.wanted(&order(20, "k1")));
+        assert!(c.wanted(&order(21, "k1")));
+        assert!(!c.wanted(&order(21, "k2")), "another account's order");
+    }
+
+    #[test]
+    fn channels_and_hosts() {
+        for name in [
+            "heartbeats",
+            "ticker",
+            "ticker_batch",
+            "level2",
+            "market_trades",
+            "status",
+            "user",
+        ] {
+            let ch = Channel::parse(name).expect(name);
+            assert_eq!(ch.name(), name);
+            assert!(ch.served_on(WsHost::Market));
+            assert_eq!(
+                ch.served_on(WsHost::User),
+                matches!(name, "user" | "heartbeats"),
+                "{name}"
+            );
+        }
+        assert!(Channel::parse("candles").is_none());
+        assert!(Channel::parse("l2_data").is_none(), "subscribe as level2");
+    }
 }
