@@ -113,9 +113,18 @@ async fn coinbase_advanced_py_trades_against_the_simulator() {
     );
     let rest_host = sim.rest_url.trim_start_matches("https://").to_owned();
     let ws_url = sim.ws_url.clone();
+    let ws_user_url = sim.ws_user_url.clone();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(python)
-            .args([script, &rest_host, &ws_url, name, &key_file, &cert_file])
+            .args([
+                script,
+                &rest_host,
+                &ws_url,
+                &ws_user_url,
+                name,
+                &key_file,
+                &cert_file,
+            ])
             .env_remove("REQUESTS_CA_BUNDLE")
             .env_remove("SSL_CERT_FILE")
             .output()

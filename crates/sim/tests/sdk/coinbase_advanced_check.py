@@ -4,9 +4,10 @@ The simulator is an oracle for gekko's own Coinbase client only if the venue's o
 written independently of gekko, accepts it too: its JWTs (REST with `uri`, websocket
 without), its URLs, its request bodies and its response parsing.
 
-Usage: coinbase_advanced_check.py REST_HOST WS_URL KEY_NAME KEY_PEM_FILE CERT_FILE
+Usage: coinbase_advanced_check.py REST_HOST WS_URL WS_USER_URL KEY_NAME KEY_PEM_FILE CERT_FILE
   REST_HOST     e.g. 127.0.0.1:9200 (the SDK always builds https://REST_HOST)
-  WS_URL        e.g. wss://127.0.0.1:9201
+  WS_URL        e.g. wss://127.0.0.1:9201 (market data)
+  WS_USER_URL   e.g. wss://127.0.0.1:9202 (user orders)
   KEY_PEM_FILE  the API key's private key (EC P-256 PEM)
   CERT_FILE     the simulator's TLS certificate, the only one trusted
 Prints "all checks passed" at the end; exits non-zero with the failing step otherwise.
@@ -20,8 +21,9 @@ import time
 from decimal import Decimal
 
 from coinbase.rest import RESTClient
-from coinbase.websocket import WSClient
+from coinbase.websocket import WSClient, WSUserClient
 from coinbase.websocket import websocket_base
+from coinbase.websocket.types.websocket_response import WebsocketResponse
 
 
 def rest_checks(rest_host, key_name, key_pem, cert):
@@ -156,7 +158,6 @@ def ws_checks(ws_url, key_name, key_pem, cert):
     channels = {m.get("channel") for m in msgs}
     assert {"subscriptions", "ticker", "l2_data", "heartbeats"} <= channels, channels
     # Parse every message with the SDK's own response types.
-    from coinbase.websocket.types.websocket_response import WebsocketResponse
     parsed = [WebsocketResponse(json.loads(json.dumps(m))) for m in msgs]
     seqs = [p.sequence_num for p in parsed]
     assert seqs == list(range(len(seqs))), seqs
@@ -175,12 +176,79 @@ def ws_checks(ws_url, key_name, key_pem, cert):
     print(f"ws: {len(msgs)} messages, sequence 0..{seqs[-1]}, ticker, level2, heartbeats")
 
 
+def user_checks(rest_host, ws_user_url, key_name, key_pem, cert):
+    """The user host with the SDK's WSUserClient: a resting order is in the snapshot,
+    and cancelling it arrives as an update, both parsed by the SDK's types."""
+    trust_only(cert)
+    rest = RESTClient(api_key=key_name, api_secret=key_pem, base_url=rest_host)
+    rest.session.verify = cert
+    rest.session.trust_env = False
+    book = rest.get_best_bid_ask(product_ids=["BTC-USD"]).to_dict()["pricebooks"][0]
+    price = (Decimal(book["bids"][0]["price"]) * Decimal("0.8")).quantize(Decimal("0.01"))
+    placed = rest.limit_order_gtc_buy(
+        client_order_id="sdk-cb-user-1",
+        product_id="BTC-USD",
+        base_size="0.002",
+        limit_price=str(price),
+    ).to_dict()
+    order_id = placed["success_response"]["order_id"]
+
+    messages = []
+    lock = threading.Lock()
+
+    def on_message(raw):
+        with lock:
+            messages.append(json.loads(raw))
+
+    def user_orders():
+        """(event type, order) of every `user` message so far, parsed by the SDK."""
+        with lock:
+            msgs = [json.loads(json.dumps(m)) for m in messages if m.get("channel") == "user"]
+        out = []
+        for m in msgs:
+            event = WebsocketResponse(m).events[0]
+            out.extend((event.type, o) for o in event.orders or [])
+        return out
+
+    ws = WSUserClient(
+        api_key=key_name,
+        api_secret=key_pem,
+        base_url=ws_user_url,
+        on_message=on_message,
+        retry=False,
+        timeout=10,
+    )
+    ws.open()
+    ws.subscribe(product_ids=["BTC-USD"], channels=["user", "heartbeats"])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not any(t == "snapshot" for t, _ in user_orders()):
+        ws.sleep_with_exception_check(0.1)
+    snap = [o for t, o in user_orders() if t == "snapshot"]
+    assert any(o.order_id == order_id and o.status == "OPEN" for o in snap), snap
+    rest.cancel_orders(order_ids=[order_id])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        updates = [o for t, o in user_orders() if t == "update" and o.order_id == order_id]
+        if any(o.status == "CANCELLED" for o in updates):
+            break
+        ws.sleep_with_exception_check(0.1)
+    ws.close()
+    with lock:
+        errors = [m for m in messages if m.get("type") == "error"]
+    assert not errors, errors
+    updates = [o for t, o in user_orders() if t == "update" and o.order_id == order_id]
+    assert any(o.status == "CANCELLED" for o in updates), updates
+    Decimal(updates[-1].leaves_quantity), Decimal(updates[-1].limit_price)
+    print("ws user: snapshot with the open order, its cancel as an update")
+
+
 def main() -> None:
-    rest_host, ws_url, key_name, key_file, cert = sys.argv[1:6]
+    rest_host, ws_url, ws_user_url, key_name, key_file, cert = sys.argv[1:7]
     with open(key_file, encoding="utf-8") as f:
         key_pem = f.read()
     rest_checks(rest_host, key_name, key_pem, cert)
     ws_checks(ws_url, key_name, key_pem, cert)
+    user_checks(rest_host, ws_user_url, key_name, key_pem, cert)
     print("all checks passed")
 
 
