@@ -650,7 +650,15 @@ async fn dropped_websockets_close_abruptly_and_reconnect() {
     let mut b = v.connect(&v.sim.ws_user_url).await;
     b.subscribe("heartbeats", &[], None).await;
     assert_eq!(v.sim.stats().ws_open, 2);
-    v.sim.inject(Fault::DropWebSockets);
+    // Through the admin API, as a simulator in another process is driven.
+    let r = v
+        .http
+        .post(format!("{}/sim/admin/fault", v.sim.rest_url))
+        .json(&json!({"kind": "drop_websockets"}))
+        .send()
+        .await
+        .expect("admin request");
+    assert!(r.status().is_success(), "{}", r.status());
     assert!(a.closes_within(WAIT).await);
     assert!(b.closes_within(WAIT).await);
     let mut again = v.market().await;
