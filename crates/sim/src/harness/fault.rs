@@ -55,9 +55,10 @@ pub enum Fault {
     /// Every websocket connection is closed now, abruptly (no close frame).
     DropWebSockets,
     /// The next book diff of `symbol` skips sequence numbers (on Binance, `U` > previous
-    /// `u` + 1).
+    /// `u` + 1; on Coinbase, the product's next `l2_data` message jumps `sequence_num`
+    /// on every connection that receives it).
     DepthGap {
-        /// Instrument name, e.g. `BTCUSD`.
+        /// Instrument name, e.g. `BTCUSD` (Coinbase: `BTC-USD`).
         symbol: String,
     },
     /// Websockets stay open but nothing (no data, no pings) is sent for `duration`.
