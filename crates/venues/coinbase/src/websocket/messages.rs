@@ -562,18 +562,17 @@ pub fn sequence_num(text: &str) -> Option<u64> {
 
 /// A decimal from a JSON string (borrowed when it can be).
 fn decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
-    let s = Cow::<'de, str>::deserialize(d)?;
-    parse_decimal(&s).map_err(serde::de::Error::custom)
+    // `Text`, not `Cow<str>`: `Cow`'s own impl would allocate a `String` per number.
+    let Text(s) = Text::deserialize(d)?;
+    parse_decimal(&s).map_err(de::Error::custom)
 }
 
 /// An optional decimal: absent, `null` and `""` are `None`.
 fn opt_decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
-    match Option::<Cow<'de, str>>::deserialize(d)? {
+    match Option::<Text<'de>>::deserialize(d)? {
         None => Ok(None),
-        Some(s) if s.is_empty() => Ok(None),
-        Some(s) => parse_decimal(&s)
-            .map(Some)
-            .map_err(serde::de::Error::custom),
+        Some(Text(s)) if s.is_empty() => Ok(None),
+        Some(Text(s)) => parse_decimal(&s).map(Some).map_err(de::Error::custom),
     }
 }
 
