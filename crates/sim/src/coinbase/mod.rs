@@ -123,7 +123,14 @@ impl SimCoinbase {
             move || paused.harness.market.paused(),
             move || ticked.tick_market(),
         );
-        tracing::info!(%rest_addr, %ws_addr, %ws_user_addr, seed = cfg.seed, tls = cert_pem.is_some(), "sim-coinbase: started");
+        tracing::info!(
+            %rest_addr,
+            %ws_addr,
+            %ws_user_addr,
+            seed = cfg.seed,
+            tls = cert_pem.is_some(),
+            "sim-coinbase: started"
+        );
         Ok(SimHandle {
             rest_url,
             rest_addr,

@@ -15,8 +15,9 @@
 //!   `subscriptions` message listing what the connection is subscribed to now, then a
 //!   subscribe gets its snapshot(s): `l2_data` `snapshot` (whole book, per product),
 //!   `ticker`/`ticker_batch` `snapshot`, `market_trades` `snapshot` (recent trades,
-//!   newest first), `status` `snapshot`, `user` `snapshot` (the account's open orders). Subscribing again to a product
-//!   already subscribed sends a fresh snapshot: that is how a client resyncs after a gap;
+//!   newest first), `status` `snapshot`, `user` `snapshot` (the account's open
+//!   orders). Subscribing again to a product already subscribed sends a fresh
+//!   snapshot: that is how a client resyncs after a gap;
 //! - a `jwt` in a message is verified like a REST JWT but must carry no `uri`; a bad one
 //!   is answered `{"type":"error","message":...}` and the subscription is refused, and
 //!   `user` requires a valid one (its account is the key's);
@@ -35,9 +36,10 @@
 //! suppressed message still uses its sequence number, so a client sees the loss as a
 //! gap when the stream comes back; `DepthGap` makes the product's next `l2_data` update
 //! skip [`GAP_SKIP`] sequence numbers on every connection that gets it; `MalformedNext`
-//! replaces the next market-data messages (`l2_data`, `ticker`, `market_trades`) sent on
-//! any connection by truncated JSON and by an envelope whose `events` is not a list, in
-//! turn, each using the sequence number of the message it replaces.
+//! replaces the next market-data updates (`l2_data`, `ticker`, `ticker_batch`,
+//! `market_trades`; never acknowledgements or snapshots) sent on any connection by
+//! truncated JSON and by an envelope whose `events` is not a list, in turn, each using
+//! the sequence number of the message it replaces.
 //!
 //! [`SimConfig::ws_subscribe_timeout`]: super::SimConfig::ws_subscribe_timeout
 //! [`SimConfig::ws_ticker_batch_interval`]: super::SimConfig::ws_ticker_batch_interval
