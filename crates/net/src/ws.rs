@@ -572,6 +572,80 @@ mod tests {
         srv.task.abort();
     }
 
+    /// A `wss://` server with a self-signed certificate: refused with the webpki roots
+    /// alone, accepted once the certificate is an extra root.
+    #[tokio::test]
+    async fn wss_trusts_extra_roots_and_only_them() {
+        use rustls_pki_types::pem::PemObject as _;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+        let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+        let cert_pem = generated.cert.pem();
+        let chain = vec![CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap()];
+        let key = PrivateKeyDer::from_pem_slice(generated.signing_key.serialize_pem().as_bytes())
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let server = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(sock).await else {
+                        return;
+                    };
+                    let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else {
+                        return;
+                    };
+                    let _ = ws.send(Message::text("over tls")).await;
+                    while ws.next().await.is_some() {}
+                });
+            }
+        });
+        let url = format!("wss://{addr}/");
+        let run = |tls: Option<Arc<rustls::ClientConfig>>| {
+            let mut cfg = config();
+            cfg.stale_after = Duration::from_secs(30);
+            cfg.tls = tls;
+            let url = url.clone();
+            let cancel = CancellationToken::new();
+            let (rx, handle) = spawn_ws(
+                cfg,
+                move || {
+                    let url = url.clone();
+                    async move { Ok(url) }
+                },
+                vec![],
+                cancel.clone(),
+            );
+            (rx, handle, cancel)
+        };
+        // Webpki roots only: the handshake fails, and keeps failing.
+        let (mut rx, handle, cancel) = run(Some(crate::tls::client_config(&[]).unwrap()));
+        assert!(
+            matches!(next(&mut rx).await, WsEvent::Disconnected { reason } if reason.contains("connect failed")),
+        );
+        cancel.cancel();
+        handle.await.unwrap();
+        // The certificate as an extra root: connected, data flows.
+        let (mut rx, handle, cancel) = run(Some(crate::tls::client_config(&[cert_pem]).unwrap()));
+        assert_eq!(next(&mut rx).await, WsEvent::Connected);
+        assert_eq!(next(&mut rx).await, WsEvent::Text("over tls".into()));
+        cancel.cancel();
+        handle.await.unwrap();
+        server.abort();
+    }
+
     #[tokio::test]
     async fn a_sequence_gap_forces_a_reconnect() {
         let srv = server(Behaviour::Gap).await;
