@@ -954,6 +954,114 @@ mod tests {
         p.on_input(MarketInput::Ws(WsEvent::Text(text.to_owned())))
     }
 
+    /// Counts counter increments by name (a test-only [`metrics::Recorder`]).
+    #[derive(Debug, Default)]
+    struct Counts(std::sync::Mutex<HashMap<String, Arc<std::sync::atomic::AtomicU64>>>);
+
+    impl Counts {
+        fn get(&self, name: &str) -> u64 {
+            self.0
+                .lock()
+                .unwrap()
+                .get(name)
+                .map_or(0, |c| c.load(std::sync::atomic::Ordering::SeqCst))
+        }
+    }
+
+    impl metrics::Recorder for Counts {
+        fn describe_counter(
+            &self,
+            _: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            _: metrics::SharedString,
+        ) {
+        }
+        fn describe_gauge(
+            &self,
+            _: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            _: metrics::SharedString,
+        ) {
+        }
+        fn describe_histogram(
+            &self,
+            _: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            _: metrics::SharedString,
+        ) {
+        }
+        fn register_counter(
+            &self,
+            key: &metrics::Key,
+            _: &metrics::Metadata<'_>,
+        ) -> metrics::Counter {
+            let c = self
+                .0
+                .lock()
+                .unwrap()
+                .entry(key.name().to_owned())
+                .or_default()
+                .clone();
+            metrics::Counter::from_arc(c)
+        }
+        fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+            metrics::Gauge::noop()
+        }
+        fn register_histogram(
+            &self,
+            _: &metrics::Key,
+            _: &metrics::Metadata<'_>,
+        ) -> metrics::Histogram {
+            metrics::Histogram::noop()
+        }
+    }
+
+    #[test]
+    fn malformed_frames_gaps_and_resubscribes_are_counted() {
+        let counts = Counts::default();
+        metrics::with_local_recorder(&counts, || {
+            let (mut p, _) = pump();
+            p.on_input(MarketInput::Ws(WsEvent::Connected));
+            text(&mut p, "ws_l2_snapshot.json");
+            text_of(&mut p, r#"{"channel":"ticker","events":[{"type":"x"}]}"#);
+            assert_eq!(
+                (
+                    counts.get(METRIC_MALFORMED),
+                    counts.get(METRIC_RESUBSCRIBES)
+                ),
+                (1, 0)
+            );
+            text_of(&mut p, "{garbage");
+            assert_eq!(
+                (
+                    counts.get(METRIC_MALFORMED),
+                    counts.get(METRIC_RESUBSCRIBES)
+                ),
+                (2, 1)
+            );
+            p.on_input(MarketInput::Ws(WsEvent::Disconnected {
+                reason: "sequence gap: 3 -> 9".into(),
+            }));
+            assert_eq!(counts.get(METRIC_GAPS), 1);
+            p.on_input(MarketInput::Ws(WsEvent::Connected));
+            text(&mut p, "ws_l2_snapshot.json");
+            // The resync for that gap is answered by the snapshot; a later one resubscribes.
+            p.on_input(MarketInput::Resync(btc()));
+            assert_eq!(counts.get(METRIC_RESUBSCRIBES), 1);
+            p.on_input(MarketInput::Resync(btc()));
+            assert_eq!(counts.get(METRIC_RESUBSCRIBES), 2);
+            let mut u = UserPump::default();
+            u.on_event(WsEvent::Text("nope".into()));
+            u.on_event(WsEvent::Disconnected {
+                reason: "sequence gap: 1 -> 3".into(),
+            });
+            assert_eq!(
+                (counts.get(METRIC_MALFORMED), counts.get(METRIC_GAPS)),
+                (3, 2)
+            );
+        });
+    }
+
     #[test]
     fn config_validation_names_every_problem() {
         assert!(CoinbaseWsConfig::default().validate().is_ok());
