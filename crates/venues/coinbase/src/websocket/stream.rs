@@ -23,12 +23,19 @@
 //!   (which resubscribes every channel and brings a snapshot of every book). A request for
 //!   a book that is already waiting for its snapshot, or whose gap a snapshot has already
 //!   answered, is satisfied without one, so a gap costs one reconnect, not two.
-//! * **Malformed frames** are skipped; one that may have been book data (it names
-//!   `l2_data`, or is not JSON at all) leaves the books unknowable, so it is reported as a
-//!   gap of every book and the stream reconnects. Malformed frames are counted (`gekko_venue_malformed_messages_total`) and
-//!   skipped; gaps (`gekko_venue_sequence_gaps_total`) and resubscribes
+//! * **Malformed frames** are counted (`gekko_venue_malformed_messages_total`) and
+//!   skipped; one that may have been book data (it names `l2_data`, or is not JSON at
+//!   all) leaves the books unknowable, so it is reported as a gap of every book and the
+//!   stream reconnects. Gaps (`gekko_venue_sequence_gaps_total`) and resubscribes
 //!   (`gekko_venue_resubscribes_total`) are counted too; reconnects and staleness are
 //!   counted by the supervisor.
+//! * **Trades**: `market_trades` `side` is read as the aggressor's side (the reference
+//!   does not say whose side it is); the `snapshot` event of recent trades is not
+//!   re-reported after a reconnect, only `update`s are.
+//! * **User**: a fill that happens while the user stream is reconnecting, on an order
+//!   that is closed by the time the new subscription's snapshot is taken, never shows on
+//!   the stream (the snapshot lists open orders only); the gateway's REST reconciliation
+//!   on `Connected` is what catches it.
 //!
 //! Concurrency: per stream, one task owns the socket (the supervisor) and one runs the
 //! pump; they share a child token of the caller's, so either stopping stops the other.
