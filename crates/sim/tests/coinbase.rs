@@ -584,10 +584,22 @@ async fn a_429_storm_answers_with_the_ratelimit_headers() {
         .expect("int");
     assert!(reset > now_s() - 1 && reset <= now_s() + 3, "{reset}");
     assert_eq!(h["x-ratelimit-limit"], "1000");
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        v.sim.stats().rate_limit_violations,
+        0,
+        "the first 429 is no violation"
+    );
+    // Asking again before the announced reset is a violation, counted.
+    let (s, _) = v.call(&v.ec, "GET", path, None).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(v.sim.stats().rate_limit_violations, 1);
+    // Waiting until the reset is not.
+    let wait_ms = (reset * 1000 - v.sim.server_time_ms()).max(0);
+    tokio::time::sleep(Duration::from_millis(u64::try_from(wait_ms).unwrap() + 100)).await;
     let (s, _) = v.call(&v.ec, "GET", path, None).await;
     assert_eq!(s, StatusCode::OK);
-    assert!(v.sim.stats().http_429 >= 1);
+    assert!(v.sim.stats().http_429 >= 2);
+    assert_eq!(v.sim.stats().rate_limit_violations, 1);
     v.sim.shutdown().await;
 }
 

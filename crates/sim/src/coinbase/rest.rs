@@ -192,7 +192,13 @@ async fn serve(
         return ApiError::not_found("Not Found").response();
     };
     let now = app.now_ms();
-    if let Some(info) = app.limits().storm_verdict(now, ep.private()) {
+    if app.limits().arrived_early(ep.private(), now) {
+        bump(&app.harness.stats.rate_limit_violations);
+    }
+    // Bound first: the guard of `limits()` must be gone before `announce` locks again.
+    let storm = app.limits().storm_verdict(now, ep.private());
+    if let Some(info) = storm {
+        app.limits().announce(ep.private(), info.reset);
         return too_many(info);
     }
     if app.harness.faults.take_server_error() {
@@ -222,6 +228,7 @@ async fn serve(
     };
     let info = app.limits().admit(account.as_deref(), now);
     if !info.allowed {
+        app.limits().announce(ep.private(), info.reset);
         return too_many(info);
     }
     let query = Query::parse(uri.query().unwrap_or(""));

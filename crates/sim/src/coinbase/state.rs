@@ -56,7 +56,16 @@ pub(crate) struct Limits {
     /// bucket ("public" or a key name) -> (window second, count).
     windows: HashMap<String, (i64, u32)>,
     storm_until: Option<Instant>,
+    /// The reset (epoch second) the last 429 announced, for public `[0]` and private
+    /// `[1]` requests: a request of that class arriving before it is a violation
+    /// ([`SimStats::rate_limit_violations`]). Per class rather than per key: a test
+    /// registers one key per simulator.
+    announced: [Option<i64>; 2],
 }
+
+/// How far before an announced reset a request may arrive without counting as a
+/// violation: the client waits on its estimate of the venue clock.
+const VIOLATION_TOLERANCE_MS: i64 = 100;
 
 impl Limits {
     fn new(private_limit: u32, public_limit: u32) -> Self {
@@ -65,6 +74,7 @@ impl Limits {
             public_limit,
             windows: HashMap::new(),
             storm_until: None,
+            announced: [None, None],
         }
     }
 
@@ -73,11 +83,25 @@ impl Limits {
         self.storm_until = Some(self.storm_until.map_or(until, |u| u.max(until)));
     }
 
+    /// Records that a 429 told `private` requests to wait until `reset` (epoch second).
+    pub(crate) fn announce(&mut self, private: bool, reset: i64) {
+        let slot = &mut self.announced[usize::from(private)];
+        *slot = Some(slot.map_or(reset, |r| r.max(reset)));
+    }
+
+    /// Whether a `private` request arriving at `now_ms` is inside an announced window.
+    pub(crate) fn arrived_early(&self, private: bool, now_ms: i64) -> bool {
+        self.announced[usize::from(private)]
+            .is_some_and(|reset| now_ms < reset * 1000 - VIOLATION_TOLERANCE_MS)
+    }
+
     /// While a storm lasts, the refusal every request gets (whole bucket used up).
     pub(crate) fn storm_verdict(&self, now_ms: i64, private: bool) -> Option<RateInfo> {
         let until = self.storm_until?;
         let left = until.checked_duration_since(Instant::now())?;
-        let secs = i64::try_from(left.as_millis().div_ceil(1000)).unwrap_or(i64::MAX / 2);
+        // The first whole second at or after the storm's end, so that a client that waits
+        // for the announced reset is not refused again.
+        let left_ms = i64::try_from(left.as_millis()).unwrap_or(i64::MAX / 4);
         Some(RateInfo {
             limit: if private {
                 self.private_limit
@@ -85,7 +109,9 @@ impl Limits {
                 self.public_limit
             },
             remaining: 0,
-            reset: now_ms.div_euclid(1000) + secs.max(1),
+            reset: (now_ms + left_ms + 999)
+                .div_euclid(1000)
+                .max(now_ms.div_euclid(1000) + 1),
             allowed: false,
         })
     }

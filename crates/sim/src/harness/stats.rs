@@ -31,6 +31,10 @@ pub struct Stats {
     pub rest_errors: AtomicU64,
     /// [`SimStats::timestamp_errors`].
     pub timestamp_errors: AtomicU64,
+    /// [`SimStats::auth_failures`].
+    pub auth_failures: AtomicU64,
+    /// [`SimStats::rate_limit_violations`].
+    pub rate_limit_violations: AtomicU64,
     /// [`SimStats::orders_rejected`].
     pub orders_rejected: AtomicU64,
     /// [`SimStats::order_responses_delayed`].
@@ -50,6 +54,10 @@ impl Stats {
             200..=299 => {}
             429 => bump(&self.http_429),
             418 => bump(&self.http_418),
+            401 => {
+                bump(&self.auth_failures);
+                bump(&self.rest_errors);
+            }
             503 => bump(&self.http_503),
             _ => bump(&self.rest_errors),
         }
@@ -66,6 +74,8 @@ impl Stats {
             http_503: get(&self.http_503),
             rest_errors: get(&self.rest_errors),
             timestamp_errors: get(&self.timestamp_errors),
+            auth_failures: get(&self.auth_failures),
+            rate_limit_violations: get(&self.rate_limit_violations),
             orders_accepted: c.accepted,
             orders_rejected: get(&self.orders_rejected),
             orders_canceled: c.canceled,
@@ -96,6 +106,13 @@ pub struct SimStats {
     /// Answers rejecting the request timestamp (Binance: -1021), a subset of
     /// `rest_errors`.
     pub timestamp_errors: u64,
+    /// HTTP 401 answers (Coinbase: a JWT refused), a subset of `rest_errors`.
+    pub auth_failures: u64,
+    /// Requests that arrived while a rate-limit window a 429 had announced was still
+    /// running (Coinbase: before the announced `x-ratelimit-reset`, less a 100 ms
+    /// tolerance for the client's clock estimate): a client that honours the headers keeps
+    /// this at 0. Only simulators that announce a reset count it.
+    pub rate_limit_violations: u64,
     /// Orders accepted by the engine.
     pub orders_accepted: u64,
     /// Order placements answered with an error.
