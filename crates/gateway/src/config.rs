@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use gekko_bus::names;
-use gekko_core::InstrumentId;
+use gekko_config::GekkoConfig;
+use gekko_core::{InstrumentId, VenueId};
 
 use crate::checks::RiskLimits;
 
@@ -67,5 +68,27 @@ impl GatewayConfig {
             market_data_max_len: names::MARKET_DATA_MAX_LEN,
             fill_dedup_window: 100_000,
         }
+    }
+}
+
+impl GatewayConfig {
+    /// The settings of `venue`'s gateway from gekko's config: the pairs that apply to the
+    /// venue (plain and venue-qualified; the engine keeps the ones the venue lists and
+    /// logs the rest), its position limits and restricted pairs, the compliance and
+    /// in-flight limits, and the staleness bound. One place for every venue's gateway.
+    #[must_use]
+    pub fn from_gekko(cfg: &GekkoConfig, venue: VenueId, source: impl Into<String>) -> Self {
+        let mut g = Self::new(source, cfg.instruments_for(venue));
+        g.stale_after = cfg.monitoring.stale_after;
+        g.reconcile_mode = ReconcileMode::Adopt;
+        g.limits.position_limits = cfg.position_limits_for(venue);
+        g.limits.max_order_notional = cfg.compliance.max_order_notional;
+        g.limits.max_daily_notional = cfg.compliance.max_daily_notional;
+        g.limits.daily_reset_hour = cfg.compliance.daily_reset_hour;
+        g.limits.max_inflight_orders =
+            usize::try_from(cfg.system_performance.max_inflight_orders).unwrap_or(usize::MAX);
+        g.limits.restricted_pairs = cfg.restricted_pairs_for(venue);
+        g.limits.trading_enabled = cfg.compliance.trading_enabled;
+        g
     }
 }

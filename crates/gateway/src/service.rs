@@ -136,6 +136,23 @@ fn client_id(s: &str) -> Result<ClientOrderId, Status> {
     ClientOrderId::parse(s).map_err(|e| Status::invalid_argument(format!("client_order_id: {e}")))
 }
 
+/// Serves every hosted gateway as `gekko.v1.GatewayService`: the one place gateway gRPC
+/// is registered, for each gateway binary and for `gekko up` alike (a host
+/// [`GrpcComposer`](gekko_runtime::GrpcComposer)).
+///
+/// One router over every [provided](gekko_runtime::Started::provide) [`Gateway`], since
+/// each request names its venue; a process hosting no gateway serves no `GatewayService`.
+pub fn serve_gateways(
+    provided: &gekko_runtime::Provided,
+    server: gekko_runtime::GrpcServer,
+) -> gekko_runtime::GrpcServer {
+    let gateways = provided.all::<Gateway>();
+    if gateways.is_empty() {
+        return server;
+    }
+    server.add_service(GatewayGrpc::hosting(gateways).into_server())
+}
+
 /// Maps a gateway error to a precise gRPC status.
 #[must_use]
 pub fn status_of(e: &GatewayError) -> Status {

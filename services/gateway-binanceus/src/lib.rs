@@ -11,9 +11,9 @@
 //! port is bound; only the connection itself happens in [`start`].
 //!
 //! The service does not register gRPC itself: it [provides](Started::provide) its
-//! [`Gateway`], and [`serve_gateways`] turns every provided gateway into the process's
-//! `gekko.v1.GatewayService`. That keeps the registration in one place for the binary and
-//! for `gekko up`, however many gateways a process hosts.
+//! [`Gateway`], and [`serve_gateways`] (in `gekko-gateway`) turns every provided gateway
+//! into the process's `gekko.v1.GatewayService`. That keeps the registration in one place
+//! for every gateway binary and for `gekko up`, however many gateways a process hosts.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,8 +22,8 @@ use gekko_binanceus::{BinanceUsAuth, BinanceUsConfig, BinanceUsSigner, BinanceUs
 use gekko_bus::Bus;
 use gekko_config::GekkoConfig;
 use gekko_core::VenueId;
-use gekko_gateway::engine::{Gateway, GatewayConfig, ReconcileMode};
-use gekko_runtime::{BoxError, GrpcServer, Provided, Readiness, Service, ServiceCtx, Started};
+use gekko_gateway::engine::{Gateway, GatewayConfig};
+use gekko_runtime::{BoxError, Readiness, Service, ServiceCtx, Started};
 use gekko_sim::binanceus::{SimApiKey, SimBinanceUs, SimConfig, SimHandle, SimKeyAuth};
 use secrecy::{ExposeSecret as _, SecretString};
 use tokio_util::sync::CancellationToken;
@@ -59,23 +59,10 @@ pub fn paper_venue(
     BinanceUsVenue::new(cfg).expect("the paper configuration is valid")
 }
 
-/// Gateway settings from gekko's config.
+/// Gateway settings from gekko's config ([`GatewayConfig::from_gekko`] for Binance.US).
 #[must_use]
 pub fn gateway_config(cfg: &GekkoConfig) -> GatewayConfig {
-    // Plain pairs and pairs qualified with binanceus; the gateway keeps the ones the venue
-    // lists and logs the rest.
-    let mut g = GatewayConfig::new(SOURCE, cfg.instruments_for(VenueId::BinanceUs));
-    g.stale_after = cfg.monitoring.stale_after;
-    g.reconcile_mode = ReconcileMode::Adopt;
-    g.limits.position_limits = cfg.position_limits_for(VenueId::BinanceUs);
-    g.limits.max_order_notional = cfg.compliance.max_order_notional;
-    g.limits.max_daily_notional = cfg.compliance.max_daily_notional;
-    g.limits.daily_reset_hour = cfg.compliance.daily_reset_hour;
-    g.limits.max_inflight_orders =
-        usize::try_from(cfg.system_performance.max_inflight_orders).unwrap_or(usize::MAX);
-    g.limits.restricted_pairs = cfg.restricted_pairs_for(VenueId::BinanceUs);
-    g.limits.trading_enabled = cfg.compliance.trading_enabled;
-    g
+    GatewayConfig::from_gekko(cfg, VenueId::BinanceUs, SOURCE)
 }
 
 /// Where the gateway's venue is.
@@ -245,19 +232,7 @@ impl Service for BinanceUsGateway {
     }
 }
 
-/// Serves every hosted gateway as `gekko.v1.GatewayService`: the one place gateway gRPC
-/// is registered, for the `gateway-binanceus` binary and for `gekko up` alike (a host
-/// [`GrpcComposer`](gekko_runtime::GrpcComposer)).
-///
-/// One router over every [provided](Started::provide) [`Gateway`], since each request
-/// names its venue; a process hosting no gateway serves no `GatewayService`.
-pub fn serve_gateways(provided: &Provided, server: GrpcServer) -> GrpcServer {
-    let gateways = provided.all::<Gateway>();
-    if gateways.is_empty() {
-        return server;
-    }
-    server.add_service(gekko_gateway::service::GatewayGrpc::hosting(gateways).into_server())
-}
+pub use gekko_gateway::service::serve_gateways;
 
 #[cfg(test)]
 mod tests {

@@ -8,17 +8,17 @@
 //!
 //! - [`catalog`]: which services this process hosts, each with the rule that says whether
 //!   the config wants it. A Coinbase or OANDA gateway is one more entry there.
-//! - [`serve_gateways`] (in `gateway-binanceus`, shared with that binary): the one gRPC
-//!   registration of the hosted gateways.
+//! - [`serve_gateways`] (in `gekko-gateway`, shared with the gateway binaries): the one
+//!   gRPC registration of the hosted gateways, one router over every venue.
 //! - [`UpEvents`]: the audit trail (`system.startup` with the start-up report, then
 //!   `system.shutdown` when asked to stop and once stopped, on the tamper-evident audit
 //!   stream `gekko up` owns, plus a control-channel notification) and the one-line banner
 //!   on stdout.
 
-use gateway_binanceus::serve_gateways;
 use gekko_audit::AuditRecord;
 use gekko_bus::names;
 use gekko_config::{GekkoConfig, Loaded};
+use gekko_gateway::service::serve_gateways;
 use gekko_runtime::{Host, HostInfo, Lifecycle, OpenedInfo, ServiceEntry, StopRequest};
 
 use crate::check;
@@ -78,7 +78,10 @@ pub(crate) async fn run(mut loaded: Loaded, paper_trade: bool) -> Exit {
 
 /// The venues this build hosts a gateway for (see [`catalog`]); the start-up report
 /// probes their endpoints.
-pub(crate) const HOSTED_VENUES: &[gekko_config::VenueId] = &[gekko_config::VenueId::BinanceUs];
+pub(crate) const HOSTED_VENUES: &[gekko_config::VenueId] = &[
+    gekko_config::VenueId::BinanceUs,
+    gekko_config::VenueId::Coinbase,
+];
 
 /// A rule that says whether a config wants a service.
 type Wanted = fn(&GekkoConfig) -> bool;
@@ -90,14 +93,17 @@ type Wanted = fn(&GekkoConfig) -> bool;
 fn catalog(config: &GekkoConfig) -> Vec<ServiceEntry> {
     let always: Wanted = |_| true;
     let strategy: Wanted = |cfg| cfg.strategy.enabled;
-    let entries: [(ServiceEntry, Wanted); 4] = [
+    let entries: [(ServiceEntry, Wanted); 5] = [
         (ServiceEntry::of::<SystemStatusService>(), always),
         (
             ServiceEntry::of::<gateway_binanceus::BinanceUsGateway>(),
             always,
         ),
-        // Gateways for other venues go here, e.g.
-        // (ServiceEntry::of::<gateway_coinbase::CoinbaseGateway>(), always),
+        (
+            ServiceEntry::of::<gateway_coinbase::CoinbaseGateway>(),
+            always,
+        ),
+        // An OANDA gateway goes here.
         (
             ServiceEntry::of::<inference_service::InferenceService>(),
             always,

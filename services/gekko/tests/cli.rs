@@ -10,19 +10,16 @@ mod common;
 use common::{Up, gekko, http_get, monitoring, wait_ready};
 
 /// Secrets of every kind `gekko up` reads, each with a sentinel that must never be logged:
-/// venue credentials (Binance.US, the Coinbase JWT signing key, the OANDA token), the
-/// sealed-secrets key, the audit HMAC key and a TOTP secret of a gRPC token.
-const SECRETS: [(&str, &str); 7] = [
+/// venue credentials (Binance.US, the OANDA token), the sealed-secrets key, the audit HMAC
+/// key and a TOTP secret of a gRPC token. The Coinbase signing key is a real key (the
+/// gateway parses it and trades with it), so its sentinel is a line of the PEM body.
+const SECRETS: [(&str, &str); 6] = [
     ("BINANCEUS_API_KEY", "binance-key-SENTINEL-1111"),
     ("BINANCEUS_API_SECRET", "binance-secret-SENTINEL-2222"),
     ("OANDA_API_TOKEN", "oanda-token-SENTINEL-3333"),
     (
         "ENCRYPTION_SETTINGS",
         "key=5e4e5e4e5e4e5e4e5e4e5e4e5e4e5e4e5e4e5e4e5e4e5e4e5e4e5e4e5e4e5e4e",
-    ),
-    (
-        "COINBASE_API_SECRET",
-        "-----BEGIN EC PRIVATE KEY-----\\nCOINBASESENTINEL4444\\n-----END EC PRIVATE KEY-----",
     ),
     (
         "AUDIT_LOGGING_SETTINGS",
@@ -34,9 +31,15 @@ const SECRETS: [(&str, &str); 7] = [
     ),
 ];
 
-/// `gekko up` with the in-process bus and live Binance.US credentials (pointed at a
-/// simulator that knows them) reaches ready, serves metrics and gRPC, logs no secret, and
-/// exits 0 on SIGTERM.
+/// The Coinbase key: the official SDK's EC P-256 test key, in SEC1 PEM.
+const COINBASE_PEM: &str =
+    include_str!("../../../crates/venues/coinbase/test_data/ec_p256_sec1.pem");
+const COINBASE_KEY_NAME: &str = "organizations/org-1/apiKeys/key-1";
+
+/// `gekko up` with the in-process bus and live Binance.US and Coinbase credentials
+/// (pointed at simulators that know them; the Coinbase one over TLS, trusted through
+/// `TRADING_TLS_CA_FILE`) reaches ready, serves metrics and gRPC, logs no secret, and exits
+/// 0 on SIGTERM.
 #[test]
 fn up_in_process_reaches_ready_and_stops_cleanly() {
     use gekko_sim::binanceus::{SimApiKey, SimBinanceUs, SimConfig};
@@ -47,16 +50,38 @@ fn up_in_process_reaches_ready_and_stops_cleanly() {
             ..SimConfig::default()
         }))
         .unwrap();
+    let cb_key = gekko_coinbase::CdpKey::parse(COINBASE_KEY_NAME, COINBASE_PEM).unwrap();
+    let cb = rt
+        .block_on(gekko_sim::coinbase::SimCoinbase::start(
+            gekko_sim::coinbase::SimConfig {
+                api_keys: vec![gekko_sim::coinbase::SimApiKey {
+                    name: COINBASE_KEY_NAME.to_owned(),
+                    public_key_pem: cb_key.public_key_pem(),
+                }],
+                ..gekko_sim::coinbase::SimConfig::default()
+            },
+        ))
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("gekko-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = dir.join("sim-coinbase.pem");
+    std::fs::write(&ca, cb.cert_pem.as_deref().unwrap()).unwrap();
     let (http, grpc) = (free_port().unwrap(), free_port().unwrap());
     let mut cmd = gekko(&["up"]);
     cmd.env("MONITORING_CONFIGURATIONS", monitoring(http, grpc, "json"))
         .env("RUST_LOG", "debug")
         .env(
             "TRADING_API_ENDPOINTS",
-            format!("binanceus={},binanceus.stream={}", sim.rest_url, sim.ws_url),
+            format!(
+                "binanceus={},binanceus.stream={},coinbase={},coinbase.stream={},coinbase.user_stream={}",
+                sim.rest_url, sim.ws_url, cb.rest_url, cb.ws_url, cb.ws_user_url
+            ),
         )
+        .env("TRADING_TLS_CA_FILE", &ca)
         .env("OANDA_ACCOUNT_ID", "001-001-1234567-001")
-        .env("COINBASE_API_KEY_NAME", "organizations/org-1/apiKeys/key-1");
+        .env("COINBASE_API_KEY_NAME", COINBASE_KEY_NAME)
+        // As an env file holds it: one line, literal \n.
+        .env("COINBASE_API_SECRET", COINBASE_PEM.trim().replace('\n', "\\n"));
     for (k, v) in SECRETS {
         cmd.env(k, v);
     }
@@ -66,10 +91,16 @@ fn up_in_process_reaches_ready_and_stops_cleanly() {
     let body = wait_ready(&addr);
     assert!(body.contains("\"bus\""), "{body}");
     assert!(body.contains("binanceus-market-data"), "{body}");
+    assert!(body.contains("coinbase-market-data"), "{body}");
     let (code, metrics) = http_get(&addr, "/metrics").unwrap();
     assert_eq!(code, 200);
     assert!(metrics.contains("gekko_bus_appended_total"), "{metrics}");
     assert_eq!(http_get(&addr, "/livez").unwrap().0, 200);
+    assert!(
+        cb.stats().rest_requests > 0,
+        "the Coinbase gateway traded against the simulator"
+    );
+    assert_eq!(cb.stats().auth_failures, 0, "every JWT accepted");
 
     let (code, lines) = up.terminate();
     assert_eq!(
@@ -85,13 +116,17 @@ fn up_in_process_reaches_ready_and_stops_cleanly() {
     );
     for (name, secret) in SECRETS {
         let tail = secret.rsplit('=').next().unwrap();
-        let needle = tail
-            .split("\\n")
-            .find(|part| part.contains("SENTINEL"))
-            .unwrap_or(tail);
-        assert!(!all.contains(needle), "{name} leaked into the logs:\n{all}");
+        assert!(!all.contains(tail), "{name} leaked into the logs:\n{all}");
+    }
+    for line in COINBASE_PEM.lines().filter(|l| !l.starts_with("-----")) {
+        assert!(
+            !all.contains(line),
+            "COINBASE_API_SECRET leaked into the logs:\n{all}"
+        );
     }
     drop(sim);
+    drop(cb);
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// Paper mode: no credentials, so `gekko up` runs the Binance.US simulator in-process

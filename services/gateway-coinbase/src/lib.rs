@@ -1,0 +1,360 @@
+//! Wiring of the Coinbase Advanced Trade gateway, shared by the `gateway-coinbase` binary
+//! and `gekko up`: both host the one [`CoinbaseGateway`] service.
+//!
+//! With `COINBASE_API_KEY_NAME`/`COINBASE_API_SECRET` set, the gateway talks to the venue
+//! (`TRADING_API_ENDPOINTS` `coinbase=`, `coinbase.stream=` and `coinbase.user_stream=`
+//! may point it elsewhere, and `TRADING_TLS_CA_FILE` adds trusted roots, e.g. a
+//! simulator's or a corporate proxy's CA). Without them it is in paper mode: the
+//! protocol-faithful Coinbase simulator runs in-process over TLS with its own self-signed
+//! certificate, an ephemeral CDP key is generated and registered with it by its public
+//! key only (as the real venue knows keys), and the same gateway code talks to it over
+//! real sockets, signing a fresh JWT per request exactly as it would live.
+//!
+//! The venue configuration (URLs, rate limits, the key) is resolved and checked in
+//! [`resolve`], so the host rejects a bad one with exit 64 before any port is bound: a
+//! secret that is neither an EC P-256 nor an Ed25519 key is named without being echoed.
+//! Only the connection itself happens in [`start`]. Like every gateway, the service
+//! [provides](Started::provide) its [`Gateway`] and
+//! [`serve_gateways`](gekko_gateway::service::serve_gateways) serves it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gekko_bus::Bus;
+use gekko_coinbase::{CdpKey, CoinbaseConfig, CoinbaseVenue, JwtAlgorithm};
+use gekko_config::GekkoConfig;
+use gekko_core::VenueId;
+use gekko_gateway::engine::{Gateway, GatewayConfig};
+use gekko_runtime::{BoxError, Readiness, Service, ServiceCtx, Started};
+use gekko_sim::coinbase::{SimApiKey, SimCoinbase, SimConfig, SimHandle};
+use secrecy::ExposeSecret as _;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// The bus source name of this gateway.
+pub const SOURCE: &str = "gateway-coinbase";
+
+/// The key name of the ephemeral paper-mode key.
+pub const PAPER_KEY_NAME: &str = "organizations/gekko-paper/apiKeys/paper";
+
+/// Gateway settings from gekko's config ([`GatewayConfig::from_gekko`] for Coinbase).
+#[must_use]
+pub fn gateway_config(cfg: &GekkoConfig) -> GatewayConfig {
+    GatewayConfig::from_gekko(cfg, VenueId::Coinbase, SOURCE)
+}
+
+/// Where the gateway's venue is.
+#[derive(Debug, Clone)]
+pub enum VenueSettings {
+    /// The real venue (or what `TRADING_API_ENDPOINTS` points at), with credentials.
+    Live(Box<CoinbaseConfig>),
+    /// No credentials: an in-process simulator with an ephemeral key, started by [`start`].
+    Paper,
+}
+
+/// Everything the gateway needs, resolved from gekko's config.
+#[derive(Debug, Clone)]
+pub struct CoinbaseSettings {
+    /// Where the venue is.
+    pub venue: VenueSettings,
+    /// The venue request timeout (`SYSTEM_PERFORMANCE_PARAMS order_timeout`).
+    pub request_timeout: Duration,
+    /// Market data older than this triggers a resubscribe
+    /// (`MONITORING_CONFIGURATIONS stale_after`).
+    pub stale_after: Duration,
+    /// The gateway engine's settings ([`gateway_config`]).
+    pub gateway: GatewayConfig,
+}
+
+/// Resolves the gateway's settings from `cfg`: live with credentials, paper without.
+///
+/// Connects to nothing. It parses the CDP key (so a bad one is refused before any port
+/// binds), validates the venue configuration, and reads `TRADING_TLS_CA_FILE` (a local
+/// file the config loader has already checked).
+///
+/// # Errors
+/// Every problem with the venue configuration, one line each, naming the variable and
+/// never echoing the secret.
+pub fn resolve(cfg: &GekkoConfig) -> Result<CoinbaseSettings, Vec<String>> {
+    let request_timeout = cfg.system_performance.order_timeout;
+    let stale_after = cfg.monitoring.stale_after;
+    let venue = match &cfg.credentials.coinbase {
+        Some(creds) => {
+            let mut problems = Vec::new();
+            let key = match CdpKey::parse(&creds.key_name, creds.api_secret.expose_secret()) {
+                Ok(k) => Some(Arc::new(k)),
+                Err(e) => {
+                    problems.push(format!("COINBASE_API_SECRET: {e}"));
+                    None
+                }
+            };
+            let roots = match extra_roots(cfg) {
+                Ok(r) => r,
+                Err(e) => {
+                    problems.push(e);
+                    Vec::new()
+                }
+            };
+            let Some(key) = key else {
+                return Err(problems);
+            };
+            let mut vc = CoinbaseConfig::coinbase(key);
+            if let Some(url) = cfg.api_endpoint(VenueId::Coinbase) {
+                url.clone_into(&mut vc.rest_base);
+            }
+            if let Some(url) = cfg.stream_endpoint(VenueId::Coinbase) {
+                url.clone_into(&mut vc.ws_market_url);
+                // One override for both hosts unless the user host has its own.
+                url.clone_into(&mut vc.ws_user_url);
+            }
+            if let Some(url) = cfg.user_stream_endpoint(VenueId::Coinbase) {
+                url.clone_into(&mut vc.ws_user_url);
+            }
+            vc.extra_roots_pem = roots;
+            vc.private_rate_per_s = per_second(cfg);
+            vc.request_timeout = request_timeout;
+            vc.stale_after = stale_after;
+            if let Err(ps) = vc.validate() {
+                problems.extend(
+                    ps.into_iter()
+                        .map(|p| format!("coinbase configuration: {p}")),
+                );
+            }
+            if !problems.is_empty() {
+                return Err(problems);
+            }
+            VenueSettings::Live(Box::new(vc))
+        }
+        None => VenueSettings::Paper,
+    };
+    Ok(CoinbaseSettings {
+        venue,
+        request_timeout,
+        stale_after,
+        gateway: gateway_config(cfg),
+    })
+}
+
+/// The private request budget per second from `TRADING_RATE_LIMITS coinbase=N/period`.
+fn per_second(cfg: &GekkoConfig) -> u32 {
+    let rl = cfg.rate_limit(VenueId::Coinbase);
+    let per_s = u128::from(rl.max_requests) * 1000 / rl.period.as_millis().max(1);
+    u32::try_from(per_s).unwrap_or(u32::MAX).max(1)
+}
+
+/// The PEM of `TRADING_TLS_CA_FILE`, if set.
+fn extra_roots(cfg: &GekkoConfig) -> Result<Vec<String>, String> {
+    let Some(path) = &cfg.trading_tls_ca_file else {
+        return Ok(Vec::new());
+    };
+    std::fs::read_to_string(path)
+        .map(|pem| vec![pem])
+        .map_err(|e| {
+            format!(
+                "TRADING_TLS_CA_FILE: {} cannot be read: {e}",
+                path.display()
+            )
+        })
+}
+
+/// The simulator config of paper mode: the default market, with `key` registered by its
+/// public key.
+#[must_use]
+pub fn paper_sim_config(key: &CdpKey) -> SimConfig {
+    SimConfig {
+        api_keys: vec![SimApiKey {
+            name: key.name().to_owned(),
+            public_key_pem: key.public_key_pem(),
+        }],
+        ..SimConfig::default()
+    }
+}
+
+/// A venue client for a running simulator, signing with `key` and trusting the
+/// simulator's certificate.
+///
+/// # Errors
+/// A client that cannot be built (an unusable certificate).
+pub fn sim_venue(
+    sim: &SimHandle,
+    key: Arc<CdpKey>,
+    request_timeout: Duration,
+    stale_after: Duration,
+) -> Result<CoinbaseVenue, gekko_coinbase::CoinbaseError> {
+    let mut cfg = CoinbaseConfig::simulator(
+        &sim.rest_url,
+        &sim.ws_url,
+        &sim.ws_user_url,
+        key,
+        sim.cert_pem.clone(),
+    );
+    cfg.request_timeout = request_timeout;
+    cfg.stale_after = stale_after;
+    CoinbaseVenue::new(cfg)
+}
+
+/// A started gateway, plus the simulator it talks to in paper mode.
+#[derive(Debug)]
+pub struct Running {
+    /// The gateway.
+    pub gateway: Gateway,
+    /// The in-process simulator (paper mode only). Dropping it stops the simulator.
+    pub sim: Option<SimHandle>,
+}
+
+/// Starts the Coinbase gateway from resolved settings; in paper mode it first generates
+/// an ephemeral key and starts the simulator with it.
+///
+/// # Errors
+/// A venue client that cannot be built, a simulator that cannot bind, or a gateway
+/// start-up failure (credentials, reconciliation, ...), each with its reason.
+pub async fn start(
+    settings: CoinbaseSettings,
+    bus: Arc<dyn Bus>,
+    readiness: &Readiness,
+    tracker: &TaskTracker,
+    cancel: CancellationToken,
+) -> anyhow::Result<Running> {
+    let CoinbaseSettings {
+        venue,
+        request_timeout,
+        stale_after,
+        gateway: gateway_cfg,
+    } = settings;
+    let (venue, sim) = match venue {
+        VenueSettings::Live(vc) => (CoinbaseVenue::new(*vc)?, None),
+        VenueSettings::Paper => {
+            let key = Arc::new(CdpKey::generate(PAPER_KEY_NAME, JwtAlgorithm::Es256)?);
+            let sim = SimCoinbase::start(paper_sim_config(&key)).await?;
+            tracing::info!(
+                rest = %sim.rest_url,
+                ws = %sim.ws_url,
+                ws_user = %sim.ws_user_url,
+                "paper mode: Coinbase simulator started"
+            );
+            let venue = sim_venue(&sim, key, request_timeout, stale_after)?;
+            (venue, Some(sim))
+        }
+    };
+    let (gateway, report) = Gateway::start(
+        Arc::new(venue),
+        bus,
+        gateway_cfg,
+        readiness,
+        tracker,
+        cancel,
+    )
+    .await?;
+    tracing::info!(?report, "coinbase gateway started");
+    Ok(Running { gateway, sim })
+}
+
+/// The Coinbase gateway as a hosted service.
+///
+/// It provides its [`Gateway`] and holds the simulator, in paper mode, until the process
+/// has drained.
+#[derive(Debug)]
+pub struct CoinbaseGateway;
+
+impl Service for CoinbaseGateway {
+    const NAME: &'static str = SOURCE;
+    type Settings = CoinbaseSettings;
+
+    fn resolve(cfg: &GekkoConfig) -> Result<CoinbaseSettings, Vec<String>> {
+        resolve(cfg)
+    }
+
+    async fn start(settings: CoinbaseSettings, ctx: &ServiceCtx) -> Result<Started, BoxError> {
+        let running = start(
+            settings,
+            ctx.bus().clone(),
+            ctx.readiness(),
+            ctx.tracker(),
+            ctx.cancel(),
+        )
+        .await?;
+        running.gateway.attach_audit(ctx.audit().clone());
+        Ok(Started::new()
+            .provide(running.gateway.clone())
+            .hold(running))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn load(pairs: &[(&str, &str)]) -> GekkoConfig {
+        let vars: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        gekko_config::from_vars(&vars).unwrap().config
+    }
+
+    #[test]
+    fn no_credentials_means_paper_mode() {
+        let s = resolve(&load(&[])).unwrap();
+        assert!(matches!(s.venue, VenueSettings::Paper));
+        let pairs: Vec<String> = s
+            .gateway
+            .instruments
+            .iter()
+            .map(gekko_core::InstrumentId::pair)
+            .collect();
+        assert_eq!(pairs, ["BTC-USD", "ETH-USD"]);
+        assert!(
+            s.gateway
+                .instruments
+                .iter()
+                .all(|i| i.venue == VenueId::Coinbase)
+        );
+    }
+
+    #[test]
+    fn a_key_that_is_neither_ec_nor_ed25519_is_named_without_the_secret() {
+        let cfg = load(&[
+            ("COINBASE_API_KEY_NAME", "organizations/o/apiKeys/k"),
+            ("COINBASE_API_SECRET", "not-a-key-SENTINEL-9999"),
+        ]);
+        let problems = resolve(&cfg).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("COINBASE_API_SECRET: "),
+            "{problems:?}"
+        );
+        assert!(!problems[0].contains("SENTINEL"), "{problems:?}");
+    }
+
+    #[test]
+    fn endpoints_rate_limit_and_timeouts_reach_the_venue_config() {
+        // The official SDK's Ed25519 test key (base64 of 64 bytes).
+        let secret =
+            include_str!("../../../crates/venues/coinbase/test_data/ed25519_64.b64").trim();
+        let cfg = load(&[
+            ("COINBASE_API_KEY_NAME", "organizations/o/apiKeys/k"),
+            ("COINBASE_API_SECRET", secret),
+            (
+                "TRADING_API_ENDPOINTS",
+                "coinbase=https://127.0.0.1:9200,coinbase.stream=wss://127.0.0.1:9201",
+            ),
+            ("TRADING_RATE_LIMITS", "coinbase=20/1s"),
+            ("SYSTEM_PERFORMANCE_PARAMS", "order_timeout=4s"),
+        ]);
+        let s = resolve(&cfg).unwrap();
+        let VenueSettings::Live(vc) = s.venue else {
+            panic!("credentials mean live");
+        };
+        assert_eq!(vc.rest_base, "https://127.0.0.1:9200");
+        assert_eq!(vc.ws_market_url, "wss://127.0.0.1:9201");
+        assert_eq!(
+            vc.ws_user_url, "wss://127.0.0.1:9201",
+            "falls back to .stream"
+        );
+        assert_eq!(vc.private_rate_per_s, 20);
+        assert_eq!(vc.request_timeout, Duration::from_secs(4));
+        assert_eq!(vc.key.algorithm(), JwtAlgorithm::EdDsa);
+    }
+}
