@@ -148,6 +148,10 @@ fn up_paper_mode_runs_the_simulated_venue() {
         "binanceus-clock",
         "binanceus-reconciliation",
         "binanceus-market-data",
+        "coinbase-credentials",
+        "coinbase-clock",
+        "coinbase-reconciliation",
+        "coinbase-market-data",
     ] {
         assert!(body.contains(c), "{c} missing from {body}");
     }
@@ -165,20 +169,25 @@ fn up_paper_mode_runs_the_simulated_venue() {
         let mut gw = pb::gateway_service_client::GatewayServiceClient::connect(url.clone())
             .await
             .unwrap();
-        let instruments = gw
-            .get_instruments(pb::GetInstrumentsRequest::default())
-            .await
-            .unwrap()
-            .into_inner()
-            .instruments;
-        assert!(
-            instruments.iter().any(|i| i.instrument == "BTC-USD"),
-            "{instruments:?}"
-        );
-        assert!(
-            !instruments.iter().any(|i| i.instrument == "EUR-USD"),
-            "a pair the venue does not list is skipped: {instruments:?}"
-        );
+        for venue in ["binanceus", "coinbase"] {
+            let instruments = gw
+                .get_instruments(pb::GetInstrumentsRequest {
+                    venue: venue.into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .instruments;
+            assert!(
+                instruments.iter().any(|i| i.instrument == "BTC-USD"),
+                "{venue}: {instruments:?}"
+            );
+            assert!(
+                !instruments.iter().any(|i| i.instrument == "EUR-USD"),
+                "{venue}: a pair the venue does not list is skipped: {instruments:?}"
+            );
+        }
         // PlaceOrder names its venue; the one gRPC port routes it.
         let order = |venue: &str| pb::PlaceOrderRequest {
             venue: venue.to_owned(),
@@ -191,17 +200,24 @@ fn up_paper_mode_runs_the_simulated_venue() {
             sequence: 1,
             ..Default::default()
         };
-        let placed = gw
-            .place_order(order("binanceus"))
-            .await
-            .unwrap()
-            .into_inner()
-            .order
-            .unwrap();
-        assert_eq!(placed.status, pb::OrderStatus::New as i32, "{placed:?}");
-        let err = gw.place_order(order("coinbase")).await.unwrap_err();
+        for venue in ["binanceus", "coinbase"] {
+            let placed = gw
+                .place_order(order(venue))
+                .await
+                .unwrap()
+                .into_inner()
+                .order
+                .unwrap();
+            assert_eq!(placed.status, pb::OrderStatus::New as i32, "{placed:?}");
+            assert!(!placed.venue_order_id.is_empty(), "{venue}: {placed:?}");
+        }
+        let err = gw.place_order(order("oanda")).await.unwrap_err();
         assert_eq!(err.code(), tonic::Code::InvalidArgument);
-        assert!(err.message().contains("binanceus"), "{}", err.message());
+        assert!(
+            err.message().contains("binanceus") && err.message().contains("coinbase"),
+            "{}",
+            err.message()
+        );
         let mut inf = pb::inference_service_client::InferenceServiceClient::connect(url.clone())
             .await
             .unwrap();
