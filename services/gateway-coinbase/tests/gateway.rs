@@ -720,3 +720,28 @@ async fn bad_orders_are_rejected_before_sending() {
     );
     env.stop_gateway().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_venue_clock_jump_is_repaired_and_the_order_placed_once() {
+    let mut env = ready_env(&Opts::default()).await;
+    let mut c = env.client();
+    let px = passive_bid(&env);
+    // The venue clock jumps 5 minutes ahead: the gateway's next JWT is expired there. The
+    // 401 (which proves nothing was executed) makes it resync from /time and send again.
+    env.sim.set_clock_skew(300_000);
+    let o = c
+        .place_order(limit("cb-clk-1", pb::Side::Buy, "0.1", &px.to_string()))
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    assert_eq!(
+        o.status,
+        pb::OrderStatus::New as i32,
+        "resynced and placed: {o:?}"
+    );
+    assert_eq!(env.sim.stats().auth_failures, 1, "{:?}", env.sim.stats());
+    assert_eq!(env.venue_orders("cb-clk-1"), 1, "placed exactly once");
+    env.stop_gateway().await;
+}

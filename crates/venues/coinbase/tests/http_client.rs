@@ -597,26 +597,44 @@ async fn a_lost_submit_answer_is_ambiguous_and_leaves_exactly_one_order() {
 }
 
 #[tokio::test]
-async fn an_expired_jwt_is_an_auth_failure_until_the_clock_is_synced() {
+async fn an_expired_jwt_resyncs_the_clock_once_and_is_sent_again() {
     let cb = Cb::start(|_| {}).await;
     let venue = cb.venue(|_| {});
     venue.verify_credentials().await.expect("valid key");
-    // The venue clock runs 5 minutes ahead: every token gekko signs is expired there.
+    assert_eq!(cb.sim.stats().auth_failures, 0);
+    // The venue clock jumps 5 minutes ahead: every token signed on the old offset is
+    // expired there. The 401 makes the client resync from /time and send once more.
     cb.sim.set_clock_skew(300_000);
-    match venue.verify_credentials().await {
-        Err(VenueError::Auth(msg)) => assert!(msg.contains("401"), "{msg}"),
-        other => panic!("an expired JWT: {other:?}"),
-    }
+    venue
+        .verify_credentials()
+        .await
+        .expect("resynced after the 401 and accepted");
+    assert_eq!(
+        cb.sim.stats().auth_failures,
+        1,
+        "one refusal, then accepted"
+    );
+    assert!(
+        (venue.clock_offset_ms() - 300_000).abs() < 2_000,
+        "{}",
+        venue.clock_offset_ms()
+    );
+    cb.sim.set_clock_skew(-300_000);
+    // Within 30 s of the last resync a 401 is reported as it is (no resync storm)...
     match venue.http().accounts_page(1, "").await {
         Err(e @ CoinbaseError::Unauthorized { .. }) => assert!(!e.is_retryable()),
         other => panic!("401 is Unauthorized: {other:?}"),
     }
+    match venue.verify_credentials().await {
+        Err(VenueError::Auth(msg)) => assert!(msg.contains("401"), "{msg}"),
+        other => panic!("an expired JWT: {other:?}"),
+    }
+    // ...and an explicit sync repairs it.
     let report = venue
         .sync_clock()
         .await
         .expect("clock sync over the public /time");
-    assert!((report.offset_ms - 300_000).abs() < 2_000, "{report:?}");
-    assert_eq!(venue.clock_offset_ms(), report.offset_ms);
+    assert!((report.offset_ms + 300_000).abs() < 2_000, "{report:?}");
     venue
         .verify_credentials()
         .await

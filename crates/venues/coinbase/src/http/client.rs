@@ -352,7 +352,13 @@ struct Inner {
     max_rate_limit_wait: Duration,
     clock_samples: usize,
     page_size: u32,
+    /// When a 401 last made the client resync its clock (see [`CoinbaseHttpClient::send`]).
+    last_auth_resync: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
+
+/// After a 401 resynced the clock, further 401s within this long are reported as they
+/// are: a key the venue does not know must not turn every call into three.
+const AUTH_RESYNC_EVERY: Duration = Duration::from_secs(30);
 
 /// The raw Coinbase REST client. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -419,6 +425,7 @@ impl CoinbaseHttpClient {
                 max_rate_limit_wait: config.max_rate_limit_wait,
                 clock_samples: config.clock_samples.max(1),
                 page_size: config.page_size.max(1),
+                last_auth_resync: std::sync::Mutex::new(None),
             }),
         })
     }
@@ -490,7 +497,7 @@ impl CoinbaseHttpClient {
         for _ in 0..self.inner.clock_samples {
             let sent = gekko_net::clock::local_now_ms();
             let r = self
-                .send(&consts::TIME, consts::TIME.path, "", "", Wait::Bounded)
+                .send_once(&consts::TIME, consts::TIME.path, "", "", Wait::Bounded)
                 .await
                 .and_then(|b| models::parse::<ServerTime>(&b));
             let recv = gekko_net::clock::local_now_ms();
@@ -813,8 +820,61 @@ impl CoinbaseHttpClient {
         .await
     }
 
-    /// One HTTP exchange through the pipeline, with this endpoint's charge and auth.
+    /// One HTTP exchange through the pipeline, plus one repair: a private request
+    /// refused with 401 while the local clock may have drifted from the venue's (the
+    /// JWT's `nbf`/`exp` window is only 120 s wide) resyncs the clock from `/time` and is
+    /// sent once more with a fresh JWT.
+    ///
+    /// Resending is safe for every endpoint, order creation included: a 401 means the
+    /// venue refused the token before looking at the request, so nothing was executed.
+    /// At most one resync per [`AUTH_RESYNC_EVERY`], so a key the venue does not know
+    /// costs one extra round trip, not a storm.
     async fn send(
+        &self,
+        ep: &Endpoint,
+        path: &str,
+        query: &str,
+        body: &str,
+        wait: Wait,
+    ) -> Result<String, CoinbaseError> {
+        let first = self.send_once(ep, path, query, body, wait).await;
+        if !(ep.private && matches!(first, Err(CoinbaseError::Unauthorized { .. }))) {
+            return first;
+        }
+        let due = {
+            let mut last = gekko_core::sync::lock(&self.inner.last_auth_resync);
+            let now = tokio::time::Instant::now();
+            let due = last.is_none_or(|t| now.duration_since(t) >= AUTH_RESYNC_EVERY);
+            if due {
+                *last = Some(now);
+            }
+            due
+        };
+        if !due {
+            return first;
+        }
+        let before = self.inner.clock.offset_ms();
+        match self.sync_clock().await {
+            Ok(report) => {
+                tracing::warn!(
+                    endpoint = ep.name,
+                    offset_before_ms = before,
+                    offset_ms = report.offset_ms,
+                    "Coinbase answered 401: clock resynced, request sent once more"
+                );
+                metrics::counter!("gekko_venue_auth_resyncs_total", "venue" => consts::VENUE)
+                    .increment(1);
+                self.send_once(ep, path, query, body, wait).await
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Coinbase answered 401 and the clock resync failed");
+                first
+            }
+        }
+    }
+
+    /// One HTTP exchange through the pipeline, with this endpoint's charge and auth.
+    async fn send_once(
         &self,
         ep: &Endpoint,
         path: &str,
