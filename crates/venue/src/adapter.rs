@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use gekko_core::{
     Balance, BookSnapshot, ClientOrderId, InstrumentId, OrderRequest, Position, VenueId,
 };
+use rust_decimal::Decimal;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -62,6 +63,26 @@ impl StreamCtx {
     {
         self.tracker.spawn(fut)
     }
+}
+
+/// A margin account's summary (OANDA's account summary), in the account currency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarginSummary {
+    /// The account currency (`USD`).
+    pub currency: String,
+    /// Net asset value: balance plus unrealized P/L.
+    pub nav: Decimal,
+    /// Balance (realized).
+    pub balance: Decimal,
+    /// Unrealized P/L of the open positions.
+    pub unrealized_pl: Decimal,
+    /// Margin held by the open positions.
+    pub margin_used: Decimal,
+    /// Margin available for new positions.
+    pub margin_available: Decimal,
+    /// How close the account is to a margin closeout, as a fraction (`0.5` = halfway;
+    /// the venue closes positions out at `1`).
+    pub margin_closeout_percent: Decimal,
 }
 
 /// Spot positions: the base-asset holding of each instrument, as a long position.
@@ -170,6 +191,12 @@ pub trait VenueAdapter: Send + Sync + std::fmt::Debug + 'static {
     /// of each instrument, as long positions); margin venues override with their own.
     async fn positions(&self, instruments: &[InstrumentId]) -> Result<Vec<Position>, VenueError> {
         Ok(spot_positions(&self.balances().await?, instruments))
+    }
+
+    /// The margin account's summary, for venues with [`crate::AccountModel::Margin`]; the
+    /// default (spot venues) is `Ok(None)`.
+    async fn margin_summary(&self) -> Result<Option<MarginSummary>, VenueError> {
+        Ok(None)
     }
 
     /// Closes the position in one instrument through the venue's own call (OANDA

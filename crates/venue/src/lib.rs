@@ -34,7 +34,7 @@ pub mod conformance;
 #[cfg(feature = "mock")]
 pub mod mock;
 
-pub use adapter::{ClockReport, StreamCtx, VenueAdapter, spot_positions};
+pub use adapter::{ClockReport, MarginSummary, StreamCtx, VenueAdapter, spot_positions};
 pub use caps::{AccountModel, BookFeed, VenueCaps};
 pub use error::{RejectReason, SubmitError, VenueError};
 pub use event::{BookDelta, BookUpdate, LastFill, MarketEvent, OrderUpdate, UserEvent};
