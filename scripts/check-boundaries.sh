@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 fail=0
 deps() { cargo tree --locked -p "$1" -e normal --prefix none --format '{p}' | awk '{print $1}' | sort -u; }
 
-for crate in gekko-venue gekko-binanceus gekko-coinbase; do
+for crate in gekko-venue gekko-binanceus gekko-coinbase gekko-oanda; do
     bad=$(deps "$crate" | grep -E '^(gekko-bus|gekko-runtime|gekko-proto|gekko-gateway|gekko-config|tonic.*)$' || true)
     if [ -n "$bad" ]; then
         echo "FAIL: $crate depends on: $(echo "$bad" | tr '\n' ' ')" >&2
