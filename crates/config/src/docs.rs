@@ -79,7 +79,7 @@ static VARIABLES: &[VariableDoc] = &[
     doc(
         names::SUPPORTED_TRADING_PAIRS,
         "comma-separated upper-case `BASE-QUOTE` pairs, each optionally venue-qualified (`binanceus:BTC-USD`); non-empty; no duplicates",
-        "`BTC-USD,ETH-USD`",
+        "`BTC-USD,ETH-USD,oanda:EUR-USD,oanda:USD-JPY`",
         "`BTC-USD,ETH-USD,EUR-USD` or `BTC-USD,oanda:EUR-USD`",
         "Pairs gekko may trade. A plain pair means every venue that lists it; a venue-qualified pair only that venue. Each gateway trades the configured pairs its venue lists and logs the ones it skips, so a pair one venue lacks never stops that venue's gateway. Replaces the deprecated `TRADING_PAIRS`.",
     ),
@@ -228,14 +228,21 @@ static VARIABLES: &[VariableDoc] = &[
         "a string (secret); needs `OANDA_ACCOUNT_ID`",
         CREDENTIAL_DEFAULT,
         "`your-oanda-token`",
-        "OANDA v20 personal access token. **No OANDA gateway is hosted yet**: the credentials are validated and make `gekko up` report `mode=live`, and nothing else reads them today.",
+        "OANDA v20 personal access token, sent as `Authorization: Bearer`. With `OANDA_ACCOUNT_ID` the OANDA gateway trades live; without both it runs in paper mode against an in-process simulator.",
     ),
     doc(
         names::OANDA_ACCOUNT_ID,
-        "letters, digits and `-`; needs `OANDA_API_TOKEN`",
+        "`NNN-NNN-NNNNNNN-NNN` (digits; the third group 5 to 9 digits); needs `OANDA_API_TOKEN`",
         CREDENTIAL_DEFAULT,
         "`101-001-1234567-001`",
-        "OANDA account to trade in. Not secret.",
+        "OANDA account to trade in, checked against `GET /v3/accounts` at start. Not secret.",
+    ),
+    doc(
+        names::OANDA_ENVIRONMENT,
+        "`practice` or `live`",
+        "`practice`",
+        "`live`",
+        "Which OANDA hosts the token is for: fxTrade Practice (`api-fxpractice.oanda.com`, `stream-fxpractice.oanda.com`) or live (`api-fxtrade.oanda.com`, `stream-fxtrade.oanda.com`). `TRADING_API_ENDPOINTS` `oanda=` and `oanda.stream=` override either.",
     ),
 ];
 

@@ -41,10 +41,10 @@ pub use model::{
     AccessControl, AccessToken, AuditLogging, BackupSettings, BinanceUsCredentials,
     BinanceUsKeyType, CoinbaseCredentials, Compliance, ControllerSettings, Credentials,
     DEFAULT_MODEL_UPDATE_FREQUENCY, DevicePreference, EncryptionSettings, GekkoConfig, LogFormat,
-    Monitoring, OandaCredentials, OpenServices, Pair, ParseValueError, PerformanceParams,
-    PredictionParams, REDACTED, RateLimit, ResourceAllocation, Role, ShutdownMode,
-    StrategySettings, default_confidence_threshold, default_rate_limit, default_rate_limits,
-    redact_url,
+    Monitoring, OandaCredentials, OandaEnvironment, OpenServices, Pair, ParseValueError,
+    PerformanceParams, PredictionParams, REDACTED, RateLimit, ResourceAllocation, Role,
+    ShutdownMode, StrategySettings, default_confidence_threshold, default_rate_limit,
+    default_rate_limits, redact_url,
 };
 pub use problem::{ConfigErrors, ConfigProblem, ConfigWarning};
 pub use vars::{DEPRECATED_NAMES, names};

@@ -18,8 +18,8 @@ use crate::model::{
     AccessControl, AccessToken, AuditLogging, BackupSettings, BinanceUsCredentials,
     BinanceUsKeyType, CoinbaseCredentials, Compliance, ControllerSettings, Credentials,
     DevicePreference, EncryptionSettings, GekkoConfig, LogFormat, Monitoring, OandaCredentials,
-    OpenServices, Pair, PerformanceParams, PredictionParams, RateLimit, ResourceAllocation, Role,
-    ShutdownMode, StrategySettings, default_confidence_threshold,
+    OandaEnvironment, OpenServices, Pair, PerformanceParams, PredictionParams, RateLimit,
+    ResourceAllocation, Role, ShutdownMode, StrategySettings, default_confidence_threshold,
 };
 use crate::parse::{
     IDENT_FORM, MapForm, Section, decimal, duration_in, has_scheme, http_url, ident, int_in,
@@ -1081,6 +1081,21 @@ fn credentials(vars: &Vars<'_>, problems: &mut Problems) -> Credentials {
             api_secret: SecretString::from(pem_newlines(key.raw)),
         })
     });
+    let oanda_environment = match vars.get(names::OANDA_ENVIRONMENT) {
+        None => OandaEnvironment::Practice,
+        Some(v) => match v.raw.to_ascii_lowercase().as_str() {
+            "practice" => OandaEnvironment::Practice,
+            "live" => OandaEnvironment::Live,
+            other => {
+                problems.push(
+                    v.name,
+                    format!("`{other}` is not an OANDA environment"),
+                    "practice or live",
+                );
+                OandaEnvironment::Practice
+            }
+        },
+    };
     let oanda = both(
         vars,
         names::OANDA_API_TOKEN,
@@ -1088,21 +1103,18 @@ fn credentials(vars: &Vars<'_>, problems: &mut Problems) -> Credentials {
         problems,
     )
     .and_then(|(token, account)| {
-        let valid = account
-            .raw
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-');
-        if !valid {
+        if !oanda_account_id(account.raw) {
             problems.push(
                 account.name,
                 format!("`{}` is not an account id", account.raw),
-                "an OANDA account id such as 001-001-1234567-001",
+                "an OANDA account id NNN-NNN-NNNNNNN-NNN such as 101-001-1234567-001",
             );
             return None;
         }
         Some(OandaCredentials {
             token: SecretString::from(token.raw),
             account_id: account.raw.to_owned(),
+            environment: oanda_environment,
         })
     });
     Credentials {
@@ -1129,6 +1141,19 @@ fn cdp_key_name(name: &str) -> bool {
             .iter()
             .zip([8, 4, 4, 4, 12])
             .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// Whether `id` has the shape of an OANDA v20 account id: four groups of digits
+/// separated by `-`, `NNN-NNN-NNNNNNN-NNN` (the third group is the user number, 5 to 9
+/// digits).
+fn oanda_account_id(id: &str) -> bool {
+    let groups: Vec<&str> = id.split('-').collect();
+    groups.len() == 4
+        && groups.iter().all(|g| g.chars().all(|c| c.is_ascii_digit()))
+        && groups[0].len() == 3
+        && groups[1].len() == 3
+        && (5..=9).contains(&groups[2].len())
+        && groups[3].len() == 3
 }
 
 fn pem_newlines(raw: &str) -> String {

@@ -775,13 +775,36 @@ pub struct CoinbaseCredentials {
     pub api_secret: SecretString,
 }
 
+/// Which OANDA environment a token belongs to (`OANDA_ENVIRONMENT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OandaEnvironment {
+    /// fxTrade Practice (`api-fxpractice.oanda.com`), the default.
+    #[default]
+    Practice,
+    /// fxTrade live (`api-fxtrade.oanda.com`): real money.
+    Live,
+}
+
+impl OandaEnvironment {
+    /// `practice` or `live`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Practice => "practice",
+            Self::Live => "live",
+        }
+    }
+}
+
 /// OANDA v20 credentials.
 #[derive(Debug, Clone)]
 pub struct OandaCredentials {
     /// Personal access token.
     pub token: SecretString,
-    /// Account id (`001-001-1234567-001`); not secret.
+    /// Account id (`101-001-1234567-001`); not secret.
     pub account_id: String,
+    /// The environment the token is for (`OANDA_ENVIRONMENT`, practice by default).
+    pub environment: OandaEnvironment,
 }
 
 /// Per-venue credentials. A venue without credentials runs in paper mode.
@@ -874,7 +897,20 @@ impl Default for GekkoConfig {
             trading_fallback_endpoints: BTreeMap::new(),
             trading_tls_ca_file: None,
             trading_rate_limits: default_rate_limits(),
-            supported_trading_pairs: vec![pair("BTC"), pair("ETH")],
+            supported_trading_pairs: vec![
+                pair("BTC"),
+                pair("ETH"),
+                Pair {
+                    venue: Some(VenueId::Oanda),
+                    base: "EUR".to_owned(),
+                    quote: "USD".to_owned(),
+                },
+                Pair {
+                    venue: Some(VenueId::Oanda),
+                    base: "USD".to_owned(),
+                    quote: "JPY".to_owned(),
+                },
+            ],
             position_limits: BTreeMap::new(),
             ml_model_endpoints: BTreeMap::from([("direction".to_owned(), "models".to_owned())]),
             prediction_parameters: PredictionParams::default(),

@@ -67,6 +67,8 @@ pub mod names {
     pub const OANDA_API_TOKEN: &str = "OANDA_API_TOKEN";
     /// OANDA account id.
     pub const OANDA_ACCOUNT_ID: &str = "OANDA_ACCOUNT_ID";
+    /// OANDA environment: `practice` (default) or `live`.
+    pub const OANDA_ENVIRONMENT: &str = "OANDA_ENVIRONMENT";
 
     /// Every name above, in documentation order.
     pub const ALL: &[&str] = &[
@@ -98,6 +100,7 @@ pub mod names {
         COINBASE_API_SECRET,
         OANDA_API_TOKEN,
         OANDA_ACCOUNT_ID,
+        OANDA_ENVIRONMENT,
     ];
 }
 

@@ -46,9 +46,28 @@ fn defaults_load_from_an_empty_map() {
     assert_eq!(c.rate_limit(VenueId::BinanceUs).to_string(), "1200/1m");
     assert_eq!(c.rate_limit(VenueId::Coinbase).to_string(), "30/1s");
     assert_eq!(c.rate_limit(VenueId::Oanda).to_string(), "100/1s");
+    // Crypto on every venue that lists it, and two FX pairs for OANDA, so that gekko up
+    // with no config shows all three venues.
     assert_eq!(
         c.supported_trading_pairs,
-        vec![pair("BTC-USD"), pair("ETH-USD")]
+        vec![
+            pair("BTC-USD"),
+            pair("ETH-USD"),
+            pair("oanda:EUR-USD"),
+            pair("oanda:USD-JPY")
+        ]
+    );
+    let pairs = |v| {
+        c.instruments_for(v)
+            .iter()
+            .map(gekko_core::InstrumentId::pair)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(pairs(VenueId::BinanceUs), ["BTC-USD", "ETH-USD"]);
+    assert_eq!(pairs(VenueId::Coinbase), ["BTC-USD", "ETH-USD"]);
+    assert_eq!(
+        pairs(VenueId::Oanda),
+        ["BTC-USD", "ETH-USD", "EUR-USD", "USD-JPY"]
     );
     assert!(c.position_limits.is_empty());
     assert_eq!(c.ml_model_endpoints["direction"], "models");
@@ -268,7 +287,10 @@ fn blank_values_count_as_unset() {
     ])
     .config;
     assert_eq!(c.redis_url, None);
-    assert_eq!(c.supported_trading_pairs.len(), 2);
+    assert_eq!(
+        c.supported_trading_pairs,
+        GekkoConfig::default().supported_trading_pairs
+    );
     assert!(c.paper_mode(VenueId::BinanceUs));
 }
 
@@ -352,7 +374,7 @@ fn debug_output_never_contains_secrets() {
         ("COINBASE_API_KEY_NAME", "organizations/o/apiKeys/k"),
         ("COINBASE_API_SECRET", SECRETS[2]),
         ("OANDA_API_TOKEN", SECRETS[3]),
-        ("OANDA_ACCOUNT_ID", "101-001-1-001"),
+        ("OANDA_ACCOUNT_ID", "101-001-1234567-001"),
         (
             "REDIS_URL",
             &format!("redis://gekko:{}@redis:6379/0", SECRETS[4]),
@@ -624,4 +646,34 @@ fn user_stream_endpoints_and_the_tls_ca_file() {
     let e = err(&[("TRADING_TLS_CA_FILE", not_pem.to_str().unwrap())]);
     assert!(e.to_string().contains("holds no PEM certificate"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn oanda_account_ids_and_the_environment() {
+    let loaded = ok(&[
+        ("OANDA_API_TOKEN", "t"),
+        ("OANDA_ACCOUNT_ID", "101-001-1234567-001"),
+    ]);
+    let o = loaded.config.credentials.oanda.expect("credentials");
+    assert_eq!(o.environment, gekko_config::OandaEnvironment::Practice);
+    let loaded = ok(&[
+        ("OANDA_API_TOKEN", "t"),
+        ("OANDA_ACCOUNT_ID", "001-011-12345678-002"),
+        ("OANDA_ENVIRONMENT", "LIVE"),
+    ]);
+    let o = loaded.config.credentials.oanda.expect("credentials");
+    assert_eq!(o.environment, gekko_config::OandaEnvironment::Live);
+    for bad in [
+        "101-001-1-001",
+        "abc-def-ghijklm-nop",
+        "101001-1234567-001",
+        "101-001-1234567",
+    ] {
+        let e = err(&[("OANDA_API_TOKEN", "t"), ("OANDA_ACCOUNT_ID", bad)]);
+        assert_eq!(e.problems.len(), 1, "{e}");
+        assert_eq!(e.problems[0].variable, "OANDA_ACCOUNT_ID");
+    }
+    let e = err(&[("OANDA_ENVIRONMENT", "sandbox")]);
+    assert_eq!(e.problems[0].variable, "OANDA_ENVIRONMENT");
+    assert!(e.to_string().contains("practice or live"), "{e}");
 }
