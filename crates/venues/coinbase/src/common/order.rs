@@ -122,7 +122,9 @@ fn parse(v: &Value) -> Result<OrderUpdate, String> {
     let leaves = decimal(o, &["leaves_quantity"])?;
     let qty = match (cfg_base, leaves) {
         (Some(b), _) => b,
-        (None, Some(l)) => filled_qty + l,
+        (None, Some(l)) => filled_qty
+            .checked_add(l)
+            .ok_or_else(|| format!("filled {filled_qty} plus leaves {l} overflows"))?,
         (None, None) => filled_qty,
     };
     let cfg_price = match cfg {
