@@ -843,6 +843,36 @@ impl Gateway {
         Ok((balances, positions))
     }
 
+    /// The margin account's summary (margin venues; `None` for spot), also exported as
+    /// gauges: `gekko_gateway_margin_nav`, `_balance`, `_unrealized_pl`, `_used`,
+    /// `_available` and `gekko_gateway_margin_closeout_percent`, labelled `venue`.
+    ///
+    /// # Errors
+    /// The venue's failure.
+    pub async fn margin(&self) -> Result<Option<gekko_venue::MarginSummary>, GatewayError> {
+        let summary = self.inner.venue.margin_summary().await?;
+        if let Some(m) = &summary {
+            let venue = self.venue().as_str();
+            for (name, v) in [
+                ("gekko_gateway_margin_nav", m.nav),
+                ("gekko_gateway_margin_balance", m.balance),
+                ("gekko_gateway_margin_unrealized_pl", m.unrealized_pl),
+                ("gekko_gateway_margin_used", m.margin_used),
+                ("gekko_gateway_margin_available", m.margin_available),
+                (
+                    "gekko_gateway_margin_closeout_percent",
+                    m.margin_closeout_percent,
+                ),
+            ] {
+                // Gauges are f64 by nature; the figure itself stays a Decimal everywhere
+                // else.
+                let f = rust_decimal::prelude::ToPrimitive::to_f64(&v).unwrap_or(f64::NAN);
+                metrics::gauge!(name, "venue" => venue).set(f);
+            }
+        }
+        Ok(summary)
+    }
+
     /// Instrument rules.
     #[must_use]
     pub fn instruments(&self) -> Vec<InstrumentInfo> {
@@ -1033,6 +1063,14 @@ impl Gateway {
                 () = tokio::time::sleep(self.inner.cfg.clock_sync_interval) => {}
             }
             self.sync_clock().await;
+            // Margin venues: the account summary's gauges follow on the same beat, so NAV
+            // and the closeout level are on the dashboard without anyone calling
+            // GetAccount.
+            if self.inner.caps.account == AccountModel::Margin
+                && let Err(e) = self.margin().await
+            {
+                tracing::debug!(venue = self.label(), error = %e, "margin summary refresh failed");
+            }
         }
     }
 

@@ -237,10 +237,12 @@ impl GatewayService for GatewayGrpc {
     ) -> Result<Response<pb::GetAccountResponse>, Status> {
         let gw = self.pick(&r.get_ref().venue)?;
         let (balances, positions) = gw.account().await.map_err(|e| status_of(&e))?;
+        let margin = gw.margin().await.map_err(|e| status_of(&e))?;
         Ok(Response::new(pb::GetAccountResponse {
             venue: gw.venue().to_string(),
             balances: balances.iter().map(convert::balance_to_pb).collect(),
             positions: positions.iter().map(convert::position_to_pb).collect(),
+            margin: margin.as_ref().map(convert::margin_to_pb),
         }))
     }
 

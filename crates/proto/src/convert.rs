@@ -190,6 +190,21 @@ pub fn position_to_pb(p: &Position) -> pb::PositionMsg {
         instrument: p.instrument.pair(),
         qty: p.qty.to_string(),
         avg_price: opt(p.avg_price),
+        unrealized_pnl: opt(p.unrealized_pnl),
+    }
+}
+
+/// A margin summary → protobuf.
+#[must_use]
+pub fn margin_to_pb(m: &gekko_venue::MarginSummary) -> pb::MarginMsg {
+    pb::MarginMsg {
+        currency: m.currency.clone(),
+        nav: m.nav.to_string(),
+        balance: m.balance.to_string(),
+        unrealized_pl: m.unrealized_pl.to_string(),
+        margin_used: m.margin_used.to_string(),
+        margin_available: m.margin_available.to_string(),
+        margin_closeout_percent: m.margin_closeout_percent.to_string(),
     }
 }
 
