@@ -165,6 +165,16 @@ where
     }
 }
 
+/// A money figure as a Prometheus gauge value: the one place gateway money becomes `f64`,
+/// for display only; every computation stays in `Decimal`.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "Prometheus gauges are f64; this is a display boundary, not arithmetic"
+)]
+fn gauge_value(v: rust_decimal::Decimal) -> f64 {
+    rust_decimal::prelude::ToPrimitive::to_f64(&v).unwrap_or(f64::NAN)
+}
+
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -864,10 +874,7 @@ impl Gateway {
                     m.margin_closeout_percent,
                 ),
             ] {
-                // Gauges are f64 by nature; the figure itself stays a Decimal everywhere
-                // else.
-                let f = rust_decimal::prelude::ToPrimitive::to_f64(&v).unwrap_or(f64::NAN);
-                metrics::gauge!(name, "venue" => venue).set(f);
+                metrics::gauge!(name, "venue" => venue).set(gauge_value(v));
             }
         }
         Ok(summary)
