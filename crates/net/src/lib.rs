@@ -52,7 +52,7 @@ pub use breaker::{BreakerOpen, BreakerPermit, CircuitBreaker, CircuitState};
 pub use clock::{ClockOffset, ClockSample};
 pub use http::NetError;
 pub use limiter::WeightLimiter;
-pub use line::{run_line_stream, spawn_line_stream};
+pub use line::{LineBuffer, run_line_stream, spawn_line_stream};
 pub use relay::{receiver_stream, relay};
 pub use rest::{
     Charge, LimiterId, RestConfig, RestError, RestPipeline, RestRequest, RestResponse, StatusClass,

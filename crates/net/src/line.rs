@@ -14,6 +14,9 @@
 //! rather than growing the buffer without bound; a line that is not UTF-8 is dropped with a
 //! log line.
 //!
+//! The framing (chunks to lines) is [`LineBuffer`], public so that a venue can test its
+//! line parsers against exactly the lines the transport would deliver for any chunk split.
+//!
 //! The `reqwest::Client` must have **no total timeout** (it would cut the stream); the
 //! supervisor's `connect_timeout` bounds the wait for the response headers instead.
 //!
@@ -73,6 +76,76 @@ pub async fn run_line_stream<R, RF, H>(
     supervise(config, LineTransport { request, hooks }, tx, cancel).await;
 }
 
+/// Joins the chunks of a line stream into lines: the framing half of the transport, kept
+/// apart from the socket so a venue's tests (and fuzzers) can feed it arbitrary chunk
+/// splits and get exactly the lines the live stream would deliver.
+///
+/// A line ends at `\n`; a `\r` before it is dropped; lines of only whitespace are
+/// skipped. Bytes after the last `\n` wait for the next chunk. Each byte is scanned for a
+/// newline once, however many chunks a long line spans.
+#[derive(Debug, Default, Clone)]
+pub struct LineBuffer {
+    buf: Vec<u8>,
+    /// Start of the first line not yet returned.
+    start: usize,
+    /// Everything before this offset has been searched for `\n` already.
+    scanned: usize,
+}
+
+impl LineBuffer {
+    /// An empty buffer.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends one chunk (any bytes, any split).
+    pub fn push(&mut self, chunk: &[u8]) {
+        if self.start > 0 {
+            // Drop the lines already handed out before growing the buffer.
+            self.buf.drain(..self.start);
+            self.scanned -= self.start;
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(chunk);
+    }
+
+    /// The next complete, non-blank line without its line ending; `None` until another
+    /// chunk completes one.
+    ///
+    /// # Errors
+    /// `Some(Err(len))` for a line of `len` bytes that is not UTF-8 (it is consumed).
+    pub fn next_line(&mut self) -> Option<Result<&str, usize>> {
+        let (from, to) = loop {
+            let pos = self.buf[self.scanned..].iter().position(|&b| b == b'\n');
+            let Some(pos) = pos else {
+                self.scanned = self.buf.len();
+                return None;
+            };
+            let end = self.scanned + pos;
+            let from = self.start;
+            self.start = end + 1;
+            self.scanned = end + 1;
+            let to = if end > from && self.buf[end - 1] == b'\r' {
+                end - 1
+            } else {
+                end
+            };
+            if !self.buf[from..to].iter().all(u8::is_ascii_whitespace) {
+                break (from, to);
+            }
+        };
+        let line = &self.buf[from..to];
+        Some(std::str::from_utf8(line).map_err(|_| line.len()))
+    }
+
+    /// Bytes held that do not yet end in a newline (a line still arriving).
+    #[must_use]
+    pub fn pending(&self) -> usize {
+        self.buf.len() - self.start
+    }
+}
+
 struct LineTransport<R, H> {
     request: R,
     hooks: H,
@@ -125,7 +198,7 @@ where
         }
 
         let mut watchdog = Watchdog::new(ctx.config);
-        let mut buf: Vec<u8> = Vec::new();
+        let mut lines = LineBuffer::new();
         loop {
             let chunk = tokio::select! {
                 biased;
@@ -150,30 +223,72 @@ where
                 }
             };
             ctx.frame_seen();
-            buf.extend_from_slice(&bytes);
-            let mut start = 0;
-            while let Some(pos) = buf[start..].iter().position(|&b| b == b'\n') {
-                let line = &buf[start..start + pos];
-                start += pos + 1;
-                let line = line.strip_suffix(b"\r").unwrap_or(line);
-                if line.iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
-                match std::str::from_utf8(line) {
+            lines.push(&bytes);
+            while let Some(line) = lines.next_line() {
+                match line {
                     Ok(text) => {
-                        if let Err(end) = ctx.text(&mut self.hooks, text.to_owned()).await {
+                        let text = text.to_owned();
+                        if let Err(end) = ctx.text(&mut self.hooks, text).await {
                             return end;
                         }
                     }
-                    Err(_) => {
-                        tracing::debug!(venue = %ctx.config.venue, stream = %ctx.config.stream, len = line.len(), "ignoring non-UTF-8 line");
+                    Err(len) => {
+                        tracing::debug!(venue = %ctx.config.venue, stream = %ctx.config.stream, len, "ignoring non-UTF-8 line");
                     }
                 }
             }
-            buf.drain(..start);
-            if buf.len() > MAX_LINE_BYTES {
+            if lines.pending() > MAX_LINE_BYTES {
                 return SessionEnd::Closed(format!("line longer than {MAX_LINE_BYTES} bytes"));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(b: &mut LineBuffer) -> Vec<Result<String, usize>> {
+        let mut out = Vec::new();
+        while let Some(l) = b.next_line() {
+            out.push(l.map(str::to_owned));
+        }
+        out
+    }
+
+    #[test]
+    fn lines_split_anywhere_come_out_whole() {
+        let input = b"{\"a\":1}\r\n\n  \n{\"b\":\"\xc3\xa9\"}\n\xff\xfe\n{\"c\":3}";
+        let whole = {
+            let mut b = LineBuffer::new();
+            b.push(input);
+            drain(&mut b)
+        };
+        assert_eq!(
+            whole,
+            [
+                Ok("{\"a\":1}".to_owned()),
+                Ok("{\"b\":\"\u{e9}\"}".to_owned()),
+                Err(2)
+            ]
+        );
+        for split in 0..input.len() {
+            for split2 in split..input.len() {
+                let mut b = LineBuffer::new();
+                let mut got = Vec::new();
+                for part in [&input[..split], &input[split..split2], &input[split2..]] {
+                    b.push(part);
+                    got.extend(drain(&mut b));
+                }
+                assert_eq!(got, whole, "split at {split}, {split2}");
+                assert_eq!(b.pending(), "{\"c\":3}".len());
+            }
+        }
+        let mut b = LineBuffer::new();
+        b.push(input);
+        drain(&mut b);
+        b.push(b"\n");
+        assert_eq!(drain(&mut b), [Ok("{\"c\":3}".to_owned())]);
+        assert_eq!(b.pending(), 0);
     }
 }
