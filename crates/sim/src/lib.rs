@@ -33,3 +33,4 @@ pub mod binanceus;
 pub mod coinbase;
 pub mod engine;
 pub mod harness;
+pub mod oanda;

@@ -44,7 +44,7 @@ mod config;
 mod encode;
 mod rest;
 mod state;
-mod tls;
+pub(crate) mod tls;
 mod venue;
 mod ws;
 

@@ -905,6 +905,26 @@ impl<S: EventSink> Engine<S> {
         }
     }
 
+    /// How much of `qty` a taker order on `side` (limited to `limit` when given) would
+    /// fill against instrument `idx`'s synthetic liquidity right now, changing nothing:
+    /// what a venue with fill-or-kill MARKET orders (OANDA) checks before placing one.
+    #[must_use]
+    pub fn fillable(
+        &self,
+        idx: usize,
+        side: SimSide,
+        limit: Option<Decimal>,
+        qty: Decimal,
+    ) -> Decimal {
+        self.books.get(idx).map_or(Decimal::ZERO, |b| {
+            plan(&b.market, side, limit, Want::Base(qty))
+                .fills
+                .iter()
+                .map(|(_, q)| *q)
+                .sum()
+        })
+    }
+
     /// A synthetic aggressor trade at `price` for up to `qty`: fills resting buys priced
     /// at or above it and resting sells at or below it, in price-time priority, at their
     /// own prices. Returns the quantity filled.

@@ -78,6 +78,18 @@ pub enum Fault {
         /// How long the outage lasts.
         duration: Duration,
     },
+    /// The next `count` lines of a chunked line stream (OANDA's pricing and transaction
+    /// streams) are each written as two HTTP chunks, split inside the JSON object.
+    SplitChunks {
+        /// How many lines are split.
+        count: u32,
+    },
+    /// The next `count` order placements are refused for insufficient margin (OANDA:
+    /// `INSUFFICIENT_MARGIN`) whatever the account holds.
+    MarginRejectNext {
+        /// How many placements are refused.
+        count: u32,
+    },
 }
 
 impl Fault {
@@ -113,6 +125,12 @@ enum FaultSpec {
     MarketDataOutage {
         duration_ms: u64,
     },
+    SplitChunks {
+        count: u32,
+    },
+    MarginRejectNext {
+        count: u32,
+    },
 }
 
 impl From<FaultSpec> for Fault {
@@ -135,6 +153,8 @@ impl From<FaultSpec> for Fault {
             FaultSpec::MarketDataOutage { duration_ms } => Self::MarketDataOutage {
                 duration: Duration::from_millis(duration_ms),
             },
+            FaultSpec::SplitChunks { count } => Self::SplitChunks { count },
+            FaultSpec::MarginRejectNext { count } => Self::MarginRejectNext { count },
         }
     }
 }
@@ -163,6 +183,8 @@ impl From<Fault> for FaultSpec {
             Fault::MarketDataOutage { duration } => Self::MarketDataOutage {
                 duration_ms: ms(duration),
             },
+            Fault::SplitChunks { count } => Self::SplitChunks { count },
+            Fault::MarginRejectNext { count } => Self::MarginRejectNext { count },
         }
     }
 }
@@ -185,6 +207,8 @@ pub struct FaultState {
     order_timeouts: AtomicU32,
     server_errors: AtomicU32,
     malformed: AtomicU32,
+    split: AtomicU32,
+    margin_rejects: AtomicU32,
     silent_until: Mutex<Option<Instant>>,
     book_down_until: Mutex<Option<Instant>>,
     ws_drop: watch::Sender<u64>,
@@ -196,6 +220,8 @@ impl Default for FaultState {
             order_timeouts: AtomicU32::new(0),
             server_errors: AtomicU32::new(0),
             malformed: AtomicU32::new(0),
+            split: AtomicU32::new(0),
+            margin_rejects: AtomicU32::new(0),
             silent_until: Mutex::new(None),
             book_down_until: Mutex::new(None),
             ws_drop: watch::Sender::new(0),
@@ -254,6 +280,12 @@ impl FaultState {
                 self.silence_for(duration);
                 extend(&self.book_down_until, duration);
             }
+            Fault::SplitChunks { count } => {
+                self.split.fetch_add(count, Ordering::AcqRel);
+            }
+            Fault::MarginRejectNext { count } => {
+                self.margin_rejects.fetch_add(count, Ordering::AcqRel);
+            }
         }
         true
     }
@@ -300,6 +332,16 @@ impl FaultState {
         take_one(&self.malformed)
     }
 
+    /// Consumes an armed split line ([`Fault::SplitChunks`]), if any.
+    pub fn take_split(&self) -> bool {
+        take_one(&self.split)
+    }
+
+    /// Consumes an armed margin refusal ([`Fault::MarginRejectNext`]), if any.
+    pub fn take_margin_reject(&self) -> bool {
+        take_one(&self.margin_rejects)
+    }
+
     /// Silences websockets until `now + d` (extending, never shortening).
     pub fn silence_for(&self, d: Duration) {
         extend(&self.silent_until, d);
@@ -343,6 +385,8 @@ mod tests {
                 duration: Duration::from_secs(1),
             },
             Fault::MalformedNext { count: 3 },
+            Fault::SplitChunks { count: 2 },
+            Fault::MarginRejectNext { count: 1 },
             Fault::MarketDataOutage {
                 duration: Duration::from_millis(2500),
             },

@@ -45,6 +45,10 @@ pub struct Stats {
     pub ws_open: AtomicU64,
     /// [`SimStats::ws_messages_sent`].
     pub ws_messages_sent: AtomicU64,
+    /// [`SimStats::lines_split`].
+    pub lines_split: AtomicU64,
+    /// [`SimStats::streams_dropped`].
+    pub streams_dropped: AtomicU64,
 }
 
 impl Stats {
@@ -85,6 +89,8 @@ impl Stats {
             ws_open: get(&self.ws_open),
             ws_messages_sent: get(&self.ws_messages_sent),
             depth_updates: c.depth_updates,
+            lines_split: get(&self.lines_split),
+            streams_dropped: get(&self.streams_dropped),
         }
     }
 }
@@ -131,4 +137,8 @@ pub struct SimStats {
     pub ws_messages_sent: u64,
     /// Book diff events produced.
     pub depth_updates: u64,
+    /// Stream lines written as two HTTP chunks by the `SplitChunks` fault (OANDA).
+    pub lines_split: u64,
+    /// Line streams ended abruptly by the `DropWebSockets` fault (OANDA: every stream).
+    pub streams_dropped: u64,
 }
