@@ -307,7 +307,7 @@ impl<'de> Deserialize<'de> for Levels {
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 // A price carries a handful of levels; more are allowed, just not
                 // pre-allocated on the sender's word.
-                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(8).max(2));
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).clamp(2, 8));
                 while let Some(l) = seq.next_element::<Level>()? {
                     out.push(l.0);
                 }
