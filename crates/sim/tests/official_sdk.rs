@@ -1,5 +1,5 @@
 //! The simulators checked by the venues' official Python SDKs: Binance's
-//! `binance-connector` and Coinbase's `coinbase-advanced-py` (pinned in
+//! `binance-connector`, Coinbase's `coinbase-advanced-py` and OANDA's `v20` (pinned in
 //! `scripts/sdk-requirements.txt`, installed into `.venv-sdk` by `scripts/test.sh`).
 //!
 //! gekko's client and this simulator were written by the same team, so agreeing with
@@ -12,6 +12,7 @@ use std::process::Command;
 
 use gekko_sim::binanceus::{SimBinanceUs, SimConfig};
 use gekko_sim::coinbase::{SimApiKey, SimCoinbase, SimConfig as CbConfig};
+use gekko_sim::oanda::{SimConfig as OandaConfig, SimOanda};
 
 /// The venv's Python: `$GEKKO_SDK_PYTHON`, else `.venv-sdk/bin/python` at the workspace root.
 fn sdk_python() -> PathBuf {
@@ -146,5 +147,54 @@ async fn coinbase_advanced_py_trades_against_the_simulator() {
         stats.orders_accepted >= 2 && stats.ws_connections >= 1,
         "{stats:?}"
     );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v20_trades_against_the_simulator() {
+    let python = sdk_python();
+    assert!(
+        python.exists(),
+        "{} not found: run scripts/test.sh (it creates .venv-sdk with the pinned official \
+         SDKs), or set GEKKO_SDK_PYTHON to a Python with v20==3.0.25.0 and pyyaml",
+        python.display()
+    );
+    // Heartbeats every second so the stream check sees one without waiting 5 s.
+    let sim = SimOanda::start(OandaConfig {
+        heartbeat_interval: std::time::Duration::from_secs(1),
+        ..OandaConfig::default()
+    })
+    .await
+    .expect("simulator starts");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/oanda_v20_check.py");
+    let args = [
+        script.to_owned(),
+        sim.rest_addr.port().to_string(),
+        sim.stream_addr.port().to_string(),
+        sim.token.clone(),
+        sim.account_id.clone(),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .args(&args)
+            .output()
+            .expect("the SDK check runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "v20 check failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    assert!(stdout.contains("all checks passed"), "{stdout}");
+    let stats = sim.stats();
+    assert!(
+        stats.orders_accepted >= 3 && stats.ws_connections >= 1 && stats.auth_failures >= 1,
+        "{stats:?}"
+    );
+    assert_eq!(sim.position_units("EUR_USD"), (0.into(), 0.into()));
     sim.shutdown().await;
 }
