@@ -142,6 +142,27 @@ pub struct OandaOrder {
     /// The `ORDER_CANCEL` that cancelled it.
     #[serde(rename = "cancellingTransactionID")]
     pub cancelling_transaction_id: Option<String>,
+    /// The trade its (first) fill opened.
+    #[serde(rename = "tradeOpenedID")]
+    pub trade_opened_id: Option<String>,
+    /// The trade its fill reduced.
+    #[serde(rename = "tradeReducedID")]
+    pub trade_reduced_id: Option<String>,
+    /// The trades its fills closed.
+    #[serde(rename = "tradeClosedIDs")]
+    pub trade_closed_ids: Vec<String>,
+}
+
+impl OandaOrder {
+    /// Whether anything of the order has executed (a fill opened, reduced or closed a
+    /// trade, or filled it).
+    #[must_use]
+    pub fn has_fills(&self) -> bool {
+        self.trade_opened_id.is_some()
+            || self.trade_reduced_id.is_some()
+            || !self.trade_closed_ids.is_empty()
+            || self.filling_transaction_id.is_some()
+    }
 }
 
 /// `GET /v3/accounts`.
@@ -520,7 +541,32 @@ pub struct ErrorBody {
     pub long_order_reject_transaction: Option<OandaTransaction>,
     /// Short side rejection of a position close.
     pub short_order_reject_transaction: Option<OandaTransaction>,
+    /// The rejection of a cancel (`ORDER_DOESNT_EXIST`).
+    pub order_cancel_reject_transaction: Option<OandaTransaction>,
     /// Last transaction id.
     #[serde(rename = "lastTransactionID")]
     pub last_transaction_id: Option<String>,
+}
+
+impl ErrorBody {
+    /// The first reject transaction the body carries.
+    #[must_use]
+    pub fn reject(&self) -> Option<&OandaTransaction> {
+        self.order_reject_transaction
+            .as_ref()
+            .or(self.order_cancel_reject_transaction.as_ref())
+            .or(self.long_order_reject_transaction.as_ref())
+            .or(self.short_order_reject_transaction.as_ref())
+    }
+}
+
+/// `GET …/transactions/sinceid?id=N`: every transaction after `N`, oldest first.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TransactionsResponse {
+    /// The transactions.
+    pub transactions: Vec<OandaTransaction>,
+    /// Last transaction id.
+    #[serde(rename = "lastTransactionID")]
+    pub last_transaction_id: String,
 }
