@@ -6,8 +6,10 @@ pub mod consts;
 pub mod instrument;
 pub mod models;
 pub mod order;
+pub mod rules;
 pub mod time;
 
 pub use instrument::{instrument, instrument_name};
 pub use order::{OrderTracker, TxOutcome, order_update_from_order};
+pub use rules::InstrumentRules;
 pub use time::{parse_time_ms, parse_time_ns};

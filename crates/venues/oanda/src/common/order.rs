@@ -218,8 +218,10 @@ impl OrderTracker {
     /// Folds one transaction in. Creates and rejects describe their order; a fill
     /// updates its order (or, for an order not seen before, describes it from the fill
     /// alone: its size is then the fill's) and yields a [`Fill`]; a cancel closes a known
-    /// order (`Expired` when the time in force ran out, `Cancelled` otherwise; a cancel of
-    /// an order never seen yields nothing). Other types yield nothing. Orders that reach
+    /// order (`Cancelled` on the client's request, `Expired` when the venue cancelled it:
+    /// a FOK/IOC remainder, time in force run out, insufficient margin or liquidity, the
+    /// reason then kept in `reject_reason`; a cancel of an order never seen yields
+    /// nothing). Other types yield nothing. Orders that reach
     /// a terminal state are forgotten.
     pub fn apply(&mut self, tx: &OandaTransaction) -> TxOutcome {
         let out = match tx.kind.as_str() {
@@ -306,15 +308,16 @@ impl OrderTracker {
 
     fn cancel(&self, tx: &OandaTransaction) -> Option<OrderUpdate> {
         let mut order = self.orders.get(tx.order_id.as_deref()?)?.clone();
-        order.status = if tx.reason.as_deref() == Some("TIME_IN_FORCE_EXPIRED") {
-            OrderStatus::Expired
-        } else {
+        let client = tx
+            .reason
+            .as_deref()
+            .is_none_or(|r| r.starts_with("CLIENT_REQUEST"));
+        order.status = if client {
             OrderStatus::Cancelled
+        } else {
+            OrderStatus::Expired
         };
-        if !matches!(
-            tx.reason.as_deref(),
-            None | Some("CLIENT_REQUEST" | "TIME_IN_FORCE_EXPIRED")
-        ) {
+        if !client && tx.reason.as_deref() != Some("TIME_IN_FORCE_EXPIRED") {
             order.reject_reason.clone_from(&tx.reason);
         }
         order.last_fill = None;
@@ -375,7 +378,7 @@ mod tests {
             OrderStatus::PartiallyFilled
         );
         let last = outs[2].order.as_ref().unwrap();
-        assert_eq!(last.status, OrderStatus::Cancelled);
+        assert_eq!(last.status, OrderStatus::Expired);
         assert_eq!(last.filled_qty, Decimal::from(40));
         assert_eq!(
             last.reject_reason.as_deref(),

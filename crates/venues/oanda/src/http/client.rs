@@ -483,12 +483,21 @@ impl OandaHttpClient {
     /// # Errors
     /// See [`OandaError`].
     pub async fn changes(&self, since_transaction_id: &str) -> Result<ChangesResponse, OandaError> {
+        decode(&self.changes_raw(since_transaction_id).await?)
+    }
+
+    /// [`OandaHttpClient::changes`] as the raw JSON body (the stream's catch-up parses
+    /// it itself).
+    ///
+    /// # Errors
+    /// See [`OandaError`].
+    pub async fn changes_raw(&self, since_transaction_id: &str) -> Result<String, OandaError> {
         let path = format!("{}/changes", self.inner.account_path);
         let query = format!(
             "sinceTransactionID={}",
             encode_segment(since_transaction_id)
         );
-        self.get_json(&CHANGES, &path, &query).await
+        self.get_text(&CHANGES, &path, &query).await
     }
 
     /// `GET …/transactions/{id}`.
@@ -527,6 +536,11 @@ impl OandaHttpClient {
         path: &str,
         query: &str,
     ) -> Result<T, OandaError> {
+        decode(&self.get_text(ep, path, query).await?)
+    }
+
+    /// A GET's body, retried as [`OandaHttpClient::get_json`] says.
+    async fn get_text(&self, ep: &Endpoint, path: &str, query: &str) -> Result<String, OandaError> {
         debug_assert!(ep.method == Method::GET);
         let max_wait = self.inner.max_rate_limit_wait;
         let retryable = |e: &OandaError| {
@@ -534,11 +548,10 @@ impl OandaHttpClient {
                 && !matches!(e, OandaError::CircuitOpen { .. })
                 && e.retry_after().is_none_or(|d| d <= max_wait)
         };
-        let text = retry_idempotent(&self.inner.retry, retryable, || {
+        retry_idempotent(&self.inner.retry, retryable, || {
             self.send_once(ep, path, query, "", Wait::Bounded)
         })
-        .await?;
-        decode(&text)
+        .await
     }
 
     /// One HTTP exchange through the pipeline, with the endpoint's charge, the bearer
