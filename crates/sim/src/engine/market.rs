@@ -47,6 +47,8 @@ pub struct SymbolMarket {
     spacing: i64,
     /// Largest move of the walk per tick, in ticks.
     vol: i64,
+    /// Narrowest spread, in ticks (1 unless a venue sets a typical spread).
+    min_spread: i64,
     /// Lowest allowed best bid, in ticks, so the deepest bid stays positive.
     floor: i64,
     /// Level size range, in steps.
@@ -122,6 +124,7 @@ impl SymbolMarket {
             best_bid: start.max(floor),
             spacing,
             vol: spacing,
+            min_spread: 1,
             floor,
             level_units: (lo, hi.max(lo)),
             trade_units: (min_units, thi),
@@ -148,7 +151,7 @@ impl SymbolMarket {
             self.best_bid = (self.best_bid + delta).max(self.floor);
         }
         let extra = self.rng.random_range(0..=1i64);
-        let best_ask = self.best_bid + 1 + extra; // spread >= 1 tick
+        let best_ask = self.best_bid + self.min_spread + extra; // spread >= min_spread
         let (lo, hi) = self.level_units;
         let mut bids = BTreeMap::new();
         let mut asks = BTreeMap::new();
@@ -180,6 +183,15 @@ impl SymbolMarket {
         self.bids = bids;
         self.asks = asks;
         (self.best_bid, best_ask)
+    }
+
+    /// Sets the narrowest spread to `ticks` (at least 1) and rebuilds the book around
+    /// the same best bid. A venue whose quotes have a typical spread wider than a tick
+    /// (OANDA: about a pip) uses it; the others keep the one-tick default, and their
+    /// random streams are unchanged.
+    pub fn set_min_spread(&mut self, ticks: i64) {
+        self.min_spread = ticks.max(1);
+        self.regenerate(false);
     }
 
     /// One generator step: moves the mid, refreshes the levels, and maybe makes up a
@@ -245,6 +257,19 @@ mod tests {
         c.tick();
         a.tick();
         assert_ne!(a.bids, c.bids);
+    }
+
+    #[test]
+    fn a_minimum_spread_holds_every_tick() {
+        let mut m = SymbolMarket::new(btc(), 1, 0);
+        m.set_min_spread(50);
+        for _ in 0..100 {
+            m.tick();
+            let best_bid = *m.bids.keys().next_back().expect("bid");
+            let best_ask = *m.asks.keys().next().expect("ask");
+            let spread = best_ask - best_bid;
+            assert!(spread >= dec!(0.50) && spread <= dec!(0.51), "{spread}");
+        }
     }
 
     #[test]

@@ -905,6 +905,15 @@ impl<S: EventSink> Engine<S> {
         }
     }
 
+    /// Sets instrument `idx`'s narrowest synthetic spread to `ticks` and republishes its
+    /// book (see [`SymbolMarket::set_min_spread`]).
+    pub fn set_min_spread(&mut self, idx: usize, ticks: i64, now: i64) {
+        if let Some(b) = self.books.get_mut(idx) {
+            b.market.set_min_spread(ticks);
+            self.publish(idx, now, false);
+        }
+    }
+
     /// How much of `qty` a taker order on `side` (limited to `limit` when given) would
     /// fill against instrument `idx`'s synthetic liquidity right now, changing nothing:
     /// what a venue with fill-or-kill MARKET orders (OANDA) checks before placing one.

@@ -43,10 +43,17 @@ pub struct SimInstrument {
     pub margin_rate: Decimal,
     /// Mid price the seeded walk starts from.
     pub start_price: Decimal,
+    /// The narrowest bid/ask spread the market quotes (about a pip on the majors).
+    pub typical_spread: Decimal,
 }
 
 impl SimInstrument {
-    fn fx(name: &str, pip: i32, precision: u32, margin: Decimal, start: Decimal) -> Self {
+    fn fx(
+        name: &str,
+        pip: i32,
+        precision: u32,
+        (margin, start, spread): (Decimal, Decimal, Decimal),
+    ) -> Self {
         Self {
             name: name.to_owned(),
             kind: if name.starts_with("XAU") {
@@ -62,6 +69,7 @@ impl SimInstrument {
             maximum_order_units: Decimal::from(100_000_000),
             margin_rate: margin,
             start_price: start,
+            typical_spread: spread,
         }
     }
 
@@ -98,34 +106,48 @@ impl SimInstrument {
 /// The default instruments: EUR_USD, USD_JPY, GBP_USD, XAU_USD.
 #[must_use]
 pub fn default_instruments() -> Vec<SimInstrument> {
+    // Spreads as the practice venue usually quotes them: EUR_USD about 1.2 pips,
+    // USD_JPY 1.4, GBP_USD 1.6, gold 35 cents.
     vec![
         SimInstrument::fx(
             "EUR_USD",
             -4,
             5,
-            Decimal::new(2, 2),
-            Decimal::new(108_500, 5),
+            (
+                Decimal::new(2, 2),
+                Decimal::new(108_500, 5),
+                Decimal::new(12, 5),
+            ),
         ),
         SimInstrument::fx(
             "USD_JPY",
             -2,
             3,
-            Decimal::new(4, 2),
-            Decimal::new(150_000, 3),
+            (
+                Decimal::new(4, 2),
+                Decimal::new(150_000, 3),
+                Decimal::new(14, 3),
+            ),
         ),
         SimInstrument::fx(
             "GBP_USD",
             -4,
             5,
-            Decimal::new(5, 2),
-            Decimal::new(127_000, 5),
+            (
+                Decimal::new(5, 2),
+                Decimal::new(127_000, 5),
+                Decimal::new(16, 5),
+            ),
         ),
         SimInstrument::fx(
             "XAU_USD",
             -2,
             3,
-            Decimal::new(5, 2),
-            Decimal::new(2_350_000, 3),
+            (
+                Decimal::new(5, 2),
+                Decimal::new(2_350_000, 3),
+                Decimal::new(350, 3),
+            ),
         ),
     ]
 }

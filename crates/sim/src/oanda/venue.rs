@@ -273,6 +273,15 @@ impl Venue {
             feed,
             rejected: 0,
         };
+        for (idx, i) in cfg.instruments.iter().enumerate() {
+            let tick = Decimal::new(1, i.display_precision);
+            let ticks = i
+                .typical_spread
+                .checked_div(tick)
+                .and_then(|t| t.round().to_i64())
+                .unwrap_or(1);
+            v.engine.set_min_spread(idx, ticks, 0);
+        }
         let id = v.next_tx();
         v.record(json!({
             "id": id.to_string(), "time": rfc3339(now_ns), "userID": USER_ID,
