@@ -830,3 +830,99 @@ async fn admin_api_injects_stream_faults_over_http() {
     assert_eq!(stats["lines_split"], 2);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_margin_closeout_closes_every_position() {
+    // 10 000:1 leverage and 10 USD: a position the margin allows, whose spread cost
+    // alone takes the NAV below half the margin used, is closed on the next tick.
+    let mut cfg = SimConfig {
+        initial_balance: dec!(10),
+        ..SimConfig::default()
+    };
+    cfg.instruments[0].margin_rate = dec!(0.0001);
+    let sim = start(cfg).await;
+    sim.set_market_paused(true);
+    let mut txs = Lines::open(&sim, "/transactions/stream").await;
+    let (st, b) = order(
+        &sim,
+        json!({"type": "MARKET", "instrument": "EUR_USD", "units": "90000"}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{b}");
+    assert!(b["orderFillTransaction"].is_object(), "{b}");
+    let (nav, used, _, pct) = sim.margin();
+    assert!(
+        pct >= Decimal::ONE,
+        "NAV {nav}, margin used {used}, closeout {pct}"
+    );
+    sim.tick_market();
+    let create = txs.next_of("MARKET_ORDER", Duration::from_secs(2)).await;
+    assert_eq!(create["reason"], "CLIENT_ORDER");
+    let create = txs.next_of("MARKET_ORDER", Duration::from_secs(2)).await;
+    assert_eq!(create["reason"], "MARGIN_CLOSEOUT", "{create}");
+    let fill = txs.next_of("ORDER_FILL", Duration::from_secs(2)).await;
+    let fill = if fill["reason"] == "MARKET_ORDER" {
+        txs.next_of("ORDER_FILL", Duration::from_secs(2)).await
+    } else {
+        fill
+    };
+    assert_eq!(fill["reason"], "MARKET_ORDER_MARGIN_CLOSEOUT", "{fill}");
+    assert_eq!(fill["units"], "-90000");
+    assert_eq!(
+        sim.position_units("EUR_USD"),
+        (Decimal::ZERO, Decimal::ZERO)
+    );
+    let (_, used, _, _) = sim.margin();
+    assert_eq!(used, Decimal::ZERO);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn tls_serves_both_hosts_with_one_certificate() {
+    let sim = start(SimConfig {
+        tls: Some(gekko_sim::oanda::TlsSource::SelfSigned { cert_out: None }),
+        heartbeat_interval: Duration::from_millis(300),
+        ..SimConfig::default()
+    })
+    .await;
+    assert!(sim.rest_url.starts_with("https://") && sim.stream_url.starts_with("https://"));
+    let pem = sim.cert_pem.clone().expect("certificate");
+    let cert = reqwest::Certificate::from_pem(pem.as_bytes()).expect("pem");
+    let c = reqwest::Client::builder()
+        .add_root_certificate(cert)
+        .build()
+        .expect("client");
+    let r = c
+        .get(format!("{}/v3/accounts", sim.rest_url))
+        .bearer_auth(PAPER_TOKEN)
+        .send()
+        .await
+        .expect("https request");
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut r = c
+        .get(format!(
+            "{}/v3/accounts/{}/transactions/stream",
+            sim.stream_url, sim.account_id
+        ))
+        .bearer_auth(PAPER_TOKEN)
+        .send()
+        .await
+        .expect("https stream");
+    assert_eq!(r.status(), StatusCode::OK);
+    let chunk = tokio::time::timeout(Duration::from_secs(2), r.chunk())
+        .await
+        .expect("a heartbeat in time")
+        .expect("chunk")
+        .expect("not ended");
+    let hb: Value = serde_json::from_slice(&chunk).expect("json line");
+    assert_eq!(hb["type"], "HEARTBEAT");
+    // A client that does not trust the certificate is refused.
+    assert!(
+        reqwest::Client::new()
+            .get(format!("{}/v3/accounts", sim.rest_url))
+            .send()
+            .await
+            .is_err()
+    );
+    sim.shutdown().await;
+}
