@@ -692,6 +692,12 @@ impl VenueAdapter for OandaVenue {
         Ok(by_order)
     }
 
+    /// Nothing to do: an OANDA book is top levels only, and every price on the pricing
+    /// stream replaces it whole, so the next price is the fresh snapshot.
+    async fn resync_book(&self, _instrument: &InstrumentId) -> Result<(), VenueError> {
+        Ok(())
+    }
+
     fn market_stream(
         &self,
         instruments: &[InstrumentId],

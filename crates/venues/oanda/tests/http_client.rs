@@ -232,7 +232,7 @@ async fn market_orders_fill_and_a_short_closes_natively() {
     assert_eq!((f.qty, f.fee_asset.as_str()), (dec!(2500), "USD"));
     assert!(!f.trade_id.is_empty());
 
-    let ps = venue.positions(&[inst.clone()]).await.unwrap();
+    let ps = venue.positions(std::slice::from_ref(&inst)).await.unwrap();
     assert_eq!(ps.len(), 1);
     assert_eq!(ps[0].qty, dec!(-2500), "a short is negative");
     let avg = ps[0].avg_price.expect("an average price");
@@ -254,7 +254,7 @@ async fn market_orders_fill_and_a_short_closes_natively() {
         oa.sim.position_units("USD_JPY"),
         (Decimal::ZERO, Decimal::ZERO)
     );
-    assert!(venue.positions(&[inst.clone()]).await.unwrap().is_empty());
+    assert!(venue.positions(std::slice::from_ref(&inst)).await.unwrap().is_empty());
     // Nothing held: nothing to close, nothing sent.
     assert!(venue.close_position(&inst).await.unwrap().is_empty());
 
@@ -399,7 +399,7 @@ async fn a_lost_answer_is_ambiguous_and_leaves_exactly_one_order() {
         resting_price(&oa),
     );
     // Fetch the rules and summary first, so the lost answer is the order's.
-    venue.instruments(&[inst.clone()]).await.unwrap();
+    venue.instruments(std::slice::from_ref(&inst)).await.unwrap();
     oa.sim.inject(Fault::OrderTimeout);
     match venue.submit_order(&req).await {
         Err(SubmitError::Ambiguous(m)) => assert!(m.contains("timed out"), "{m}"),
@@ -431,7 +431,7 @@ async fn server_errors_retry_reads_and_make_submits_ambiguous() {
     );
 
     let inst = eur_usd();
-    venue.instruments(&[inst.clone()]).await.unwrap();
+    venue.instruments(std::slice::from_ref(&inst)).await.unwrap();
     let req = limit(
         id("five"),
         inst.clone(),
@@ -441,7 +441,7 @@ async fn server_errors_retry_reads_and_make_submits_ambiguous() {
     );
     // The margin check's reads go first; fail exactly the order request.
     let unchecked = oa.venue(|c| c.margin_check = false);
-    unchecked.instruments(&[inst.clone()]).await.unwrap();
+    unchecked.instruments(std::slice::from_ref(&inst)).await.unwrap();
     oa.sim.inject(Fault::ServerErrors { count: 1 });
     match unchecked.submit_order(&req).await {
         Err(SubmitError::Ambiguous(m)) => assert!(m.contains("503"), "{m}"),
@@ -467,7 +467,7 @@ async fn a_429_pauses_reads_and_refuses_submits_without_sending() {
     let oa = Oa::start(|_| {}).await;
     let venue = oa.venue(|_| {});
     let inst = eur_usd();
-    venue.instruments(&[inst.clone()]).await.unwrap();
+    venue.instruments(std::slice::from_ref(&inst)).await.unwrap();
     oa.sim.inject(Fault::RateLimitStorm {
         duration: Duration::from_millis(800),
     });
@@ -480,7 +480,7 @@ async fn a_429_pauses_reads_and_refuses_submits_without_sending() {
         c.retry.max_attempts = 1;
         c.margin_check = false;
     });
-    once.instruments(&[inst.clone()]).await.unwrap();
+    once.instruments(std::slice::from_ref(&inst)).await.unwrap();
     oa.sim.inject(Fault::RateLimitStorm {
         duration: Duration::from_millis(800),
     });
