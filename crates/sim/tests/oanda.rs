@@ -926,3 +926,60 @@ async fn tls_serves_both_hosts_with_one_certificate() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn candles_from_the_price_history() {
+    let sim = start(SimConfig {
+        tick_interval: Duration::from_millis(10),
+        ..SimConfig::default()
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let url = format!(
+        "{}/v3/instruments/EUR_USD/candles?granularity=S5&price=MBA&count=3",
+        sim.rest_url
+    );
+    let b = loop {
+        let (st, b) = send(client().get(&url)).await;
+        assert_eq!(st, StatusCode::OK, "{b}");
+        if b["candles"].as_array().is_some_and(|c| {
+            c.iter()
+                .map(|c| c["volume"].as_u64().unwrap_or(0))
+                .sum::<u64>()
+                >= 20
+        }) {
+            break b;
+        }
+        assert!(Instant::now() < deadline, "no candle volume: {b}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(b["instrument"], "EUR_USD");
+    assert_eq!(b["granularity"], "S5");
+    let candles = b["candles"].as_array().expect("candles");
+    assert!(!candles.is_empty() && candles.len() <= 3);
+    let last = candles.last().expect("one");
+    assert_eq!(last["complete"], false);
+    for c in candles {
+        for k in ["mid", "bid", "ask"] {
+            let o = &c[k];
+            let (h, l) = (dec_at(o, &["h"]), dec_at(o, &["l"]));
+            for x in ["o", "c"] {
+                let v = dec_at(o, &[x]);
+                assert!(l <= v && v <= h, "{c}");
+            }
+        }
+        assert!(dec_at(c, &["bid", "c"]) < dec_at(c, &["ask", "c"]));
+        assert!(s(c, &["time"]).ends_with(".000000000Z"), "{c}");
+    }
+    // The account-scoped twin, the default price (mid only), and bad parameters.
+    let (st, b) = get(&sim, "/instruments/EUR_USD/candles?granularity=M1").await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    assert!(b["candles"][0]["mid"].is_object() && b["candles"][0].get("bid").is_none());
+    let (st, _) = get(&sim, "/instruments/EUR_USD/candles?granularity=S7").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, _) = get(&sim, "/instruments/EUR_CHF/candles").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let r = client().get(&url).send().await.expect("sent");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    sim.shutdown().await;
+}

@@ -28,6 +28,11 @@
 //! module). In [`SimStats`] the `ws_*` counters count streams: connections accepted,
 //! open now, lines sent.
 //!
+//! Also served: candles from the price history since start, `/changes`, and
+//! `transactions/sinceid`. Deviations from the venue are listed in the `venue` and
+//! `rest` modules (one fill per order per operation, no financing, epoch-aligned
+//! candles, no 2-new-connections-per-second limit).
+//!
 //! Plain HTTP by default (the SDK's `ssl=False`); [`SimConfig::tls`] serves both
 //! listeners over TLS with the Coinbase simulator's certificate helper.
 

@@ -13,7 +13,12 @@
 //! venue does and answers 400 with an `orderRejectTransaction` (which has a transaction
 //! id, like every refusal OANDA records) naming the `rejectReason`.
 //!
-//! Not served: candles, order replace, trade close, the configuration `PATCH`.
+//! Candles (`/v3/instruments/{instrument}/candles` and the account-scoped twin) come
+//! from the price history since the simulator started, in buckets aligned to the epoch
+//! (`dailyAlignment`, `alignmentTimezone` and `weeklyAlignment` are accepted and not
+//! applied; `W` and `M` are 7- and 30-day buckets).
+//!
+//! Not served: order replace, trade close, the configuration `PATCH`.
 
 use std::sync::Arc;
 
@@ -157,6 +162,12 @@ pub(crate) fn gate(
         .split('/')
         .map(str::to_owned)
         .collect();
+    if segs.len() == 4 && segs[0] == "v3" && segs[1] == "instruments" {
+        return Ok((
+            fmt,
+            Some(vec!["instruments".into(), segs[2].clone(), segs[3].clone()]),
+        ));
+    }
     if segs.len() < 2 || segs[0] != "v3" || segs[1] != "accounts" {
         return Err(Box::new(error(
             shared,
@@ -355,6 +366,7 @@ pub(crate) async fn api(
             Some(t) => (StatusCode::OK, with_last(json!({"trade": v.trade_json(t)}))),
             None => not_found("Trade"),
         },
+        (&Method::GET, ["instruments", inst, "candles"]) => candles(&v, inst, &q, now),
         (&Method::GET, ["positions"]) => (
             StatusCode::OK,
             with_last(json!({"positions": v.positions(false)})),
@@ -405,6 +417,73 @@ pub(crate) async fn api(
         ),
     };
     reply(&shared, status, &b, fmt)
+}
+
+/// Seconds of a candle granularity.
+fn granularity(g: &str) -> Option<i64> {
+    Some(match g {
+        "S5" => 5,
+        "S10" => 10,
+        "S15" => 15,
+        "S30" => 30,
+        "M1" => 60,
+        "M2" => 120,
+        "M4" => 240,
+        "M5" => 300,
+        "M10" => 600,
+        "M15" => 900,
+        "M30" => 1800,
+        "H1" => 3600,
+        "H2" => 7200,
+        "H3" => 10_800,
+        "H4" => 14_400,
+        "H6" => 21_600,
+        "H8" => 28_800,
+        "H12" => 43_200,
+        "D" => 86_400,
+        "W" => 604_800,
+        "M" => 2_592_000,
+        _ => return None,
+    })
+}
+
+fn candles(v: &Venue, inst: &str, q: &[(String, String)], now: i128) -> (StatusCode, Value) {
+    let bad = |what: &str| {
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"errorMessage": format!("Invalid value specified for '{what}'")}),
+        )
+    };
+    let g = param(q, "granularity").unwrap_or("S5");
+    let Some(secs) = granularity(g) else {
+        return bad("granularity");
+    };
+    let price = param(q, "price").unwrap_or("M");
+    if price.is_empty() || !price.chars().all(|c| matches!(c, 'M' | 'B' | 'A')) {
+        return bad("price");
+    }
+    let mut range = (None, None);
+    for (k, slot) in [("from", &mut range.0), ("to", &mut range.1)] {
+        if let Some(t) = param(q, k) {
+            match time::parse(t) {
+                Some(ns) => *slot = Some(ns),
+                None => return bad(k),
+            }
+        }
+    }
+    let count = match param(q, "count").map(str::parse::<usize>) {
+        None if range.0.is_some() && range.1.is_some() => 5000,
+        None => 500,
+        Some(Ok(c)) if (1..=5000).contains(&c) && (range.0.is_none() || range.1.is_none()) => c,
+        Some(_) => return bad("count"),
+    };
+    match v.candles(inst, secs, price, range, count, now) {
+        Some(c) => (
+            StatusCode::OK,
+            json!({"instrument": inst, "granularity": g, "candles": c}),
+        ),
+        None => bad("instrument"),
+    }
 }
 
 fn count(q: &[(String, String)]) -> usize {

@@ -27,7 +27,7 @@
 //! several ticks); no financing, commission or spread cost is charged (the spread is
 //! the cost); `GFD` expires at the next 21:00 UTC.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
@@ -41,6 +41,9 @@ use crate::engine::{
 
 use super::config::{SimConfig, SimInstrument};
 use super::time::rfc3339;
+
+/// Ticks of price history kept per instrument for candles (an hour at 100 ms).
+const HISTORY: usize = 36_000;
 
 /// The `userID` every transaction carries (the user part of the account id).
 const USER_ID: i64 = 1;
@@ -226,6 +229,8 @@ pub(crate) struct Venue {
     by_engine: HashMap<u64, u64>,
     by_client: HashMap<String, u64>,
     price_ns: i128,
+    /// `(time, bid, ask)` after each tick, per instrument (config order), newest last.
+    history: Vec<VecDeque<(i128, Decimal, Decimal)>>,
     last_fill_ns: Option<i128>,
     feed: broadcast::Sender<Value>,
     rejected: u64,
@@ -269,6 +274,7 @@ impl Venue {
             by_engine: HashMap::new(),
             by_client: HashMap::new(),
             price_ns: now_ns,
+            history: vec![VecDeque::new(); cfg.instruments.len()],
             last_fill_ns: None,
             feed,
             rejected: 0,
@@ -402,6 +408,72 @@ impl Venue {
             "bids": lv(&bids), "asks": lv(&asks),
             "closeoutBid": fixed(cb, dp), "closeoutAsk": fixed(ca, dp),
         }))
+    }
+
+    /// Candles of `instrument` over the kept history: `granularity_s`-second buckets
+    /// aligned to the epoch, oldest first, with the components `price` names (`M`, `B`,
+    /// `A`), limited to `[from, to]` and to the newest `count`. `volume` is the number of
+    /// ticks in the bucket; the bucket still running is `complete: false`.
+    pub(crate) fn candles(
+        &self,
+        instrument: &str,
+        granularity_s: i64,
+        price: &str,
+        range: (Option<i128>, Option<i128>),
+        count: usize,
+        now_ns: i128,
+    ) -> Option<Vec<Value>> {
+        let inst = self.instrument(instrument)?;
+        let h = self.history.get(self.idx(instrument)?)?;
+        let width = i128::from(granularity_s) * 1_000_000_000;
+        let dp = inst.display_precision;
+        // (bucket start, [bid o h l c], [ask o h l c], ticks)
+        let mut buckets: Vec<(i128, [Decimal; 4], [Decimal; 4], u64)> = Vec::new();
+        for &(t, b, a) in h {
+            let start = t.div_euclid(width) * width;
+            if range.0.is_some_and(|f| start < f) || range.1.is_some_and(|to| start > to) {
+                continue;
+            }
+            match buckets.last_mut() {
+                Some(k) if k.0 == start => {
+                    for (ohlc, p) in [(&mut k.1, b), (&mut k.2, a)] {
+                        ohlc[1] = ohlc[1].max(p);
+                        ohlc[2] = ohlc[2].min(p);
+                        ohlc[3] = p;
+                    }
+                    k.3 += 1;
+                }
+                _ => buckets.push((start, [b; 4], [a; 4], 1)),
+            }
+        }
+        let skip = buckets.len().saturating_sub(count);
+        let ohlc = |x: [Decimal; 4]| json!({"o": fixed(x[0], dp), "h": fixed(x[1], dp), "l": fixed(x[2], dp), "c": fixed(x[3], dp)});
+        let mid = |b: [Decimal; 4], a: [Decimal; 4]| {
+            let m = |i: usize| (b[i] + a[i]) / Decimal::TWO;
+            [m(0), m(1), m(2), m(3)]
+        };
+        Some(
+            buckets
+                .into_iter()
+                .skip(skip)
+                .map(|(start, b, a, n)| {
+                    let mut c = Map::new();
+                    c.insert("complete".into(), (start + width <= now_ns).into());
+                    c.insert("volume".into(), n.into());
+                    c.insert("time".into(), rfc3339(start).into());
+                    if price.contains('M') {
+                        c.insert("mid".into(), ohlc(mid(b, a)));
+                    }
+                    if price.contains('B') {
+                        c.insert("bid".into(), ohlc(b));
+                    }
+                    if price.contains('A') {
+                        c.insert("ask".into(), ohlc(a));
+                    }
+                    Value::Object(c)
+                })
+                .collect(),
+        )
     }
 
     /// Time of the last market move.
@@ -1404,6 +1476,17 @@ impl Venue {
         let ms = i64::try_from(now_ns / 1_000_000).unwrap_or(0);
         self.engine.tick(ms);
         self.price_ns = now_ns;
+        for idx in 0..self.instruments.len() {
+            let (_, bids, asks) = self.engine.depth(idx, 1);
+            if let (Some(b), Some(a), Some(h)) =
+                (bids.first(), asks.first(), self.history.get_mut(idx))
+            {
+                if h.len() >= HISTORY {
+                    h.pop_front();
+                }
+                h.push_back((now_ns, b.0, a.0));
+            }
+        }
         let batch = self.last_tx + 1;
         self.drain_fills(batch, now_ns);
         self.expire(now_ns);
