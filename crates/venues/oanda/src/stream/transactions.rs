@@ -569,4 +569,39 @@ mod tests {
         assert!(p.on_catch_up(Ok(changes(&[], "6357"))).unwrap().is_empty());
         assert_eq!(p.next_catch_up(), None);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
+
+        /// The pumps past the parser (ids, the tracker, the catch-up) on fixture lines
+        /// with bytes cut out and extreme ids: never a panic.
+        #[test]
+        fn the_pumps_never_panic(
+            idx in 0usize..8,
+            cut in proptest::prelude::any::<usize>(),
+            len in 0usize..8,
+            id in proptest::prelude::any::<u64>(),
+        ) {
+            let l = lines();
+            let line = l[idx].replace("\"6357\"", &format!("\"{id}\""));
+            let mut bytes = line.into_bytes();
+            let at = cut % bytes.len();
+            bytes.drain(at..(at + len).min(bytes.len()));
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let mut p = pump();
+            p.on_event(StreamEvent::Connected);
+            for line in &l[..3] {
+                p.on_line(line);
+            }
+            p.on_line(&text);
+            p.on_event(StreamEvent::Connected);
+            let _ = p.next_catch_up();
+            let _ = p.on_catch_up(Ok(changes(std::slice::from_ref(&text), &id.to_string())));
+            p.on_line(&text);
+            let mut prices = crate::stream::pricing::PricingPump::new(&[
+                gekko_core::InstrumentId::new(gekko_core::VenueId::Oanda, "EUR", "USD"),
+            ]);
+            prices.on_line(&text);
+        }
+    }
 }
