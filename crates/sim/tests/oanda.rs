@@ -983,3 +983,116 @@ async fn candles_from_the_price_history() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn gtd_expiry_reduce_only_stream_limit_and_headers() {
+    let sim = start(SimConfig {
+        max_streams: 1,
+        heartbeat_interval: Duration::from_millis(300),
+        ..SimConfig::default()
+    })
+    .await;
+    sim.set_market_paused(true);
+    // 201 carries Location and RequestID.
+    let gtd = "2000-01-01T00:00:00.000000000Z";
+    let r = client()
+        .post(acct(&sim, "/orders"))
+        .bearer_auth(PAPER_TOKEN)
+        .json(&json!({"order": {"type": "LIMIT", "instrument": "EUR_USD", "units": "5", "price": "1.00000", "timeInForce": "GTD", "gtdTime": gtd}}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(
+        r.status(),
+        StatusCode::BAD_REQUEST,
+        "a GTD time in the past"
+    );
+    let soon = gekko_sim::oanda::time::rfc3339(
+        i128::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_nanos(),
+        )
+        .expect("ns")
+            + 200_000_000,
+    );
+    let r = client()
+        .post(acct(&sim, "/orders"))
+        .bearer_auth(PAPER_TOKEN)
+        .json(&json!({"order": {"type": "LIMIT", "instrument": "EUR_USD", "units": "5", "price": "1.00000", "timeInForce": "GTD", "gtdTime": soon}}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert!(r.headers().get("RequestID").is_some());
+    let loc = r
+        .headers()
+        .get("Location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let b: Value = r.json().await.expect("json");
+    let oid = s(&b["orderCreateTransaction"], &["id"]).to_owned();
+    assert_eq!(
+        loc,
+        Some(format!(
+            "{}/v3/accounts/{}/orders/{oid}",
+            sim.rest_url, sim.account_id
+        ))
+    );
+    // It expires on the first tick after its GTD time.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sim.tick_market();
+    let (_, b) = get(&sim, &format!("/orders/{oid}")).await;
+    assert_eq!(b["order"]["state"], "CANCELLED", "{b}");
+    let (_, b) = get(
+        &sim,
+        &format!(
+            "/transactions/{}",
+            s(&b["order"], &["cancellingTransactionID"])
+        ),
+    )
+    .await;
+    assert_eq!(b["transaction"]["reason"], "TIME_IN_FORCE_EXPIRED");
+
+    // REDUCE_ONLY with nothing to reduce is refused.
+    let (st, b) = order(&sim, json!({"type": "MARKET", "instrument": "EUR_USD", "units": "5", "positionFill": "REDUCE_ONLY"})).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        b["orderRejectTransaction"]["rejectReason"],
+        "REDUCE_ONLY_ORDER_WOULD_INCREASE_POSITION"
+    );
+
+    // One stream allowed: the second is refused, and the slot frees when the first goes.
+    let first = Lines::open(&sim, "/transactions/stream").await;
+    let url = format!(
+        "{}/v3/accounts/{}/transactions/stream",
+        sim.stream_url, sim.account_id
+    );
+    let r = client()
+        .get(&url)
+        .bearer_auth(PAPER_TOKEN)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = client()
+            .get(&url)
+            .bearer_auth(PAPER_TOKEN)
+            .send()
+            .await
+            .expect("sent");
+        if r.status() == StatusCode::OK {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stream slot was never released"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sim.shutdown().await;
+}

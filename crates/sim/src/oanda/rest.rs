@@ -231,7 +231,28 @@ pub(crate) async fn api(
                 () = shared.harness.cancel.cancelled() => {}
             }
         }
-        return reply(&shared, status, &b, fmt);
+        let mut r = reply(&shared, status, &b, fmt);
+        // 201 names the created order (reference 3.2).
+        if status == StatusCode::CREATED
+            && let Some(oid) = b["orderCreateTransaction"]["id"].as_str()
+            && let Some(host) = headers
+                .get(axum::http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+        {
+            let scheme = if shared.cfg.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            let loc = format!(
+                "{scheme}://{host}/v3/accounts/{}/orders/{oid}",
+                shared.cfg.account_id
+            );
+            if let Ok(v) = HeaderValue::from_str(&loc) {
+                r.headers_mut().insert(axum::http::header::LOCATION, v);
+            }
+        }
+        return r;
     }
     let v = shared.venue();
     let last = v.last_tx().to_string();
