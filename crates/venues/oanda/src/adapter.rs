@@ -237,7 +237,7 @@ impl OandaVenue {
         let p = r.prices.into_iter().find(|p| p.instrument == name)?;
         let bid = p.bids.first()?.price;
         let ask = p.asks.first()?.price;
-        Some((bid + ask) / Decimal::TWO)
+        bid.checked_add(ask)?.checked_div(Decimal::TWO)
     }
 
     /// The margin check of the module docs. `Ok(())` also when a figure it needs cannot
@@ -262,14 +262,17 @@ impl OandaVenue {
             Ok(ps) => ps
                 .iter()
                 .find(|p| p.instrument == rules.name)
-                .map_or(Decimal::ZERO, |p| p.long.units + p.short.units),
+                .and_then(|p| p.long.units.checked_add(p.short.units))
+                .unwrap_or_default(),
             Err(e) => {
                 tracing::warn!(error = %e, "margin check skipped: no positions");
                 return Ok(());
             }
         };
-        let after = held + crate::common::order::signed_units(side, qty);
-        let added = (after.abs() - held.abs()).max(Decimal::ZERO);
+        let added = held
+            .checked_add(crate::common::order::signed_units(side, qty))
+            .and_then(|after| after.abs().checked_sub(held.abs()))
+            .map_or(qty, |d| d.max(Decimal::ZERO));
         if added.is_zero() {
             return Ok(());
         }
@@ -394,8 +397,16 @@ impl OandaVenue {
             .filter(|t| t.id == o.id || t.order_id.as_deref() == Some(o.id.as_str()))
         {
             if let Some(f) = tracker.apply(tx).fill {
-                filled += f.qty;
-                quote += f.qty * f.price;
+                let (Some(fq), Some(qq)) = (
+                    filled.checked_add(f.qty),
+                    f.qty
+                        .checked_mul(f.price)
+                        .and_then(|v| quote.checked_add(v)),
+                ) else {
+                    return Err(OandaError::malformed("fills of the order overflow", &o.id));
+                };
+                filled = fq;
+                quote = qq;
                 last_fill = Some(gekko_venue::LastFill {
                     trade_id: f.trade_id,
                     price: f.price,
@@ -427,7 +438,7 @@ impl OandaVenue {
 /// instrument that does not map.
 #[must_use]
 pub fn position(p: &OandaPosition) -> Option<Position> {
-    let qty = p.long.units + p.short.units;
+    let qty = p.long.units.checked_add(p.short.units)?;
     let avg_price = if qty > Decimal::ZERO {
         p.long.average_price
     } else if qty < Decimal::ZERO {

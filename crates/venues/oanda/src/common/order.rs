@@ -77,11 +77,13 @@ fn is_reject(kind: &str) -> bool {
     kind.ends_with("_ORDER_REJECT")
 }
 
-/// The fee of a fill, in the account currency.
+/// The fee of a fill, in the account currency; `None` when it overflows.
 #[must_use]
-pub fn fill_fee(tx: &OandaTransaction) -> Decimal {
-    tx.commission.unwrap_or_default() + tx.guaranteed_execution_fee.unwrap_or_default()
-        - tx.financing.unwrap_or_default()
+pub fn fill_fee(tx: &OandaTransaction) -> Option<Decimal> {
+    tx.commission
+        .unwrap_or_default()
+        .checked_add(tx.guaranteed_execution_fee.unwrap_or_default())?
+        .checked_sub(tx.financing.unwrap_or_default())
 }
 
 /// The order a create or reject transaction describes (status `New` or `Rejected`).
@@ -284,8 +286,16 @@ impl OrderTracker {
                 }
             }
         };
-        order.filled_qty += qty;
-        order.cum_quote += qty * price;
+        let (Some(filled), Some(cum_quote), Some(fee)) = (
+            order.filled_qty.checked_add(qty),
+            qty.checked_mul(price)
+                .and_then(|q| order.cum_quote.checked_add(q)),
+            fill_fee(tx),
+        ) else {
+            return TxOutcome::default();
+        };
+        order.filled_qty = filled;
+        order.cum_quote = cum_quote;
         order.status = if order.filled_qty >= order.qty {
             OrderStatus::Filled
         } else {
@@ -296,7 +306,7 @@ impl OrderTracker {
             trade_id: tx.id.clone(),
             price,
             qty,
-            fee: fill_fee(tx),
+            fee,
             fee_asset: self.home_currency.clone(),
         });
         let fill = order.fill();
