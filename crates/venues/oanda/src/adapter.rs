@@ -512,7 +512,11 @@ impl VenueAdapter for OandaVenue {
         wanted: &[InstrumentId],
     ) -> Result<Vec<InstrumentInfo>, VenueError> {
         let names: Vec<String> = wanted.iter().map(instrument_name).collect();
-        let list = self.http.instruments(&names).await?;
+        // Every instrument of the account, filtered here: OANDA answers 400 to the whole
+        // request when the filter names one instrument it does not list (`BTC_USD` from a
+        // plain, every-venue pair), and the contract says an unlisted instrument is merely
+        // absent from the answer.
+        let list = self.http.instruments(&[]).await?;
         let rules: Vec<InstrumentRules> = list
             .iter()
             .filter_map(InstrumentRules::from_venue)
@@ -634,8 +638,10 @@ impl VenueAdapter for OandaVenue {
         Ok(out)
     }
 
-    /// The account currency's balance: `free` is the margin available, `locked` the
-    /// margin used (a margin account has no per-asset holdings).
+    /// The account currency's balance (a margin account has no per-asset holdings): the
+    /// total is the realized balance, `locked` the margin used (capped at the balance),
+    /// `free` the rest. Margin available, which also counts unrealized P/L, is in
+    /// [`VenueAdapter::margin_summary`].
     async fn balances(&self) -> Result<Vec<Balance>, VenueError> {
         let s = self.summary(std::time::Duration::ZERO).await?;
         Ok(vec![Balance {
