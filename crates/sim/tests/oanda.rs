@@ -1096,3 +1096,69 @@ async fn gtd_expiry_reduce_only_stream_limit_and_headers() {
     }
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn malformed_requests_are_refused_without_harm() {
+    let sim = quick().await;
+    let bodies = [
+        "",
+        "{",
+        "null",
+        "[]",
+        r#"{"order": 5}"#,
+        r#"{"order": {}}"#,
+        r#"{"order": {"type": "STOP", "instrument": "EUR_USD", "units": "1"}}"#,
+        r#"{"order": {"type": "MARKET", "instrument": 7, "units": "1"}}"#,
+        r#"{"order": {"type": "MARKET", "instrument": "EUR_USD", "units": "1e99999"}}"#,
+        r#"{"order": {"type": "MARKET", "instrument": "EUR_USD", "units": "99999999999999999999999999999999"}}"#,
+        r#"{"order": {"type": "LIMIT", "instrument": "EUR_USD", "units": "1", "price": "99999999999999999999999999"}}"#,
+        r#"{"order": {"type": "LIMIT", "instrument": "EUR_USD", "units": "1", "price": "-1"}}"#,
+        r#"{"order": {"type": "LIMIT", "instrument": "EUR_USD", "units": "1", "price": "1.1", "timeInForce": "GTD", "gtdTime": "99999999999999-01-01T00:00:00Z"}}"#,
+        r#"{"order": {"type": "LIMIT", "instrument": "EUR_USD", "units": "1", "price": "1.1", "timeInForce": "GTD", "gtdTime": "2030-01-01T00:00:00+999999999999:00"}}"#,
+        r#"{"order": {"type": "MARKET", "instrument": "EUR_USD", "units": "1", "clientExtensions": "x"}}"#,
+        r#"{"order": {"type": "MARKET", "instrument": "EUR_USD", "units": "1", "positionFill": "SOMETIMES"}}"#,
+    ];
+    for body in bodies {
+        let (st, b) = send(
+            client()
+                .post(acct(&sim, "/orders"))
+                .header("Content-Type", "application/json")
+                .body(body),
+        )
+        .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{body}: {b}");
+        assert!(b["errorMessage"].is_string(), "{body}: {b}");
+    }
+    for path in [
+        "/changes?sinceTransactionID=abc",
+        "/orders/abc",
+        "/orders/99999999999999999999999",
+        "/trades/@",
+        "/transactions/0",
+        "/positions/NOPE",
+        "/candles",
+        "/instruments/EUR_USD/candles?from=nonsense",
+        "/instruments/EUR_USD/candles?count=0",
+    ] {
+        let (st, b) = get(&sim, path).await;
+        assert!(st.is_client_error(), "{path}: {st} {b}");
+    }
+    let (st, _) = send(
+        client()
+            .put(acct(&sim, "/positions/EUR_USD/close"))
+            .body("{"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, _) = send(
+        client()
+            .put(acct(&sim, "/positions/EUR_USD/close"))
+            .json(&json!({})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, _) = send(client().delete(format!("{}/v3/accounts", sim.rest_url))).await;
+    assert_eq!(st, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(get(&sim, "/summary").await.0, StatusCode::OK);
+    sim.shutdown().await;
+}

@@ -701,6 +701,14 @@ fn parse_order(v: &Venue, o: &Map<String, Value>, now: i128) -> Result<OrderReq,
             ));
         }
         (OrdType::Limit, Some(Ok(p))) => {
+            // The engine's price band (100 times the start price): beyond it no venue
+            // would take the price as meant.
+            if p > inst.start_price * Decimal::ONE_HUNDRED {
+                return Err(Refusal::new(
+                    "PRICE_INVALID",
+                    "Invalid value specified for 'price'",
+                ));
+            }
             if p.normalize().scale() > inst.display_precision {
                 return Err(Refusal::new(
                     "PRICE_PRECISION_EXCEEDED",

@@ -91,14 +91,19 @@ pub fn parse(s: &str) -> Option<i128> {
     let s = s.trim();
     if !s.contains('T') {
         let (int, frac) = s.split_once('.').unwrap_or((s, ""));
-        return Some(i128::from(int.parse::<i64>().ok()?) * 1_000_000_000 + frac_ns(frac)?);
+        let secs: i64 = int.parse().ok()?;
+        if !(0..=253_402_300_799).contains(&secs) {
+            return None;
+        }
+        return Some(i128::from(secs) * 1_000_000_000 + frac_ns(frac)?);
     }
     let (date, time) = s.split_once('T')?;
     let mut dp = date.splitn(3, '-');
     let y: i64 = dp.next()?.parse().ok()?;
     let mo: i64 = dp.next()?.parse().ok()?;
     let d: i64 = dp.next()?.parse().ok()?;
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
+    // Years past 9999 would overflow the day arithmetic; no DateTime needs them.
+    if !(1..=9999).contains(&y) || !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
         return None;
     }
     let (clock, offset_s) = if let Some(c) = time.strip_suffix('Z') {
@@ -108,10 +113,7 @@ pub fn parse(s: &str) -> Option<i128> {
         let (c, off) = time.split_at(at);
         let sign = if off.starts_with('-') { -1 } else { 1 };
         let (oh, om) = off.get(1..)?.split_once(':')?;
-        (
-            c,
-            sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60),
-        )
+        (c, sign * offset_s(oh, om)?)
     };
     let (hms, frac) = clock.split_once('.').unwrap_or((clock, ""));
     let mut tp = hms.splitn(3, ':');
@@ -123,6 +125,12 @@ pub fn parse(s: &str) -> Option<i128> {
     }
     let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se - offset_s;
     Some(i128::from(secs) * 1_000_000_000 + frac_ns(frac)?)
+}
+
+/// `HH`, `MM` of a UTC offset in seconds; `None` past 23:59.
+fn offset_s(h: &str, m: &str) -> Option<i64> {
+    let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
+    ((0..=23).contains(&h) && (0..=59).contains(&m)).then_some(h * 3600 + m * 60)
 }
 
 fn frac_ns(frac: &str) -> Option<i128> {
@@ -150,6 +158,9 @@ mod tests {
         assert_eq!(parse("2016-06-22T20:41:29.264030555+02:00"), Some(ns));
         assert_eq!(parse("2016-06-22T18:41:29Z"), Some(ns - 264_030_555));
         assert_eq!(parse("nonsense"), None);
+        assert_eq!(parse("99999999999999-01-01T00:00:00Z"), None);
+        assert_eq!(parse("2016-01-01T00:00:00+99999999999999:00"), None);
+        assert_eq!(parse("-5"), None);
         assert_eq!(parse("2016-13-22T18:41:29Z"), None);
         assert_eq!(
             DateFormat::from_header(Some("unix")),
