@@ -265,6 +265,26 @@ async fn instruments_pricing_and_datetime_formats() {
         secs.parse::<i64>().expect("secs") > 1_600_000_000 && frac.len() == 9,
         "{t}"
     );
+    // Home conversions: USD-quoted prices convert 1:1, JPY at 1 / USD_JPY.
+    let (_, b) = get(
+        &sim,
+        "/pricing?instruments=EUR_USD,USD_JPY&includeHomeConversions=true",
+    )
+    .await;
+    assert_eq!(
+        b["prices"][0]["quoteHomeConversionFactors"]["positiveUnits"],
+        "1.00000000"
+    );
+    let jpy = dec_at(
+        &b["prices"][1],
+        &["quoteHomeConversionFactors", "negativeUnits"],
+    );
+    assert!(jpy > dec!(0.006) && jpy < dec!(0.0075), "{jpy}");
+    let conv = b["homeConversions"].as_array().expect("homeConversions");
+    assert!(
+        conv.iter()
+            .any(|c| c["currency"] == "JPY" && c["accountGain"].is_string())
+    );
     let (st, _) = get(&sim, "/pricing?instruments=EUR_CHF").await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     let (st, _) = get(&sim, "/pricing").await;

@@ -278,10 +278,14 @@ pub(crate) async fn api(
         (&Method::GET, ["pricing"]) => match names(&v, param(&q, "instruments")) {
             Ok(list) => {
                 let prices: Vec<Value> = list.iter().filter_map(|n| v.price(n)).collect();
-                (
-                    StatusCode::OK,
-                    json!({"prices": prices, "time": time::rfc3339(now)}),
-                )
+                let mut b = json!({"prices": prices, "time": time::rfc3339(now)});
+                if param(&q, "includeHomeConversions")
+                    .is_some_and(|x| x.eq_ignore_ascii_case("true"))
+                    && let Some(o) = b.as_object_mut()
+                {
+                    o.insert("homeConversions".into(), Value::Array(v.home_conversions()));
+                }
+                (StatusCode::OK, b)
             }
             Err(m) => (StatusCode::BAD_REQUEST, json!({"errorMessage": m})),
         },

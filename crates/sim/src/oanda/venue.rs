@@ -407,6 +407,10 @@ impl Venue {
             "status": "tradeable", "tradeable": true,
             "bids": lv(&bids), "asks": lv(&asks),
             "closeoutBid": fixed(cb, dp), "closeoutAsk": fixed(ca, dp),
+            "quoteHomeConversionFactors": {
+                "positiveUnits": self.home_factor(inst.quote()),
+                "negativeUnits": self.home_factor(inst.quote()),
+            },
         }))
     }
 
@@ -474,6 +478,30 @@ impl Venue {
                 })
                 .collect(),
         )
+    }
+
+    /// How many home-currency units one unit of `ccy` is worth now (8 decimals).
+    pub(crate) fn home_factor(&self, ccy: &str) -> String {
+        fixed(self.to_home(Decimal::ONE, ccy), 8)
+    }
+
+    /// `homeConversions` of `/pricing?includeHomeConversions=true`: every currency the
+    /// instruments name, with its factor into the home currency.
+    pub(crate) fn home_conversions(&self) -> Vec<Value> {
+        let mut seen: Vec<&str> = Vec::new();
+        for i in &self.instruments {
+            for c in [i.base(), i.quote()] {
+                if !seen.contains(&c) {
+                    seen.push(c);
+                }
+            }
+        }
+        seen.into_iter()
+            .map(|c| {
+                let f = self.home_factor(c);
+                json!({"currency": c, "accountGain": f, "accountLoss": f, "positionValue": f})
+            })
+            .collect()
     }
 
     /// Time of the last market move.
