@@ -7,7 +7,8 @@
 //! to `gekko up` is here:
 //!
 //! - [`catalog`]: which services this process hosts, each with the rule that says whether
-//!   the config wants it. A Coinbase or OANDA gateway is one more entry there.
+//!   the config wants it: the Binance.US, Coinbase and OANDA gateways, inference, and the
+//!   trading loop when asked for.
 //! - [`serve_gateways`] (in `gekko-gateway`, shared with the gateway binaries): the one
 //!   gRPC registration of the hosted gateways, one router over every venue.
 //! - [`UpEvents`]: the audit trail (`system.startup` with the start-up report, then
@@ -81,6 +82,7 @@ pub(crate) async fn run(mut loaded: Loaded, paper_trade: bool) -> Exit {
 pub(crate) const HOSTED_VENUES: &[gekko_config::VenueId] = &[
     gekko_config::VenueId::BinanceUs,
     gekko_config::VenueId::Coinbase,
+    gekko_config::VenueId::Oanda,
 ];
 
 /// A rule that says whether a config wants a service.
@@ -93,7 +95,7 @@ type Wanted = fn(&GekkoConfig) -> bool;
 fn catalog(config: &GekkoConfig) -> Vec<ServiceEntry> {
     let always: Wanted = |_| true;
     let strategy: Wanted = |cfg| cfg.strategy.enabled;
-    let entries: [(ServiceEntry, Wanted); 5] = [
+    let entries: [(ServiceEntry, Wanted); 6] = [
         (ServiceEntry::of::<SystemStatusService>(), always),
         (
             ServiceEntry::of::<gateway_binanceus::BinanceUsGateway>(),
@@ -103,7 +105,7 @@ fn catalog(config: &GekkoConfig) -> Vec<ServiceEntry> {
             ServiceEntry::of::<gateway_coinbase::CoinbaseGateway>(),
             always,
         ),
-        // An OANDA gateway goes here.
+        (ServiceEntry::of::<gateway_oanda::OandaGateway>(), always),
         (
             ServiceEntry::of::<inference_service::InferenceService>(),
             always,

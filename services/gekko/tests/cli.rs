@@ -62,6 +62,15 @@ fn up_in_process_reaches_ready_and_stops_cleanly() {
             },
         ))
         .unwrap();
+    let oanda = rt
+        .block_on(gekko_sim::oanda::SimOanda::start(
+            gekko_sim::oanda::SimConfig {
+                token: SECRETS[2].1.to_owned(),
+                account_id: "001-001-1234567-001".to_owned(),
+                ..gekko_sim::oanda::SimConfig::default()
+            },
+        ))
+        .unwrap();
     let dir = std::env::temp_dir().join(format!("gekko-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let ca = dir.join("sim-coinbase.pem");
@@ -73,8 +82,14 @@ fn up_in_process_reaches_ready_and_stops_cleanly() {
         .env(
             "TRADING_API_ENDPOINTS",
             format!(
-                "binanceus={},binanceus.stream={},coinbase={},coinbase.stream={},coinbase.user_stream={}",
-                sim.rest_url, sim.ws_url, cb.rest_url, cb.ws_url, cb.ws_user_url
+                "binanceus={},binanceus.stream={},coinbase={},coinbase.stream={},coinbase.user_stream={},oanda={},oanda.stream={}",
+                sim.rest_url,
+                sim.ws_url,
+                cb.rest_url,
+                cb.ws_url,
+                cb.ws_user_url,
+                oanda.rest_url,
+                oanda.stream_url
             ),
         )
         .env("TRADING_TLS_CA_FILE", &ca)
@@ -92,6 +107,7 @@ fn up_in_process_reaches_ready_and_stops_cleanly() {
     assert!(body.contains("\"bus\""), "{body}");
     assert!(body.contains("binanceus-market-data"), "{body}");
     assert!(body.contains("coinbase-market-data"), "{body}");
+    assert!(body.contains("oanda-market-data"), "{body}");
     let (code, metrics) = http_get(&addr, "/metrics").unwrap();
     assert_eq!(code, 200);
     assert!(metrics.contains("gekko_bus_appended_total"), "{metrics}");
@@ -101,6 +117,10 @@ fn up_in_process_reaches_ready_and_stops_cleanly() {
         "the Coinbase gateway traded against the simulator"
     );
     assert_eq!(cb.stats().auth_failures, 0, "every JWT accepted");
+    assert!(
+        oanda.stats().rest_requests > 0,
+        "the OANDA gateway traded against the simulator with the token"
+    );
 
     let (code, lines) = up.terminate();
     assert_eq!(
@@ -126,6 +146,7 @@ fn up_in_process_reaches_ready_and_stops_cleanly() {
     }
     drop(sim);
     drop(cb);
+    drop(oanda);
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -152,6 +173,9 @@ fn up_paper_mode_runs_the_simulated_venue() {
         "coinbase-clock",
         "coinbase-reconciliation",
         "coinbase-market-data",
+        "oanda-credentials",
+        "oanda-reconciliation",
+        "oanda-market-data",
     ] {
         assert!(body.contains(c), "{c} missing from {body}");
     }
@@ -169,7 +193,11 @@ fn up_paper_mode_runs_the_simulated_venue() {
         let mut gw = pb::gateway_service_client::GatewayServiceClient::connect(url.clone())
             .await
             .unwrap();
-        for venue in ["binanceus", "coinbase"] {
+        for (venue, listed) in [
+            ("binanceus", "BTC-USD"),
+            ("coinbase", "BTC-USD"),
+            ("oanda", "EUR-USD"),
+        ] {
             let instruments = gw
                 .get_instruments(pb::GetInstrumentsRequest {
                     venue: venue.into(),
@@ -180,11 +208,16 @@ fn up_paper_mode_runs_the_simulated_venue() {
                 .into_inner()
                 .instruments;
             assert!(
-                instruments.iter().any(|i| i.instrument == "BTC-USD"),
+                instruments.iter().any(|i| i.instrument == listed),
                 "{venue}: {instruments:?}"
             );
+            let unlisted = if venue == "oanda" {
+                "BTC-USD"
+            } else {
+                "EUR-USD"
+            };
             assert!(
-                !instruments.iter().any(|i| i.instrument == "EUR-USD"),
+                !instruments.iter().any(|i| i.instrument == unlisted),
                 "{venue}: a pair the venue does not list is skipped: {instruments:?}"
             );
         }
@@ -211,10 +244,38 @@ fn up_paper_mode_runs_the_simulated_venue() {
             assert_eq!(placed.status, pb::OrderStatus::New as i32, "{placed:?}");
             assert!(!placed.venue_order_id.is_empty(), "{venue}: {placed:?}");
         }
-        let err = gw.place_order(order("oanda")).await.unwrap_err();
+        // OANDA trades FX: a resting EUR-USD limit buy, units signed on the wire.
+        let mut fx = order("oanda");
+        fx.instrument = "EUR-USD".into();
+        fx.qty = "1000".into();
+        fx.price = "0.50000".into();
+        let placed = gw
+            .place_order(fx)
+            .await
+            .unwrap()
+            .into_inner()
+            .order
+            .unwrap();
+        assert_eq!(placed.status, pb::OrderStatus::New as i32, "{placed:?}");
+        let account = gw
+            .get_account(pb::GetAccountRequest {
+                venue: "oanda".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let margin = account.margin.expect("a margin venue reports its summary");
+        assert_eq!(margin.currency, "USD", "{margin:?}");
+        assert!(margin.nav.parse::<rust_decimal::Decimal>().unwrap() > rust_decimal::Decimal::ZERO);
+        let mut unknown = order("binanceus");
+        unknown.venue = "kraken".into();
+        let err = gw.place_order(unknown).await.unwrap_err();
         assert_eq!(err.code(), tonic::Code::InvalidArgument);
         assert!(
-            err.message().contains("binanceus") && err.message().contains("coinbase"),
+            ["binanceus", "coinbase", "oanda"]
+                .iter()
+                .all(|v| err.message().contains(v)),
             "{}",
             err.message()
         );

@@ -1,0 +1,281 @@
+//! Wiring of the OANDA v20 gateway, shared by the `gateway-oanda` binary and `gekko up`:
+//! both host the one [`OandaGateway`] service.
+//!
+//! With `OANDA_API_TOKEN`/`OANDA_ACCOUNT_ID` set, the gateway talks to OANDA: the
+//! practice hosts by default, the live ones with `OANDA_ENVIRONMENT=live`;
+//! `TRADING_API_ENDPOINTS` `oanda=` and `oanda.stream=` point it elsewhere, and
+//! `TRADING_TLS_CA_FILE` adds trusted roots. The account id is checked against
+//! `GET /v3/accounts` when the gateway starts. Without credentials it is in paper mode:
+//! the protocol-faithful OANDA simulator runs in-process and the same gateway code trades
+//! FX against it over real sockets (REST and both chunked line streams).
+//!
+//! The venue configuration is resolved and checked in [`resolve`] without I/O beyond
+//! reading `TRADING_TLS_CA_FILE`, so the host rejects a bad one with exit 64 before any
+//! port is bound. Like every gateway, the service [provides](Started::provide) its
+//! [`Gateway`] and [`serve_gateways`](gekko_gateway::service::serve_gateways) serves it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gekko_bus::Bus;
+use gekko_config::GekkoConfig;
+use gekko_core::VenueId;
+use gekko_gateway::engine::{Gateway, GatewayConfig};
+use gekko_oanda::{OandaConfig, OandaEnvironment, OandaVenue};
+use gekko_runtime::{BoxError, Readiness, Service, ServiceCtx, Started};
+use gekko_sim::oanda::{SimConfig, SimHandle, SimOanda};
+use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// The bus source name of this gateway.
+pub const SOURCE: &str = "gateway-oanda";
+
+/// Gateway settings from gekko's config ([`GatewayConfig::from_gekko`] for OANDA).
+#[must_use]
+pub fn gateway_config(cfg: &GekkoConfig) -> GatewayConfig {
+    GatewayConfig::from_gekko(cfg, VenueId::Oanda, SOURCE)
+}
+
+/// Where the gateway's venue is.
+#[derive(Debug, Clone)]
+pub enum VenueSettings {
+    /// OANDA (or what `TRADING_API_ENDPOINTS` points at), with credentials.
+    Live(Box<OandaConfig>),
+    /// No credentials: an in-process simulator, started by [`start`].
+    Paper,
+}
+
+/// Everything the gateway needs, resolved from gekko's config.
+#[derive(Debug, Clone)]
+pub struct OandaSettings {
+    /// Where the venue is.
+    pub venue: VenueSettings,
+    /// The venue request timeout (`SYSTEM_PERFORMANCE_PARAMS order_timeout`).
+    pub request_timeout: Duration,
+    /// The gateway engine's settings ([`gateway_config`]).
+    pub gateway: GatewayConfig,
+}
+
+/// Resolves the gateway's settings from `cfg`: live with credentials, paper without.
+///
+/// # Errors
+/// Every problem with the venue configuration, one line each, never echoing the token.
+pub fn resolve(cfg: &GekkoConfig) -> Result<OandaSettings, Vec<String>> {
+    let request_timeout = cfg.system_performance.order_timeout;
+    let venue = match &cfg.credentials.oanda {
+        Some(creds) => {
+            let env = match creds.environment {
+                gekko_config::OandaEnvironment::Practice => OandaEnvironment::Practice,
+                gekko_config::OandaEnvironment::Live => OandaEnvironment::Live,
+            };
+            let mut vc = OandaConfig::new(env, creds.token.clone(), &creds.account_id);
+            if let Some(url) = cfg.api_endpoint(VenueId::Oanda) {
+                url.clone_into(&mut vc.rest_base);
+            }
+            if let Some(url) = cfg.stream_endpoint(VenueId::Oanda) {
+                url.clone_into(&mut vc.stream_base);
+            }
+            let mut problems = Vec::new();
+            if let Some(path) = &cfg.trading_tls_ca_file {
+                match std::fs::read_to_string(path) {
+                    Ok(pem) => vc.extra_roots_pem.push(pem),
+                    Err(e) => problems.push(format!(
+                        "TRADING_TLS_CA_FILE: {} cannot be read: {e}",
+                        path.display()
+                    )),
+                }
+            }
+            vc.rate_per_s = per_second(cfg);
+            vc.request_timeout = request_timeout;
+            vc.stale_after = cfg.monitoring.stale_after;
+            if let Err(ps) = vc.validate() {
+                problems.extend(ps.into_iter().map(|p| format!("oanda configuration: {p}")));
+            }
+            if !problems.is_empty() {
+                return Err(problems);
+            }
+            VenueSettings::Live(Box::new(vc))
+        }
+        None => VenueSettings::Paper,
+    };
+    Ok(OandaSettings {
+        venue,
+        request_timeout,
+        gateway: gateway_config(cfg),
+    })
+}
+
+/// The request budget per second from `TRADING_RATE_LIMITS oanda=N/period`.
+fn per_second(cfg: &GekkoConfig) -> u32 {
+    let rl = cfg.rate_limit(VenueId::Oanda);
+    let per_s = u128::from(rl.max_requests) * 1000 / rl.period.as_millis().max(1);
+    u32::try_from(per_s).unwrap_or(u32::MAX).max(1)
+}
+
+/// A venue client for a running simulator, with its token and account.
+///
+/// # Errors
+/// A client that cannot be built.
+pub fn sim_venue(
+    sim: &SimHandle,
+    request_timeout: Duration,
+    stale_after: Duration,
+) -> Result<OandaVenue, gekko_oanda::OandaError> {
+    let mut cfg = OandaConfig::simulator(
+        &sim.rest_url,
+        &sim.stream_url,
+        SecretString::from(sim.token.clone()),
+        &sim.account_id,
+    );
+    cfg.request_timeout = request_timeout;
+    cfg.stale_after = stale_after;
+    OandaVenue::new(cfg)
+}
+
+/// A started gateway, plus the simulator it talks to in paper mode.
+#[derive(Debug)]
+pub struct Running {
+    /// The gateway.
+    pub gateway: Gateway,
+    /// The in-process simulator (paper mode only). Dropping it stops the simulator.
+    pub sim: Option<SimHandle>,
+}
+
+/// Starts the OANDA gateway from resolved settings; in paper mode it first starts the
+/// simulator.
+///
+/// # Errors
+/// A venue client that cannot be built, a simulator that cannot bind, or a gateway
+/// start-up failure (token or account refused, reconciliation, ...), with its reason.
+pub async fn start(
+    settings: OandaSettings,
+    bus: Arc<dyn Bus>,
+    readiness: &Readiness,
+    tracker: &TaskTracker,
+    cancel: CancellationToken,
+) -> anyhow::Result<Running> {
+    let OandaSettings {
+        venue,
+        request_timeout,
+        gateway: gateway_cfg,
+    } = settings;
+    let stale_after = gateway_cfg.stale_after;
+    let (venue, sim) = match venue {
+        VenueSettings::Live(vc) => (OandaVenue::new(*vc)?, None),
+        VenueSettings::Paper => {
+            let sim = SimOanda::start(SimConfig::default()).await?;
+            tracing::info!(rest = %sim.rest_url, stream = %sim.stream_url, "paper mode: OANDA simulator started");
+            let venue = sim_venue(&sim, request_timeout, stale_after)?;
+            (venue, Some(sim))
+        }
+    };
+    let (gateway, report) = Gateway::start(
+        Arc::new(venue),
+        bus,
+        gateway_cfg,
+        readiness,
+        tracker,
+        cancel,
+    )
+    .await?;
+    tracing::info!(?report, "oanda gateway started");
+    Ok(Running { gateway, sim })
+}
+
+/// The OANDA gateway as a hosted service.
+#[derive(Debug)]
+pub struct OandaGateway;
+
+impl Service for OandaGateway {
+    const NAME: &'static str = SOURCE;
+    type Settings = OandaSettings;
+
+    fn resolve(cfg: &GekkoConfig) -> Result<OandaSettings, Vec<String>> {
+        resolve(cfg)
+    }
+
+    async fn start(settings: OandaSettings, ctx: &ServiceCtx) -> Result<Started, BoxError> {
+        let running = start(
+            settings,
+            ctx.bus().clone(),
+            ctx.readiness(),
+            ctx.tracker(),
+            ctx.cancel(),
+        )
+        .await?;
+        running.gateway.attach_audit(ctx.audit().clone());
+        Ok(Started::new()
+            .provide(running.gateway.clone())
+            .hold(running))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use secrecy::ExposeSecret as _;
+
+    use super::*;
+
+    fn load(pairs: &[(&str, &str)]) -> GekkoConfig {
+        let vars: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        gekko_config::from_vars(&vars).unwrap().config
+    }
+
+    #[test]
+    fn no_credentials_means_paper_mode_with_the_fx_pairs() {
+        let s = resolve(&load(&[])).unwrap();
+        assert!(matches!(s.venue, VenueSettings::Paper));
+        let pairs: Vec<String> = s
+            .gateway
+            .instruments
+            .iter()
+            .map(gekko_core::InstrumentId::pair)
+            .collect();
+        assert!(pairs.contains(&"EUR-USD".to_owned()), "{pairs:?}");
+        assert!(pairs.contains(&"USD-JPY".to_owned()), "{pairs:?}");
+    }
+
+    #[test]
+    fn environment_endpoints_and_limits_reach_the_venue_config() {
+        let cfg = load(&[
+            ("OANDA_API_TOKEN", "token-SENTINEL"),
+            ("OANDA_ACCOUNT_ID", "101-001-1234567-001"),
+            ("OANDA_ENVIRONMENT", "live"),
+            ("TRADING_RATE_LIMITS", "oanda=50/1s"),
+        ]);
+        let s = resolve(&cfg).unwrap();
+        let VenueSettings::Live(vc) = s.venue else {
+            panic!("credentials mean live");
+        };
+        assert!(vc.rest_base.contains("fxtrade"), "{}", vc.rest_base);
+        assert!(
+            vc.stream_base.contains("stream-fxtrade"),
+            "{}",
+            vc.stream_base
+        );
+        assert_eq!(vc.account_id, "101-001-1234567-001");
+        assert_eq!(vc.token.expose_secret(), "token-SENTINEL");
+        assert_eq!(vc.rate_per_s, 50);
+
+        let cfg = load(&[
+            ("OANDA_API_TOKEN", "t"),
+            ("OANDA_ACCOUNT_ID", "101-001-1234567-001"),
+            (
+                "TRADING_API_ENDPOINTS",
+                "oanda=http://127.0.0.1:9300,oanda.stream=http://127.0.0.1:9301",
+            ),
+        ]);
+        let VenueSettings::Live(vc) = resolve(&cfg).unwrap().venue else {
+            panic!("live");
+        };
+        assert_eq!(vc.rest_base, "http://127.0.0.1:9300");
+        assert_eq!(vc.stream_base, "http://127.0.0.1:9301");
+        assert!(vc.rest_base != "https://api-fxtrade.oanda.com");
+    }
+}
