@@ -13,6 +13,7 @@
 
 mod connect;
 pub mod messages;
+mod price_scan;
 pub mod pricing;
 pub mod transactions;
 
