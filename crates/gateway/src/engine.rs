@@ -49,6 +49,9 @@ pub struct ReconcileReport {
     pub unknown_at_venue: Vec<String>,
     /// Local pending/in-flight orders the venue never received.
     pub never_placed: usize,
+    /// Fills made while the gateway was not listening, read back from the venue
+    /// ([`gekko_venue::VenueAdapter::order_fills`]) and recorded.
+    pub fills_recovered: usize,
 }
 
 struct Ready {
@@ -378,8 +381,28 @@ impl Gateway {
                 .map_err(StartError::Venue)?;
             match found {
                 Some(update) => {
+                    let known = i
+                        .orders
+                        .get(&open.id)
+                        .map_or(Decimal::ZERO, |o| o.filled_qty);
                     if self.apply_update(&update).await {
                         report.updated += 1;
+                    }
+                    if update.filled_qty > known {
+                        // Filled while nobody listened: the venue's own record of the
+                        // executions reaches the fills stream (de-duplicated by trade id).
+                        match i.venue.order_fills(&update).await {
+                            Ok(fills) => {
+                                for f in fills {
+                                    if self.record_fill(f).await {
+                                        report.fills_recovered += 1;
+                                    }
+                                }
+                            }
+                            Err(e) => {
+                                tracing::warn!(venue = self.label(), order = %open.id, error = %e, "fills of an order filled while down could not be read")
+                            }
+                        }
                     }
                 }
                 None => {

@@ -193,6 +193,20 @@ pub trait VenueAdapter: Send + Sync + std::fmt::Debug + 'static {
         Ok(spot_positions(&self.balances().await?, instruments))
     }
 
+    /// Every execution of one order as the venue records it, for reconciliation: fills
+    /// made while nobody listened (the gateway down, its user stream reconnecting) that
+    /// the user stream will never replay. The engine calls it when reconciliation finds
+    /// an order more filled than it knew, and records what it has not seen.
+    ///
+    /// The trade ids must be the ones the venue's user stream reports for the same
+    /// executions, so that the engine's de-duplication by trade id holds across both
+    /// paths. The default reports none: a venue whose stream ids cannot be matched
+    /// keeps it, rather than risk counting a fill twice.
+    async fn order_fills(&self, order: &OrderUpdate) -> Result<Vec<gekko_core::Fill>, VenueError> {
+        let _ = order;
+        Ok(Vec::new())
+    }
+
     /// The margin account's summary, for venues with [`crate::AccountModel::Margin`]; the
     /// default (spot venues) is `Ok(None)`.
     async fn margin_summary(&self) -> Result<Option<MarginSummary>, VenueError> {

@@ -260,7 +260,6 @@ fn up_paper_mode_runs_the_simulated_venue() {
         let account = gw
             .get_account(pb::GetAccountRequest {
                 venue: "oanda".into(),
-                ..Default::default()
             })
             .await
             .unwrap()

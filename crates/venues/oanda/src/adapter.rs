@@ -661,6 +661,27 @@ impl VenueAdapter for OandaVenue {
             .collect())
     }
 
+    /// The order's fills from its transactions (`transactions/sinceid` from its create
+    /// transaction): the same ORDER_FILL transaction ids the transaction stream reports,
+    /// so the engine's de-duplication holds across both.
+    async fn order_fills(&self, order: &OrderUpdate) -> Result<Vec<gekko_core::Fill>, VenueError> {
+        let id = order.venue_order_id.as_str();
+        let Some(since) = id.parse::<u64>().ok().and_then(|n| n.checked_sub(1)) else {
+            return Ok(Vec::new());
+        };
+        let txs = self
+            .http
+            .transactions_since(&since.to_string())
+            .await
+            .map_err(VenueError::from)?;
+        let mut tracker = OrderTracker::new(&self.home().await);
+        Ok(txs
+            .iter()
+            .filter(|t| t.id == id || t.order_id.as_deref() == Some(id))
+            .filter_map(|tx| tracker.apply(tx).fill)
+            .collect())
+    }
+
     async fn margin_summary(&self) -> Result<Option<MarginSummary>, VenueError> {
         let s = self.summary(std::time::Duration::ZERO).await?;
         Ok(Some(margin_summary(&s)))
