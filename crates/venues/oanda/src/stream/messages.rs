@@ -7,7 +7,7 @@
 //! transaction type) and heartbeats that also carry `lastTransactionID`.
 //!
 //! * **Prices** are first offered to a byte scanner for their plain shape
-//!   ([`super::price_scan`]), which answers only when it is sure and otherwise leaves the
+//!   ([`super::scan`]), which answers only when it is sure and otherwise leaves the
 //!   line to serde. The serde path reads in one pass by a hand-written visitor, whatever the key order
 //!   (OANDA writes `type` first but `instrument` last): strings borrow from the line,
 //!   decimals go straight from the borrowed string into [`Decimal`], and the fields gekko
@@ -124,7 +124,7 @@ pub enum OandaTransactionLine {
 /// [`ParseError`] when the line is not a JSON object, has no `type`, or is a `PRICE`
 /// without `instrument` or with a price, liquidity or closeout that does not parse.
 pub fn parse_pricing_line(line: &str) -> Result<OandaPricingLine<'_>, ParseError> {
-    if let Some(parsed) = super::price_scan::scan(line) {
+    if let Some(parsed) = super::scan::price(line) {
         return Ok(parsed);
     }
     parse_pricing_serde(line)
@@ -165,6 +165,14 @@ pub(crate) fn parse_pricing_serde(line: &str) -> Result<OandaPricingLine<'_>, Pa
 /// `id`, or a field does not have the documented shape (units or a price that are not
 /// decimals).
 pub fn parse_transaction_line(line: &str) -> Result<OandaTransactionLine, ParseError> {
+    if let Some(parsed) = super::scan::transaction(line) {
+        return Ok(parsed);
+    }
+    parse_transaction_serde(line)
+}
+
+/// The serde path of [`parse_transaction_line`]: every shape, and every error message.
+pub(crate) fn parse_transaction_serde(line: &str) -> Result<OandaTransactionLine, ParseError> {
     let tx: OandaTransaction = serde_json::from_str(line).map_err(|e| ParseError::new(e, line))?;
     if tx.kind.is_empty() {
         return Err(ParseError::new("no \"type\"", line));
@@ -439,7 +447,7 @@ pub(crate) fn parse_decimal(s: &str) -> Result<Decimal, String> {
 /// `[-]digits[.digits]` with at most 18 digits, as `rust_decimal` would parse it (same
 /// value, same scale); `None` for any other form. About ten times faster than the
 /// general parser, which matters at eight numbers a price.
-fn plain_decimal(s: &str) -> Option<Decimal> {
+pub(crate) fn plain_decimal(s: &str) -> Option<Decimal> {
     let b = s.as_bytes();
     let (negative, digits) = match b.split_first()? {
         (b'-', rest) => (true, rest),
@@ -493,7 +501,7 @@ mod tests {
         let l = lines("stream_pricing.jsonl");
         for line in &l {
             // The venue's lines take the scanner's path, and it agrees with serde.
-            let fast = super::super::price_scan::scan(line).expect("plain shape");
+            let fast = super::super::scan::price(line).expect("plain shape");
             assert_eq!(fast, parse_pricing_serde(line).unwrap());
         }
         let OandaPricingLine::Price(p) = parse_pricing_line(&l[0]).unwrap() else {
@@ -716,13 +724,13 @@ mod tests {
             ];
             let body: Vec<&str> = order.iter().map(|&i| fields[i].as_str()).collect();
             let line = format!("{space}{{{space}{}{space}}}{space}", body.join(&format!("{space},{space}")));
-            let fast = super::super::price_scan::scan(&line);
+            let fast = super::super::scan::price(&line);
             proptest::prop_assert!(fast.is_some(), "{}", line);
             proptest::prop_assert_eq!(fast.unwrap(), parse_pricing_serde(&line).unwrap());
             // Damaged: cut at any byte. If the scanner still answers, serde agrees.
             let at = cut % line.len();
             for damaged in [&line[..at], &line[at..]] {
-                if let Some(f) = super::super::price_scan::scan(damaged) {
+                if let Some(f) = super::super::scan::price(damaged) {
                     proptest::prop_assert_eq!(Ok(f), parse_pricing_serde(damaged));
                 }
             }

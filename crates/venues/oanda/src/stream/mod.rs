@@ -13,8 +13,8 @@
 
 mod connect;
 pub mod messages;
-mod price_scan;
 pub mod pricing;
+mod scan;
 pub mod transactions;
 
 pub use connect::{METRIC_MALFORMED, METRIC_STALE};
