@@ -6,19 +6,23 @@
 //! `{"type":"HEARTBEAT","time":..}`; the transaction stream sends transactions (any v20
 //! transaction type) and heartbeats that also carry `lastTransactionID`.
 //!
-//! * **Prices** are first offered to a byte scanner for their plain shape
-//!   ([`super::scan`]), which answers only when it is sure and otherwise leaves the
-//!   line to serde. The serde path reads in one pass by a hand-written visitor, whatever the key order
-//!   (OANDA writes `type` first but `instrument` last): strings borrow from the line,
-//!   decimals go straight from the borrowed string into [`Decimal`], and the fields gekko
-//!   does not use (`status`, `quoteHomeConversionFactors`, `unitsAvailable`) are skipped
-//!   without being materialised. A `PRICE` line costs its two level vectors and nothing
+//! Both parsers first offer the line to a byte scanner for its plain shape (the private
+//! `scan` module: strings without escapes, decimal strings, no repeated fields), which
+//! answers only when it is sure and otherwise leaves the line to serde, so serde decides
+//! every unusual line and words every error.
+//!
+//! * **Prices** on the serde path are read in one pass by a hand-written visitor,
+//!   whatever the key order (OANDA writes `type` first but `instrument` last): strings
+//!   borrow from the line, decimals go straight from the borrowed string into
+//!   [`Decimal`], and the fields gekko does not use (`status`,
+//!   `quoteHomeConversionFactors`, `unitsAvailable`) are skipped without being
+//!   materialised. Either way a `PRICE` line costs its two level vectors and nothing
 //!   else.
-//! * **Transactions** are parsed straight into the crate's one typed transaction,
-//!   [`OandaTransaction`] (no `serde_json::Value` in between), because the mapping to
-//!   orders and fills ([`crate::common::OrderTracker`]) is shared with REST and
-//!   `/changes` and takes that type. A heartbeat parses to a transaction of type
-//!   `HEARTBEAT` with no id; only then is the small line read a second time for its
+//! * **Transactions** become the crate's one typed transaction, [`OandaTransaction`]
+//!   (no `serde_json::Value` in between), because the mapping to orders and fills
+//!   ([`crate::common::OrderTracker`]) is shared with REST and `/changes` and takes that
+//!   type. On the serde path a heartbeat parses to a transaction of type `HEARTBEAT`
+//!   with no id, and only then is the small line read a second time for its
 //!   `lastTransactionID`.
 //!
 //! Parsers never panic: a line that is not JSON, not an object, has no `type`, or whose
