@@ -254,7 +254,13 @@ async fn market_orders_fill_and_a_short_closes_natively() {
         oa.sim.position_units("USD_JPY"),
         (Decimal::ZERO, Decimal::ZERO)
     );
-    assert!(venue.positions(std::slice::from_ref(&inst)).await.unwrap().is_empty());
+    assert!(
+        venue
+            .positions(std::slice::from_ref(&inst))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Nothing held: nothing to close, nothing sent.
     assert!(venue.close_position(&inst).await.unwrap().is_empty());
 
@@ -399,7 +405,10 @@ async fn a_lost_answer_is_ambiguous_and_leaves_exactly_one_order() {
         resting_price(&oa),
     );
     // Fetch the rules and summary first, so the lost answer is the order's.
-    venue.instruments(std::slice::from_ref(&inst)).await.unwrap();
+    venue
+        .instruments(std::slice::from_ref(&inst))
+        .await
+        .unwrap();
     oa.sim.inject(Fault::OrderTimeout);
     match venue.submit_order(&req).await {
         Err(SubmitError::Ambiguous(m)) => assert!(m.contains("timed out"), "{m}"),
@@ -431,7 +440,10 @@ async fn server_errors_retry_reads_and_make_submits_ambiguous() {
     );
 
     let inst = eur_usd();
-    venue.instruments(std::slice::from_ref(&inst)).await.unwrap();
+    venue
+        .instruments(std::slice::from_ref(&inst))
+        .await
+        .unwrap();
     let req = limit(
         id("five"),
         inst.clone(),
@@ -441,7 +453,10 @@ async fn server_errors_retry_reads_and_make_submits_ambiguous() {
     );
     // The margin check's reads go first; fail exactly the order request.
     let unchecked = oa.venue(|c| c.margin_check = false);
-    unchecked.instruments(std::slice::from_ref(&inst)).await.unwrap();
+    unchecked
+        .instruments(std::slice::from_ref(&inst))
+        .await
+        .unwrap();
     oa.sim.inject(Fault::ServerErrors { count: 1 });
     match unchecked.submit_order(&req).await {
         Err(SubmitError::Ambiguous(m)) => assert!(m.contains("503"), "{m}"),
@@ -467,7 +482,10 @@ async fn a_429_pauses_reads_and_refuses_submits_without_sending() {
     let oa = Oa::start(|_| {}).await;
     let venue = oa.venue(|_| {});
     let inst = eur_usd();
-    venue.instruments(std::slice::from_ref(&inst)).await.unwrap();
+    venue
+        .instruments(std::slice::from_ref(&inst))
+        .await
+        .unwrap();
     oa.sim.inject(Fault::RateLimitStorm {
         duration: Duration::from_millis(800),
     });
@@ -513,4 +531,122 @@ async fn a_429_pauses_reads_and_refuses_submits_without_sending() {
         "nothing sent inside a Retry-After"
     );
     oa.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_stays_under_the_venue_limit() {
+    let oa = Oa::start(|_| {}).await;
+    let raw = oa.client(|_| {});
+    raw.accounts().await.unwrap();
+    let started = tokio::time::Instant::now();
+    let calls = (0..200).map(|_| {
+        let raw = raw.clone();
+        tokio::spawn(async move { raw.accounts().await })
+    });
+    for c in calls {
+        c.await.unwrap().expect("every call of the burst succeeds");
+    }
+    // 90 % of 100/s is spent: 200 calls take about two seconds and the venue's 120/s
+    // is never exceeded.
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    let stats = oa.sim.stats();
+    assert_eq!(stats.http_429, 0, "{stats:?}");
+    oa.sim.shutdown().await;
+}
+
+/// A loopback HTTP/1.1 server that answers every request with `body`, keeping the
+/// connection alive, and records how many connections it accepted and what each
+/// request's head said.
+async fn keep_alive_server(
+    body: &'static str,
+) -> (
+    String,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (a, h) = (accepted.clone(), heads.clone());
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            a.fetch_add(1, Ordering::SeqCst);
+            let h = h.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0_u8; 4096];
+                loop {
+                    let Ok(n) = sock.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head: Vec<u8> = buf.drain(..end + 4).collect();
+                        h.lock()
+                            .unwrap()
+                            .push(String::from_utf8_lossy(&head).into_owned());
+                        let resp = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if sock.write_all(resp.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (url, accepted, heads)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_reuse_one_keep_alive_connection_and_carry_the_headers() {
+    let (url, accepted, heads) =
+        keep_alive_server(r#"{"accounts":[{"id":"101-001-1234567-001","tags":[]}]}"#).await;
+    let mut cfg = gekko_oanda::OandaConfig::simulator(
+        &url,
+        &url,
+        SecretString::from("tok-123"),
+        "101-001-1234567-001",
+    );
+    cfg.request_timeout = Duration::from_secs(1);
+    cfg.retry.max_attempts = 1;
+    let raw = gekko_oanda::OandaHttpClient::new(&cfg).unwrap();
+    for _ in 0..20 {
+        raw.verify_account().await.unwrap();
+    }
+    // hyper may open a second connection when a request starts before the previous
+    // connection is back in the pool; what matters is that connections are reused, not
+    // opened per request.
+    let opened = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        (1..=2).contains(&opened),
+        "20 requests opened {opened} connections (OANDA refuses more than 2 new per second)"
+    );
+    // A copy: the server's tasks take the same lock for the next requests.
+    let heads = heads.lock().unwrap().clone();
+    assert_eq!(heads.len(), 20);
+    let h = heads[0].to_ascii_lowercase();
+    assert!(h.starts_with("get /v3/accounts http/1.1"), "{h}");
+    assert!(h.contains("authorization: bearer tok-123"), "{h}");
+    assert!(h.contains("accept-datetime-format: rfc3339"), "{h}");
+    // An account the token does not list is refused.
+    let other = gekko_oanda::OandaHttpClient::new(&gekko_oanda::OandaConfig {
+        account_id: "101-001-7654321-001".into(),
+        ..cfg
+    })
+    .unwrap();
+    let r = other.verify_account().await;
+    assert!(matches!(r, Err(OandaError::UnknownAccount { .. })), "{r:?}");
 }
