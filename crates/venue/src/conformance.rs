@@ -15,7 +15,7 @@
 //! | [`unknown_order`] | query of an unknown id is `Ok(None)`; cancel is a rejection with [`RejectReason::UnknownOrder`] |
 //! | [`ambiguous_submit_resolved_by_query`] | a submit whose answer is lost is [`SubmitError::Ambiguous`], and the order is then found by query, exactly once |
 //! | [`reconnect_resubscribes`] | after the venue drops the streams, both report `Disconnected` then `Connected`, and market data (a fresh book snapshot where there is a book) flows again |
-//! | [`gap_and_resync`] | a sequence gap is reported as [`MarketEvent::BookGap`]; [`VenueAdapter::resync_book`] brings a snapshot and deltas that follow it |
+//! | [`gap_and_resync`] | a sequence gap is reported as [`MarketEvent::BookGap`]; [`VenueAdapter::resync_book`] brings a snapshot and deltas that follow it (top-levels feeds: a resync is accepted and snapshots move forward; no book: the resync is refused) |
 //! | [`duplicate_client_id`] | a second submit with a live order's client id is refused with [`RejectReason::Duplicate`] and places nothing |
 //!
 //! Use [`conformance_suite!`](crate::conformance_suite) to generate one `#[tokio::test]`
@@ -58,7 +58,7 @@ pub trait ConformanceTarget: Send + Sync {
     /// Makes the venue drop every stream connection.
     async fn drop_streams(&self);
     /// Makes the venue's book feed of [`ConformanceTarget::instrument`] skip sequence
-    /// numbers. Not called for venues without a book.
+    /// numbers. Not called for venues without a book or with a top-levels feed.
     async fn inject_book_gap(&self);
 }
 
@@ -429,16 +429,22 @@ pub async fn reconnect_resubscribes(t: &dyn ConformanceTarget) {
 }
 
 /// A sequence gap is reported; a resync brings a snapshot and deltas that follow it.
-/// Venues without a book must refuse the resync instead.
+/// Venues without a book must refuse the resync instead. A top-levels feed has no
+/// sequence to gap and no deltas: every message is a snapshot, so there a resync is
+/// accepted and snapshots keep coming, each with a higher sequence.
 pub async fn gap_and_resync(t: &dyn ConformanceTarget) {
     let venue = t.venue();
     let inst = t.instrument();
-    if venue.caps().book_feed == BookFeed::None {
-        assert!(
-            venue.resync_book(&inst).await.is_err(),
-            "a venue without a book refuses a book resync"
-        );
-        return;
+    match venue.caps().book_feed {
+        BookFeed::None => {
+            assert!(
+                venue.resync_book(&inst).await.is_err(),
+                "a venue without a book refuses a book resync"
+            );
+            return;
+        }
+        BookFeed::TopLevels => return top_levels_resync(venue.as_ref(), &inst).await,
+        BookFeed::SnapshotPlusDiffs | BookFeed::InBandSnapshot => {}
     }
     let streams = Streams::new();
     let mut market = venue.market_stream(std::slice::from_ref(&inst), streams.ctx());
@@ -479,6 +485,36 @@ pub async fn gap_and_resync(t: &dyn ConformanceTarget) {
         "deltas follow the snapshot ({} after {})",
         d.sequence,
         snap.sequence
+    );
+    streams.stop().await;
+}
+
+/// [`gap_and_resync`] for a top-levels feed: snapshots, a resync accepted, and snapshots
+/// after it with increasing sequences.
+async fn top_levels_resync(venue: &dyn VenueAdapter, inst: &InstrumentId) {
+    let streams = Streams::new();
+    let mut market = venue.market_stream(std::slice::from_ref(inst), streams.ctx());
+    let snapshot = |e: &MarketEvent| matches!(e, MarketEvent::Book(BookUpdate::Snapshot(s)) if s.instrument == *inst);
+    let MarketEvent::Book(BookUpdate::Snapshot(first)) =
+        within(&mut market, "a top-levels snapshot", snapshot).await
+    else {
+        unreachable!()
+    };
+    assert!(
+        !first.bids.is_empty() && !first.asks.is_empty(),
+        "a top-levels snapshot has both sides: {first:?}"
+    );
+    venue.resync_book(inst).await.expect("a resync is accepted");
+    let MarketEvent::Book(BookUpdate::Snapshot(next)) =
+        within(&mut market, "a snapshot after the resync", snapshot).await
+    else {
+        unreachable!()
+    };
+    assert!(
+        next.sequence > first.sequence,
+        "snapshots move forward ({} after {})",
+        next.sequence,
+        first.sequence
     );
     streams.stop().await;
 }

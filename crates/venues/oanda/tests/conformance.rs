@@ -7,10 +7,9 @@
 //! (which ends every chunked stream abruptly), and fills come from trading through the
 //! resting price.
 //!
-//! `gap_and_resync` is not run from the suite: it expects deltas after a resync, and an
-//! OANDA book is [`BookFeed::TopLevels`] (every price replaces the book, there are no
-//! deltas and no sequence to gap). What the contract asks of such a feed is checked
-//! here instead: a resync is accepted and the next price is a fresh snapshot.
+//! An OANDA book is `BookFeed::TopLevels` (every price replaces the book, no deltas and no
+//! sequence to gap), so the suite's `gap_and_resync` checks the top-levels contract: a
+//! resync is accepted and snapshots keep moving forward; `inject_book_gap` is not called.
 
 use std::sync::Arc;
 
@@ -18,8 +17,8 @@ use async_trait::async_trait;
 use gekko_core::{ClientOrderId, InstrumentId, OrderRequest, Side};
 use gekko_oanda::OandaVenue;
 use gekko_sim::oanda::Fault;
-use gekko_venue::conformance::{ConformanceTarget, Streams, within};
-use gekko_venue::{BookFeed, BookUpdate, MarketEvent, VenueAdapter};
+use gekko_venue::VenueAdapter;
+use gekko_venue::conformance::ConformanceTarget;
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 
@@ -90,37 +89,4 @@ impl ConformanceTarget for Target {
     }
 }
 
-gekko_venue::conformance_suite!(@each target();
-    place, partial_fill, fill, cancel, unknown_order,
-    ambiguous_submit_resolved_by_query, reconnect_resubscribes, duplicate_client_id);
-
-/// The TopLevels counterpart of `gap_and_resync`: every price is a snapshot, a resync is
-/// accepted, and snapshots keep coming with increasing sequences.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn top_levels_books_are_snapshots_and_a_resync_is_accepted() {
-    let t = target().await;
-    let venue = t.venue();
-    assert_eq!(venue.caps().book_feed, BookFeed::TopLevels);
-    let inst = eur_usd();
-    let streams = Streams::new();
-    let mut market = venue.market_stream(std::slice::from_ref(&inst), streams.ctx());
-    let snap = |e: &MarketEvent| matches!(e, MarketEvent::Book(BookUpdate::Snapshot(s)) if s.instrument == eur_usd());
-    let MarketEvent::Book(BookUpdate::Snapshot(first)) =
-        within(&mut market, "a snapshot", snap).await
-    else {
-        unreachable!()
-    };
-    assert!(!first.bids.is_empty() && !first.asks.is_empty());
-    venue
-        .resync_book(&inst)
-        .await
-        .expect("a resync is accepted");
-    let MarketEvent::Book(BookUpdate::Snapshot(next)) =
-        within(&mut market, "a snapshot after the resync", snap).await
-    else {
-        unreachable!()
-    };
-    assert!(next.sequence > first.sequence);
-    streams.stop().await;
-    t.oa.sim.shutdown().await;
-}
+gekko_venue::conformance_suite!(target());
