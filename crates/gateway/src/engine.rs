@@ -85,6 +85,15 @@ impl FillDedup {
         }
         true
     }
+
+    /// Forgets a key reserved by [`FillDedup::insert`] whose fill was then not recorded.
+    fn release(&mut self, key: &str) {
+        if self.seen.remove(key)
+            && let Some(pos) = self.order.iter().rposition(|k| k == key)
+        {
+            self.order.remove(pos);
+        }
+    }
 }
 
 pub(crate) struct Inner {
@@ -381,29 +390,11 @@ impl Gateway {
                 .map_err(StartError::Venue)?;
             match found {
                 Some(update) => {
-                    let known = i
-                        .orders
-                        .get(&open.id)
-                        .map_or(Decimal::ZERO, |o| o.filled_qty);
-                    if self.apply_update(&update).await {
+                    let (changed, recovered) = self.apply_queried(&update).await;
+                    if changed {
                         report.updated += 1;
                     }
-                    if update.filled_qty > known {
-                        // Filled while nobody listened: the venue's own record of the
-                        // executions reaches the fills stream (de-duplicated by trade id).
-                        match i.venue.order_fills(&update).await {
-                            Ok(fills) => {
-                                for f in fills {
-                                    if self.record_fill(f).await {
-                                        report.fills_recovered += 1;
-                                    }
-                                }
-                            }
-                            Err(e) => {
-                                tracing::warn!(venue = self.label(), order = %open.id, error = %e, "fills of an order filled while down could not be read")
-                            }
-                        }
-                    }
+                    report.fills_recovered += recovered;
                 }
                 None => {
                     let old_enough = self
@@ -517,21 +508,54 @@ impl Gateway {
     /// Only the user-stream task records fills, one at a time, so checking before the
     /// write and remembering the id after it cannot race; a fill whose write failed is
     /// not remembered, so its redelivery gets another chance.
+    /// Applies the venue's view of a tracked order found by query (reconciliation, or a
+    /// user stream that reconnected). When the order is more filled than the gateway
+    /// knew, the executions happened while nobody listened: the venue's own record of
+    /// them ([`VenueAdapter::order_fills`]) reaches the fills stream, de-duplicated by
+    /// trade id. Returns whether the order changed and how many fills were recovered.
+    async fn apply_queried(&self, update: &OrderUpdate) -> (bool, usize) {
+        let i = &self.inner;
+        let known = i
+            .orders
+            .get(&update.client_order_id)
+            .map_or(Decimal::ZERO, |o| o.filled_qty);
+        let changed = self.apply_update(update).await;
+        let mut recovered = 0;
+        if update.filled_qty > known {
+            match i.venue.order_fills(update).await {
+                Ok(fills) => {
+                    for f in fills {
+                        if self.record_fill(f).await {
+                            recovered += 1;
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(venue = self.label(), order = %update.client_order_id, error = %e, "fills of an order filled while nobody listened could not be read")
+                }
+            }
+        }
+        (changed, recovered)
+    }
+
     async fn record_fill(&self, fill: Fill) -> bool {
         let i = &self.inner;
         let key = FillDedup::key(&fill);
-        if lock(&i.fills_seen).seen.contains(&key) {
+        // Reserved before the publish, not after: the user stream and a reconciliation
+        // query can report the same execution at the same moment, and a check that spans
+        // the publish's await would let both through.
+        if !lock(&i.fills_seen).insert(key.clone(), i.cfg.fill_dedup_window) {
             metrics::counter!("gekko_gateway_duplicate_fills_total", "venue" => self.label())
                 .increment(1);
             return false;
         }
         if let Err(e) = i.fill_topic.publish(&*i.bus, &i.cfg.source, &fill).await {
+            lock(&i.fills_seen).release(&key);
             metrics::counter!("gekko_gateway_persist_failures_total", "venue" => self.label())
                 .increment(1);
             tracing::error!(venue = self.label(), trade = %fill.trade_id, error = %e, "fill not persisted");
             return false;
         }
-        lock(&i.fills_seen).insert(key, i.cfg.fill_dedup_window);
         metrics::counter!("gekko_gateway_fills_total", "venue" => self.label()).increment(1);
         true
     }
@@ -723,7 +747,7 @@ impl Gateway {
     ) -> Result<Order, GatewayError> {
         if let Some(u) = self.inner.venue.query_order(instrument, id).await? {
             if self.inner.orders.contains(id) {
-                self.apply_update(&u).await;
+                self.apply_queried(&u).await;
             } else {
                 self.adopt(&u).await;
             }
@@ -1023,7 +1047,7 @@ impl Gateway {
                         .collect();
                     for (inst, id) in open {
                         if let Ok(Some(u)) = self.inner.venue.query_order(&inst, &id).await {
-                            self.apply_update(&u).await;
+                            self.apply_queried(&u).await;
                         }
                     }
                 }
@@ -1141,4 +1165,26 @@ where
         .replay(bus, |env| f(env.payload))
         .await
         .map_err(|e| StartError::Bus(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FillDedup;
+
+    #[test]
+    fn a_fill_key_is_reserved_once_released_on_failure_and_bounded() {
+        let mut d = FillDedup {
+            seen: std::collections::HashSet::new(),
+            order: std::collections::VecDeque::new(),
+        };
+        assert!(d.insert("EUR-USD|6".into(), 2), "first report reserves the key");
+        assert!(!d.insert("EUR-USD|6".into(), 2), "a concurrent second report is refused");
+        d.release("EUR-USD|6");
+        assert!(d.insert("EUR-USD|6".into(), 2), "after a failed publish it may be retried");
+        assert!(d.insert("EUR-USD|7".into(), 2));
+        assert!(d.insert("EUR-USD|8".into(), 2));
+        assert!(d.insert("EUR-USD|6".into(), 2), "the oldest key left the window");
+        assert_eq!(d.order.len(), 2);
+        assert_eq!(d.seen.len(), 2);
+    }
 }
