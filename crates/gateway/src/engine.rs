@@ -1177,13 +1177,25 @@ mod tests {
             seen: std::collections::HashSet::new(),
             order: std::collections::VecDeque::new(),
         };
-        assert!(d.insert("EUR-USD|6".into(), 2), "first report reserves the key");
-        assert!(!d.insert("EUR-USD|6".into(), 2), "a concurrent second report is refused");
+        assert!(
+            d.insert("EUR-USD|6".into(), 2),
+            "first report reserves the key"
+        );
+        assert!(
+            !d.insert("EUR-USD|6".into(), 2),
+            "a concurrent second report is refused"
+        );
         d.release("EUR-USD|6");
-        assert!(d.insert("EUR-USD|6".into(), 2), "after a failed publish it may be retried");
+        assert!(
+            d.insert("EUR-USD|6".into(), 2),
+            "after a failed publish it may be retried"
+        );
         assert!(d.insert("EUR-USD|7".into(), 2));
         assert!(d.insert("EUR-USD|8".into(), 2));
-        assert!(d.insert("EUR-USD|6".into(), 2), "the oldest key left the window");
+        assert!(
+            d.insert("EUR-USD|6".into(), 2),
+            "the oldest key left the window"
+        );
         assert_eq!(d.order.len(), 2);
         assert_eq!(d.seen.len(), 2);
     }
