@@ -16,8 +16,10 @@
 //!   `level2` again, which is the venue's way of rebuilding a book: an in-band snapshot.
 //! * **Books**: an `l2_data` snapshot becomes [`BookUpdate::Snapshot`], each update a
 //!   [`BookUpdate::Delta`] whose `sequence` is the message's `sequence_num` (strictly
-//!   increasing per book). Updates for a book without a snapshot on this connection are
-//!   dropped: they describe nothing.
+//!   increasing per book). The venue sends a book's snapshot before its updates on every
+//!   connection, so an update for a book still waiting for its snapshot means the snapshot
+//!   was lost: that is a gap too (every book reported, one reconnect). Updates still queued
+//!   from a connection that is being replaced are dropped: they describe nothing.
 //! * **Resync** ([`CoinbaseMarketControl::resync`], behind `VenueAdapter::resync_book`):
 //!   this venue has no REST snapshot aligned with the stream, so a resync is a reconnect
 //!   (which resubscribes every channel and brings a snapshot of every book). A request for
@@ -476,6 +478,24 @@ impl MarketPump {
     pub(crate) fn on_message(&mut self, msg: CoinbaseWsMessage<'_>) -> Vec<MarketEvent> {
         match msg {
             CoinbaseWsMessage::L2Data { header, events } => {
+                // The venue sends a book's snapshot before any update of it on a
+                // connection. An update for a book still waiting for its snapshot means
+                // the snapshot was lost (a connection made during a silent stretch whose
+                // suppressed frames included it): waiting would wait forever, so rebuild.
+                let snapshot_lost = events.iter().any(|e| {
+                    e.kind == EventKind::Update
+                        && self
+                            .books
+                            .get(e.product_id.as_ref())
+                            .is_some_and(|b| b.sequence.is_none())
+                });
+                if snapshot_lost && self.connected && !self.reconnect_requested {
+                    metrics::counter!(METRIC_GAPS, "venue" => VENUE, "stream" => "market")
+                        .increment(1);
+                    let out = self.gap_events("an l2_data update arrived before its snapshot");
+                    self.request_reconnect();
+                    return out;
+                }
                 let ts = header.ts_ms().unwrap_or_else(gekko_core::now_ms);
                 events
                     .into_iter()
@@ -690,7 +710,14 @@ mod tests {
             p.on_input(MarketInput::Ws(WsEvent::Connected)),
             [MarketEvent::Connected]
         );
-        // An update before the snapshot describes nothing.
+        // An update before the snapshot means the snapshot was lost: a gap, one reconnect.
+        let ev = text(&mut p, "ws_l2_update.json");
+        assert!(
+            matches!(ev.as_slice(), [MarketEvent::BookGap { instrument, .. }] if *instrument == btc()),
+            "{ev:?}"
+        );
+        assert!(p.reconnect_requested, "a reconnect brings the snapshot");
+        // Further updates of the connection being replaced are dropped without asking again.
         assert!(text(&mut p, "ws_l2_update.json").is_empty());
         let ev = text(&mut p, "ws_l2_snapshot.json");
         let [MarketEvent::Book(BookUpdate::Snapshot(s))] = ev.as_slice() else {
