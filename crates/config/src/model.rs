@@ -145,6 +145,14 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
+    /// The budget as whole requests per second (at least 1), for venues whose clients
+    /// count per second (Coinbase, OANDA).
+    #[must_use]
+    pub fn per_second(&self) -> u32 {
+        let per_s = u128::from(self.max_requests) * 1000 / self.period.as_millis().max(1);
+        u32::try_from(per_s).unwrap_or(u32::MAX).max(1)
+    }
+
     /// Shorthand constructor.
     #[must_use]
     pub const fn new(max_requests: u32, period: Duration) -> Self {
@@ -963,6 +971,26 @@ impl GekkoConfig {
         self.trading_stream_endpoints
             .get(&venue)
             .map(String::as_str)
+    }
+
+    /// The PEM of `TRADING_TLS_CA_FILE`, as the roots venue clients trust besides the
+    /// built-in ones: empty when unset. Read on each call (the loader has checked the file
+    /// holds a certificate); every gateway and the start-up probe read it through here.
+    ///
+    /// # Errors
+    /// The file cannot be read any more, with the variable and the path named.
+    pub fn trading_tls_roots(&self) -> Result<Vec<String>, String> {
+        let Some(path) = &self.trading_tls_ca_file else {
+            return Ok(Vec::new());
+        };
+        std::fs::read_to_string(path)
+            .map(|pem| vec![pem])
+            .map_err(|e| {
+                format!(
+                    "TRADING_TLS_CA_FILE: {} cannot be read: {e}",
+                    path.display()
+                )
+            })
     }
 
     /// The private-stream base URL override for a venue, if configured.

@@ -136,6 +136,33 @@ fn client_id(s: &str) -> Result<ClientOrderId, Status> {
     ClientOrderId::parse(s).map_err(|e| Status::invalid_argument(format!("client_order_id: {e}")))
 }
 
+/// Starts a gateway over `venue` on a hosted service's context (the host's bus,
+/// readiness, tracker and cancellation) with its order commands, cancels, closes and kill
+/// switch going to the host's audit trail. Every gateway service's start is this plus
+/// building its venue client.
+///
+/// # Errors
+/// The gateway's start-up failure (credentials, reconciliation, ...).
+pub async fn start_hosted(
+    venue: Arc<dyn gekko_venue::VenueAdapter>,
+    cfg: crate::engine::GatewayConfig,
+    ctx: &gekko_runtime::ServiceCtx,
+) -> Result<Gateway, crate::engine::StartError> {
+    let label = venue.id().as_str();
+    let (gateway, report) = Gateway::start(
+        venue,
+        ctx.bus().clone(),
+        cfg,
+        ctx.readiness(),
+        ctx.tracker(),
+        ctx.cancel(),
+    )
+    .await?;
+    tracing::info!(venue = label, ?report, "gateway started");
+    gateway.attach_audit(ctx.audit().clone());
+    Ok(gateway)
+}
+
 /// Serves every hosted gateway as `gekko.v1.GatewayService`: the one place gateway gRPC
 /// is registered, for each gateway binary and for `gekko up` alike (a host
 /// [`GrpcComposer`](gekko_runtime::GrpcComposer)).

@@ -19,15 +19,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gekko_binanceus::{BinanceUsAuth, BinanceUsConfig, BinanceUsSigner, BinanceUsVenue};
-use gekko_bus::Bus;
 use gekko_config::GekkoConfig;
 use gekko_core::VenueId;
-use gekko_gateway::engine::{Gateway, GatewayConfig};
-use gekko_runtime::{BoxError, Readiness, Service, ServiceCtx, Started};
+use gekko_gateway::engine::GatewayConfig;
+use gekko_gateway::service::start_hosted;
+use gekko_runtime::{BoxError, Service, ServiceCtx, Started};
 use gekko_sim::binanceus::{SimApiKey, SimBinanceUs, SimConfig, SimHandle, SimKeyAuth};
 use secrecy::{ExposeSecret as _, SecretString};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 /// The bus source name of this gateway.
 pub const SOURCE: &str = "gateway-binanceus";
@@ -145,64 +143,35 @@ pub fn resolve(cfg: &GekkoConfig) -> Result<BinanceUsSettings, Vec<String>> {
     })
 }
 
-/// A started gateway, plus the simulator it talks to in paper mode.
-#[derive(Debug)]
-pub struct Running {
-    /// The gateway.
-    pub gateway: Gateway,
-    /// The in-process simulator (paper mode only). Dropping it stops the simulator.
-    pub sim: Option<SimHandle>,
-}
-
-/// Starts the Binance.US gateway from resolved settings; in paper mode it first starts
-/// the simulator.
+/// The venue client the settings describe; in paper mode it first starts the simulator,
+/// which the caller keeps alive as long as the client.
 ///
 /// # Errors
-/// A venue client that cannot be built, a simulator that cannot bind, or a gateway
-/// start-up failure (credentials, reconciliation, ...), each with its reason.
-pub async fn start(
-    settings: BinanceUsSettings,
-    bus: Arc<dyn Bus>,
-    readiness: &Readiness,
-    tracker: &TaskTracker,
-    cancel: CancellationToken,
-) -> anyhow::Result<Running> {
-    let BinanceUsSettings {
-        venue,
-        request_timeout,
-        gateway: gateway_cfg,
-    } = settings;
-    let (venue, sim) = match venue {
-        VenueSettings::Live(vc) => (BinanceUsVenue::new(*vc)?, None),
+/// A venue client that cannot be built or a simulator that cannot bind, with its reason.
+pub async fn connect(
+    settings: &BinanceUsSettings,
+) -> anyhow::Result<(BinanceUsVenue, Option<SimHandle>)> {
+    Ok(match &settings.venue {
+        VenueSettings::Live(vc) => (BinanceUsVenue::new((**vc).clone())?, None),
         VenueSettings::Paper => {
             let sim = SimBinanceUs::start(SimConfig::default()).await?;
             tracing::info!(rest = %sim.rest_url, ws = %sim.ws_url, "paper mode: Binance.US simulator started");
             let venue = paper_venue(
                 &sim.rest_url,
                 &sim.ws_url,
-                request_timeout,
+                settings.request_timeout,
                 Duration::from_secs(30),
             );
             (venue, Some(sim))
         }
-    };
-    let (gateway, report) = Gateway::start(
-        Arc::new(venue),
-        bus,
-        gateway_cfg,
-        readiness,
-        tracker,
-        cancel,
-    )
-    .await?;
-    tracing::info!(?report, "binanceus gateway started");
-    Ok(Running { gateway, sim })
+    })
 }
 
 /// The Binance.US gateway as a hosted service.
 ///
-/// It provides its [`Gateway`] (served by [`serve_gateways`]) and holds the simulator, in
-/// paper mode, until the process has drained.
+/// It provides its [`Gateway`](gekko_gateway::engine::Gateway) (served by
+/// [`serve_gateways`]) and holds the simulator, in paper mode, until the process has
+/// drained.
 #[derive(Debug)]
 pub struct BinanceUsGateway;
 
@@ -215,20 +184,9 @@ impl Service for BinanceUsGateway {
     }
 
     async fn start(settings: BinanceUsSettings, ctx: &ServiceCtx) -> Result<Started, BoxError> {
-        let running = start(
-            settings,
-            ctx.bus().clone(),
-            ctx.readiness(),
-            ctx.tracker(),
-            ctx.cancel(),
-        )
-        .await?;
-        // Order commands, cancels, closes and the kill switch go to the process's audit
-        // trail.
-        running.gateway.attach_audit(ctx.audit().clone());
-        Ok(Started::new()
-            .provide(running.gateway.clone())
-            .hold(running))
+        let (venue, sim) = connect(&settings).await?;
+        let gateway = start_hosted(Arc::new(venue), settings.gateway, ctx).await?;
+        Ok(Started::new().provide(gateway).hold(sim))
     }
 }
 

@@ -20,16 +20,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use gekko_bus::Bus;
 use gekko_coinbase::{CdpKey, CoinbaseConfig, CoinbaseVenue, JwtAlgorithm};
 use gekko_config::GekkoConfig;
 use gekko_core::VenueId;
-use gekko_gateway::engine::{Gateway, GatewayConfig};
-use gekko_runtime::{BoxError, Readiness, Service, ServiceCtx, Started};
+use gekko_gateway::engine::GatewayConfig;
+use gekko_gateway::service::start_hosted;
+use gekko_runtime::{BoxError, Service, ServiceCtx, Started};
 use gekko_sim::coinbase::{SimApiKey, SimCoinbase, SimConfig, SimHandle};
 use secrecy::ExposeSecret as _;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 /// The bus source name of this gateway.
 pub const SOURCE: &str = "gateway-coinbase";
@@ -88,7 +86,7 @@ pub fn resolve(cfg: &GekkoConfig) -> Result<CoinbaseSettings, Vec<String>> {
                     None
                 }
             };
-            let roots = match extra_roots(cfg) {
+            let roots = match cfg.trading_tls_roots() {
                 Ok(r) => r,
                 Err(e) => {
                     problems.push(e);
@@ -111,7 +109,7 @@ pub fn resolve(cfg: &GekkoConfig) -> Result<CoinbaseSettings, Vec<String>> {
                 url.clone_into(&mut vc.ws_user_url);
             }
             vc.extra_roots_pem = roots;
-            vc.private_rate_per_s = per_second(cfg);
+            vc.private_rate_per_s = cfg.rate_limit(VenueId::Coinbase).per_second();
             vc.request_timeout = request_timeout;
             vc.stale_after = stale_after;
             if let Err(ps) = vc.validate() {
@@ -133,28 +131,6 @@ pub fn resolve(cfg: &GekkoConfig) -> Result<CoinbaseSettings, Vec<String>> {
         stale_after,
         gateway: gateway_config(cfg),
     })
-}
-
-/// The private request budget per second from `TRADING_RATE_LIMITS coinbase=N/period`.
-fn per_second(cfg: &GekkoConfig) -> u32 {
-    let rl = cfg.rate_limit(VenueId::Coinbase);
-    let per_s = u128::from(rl.max_requests) * 1000 / rl.period.as_millis().max(1);
-    u32::try_from(per_s).unwrap_or(u32::MAX).max(1)
-}
-
-/// The PEM of `TRADING_TLS_CA_FILE`, if set.
-fn extra_roots(cfg: &GekkoConfig) -> Result<Vec<String>, String> {
-    let Some(path) = &cfg.trading_tls_ca_file else {
-        return Ok(Vec::new());
-    };
-    std::fs::read_to_string(path)
-        .map(|pem| vec![pem])
-        .map_err(|e| {
-            format!(
-                "TRADING_TLS_CA_FILE: {} cannot be read: {e}",
-                path.display()
-            )
-        })
 }
 
 /// The simulator config of paper mode: the default market, with `key` registered by its
@@ -193,36 +169,17 @@ pub fn sim_venue(
     CoinbaseVenue::new(cfg)
 }
 
-/// A started gateway, plus the simulator it talks to in paper mode.
-#[derive(Debug)]
-pub struct Running {
-    /// The gateway.
-    pub gateway: Gateway,
-    /// The in-process simulator (paper mode only). Dropping it stops the simulator.
-    pub sim: Option<SimHandle>,
-}
-
-/// Starts the Coinbase gateway from resolved settings; in paper mode it first generates
-/// an ephemeral key and starts the simulator with it.
+/// The venue client the settings describe; in paper mode it first generates an
+/// ephemeral key and starts the simulator with it, which the caller keeps alive as long as
+/// the client.
 ///
 /// # Errors
-/// A venue client that cannot be built, a simulator that cannot bind, or a gateway
-/// start-up failure (credentials, reconciliation, ...), each with its reason.
-pub async fn start(
-    settings: CoinbaseSettings,
-    bus: Arc<dyn Bus>,
-    readiness: &Readiness,
-    tracker: &TaskTracker,
-    cancel: CancellationToken,
-) -> anyhow::Result<Running> {
-    let CoinbaseSettings {
-        venue,
-        request_timeout,
-        stale_after,
-        gateway: gateway_cfg,
-    } = settings;
-    let (venue, sim) = match venue {
-        VenueSettings::Live(vc) => (CoinbaseVenue::new(*vc)?, None),
+/// A venue client that cannot be built or a simulator that cannot bind, with its reason.
+pub async fn connect(
+    settings: &CoinbaseSettings,
+) -> anyhow::Result<(CoinbaseVenue, Option<SimHandle>)> {
+    Ok(match &settings.venue {
+        VenueSettings::Live(vc) => (CoinbaseVenue::new((**vc).clone())?, None),
         VenueSettings::Paper => {
             let key = Arc::new(CdpKey::generate(PAPER_KEY_NAME, JwtAlgorithm::Es256)?);
             let sim = SimCoinbase::start(paper_sim_config(&key)).await?;
@@ -232,27 +189,16 @@ pub async fn start(
                 ws_user = %sim.ws_user_url,
                 "paper mode: Coinbase simulator started"
             );
-            let venue = sim_venue(&sim, key, request_timeout, stale_after)?;
+            let venue = sim_venue(&sim, key, settings.request_timeout, settings.stale_after)?;
             (venue, Some(sim))
         }
-    };
-    let (gateway, report) = Gateway::start(
-        Arc::new(venue),
-        bus,
-        gateway_cfg,
-        readiness,
-        tracker,
-        cancel,
-    )
-    .await?;
-    tracing::info!(?report, "coinbase gateway started");
-    Ok(Running { gateway, sim })
+    })
 }
 
 /// The Coinbase gateway as a hosted service.
 ///
-/// It provides its [`Gateway`] and holds the simulator, in paper mode, until the process
-/// has drained.
+/// It provides its [`Gateway`](gekko_gateway::engine::Gateway) and holds the simulator,
+/// in paper mode, until the process has drained.
 #[derive(Debug)]
 pub struct CoinbaseGateway;
 
@@ -265,18 +211,9 @@ impl Service for CoinbaseGateway {
     }
 
     async fn start(settings: CoinbaseSettings, ctx: &ServiceCtx) -> Result<Started, BoxError> {
-        let running = start(
-            settings,
-            ctx.bus().clone(),
-            ctx.readiness(),
-            ctx.tracker(),
-            ctx.cancel(),
-        )
-        .await?;
-        running.gateway.attach_audit(ctx.audit().clone());
-        Ok(Started::new()
-            .provide(running.gateway.clone())
-            .hold(running))
+        let (venue, sim) = connect(&settings).await?;
+        let gateway = start_hosted(Arc::new(venue), settings.gateway, ctx).await?;
+        Ok(Started::new().provide(gateway).hold(sim))
     }
 }
 

@@ -17,16 +17,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use gekko_bus::Bus;
 use gekko_config::GekkoConfig;
 use gekko_core::VenueId;
-use gekko_gateway::engine::{Gateway, GatewayConfig};
+use gekko_gateway::engine::GatewayConfig;
+use gekko_gateway::service::start_hosted;
 use gekko_oanda::{OandaConfig, OandaEnvironment, OandaVenue};
-use gekko_runtime::{BoxError, Readiness, Service, ServiceCtx, Started};
+use gekko_runtime::{BoxError, Service, ServiceCtx, Started};
 use gekko_sim::oanda::{SimConfig, SimHandle, SimOanda};
 use secrecy::SecretString;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 /// The bus source name of this gateway.
 pub const SOURCE: &str = "gateway-oanda";
@@ -77,16 +75,11 @@ pub fn resolve(cfg: &GekkoConfig) -> Result<OandaSettings, Vec<String>> {
                 url.clone_into(&mut vc.stream_base);
             }
             let mut problems = Vec::new();
-            if let Some(path) = &cfg.trading_tls_ca_file {
-                match std::fs::read_to_string(path) {
-                    Ok(pem) => vc.extra_roots_pem.push(pem),
-                    Err(e) => problems.push(format!(
-                        "TRADING_TLS_CA_FILE: {} cannot be read: {e}",
-                        path.display()
-                    )),
-                }
+            match cfg.trading_tls_roots() {
+                Ok(roots) => vc.extra_roots_pem = roots,
+                Err(e) => problems.push(e),
             }
-            vc.rate_per_s = per_second(cfg);
+            vc.rate_per_s = cfg.rate_limit(VenueId::Oanda).per_second();
             vc.request_timeout = request_timeout;
             vc.stale_after = cfg.monitoring.stale_after;
             if let Err(ps) = vc.validate() {
@@ -104,13 +97,6 @@ pub fn resolve(cfg: &GekkoConfig) -> Result<OandaSettings, Vec<String>> {
         request_timeout,
         gateway: gateway_config(cfg),
     })
-}
-
-/// The request budget per second from `TRADING_RATE_LIMITS oanda=N/period`.
-fn per_second(cfg: &GekkoConfig) -> u32 {
-    let rl = cfg.rate_limit(VenueId::Oanda);
-    let per_s = u128::from(rl.max_requests) * 1000 / rl.period.as_millis().max(1);
-    u32::try_from(per_s).unwrap_or(u32::MAX).max(1)
 }
 
 /// A venue client for a running simulator, with its token and account.
@@ -133,57 +119,27 @@ pub fn sim_venue(
     OandaVenue::new(cfg)
 }
 
-/// A started gateway, plus the simulator it talks to in paper mode.
-#[derive(Debug)]
-pub struct Running {
-    /// The gateway.
-    pub gateway: Gateway,
-    /// The in-process simulator (paper mode only). Dropping it stops the simulator.
-    pub sim: Option<SimHandle>,
-}
-
-/// Starts the OANDA gateway from resolved settings; in paper mode it first starts the
-/// simulator.
+/// The venue client the settings describe; in paper mode it first starts the simulator,
+/// which the caller keeps alive as long as the client.
 ///
 /// # Errors
-/// A venue client that cannot be built, a simulator that cannot bind, or a gateway
-/// start-up failure (token or account refused, reconciliation, ...), with its reason.
-pub async fn start(
-    settings: OandaSettings,
-    bus: Arc<dyn Bus>,
-    readiness: &Readiness,
-    tracker: &TaskTracker,
-    cancel: CancellationToken,
-) -> anyhow::Result<Running> {
-    let OandaSettings {
-        venue,
-        request_timeout,
-        gateway: gateway_cfg,
-    } = settings;
-    let stale_after = gateway_cfg.stale_after;
-    let (venue, sim) = match venue {
-        VenueSettings::Live(vc) => (OandaVenue::new(*vc)?, None),
+/// A venue client that cannot be built or a simulator that cannot bind, with its reason.
+pub async fn connect(settings: &OandaSettings) -> anyhow::Result<(OandaVenue, Option<SimHandle>)> {
+    Ok(match &settings.venue {
+        VenueSettings::Live(vc) => (OandaVenue::new((**vc).clone())?, None),
         VenueSettings::Paper => {
             let sim = SimOanda::start(SimConfig::default()).await?;
             tracing::info!(rest = %sim.rest_url, stream = %sim.stream_url, "paper mode: OANDA simulator started");
-            let venue = sim_venue(&sim, request_timeout, stale_after)?;
+            let venue = sim_venue(&sim, settings.request_timeout, settings.gateway.stale_after)?;
             (venue, Some(sim))
         }
-    };
-    let (gateway, report) = Gateway::start(
-        Arc::new(venue),
-        bus,
-        gateway_cfg,
-        readiness,
-        tracker,
-        cancel,
-    )
-    .await?;
-    tracing::info!(?report, "oanda gateway started");
-    Ok(Running { gateway, sim })
+    })
 }
 
 /// The OANDA gateway as a hosted service.
+///
+/// It provides its [`Gateway`](gekko_gateway::engine::Gateway) and holds the simulator,
+/// in paper mode, until the process has drained.
 #[derive(Debug)]
 pub struct OandaGateway;
 
@@ -196,18 +152,9 @@ impl Service for OandaGateway {
     }
 
     async fn start(settings: OandaSettings, ctx: &ServiceCtx) -> Result<Started, BoxError> {
-        let running = start(
-            settings,
-            ctx.bus().clone(),
-            ctx.readiness(),
-            ctx.tracker(),
-            ctx.cancel(),
-        )
-        .await?;
-        running.gateway.attach_audit(ctx.audit().clone());
-        Ok(Started::new()
-            .provide(running.gateway.clone())
-            .hold(running))
+        let (venue, sim) = connect(&settings).await?;
+        let gateway = start_hosted(Arc::new(venue), settings.gateway, ctx).await?;
+        Ok(Started::new().provide(gateway).hold(sim))
     }
 }
 

@@ -51,15 +51,15 @@ pub(crate) async fn venues(cfg: &GekkoConfig) -> Vec<Row> {
             continue;
         }
         let url = cfg.api_endpoint(venue).unwrap_or(default_endpoint(venue));
-        rows.extend(probe(venue, url, cfg.trading_tls_ca_file.as_deref()).await);
+        rows.extend(probe(venue, url, cfg).await);
     }
     rows
 }
 
 /// DNS, TCP, TLS and clock rows for one endpoint; stops at the first step that fails.
 /// The TLS step trusts what the gateways trust: the built-in roots plus
-/// `TRADING_TLS_CA_FILE` when set.
-async fn probe(venue: VenueId, url: &str, ca_file: Option<&std::path::Path>) -> Vec<Row> {
+/// `TRADING_TLS_CA_FILE` when set ([`GekkoConfig::trading_tls_roots`]).
+async fn probe(venue: VenueId, url: &str, cfg: &GekkoConfig) -> Vec<Row> {
     let mut rows = Vec::new();
     // What the rows show: the rows go into the audit trail, and a URL may carry a password.
     let shown = gekko_config::redact_url(url);
@@ -142,25 +142,22 @@ async fn probe(venue: VenueId, url: &str, ca_file: Option<&std::path::Path>) -> 
         }
     }
     let mut builder = reqwest::Client::builder().timeout(STEP_TIMEOUT);
-    if let Some(path) = ca_file {
-        let certs = std::fs::read(path)
-            .map_err(|e| e.to_string())
-            .and_then(|pem| reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string()));
-        match certs {
-            Ok(certs) => {
-                for c in certs {
-                    builder = builder.add_root_certificate(c);
-                }
+    let certs = cfg.trading_tls_roots().and_then(|pems| {
+        pems.iter()
+            .map(|pem| {
+                reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, _>>()
+    });
+    match certs {
+        Ok(certs) => {
+            for c in certs.into_iter().flatten() {
+                builder = builder.add_root_certificate(c);
             }
-            Err(e) => {
-                rows.push(venue_row(
-                    venue,
-                    "tls",
-                    Status::Fail,
-                    format!("TRADING_TLS_CA_FILE {}: {e}", path.display()),
-                ));
-                return rows;
-            }
+        }
+        Err(e) => {
+            rows.push(venue_row(venue, "tls", Status::Fail, e));
+            return rows;
         }
     }
     let client = match builder.build() {
