@@ -74,7 +74,7 @@ static VARIABLES: &[VariableDoc] = &[
         "a readable PEM file with at least one certificate",
         "unset: the built-in web PKI roots only",
         "`/etc/gekko/sim-ca.pem`",
-        "Roots trusted for venue connections (REST and websockets) besides the built-in ones, so a gateway can trust a simulator's or a corporate proxy's CA. Read by the Coinbase gateway.",
+        "Roots trusted for venue connections (REST and websockets) besides the built-in ones, so a gateway can trust a simulator's or a corporate proxy's CA. Read by the Coinbase and OANDA gateways and by the start-up probe.",
     ),
     doc(
         names::SUPPORTED_TRADING_PAIRS,
