@@ -4,7 +4,9 @@
 # 1. Installs redis-server and redis-tools from Debian's packages when missing (sudo only
 #    when not root). Tests start their own redis-server on free ports; nothing listens on
 #    6379 for them.
-#    Creates .venv-sdk with the official venue SDKs pinned in scripts/sdk-requirements.txt.
+#    Creates .venv-sdk with the official venue and MCP SDKs pinned in
+#    scripts/sdk-requirements.txt, and .venv-litellm with the LiteLLM proxy pinned in
+#    scripts/litellm-requirements.txt.
 # 2. Checks formatting, the crate-graph rules (scripts/check-boundaries.sh), dependency
 #    policy (`cargo deny check bans licenses sources`, installing cargo-deny from the crate
 #    registry when it is missing; advisories need GitHub, which is not reachable), and
@@ -32,6 +34,15 @@ if ! cmp -s scripts/sdk-requirements.txt .venv-sdk/requirements.txt; then
     python3 -m venv .venv-sdk
     .venv-sdk/bin/pip install --quiet --disable-pip-version-check -r scripts/sdk-requirements.txt
     cp scripts/sdk-requirements.txt .venv-sdk/requirements.txt
+fi
+# The real LiteLLM proxy, in its own pinned venv: it pins many packages of its own (openai,
+# mcp, pydantic), so keeping it apart from the SDK venv avoids one fighting the other.
+if ! cmp -s scripts/litellm-requirements.txt .venv-litellm/requirements.txt; then
+    echo "==> creating .venv-litellm with the pinned LiteLLM proxy (about 90 s)"
+    rm -rf .venv-litellm
+    python3 -m venv .venv-litellm
+    .venv-litellm/bin/pip install --quiet --disable-pip-version-check -r scripts/litellm-requirements.txt
+    cp scripts/litellm-requirements.txt .venv-litellm/requirements.txt
 fi
 
 echo "==> cargo fmt --check"

@@ -95,7 +95,7 @@ type Wanted = fn(&GekkoConfig) -> bool;
 fn catalog(config: &GekkoConfig) -> Vec<ServiceEntry> {
     let always: Wanted = |_| true;
     let strategy: Wanted = |cfg| cfg.strategy.enabled;
-    let entries: [(ServiceEntry, Wanted); 6] = [
+    let entries: Vec<(ServiceEntry, Wanted)> = vec![
         (ServiceEntry::of::<SystemStatusService>(), always),
         (
             ServiceEntry::of::<gateway_binanceus::BinanceUsGateway>(),
