@@ -299,3 +299,47 @@ mod tests {
         wait_until("never", Duration::from_millis(50), || false).await;
     }
 }
+
+/// The `sh` script behind [`reaped`]: runs the command with stdin from `/dev/null`, and
+/// stops it (SIGTERM, then SIGKILL after 5 s) once the wrapper's own stdin reaches end of
+/// file, which happens when the test process that holds the other end exits for any
+/// reason, a panic or a `process::exit` included.
+const REAPER: &str = r#"exec 3<&0
+"$@" </dev/null &
+child=$!
+( cat <&3 >/dev/null; kill -TERM "$child" 2>/dev/null; sleep 5; kill -KILL "$child" 2>/dev/null ) &
+watcher=$!
+trap 'kill -TERM "$child" 2>/dev/null' TERM INT
+wait "$child"
+rc=$?
+kill "$watcher" 2>/dev/null
+exit $rc"#;
+
+/// `cmd` wrapped so that the process cannot outlive the test binary.
+///
+/// A process shared by several tests (held in a `OnceLock`) is never dropped, so nothing
+/// would kill it when the tests end. The returned command runs `cmd` under a small `sh`
+/// reaper whose stdin is a pipe held by the spawned [`Child`]: when the test process exits
+/// the pipe closes and the reaper stops the real process. Program, arguments, environment
+/// and working directory are copied from `cmd`; set stdout/stderr on the returned command
+/// as usual, but leave its stdin alone (it must stay piped, and the `Child`'s `stdin`
+/// handle must be kept). To stop the process early, drop `child.stdin.take()` (or send
+/// SIGTERM to the wrapper) and `wait()`; SIGKILL on the wrapper would leave the real
+/// process running until the test binary exits.
+#[must_use]
+pub fn reaped(cmd: &Command) -> Command {
+    let mut out = Command::new("sh");
+    out.arg("-c").arg(REAPER).arg("gekko-reaper");
+    out.arg(cmd.get_program()).args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => out.env(k, v),
+            None => out.env_remove(k),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        out.current_dir(dir);
+    }
+    out.stdin(Stdio::piped());
+    out
+}
