@@ -275,31 +275,6 @@ pub async fn recv_matching<T>(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn recv_matching_skips_until_a_match() {
-        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
-        for i in [1, 2, 3] {
-            tx.send(i).await.unwrap();
-        }
-        let got = recv_matching(&mut rx, "an even number", Duration::from_secs(1), |i| {
-            i % 2 == 0
-        })
-        .await;
-        assert_eq!(got, 2);
-        wait_until("true", Duration::from_secs(1), || true).await;
-    }
-
-    #[tokio::test]
-    #[should_panic(expected = "waiting for never")]
-    async fn wait_until_fails_loudly() {
-        wait_until("never", Duration::from_millis(50), || false).await;
-    }
-}
-
 /// The `sh` script behind [`reaped`]: runs the command with stdin from `/dev/null`, and
 /// stops it (SIGTERM, then SIGKILL after 5 s) once the wrapper's own stdin reaches end of
 /// file, which happens when the test process that holds the other end exits for any
@@ -342,4 +317,29 @@ pub fn reaped(cmd: &Command) -> Command {
     }
     out.stdin(Stdio::piped());
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn recv_matching_skips_until_a_match() {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+        for i in [1, 2, 3] {
+            tx.send(i).await.unwrap();
+        }
+        let got = recv_matching(&mut rx, "an even number", Duration::from_secs(1), |i| {
+            i % 2 == 0
+        })
+        .await;
+        assert_eq!(got, 2);
+        wait_until("true", Duration::from_secs(1), || true).await;
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "waiting for never")]
+    async fn wait_until_fails_loudly() {
+        wait_until("never", Duration::from_millis(50), || false).await;
+    }
 }

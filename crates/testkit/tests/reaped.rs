@@ -43,7 +43,13 @@ fn the_wrapped_process_runs_with_its_environment_and_stops_when_stdin_closes() {
     while alive(&pid) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(!alive(&pid), "the wrapped process {pid} stopped once stdin closed");
+    assert!(
+        !alive(&pid),
+        "the wrapped process {pid} stopped once stdin closed"
+    );
     let status = child.wait().expect("wait");
-    assert!(!status.success(), "a process stopped by SIGTERM does not exit 0");
+    assert!(
+        !status.success(),
+        "a process stopped by SIGTERM does not exit 0"
+    );
 }
