@@ -189,6 +189,20 @@ static VARIABLES: &[VariableDoc] = &[
         "The trading loop: signals on `gekko:signals` at or above their model's `CONFIDENCE_THRESHOLDS` become orders of about `order_notional`, trimmed to `POSITION_LIMITS`, at most one per instrument per `cooldown`. Client ids derive from `name` and the signal id, so a replay never doubles an order. Off by default; `gekko up --paper-trade` turns it on when every venue is simulated; a venue with live credentials also needs `allow_live=true`.",
     ),
     doc(
+        names::MCP_SERVERS,
+        "comma-separated `name=location[;option...]`; name of letters, digits, `_`, `-`, each once; location `stdio:COMMAND ARGS` (split on spaces, `\"` quotes keep spaces, no shell, no commas) or an `http(s)://` URL; options `required` or `optional`, `init_timeout` (100ms to 5m), `call_timeout` (100ms to 1h)",
+        "unset: no MCP client connections; each server `optional,init_timeout=10s,call_timeout=30s`",
+        "`files=stdio:npx -y @modelcontextprotocol/server-filesystem /srv;required,search=https://mcp.example.com/mcp;call_timeout=1m`",
+        "External MCP servers gekko connects to as a client (the `mcp-clients` service of `gekko up`, and one `gekko check` row each): it initializes, lists the tools and keeps the connection, reconnecting with backoff behind a circuit breaker. A `required` server that is down keeps `/readyz` not ready and fails its check row; an `optional` one warns. An `initialize` that takes longer than `init_timeout` counts as down. Tools are reached through the pool and the `McpService` gRPC (ListServers, ListTools, CallTool). Details in docs/mcp.md.",
+    ),
+    doc(
+        names::MCP_SERVER_TOKENS,
+        "comma-separated `name=token`, secret; each name an http(s) server of `MCP_SERVERS`",
+        "unset: no token is sent",
+        "`search=<token>`",
+        "Bearer tokens sent as `Authorization: Bearer` to the HTTP servers of `MCP_SERVERS`. Kept apart so the server list can be shown and logged; a token is never shown in `Debug`, logs or problems.",
+    ),
+    doc(
         names::BINANCEUS_API_KEY,
         "a string (secret); needs `BINANCEUS_API_SECRET`",
         CREDENTIAL_DEFAULT,

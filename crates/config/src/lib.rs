@@ -27,6 +27,7 @@
 mod docs;
 mod env_file;
 mod loader;
+mod mcp_servers;
 mod model;
 pub mod parse;
 mod problem;
@@ -46,6 +47,7 @@ pub use model::{
     ShutdownMode, StrategySettings, default_confidence_threshold, default_rate_limit,
     default_rate_limits, redact_url,
 };
+pub use model::{McpServer, McpTransport};
 pub use problem::{ConfigErrors, ConfigProblem, ConfigWarning};
 pub use vars::{DEPRECATED_NAMES, names};
 

@@ -94,6 +94,7 @@ pub(crate) fn build(vars: &Vars<'_>, problems: &mut Problems) -> GekkoConfig {
         compliance: compliance(vars, pairs, problems),
         controller: controller(vars, problems),
         strategy: strategy(vars, problems),
+        mcp_servers: crate::mcp_servers::read(vars, problems),
         credentials: credentials(vars, problems),
         redis_url,
         trading_api_endpoints: endpoints.rest,

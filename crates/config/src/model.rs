@@ -750,6 +750,85 @@ impl Default for StrategySettings {
     }
 }
 
+/// How gekko reaches one MCP server of `MCP_SERVERS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum McpTransport {
+    /// A child process speaking MCP on its stdin and stdout (`stdio:COMMAND ARGS`). The
+    /// command line is split on whitespace (double quotes keep spaces), never run through
+    /// a shell.
+    Stdio {
+        /// The program to run (looked up in `PATH` when it has no `/`).
+        program: String,
+        /// Its arguments.
+        args: Vec<String>,
+    },
+    /// Streamable HTTP at this `http(s)://` URL (usually ending in `/mcp`).
+    Http {
+        /// The endpoint.
+        url: String,
+    },
+}
+
+/// One external MCP server gekko connects to as a client (an entry of `MCP_SERVERS`).
+#[derive(Clone)]
+pub struct McpServer {
+    /// The server's name: letters, digits, `_` and `-`; unique. Metrics, `/readyz`, `gekko
+    /// check` and `McpService` name the server by it.
+    pub name: String,
+    /// How to reach it.
+    pub transport: McpTransport,
+    /// A required server that is down keeps gekko not ready; an optional one (the
+    /// default) only warns.
+    pub required: bool,
+    /// The bearer token sent to an HTTP server (`MCP_SERVER_TOKENS`); never shown in
+    /// `Debug`, logs or problems.
+    pub token: Option<SecretString>,
+    /// How long `initialize` (and the first `tools/list`) may take before the connection
+    /// counts as down.
+    pub init_timeout: Duration,
+    /// How long one `tools/call` may take.
+    pub call_timeout: Duration,
+}
+
+impl McpServer {
+    /// The `init_timeout` of a server that sets none.
+    pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(10);
+    /// The `call_timeout` of a server that sets none.
+    pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+    /// The transport in words, for logs and reports: `stdio:PROGRAM` (arguments left out,
+    /// they may carry paths or keys) or the URL with any credential redacted.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match &self.transport {
+            McpTransport::Stdio { program, .. } => format!("stdio:{program}"),
+            McpTransport::Http { url } => redact_url(url),
+        }
+    }
+}
+
+impl fmt::Debug for McpServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let transport = match &self.transport {
+            McpTransport::Stdio { program, args } => McpTransport::Stdio {
+                program: program.clone(),
+                args: args.clone(),
+            },
+            McpTransport::Http { url } => McpTransport::Http {
+                url: redact_url(url),
+            },
+        };
+        f.debug_struct("McpServer")
+            .field("name", &self.name)
+            .field("transport", &transport)
+            .field("required", &self.required)
+            .field("token", &self.token.as_ref().map(|_| REDACTED))
+            .field("init_timeout", &self.init_timeout)
+            .field("call_timeout", &self.call_timeout)
+            .finish()
+    }
+}
+
 /// How a Binance.US secret signs requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BinanceUsKeyType {
@@ -885,6 +964,9 @@ pub struct GekkoConfig {
     pub controller: ControllerSettings,
     /// The signal-to-order loop.
     pub strategy: StrategySettings,
+    /// External MCP servers gekko connects to (`MCP_SERVERS`, `MCP_SERVER_TOKENS`), in
+    /// configuration order; names are unique.
+    pub mcp_servers: Vec<McpServer>,
     /// Venue credentials.
     pub credentials: Credentials,
 }
@@ -937,6 +1019,7 @@ impl Default for GekkoConfig {
             compliance: Compliance::default(),
             controller: ControllerSettings::default(),
             strategy: StrategySettings::default(),
+            mcp_servers: Vec::new(),
             credentials: Credentials::default(),
         }
     }
@@ -1116,6 +1199,7 @@ impl fmt::Debug for GekkoConfig {
             compliance,
             controller,
             strategy,
+            mcp_servers,
             credentials,
         } = self;
         f.debug_struct("GekkoConfig")
@@ -1151,6 +1235,7 @@ impl fmt::Debug for GekkoConfig {
             .field("compliance", compliance)
             .field("controller", controller)
             .field("strategy", strategy)
+            .field("mcp_servers", mcp_servers)
             .field("credentials", credentials)
             .finish()
     }

@@ -262,7 +262,7 @@ where
 ///
 /// With `sensitive`, a malformed entry is identified by position, never echoed, because it
 /// may be a secret with a typo in front of it.
-fn split_entries<'a>(
+pub(crate) fn split_entries<'a>(
     var: &str,
     raw: &'a str,
     shape: &str,

@@ -53,6 +53,10 @@ pub mod names {
     pub const CONTROLLER_SETTINGS: &str = "CONTROLLER_SETTINGS";
     /// The signal-to-order trading loop (off by default).
     pub const STRATEGY_SETTINGS: &str = "STRATEGY_SETTINGS";
+    /// External MCP servers gekko connects to as a client.
+    pub const MCP_SERVERS: &str = "MCP_SERVERS";
+    /// Bearer tokens for the HTTP servers of `MCP_SERVERS` (secret).
+    pub const MCP_SERVER_TOKENS: &str = "MCP_SERVER_TOKENS";
     /// Binance.US API key.
     pub const BINANCEUS_API_KEY: &str = "BINANCEUS_API_KEY";
     /// Binance.US API secret.
@@ -93,6 +97,8 @@ pub mod names {
         COMPLIANCE_SETTINGS,
         CONTROLLER_SETTINGS,
         STRATEGY_SETTINGS,
+        MCP_SERVERS,
+        MCP_SERVER_TOKENS,
         BINANCEUS_API_KEY,
         BINANCEUS_API_SECRET,
         BINANCEUS_KEY_TYPE,
