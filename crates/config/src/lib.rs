@@ -26,7 +26,9 @@
 
 mod docs;
 mod env_file;
+mod llm;
 mod loader;
+mod mcp;
 mod mcp_servers;
 mod model;
 pub mod parse;
@@ -49,6 +51,13 @@ pub use model::{
 };
 pub use model::{McpServer, McpTransport};
 pub use problem::{ConfigErrors, ConfigProblem, ConfigWarning};
+pub use llm::{
+    DEFAULT_LITELLM_BASE_URL, DEFAULT_OPENROUTER_BASE_URL, LiteLlmSettings, LlmConfig,
+    LlmProvider, LlmRole, LlmSettings, LlmTarget, OpenRouterSettings,
+};
+pub use mcp::{
+    DEFAULT_MCP_ORDER_NOTIONAL, McpMode, McpSettings, load_mcp_settings, mcp_settings_from_vars,
+};
 pub use vars::{DEPRECATED_NAMES, names};
 
 /// The venue type used as a map key in this crate: gekko-core's [`VenueId`].

@@ -94,8 +94,10 @@ pub(crate) fn build(vars: &Vars<'_>, problems: &mut Problems) -> GekkoConfig {
         compliance: compliance(vars, pairs, problems),
         controller: controller(vars, problems),
         strategy: strategy(vars, problems),
+        mcp: crate::mcp::read(vars, problems),
         mcp_servers: crate::mcp_servers::read(vars, problems),
         credentials: credentials(vars, problems),
+        llm: crate::llm::read(vars, problems),
         redis_url,
         trading_api_endpoints: endpoints.rest,
         trading_stream_endpoints: endpoints.stream,
@@ -949,7 +951,11 @@ fn hex_key(v: &str) -> Result<Option<SecretString>, String> {
 }
 
 /// `supported` is `None` when `SUPPORTED_TRADING_PAIRS` itself was invalid.
-fn compliance(vars: &Vars<'_>, supported: Option<&[Pair]>, problems: &mut Problems) -> Compliance {
+pub(crate) fn compliance(
+    vars: &Vars<'_>,
+    supported: Option<&[Pair]>,
+    problems: &mut Problems,
+) -> Compliance {
     let mut out = Compliance::default();
     let mut s = Section::open(
         names::COMPLIANCE_SETTINGS,

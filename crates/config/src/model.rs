@@ -964,11 +964,15 @@ pub struct GekkoConfig {
     pub controller: ControllerSettings,
     /// The signal-to-order loop.
     pub strategy: StrategySettings,
+    /// The MCP server's risk guard and HTTP transport (`MCP_SETTINGS`).
+    pub mcp: crate::mcp::McpSettings,
     /// External MCP servers gekko connects to (`MCP_SERVERS`, `MCP_SERVER_TOKENS`), in
     /// configuration order; names are unique.
     pub mcp_servers: Vec<McpServer>,
     /// Venue credentials.
     pub credentials: Credentials,
+    /// The LLM links (OpenRouter, LiteLLM, models per role); see `docs/llm.md`.
+    pub llm: crate::llm::LlmConfig,
 }
 
 impl Default for GekkoConfig {
@@ -1019,8 +1023,10 @@ impl Default for GekkoConfig {
             compliance: Compliance::default(),
             controller: ControllerSettings::default(),
             strategy: StrategySettings::default(),
+            mcp: crate::mcp::McpSettings::default(),
             mcp_servers: Vec::new(),
             credentials: Credentials::default(),
+            llm: crate::llm::LlmConfig::default(),
         }
     }
 }
@@ -1199,8 +1205,10 @@ impl fmt::Debug for GekkoConfig {
             compliance,
             controller,
             strategy,
+            mcp,
             mcp_servers,
             credentials,
+            llm,
         } = self;
         f.debug_struct("GekkoConfig")
             .field("redis_url", &redis_url.as_deref().map(redact_url))
@@ -1235,8 +1243,10 @@ impl fmt::Debug for GekkoConfig {
             .field("compliance", compliance)
             .field("controller", controller)
             .field("strategy", strategy)
+            .field("mcp", mcp)
             .field("mcp_servers", mcp_servers)
             .field("credentials", credentials)
+            .field("llm", llm)
             .finish()
     }
 }

@@ -53,6 +53,8 @@ pub mod names {
     pub const CONTROLLER_SETTINGS: &str = "CONTROLLER_SETTINGS";
     /// The signal-to-order trading loop (off by default).
     pub const STRATEGY_SETTINGS: &str = "STRATEGY_SETTINGS";
+    /// The MCP server's risk guard and HTTP transport address.
+    pub const MCP_SETTINGS: &str = "MCP_SETTINGS";
     /// External MCP servers gekko connects to as a client.
     pub const MCP_SERVERS: &str = "MCP_SERVERS";
     /// Bearer tokens for the HTTP servers of `MCP_SERVERS` (secret).
@@ -73,6 +75,22 @@ pub mod names {
     pub const OANDA_ACCOUNT_ID: &str = "OANDA_ACCOUNT_ID";
     /// OANDA environment: `practice` (default) or `live`.
     pub const OANDA_ENVIRONMENT: &str = "OANDA_ENVIRONMENT";
+    /// OpenRouter API key (secret).
+    pub const OPENROUTER_API_KEY: &str = "OPENROUTER_API_KEY";
+    /// OpenRouter API base URL.
+    pub const OPENROUTER_BASE_URL: &str = "OPENROUTER_BASE_URL";
+    /// The app URL sent to OpenRouter as `HTTP-Referer`.
+    pub const OPENROUTER_APP_URL: &str = "OPENROUTER_APP_URL";
+    /// The app title sent to OpenRouter as `X-OpenRouter-Title` and `X-Title`.
+    pub const OPENROUTER_APP_TITLE: &str = "OPENROUTER_APP_TITLE";
+    /// LiteLLM proxy key (secret, `sk-...`).
+    pub const LITELLM_API_KEY: &str = "LITELLM_API_KEY";
+    /// LiteLLM proxy base URL.
+    pub const LITELLM_BASE_URL: &str = "LITELLM_BASE_URL";
+    /// LLM models per role: a primary and an optional secondary.
+    pub const LLM_MODELS: &str = "LLM_MODELS";
+    /// LLM timeouts, circuit breaker and retries.
+    pub const LLM_SETTINGS: &str = "LLM_SETTINGS";
 
     /// Every name above, in documentation order.
     pub const ALL: &[&str] = &[
@@ -97,6 +115,7 @@ pub mod names {
         COMPLIANCE_SETTINGS,
         CONTROLLER_SETTINGS,
         STRATEGY_SETTINGS,
+        MCP_SETTINGS,
         MCP_SERVERS,
         MCP_SERVER_TOKENS,
         BINANCEUS_API_KEY,
@@ -107,6 +126,14 @@ pub mod names {
         OANDA_API_TOKEN,
         OANDA_ACCOUNT_ID,
         OANDA_ENVIRONMENT,
+        OPENROUTER_API_KEY,
+        OPENROUTER_BASE_URL,
+        OPENROUTER_APP_URL,
+        OPENROUTER_APP_TITLE,
+        LITELLM_API_KEY,
+        LITELLM_BASE_URL,
+        LLM_MODELS,
+        LLM_SETTINGS,
     ];
 }
 

@@ -232,6 +232,11 @@ fn reply(o: Result<Order, GatewayError>) -> Result<Response<pb::OrderReply>, Sta
     }))
 }
 
+/// Levels per side `GetOrderBook` returns when the request gives no depth.
+const DEFAULT_BOOK_DEPTH: usize = 10;
+/// The most levels per side `GetOrderBook` returns.
+const MAX_BOOK_DEPTH: usize = 500;
+
 /// How long `SetTradingEnabled` waits for cancels when the request gives no deadline.
 const DEFAULT_CANCEL_DEADLINE_MS: u64 = 10_000;
 
@@ -457,6 +462,80 @@ impl GatewayService for GatewayGrpc {
         }))
         .await;
         Ok(Response::new(pb::SetTradingEnabledResponse { venues }))
+    }
+
+    async fn get_quote(
+        &self,
+        r: Request<pb::GetQuoteRequest>,
+    ) -> Result<Response<pb::QuoteUpdate>, Status> {
+        let r = r.into_inner();
+        let gw = self.pick(&r.venue)?;
+        let inst = instrument(gw, &r.instrument)?;
+        gw.last_quotes()
+            .remove(&inst.pair())
+            .map(|q| Response::new(convert::quote_to_pb(&q)))
+            .ok_or_else(|| {
+                Status::unavailable(format!(
+                    "no quote for {} on {} yet; market data is not flowing",
+                    inst.pair(),
+                    gw.venue()
+                ))
+            })
+    }
+
+    async fn get_order_book(
+        &self,
+        r: Request<pb::GetOrderBookRequest>,
+    ) -> Result<Response<pb::GetOrderBookResponse>, Status> {
+        let r = r.into_inner();
+        let gw = self.pick(&r.venue)?;
+        let inst = instrument(gw, &r.instrument)?;
+        let depth = match r.depth {
+            0 => DEFAULT_BOOK_DEPTH,
+            d if d as usize > MAX_BOOK_DEPTH => {
+                return Err(Status::invalid_argument(format!(
+                    "depth: {d} is more than {MAX_BOOK_DEPTH} levels"
+                )));
+            }
+            d => d as usize,
+        };
+        let levels = |side: &[gekko_core::BookLevel]| -> Vec<pb::BookLevelMsg> {
+            side.iter()
+                .take(depth)
+                .map(|l| pb::BookLevelMsg {
+                    price: l.price.to_string(),
+                    qty: l.qty.to_string(),
+                })
+                .collect()
+        };
+        if let Some(book) = gw.book(&inst) {
+            return Ok(Response::new(pb::GetOrderBookResponse {
+                instrument: inst.pair(),
+                bids: levels(&book.bids),
+                asks: levels(&book.asks),
+                sequence: book.sequence,
+                ts_ms: book.ts_ms,
+                source: "book".to_owned(),
+            }));
+        }
+        // No synchronised book (a venue without a book feed, or one still syncing): the
+        // latest quote is the best the gateway knows, and says so.
+        let q = gw.last_quotes().remove(&inst.pair()).ok_or_else(|| {
+            Status::unavailable(format!(
+                "no order book or quote for {} on {} yet; market data is not flowing",
+                inst.pair(),
+                gw.venue()
+            ))
+        })?;
+        let one = |price, qty| vec![gekko_core::BookLevel { price, qty }];
+        Ok(Response::new(pb::GetOrderBookResponse {
+            instrument: inst.pair(),
+            bids: levels(&one(q.bid, q.bid_size)),
+            asks: levels(&one(q.ask, q.ask_size)),
+            sequence: 0,
+            ts_ms: q.ts_ms,
+            source: "top_of_book".to_owned(),
+        }))
     }
 
     type StreamQuotesStream = QuoteStream;

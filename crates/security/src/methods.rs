@@ -58,6 +58,18 @@ const fn trade(path: &'static str) -> MethodRule {
     }
 }
 
+/// Spends credits (LLM calls): trader, but changes no state, so `read_only` allows it.
+const fn spend(path: &'static str) -> MethodRule {
+    MethodRule {
+        path,
+        min_role: Role::Trader,
+        state_changing: false,
+        second_factor: false,
+        open: None,
+        pending: false,
+    }
+}
+
 const fn admin(path: &'static str, pending: bool) -> MethodRule {
     MethodRule {
         path,
@@ -91,11 +103,21 @@ pub const METHODS: &[MethodRule] = &[
     read("/gekko.v1.GatewayService/ListOpenOrders"),
     admin("/gekko.v1.GatewayService/ClosePositions", false),
     read("/gekko.v1.GatewayService/StreamQuotes"),
+    read("/gekko.v1.GatewayService/GetQuote"),
+    read("/gekko.v1.GatewayService/GetOrderBook"),
     admin("/gekko.v1.GatewayService/SetTradingEnabled", false),
     read("/gekko.v1.InferenceService/Predict"),
     read("/gekko.v1.InferenceService/ModelInfo"),
+    read("/gekko.v1.InferenceService/LatestSignals"),
     read("/gekko.v1.SystemService/GetStatus"),
+    read("/gekko.v1.LlmService/ListModels"),
+    spend("/gekko.v1.LlmService/Complete"),
+    spend("/gekko.v1.LlmService/CompleteStream"),
     admin("/gekko.v1.SystemService/Shutdown", false),
+    read("/gekko.v1.SystemService/ExplainConfig"),
+    // Writes an audit record stamped with the authenticated caller; it changes no
+    // trading state, so `read_only` does not refuse it (MCP audits refusals too).
+    read("/gekko.v1.SystemService/RecordToolCall"),
     open("/grpc.health.v1.Health/Check", OpenGroup::Health),
     open("/grpc.health.v1.Health/Watch", OpenGroup::Health),
     open(

@@ -133,4 +133,54 @@ impl InferenceService for InferenceGrpc {
             heldout_loss: f64::from(meta.train.heldout_loss),
         }))
     }
+
+    async fn latest_signals(
+        &self,
+        r: Request<pb::LatestSignalsRequest>,
+    ) -> Result<Response<pb::LatestSignalsResponse>, Status> {
+        let r = r.into_inner();
+        let wanted: Vec<(Option<String>, String)> = r
+            .instruments
+            .iter()
+            .map(|i| match i.split_once(':') {
+                Some((venue, pair)) => (Some(venue.to_owned()), pair.to_owned()),
+                None => (None, i.clone()),
+            })
+            .collect();
+        let mut signals: Vec<gekko_core::Signal> = gekko_core::sync::lock(&self.svc.latest)
+            .values()
+            .filter(|s| {
+                wanted.is_empty()
+                    || wanted.iter().any(|(venue, pair)| {
+                        *pair == s.instrument.pair()
+                            && venue
+                                .as_deref()
+                                .is_none_or(|v| v == s.instrument.venue.as_str())
+                    })
+            })
+            .cloned()
+            .collect();
+        signals.sort_by(|a, b| b.quote_ts_ms.cmp(&a.quote_ts_ms));
+        if r.limit > 0 {
+            signals.truncate(r.limit as usize);
+        }
+        let signals = signals
+            .into_iter()
+            .map(|s| pb::SignalMsg {
+                venue: s.instrument.venue.to_string(),
+                instrument: s.instrument.pair(),
+                model: s.model,
+                version: s.version,
+                direction: match s.direction {
+                    gekko_core::Direction::Up => pb::Direction::Up as i32,
+                    gekko_core::Direction::Down => pb::Direction::Down as i32,
+                },
+                p_up: s.p_up,
+                confidence: s.confidence,
+                horizon: s.horizon,
+                quote_ts_ms: s.quote_ts_ms,
+            })
+            .collect();
+        Ok(Response::new(pb::LatestSignalsResponse { signals }))
+    }
 }

@@ -156,6 +156,10 @@ pub struct Inference {
     pub device: Arc<DeviceReport>,
     /// The settings it started with.
     pub settings: Arc<InferenceSettings>,
+    /// The latest signal published per instrument since start, for
+    /// `InferenceService/LatestSignals`. A mutex: one short insert per published signal
+    /// and one copy per call, never held across an await.
+    pub latest: Arc<std::sync::Mutex<HashMap<InstrumentId, Signal>>>,
     /// Held for the service's lifetime: dropping it marks the component not ready.
     _ready: Arc<ReadyHandle>,
 }
@@ -204,6 +208,7 @@ pub async fn start(
         registry,
         device: Arc::new(report),
         settings: Arc::new(settings),
+        latest: Arc::default(),
         _ready: Arc::new(ready),
     };
     for venue in svc.settings.venues.clone() {
@@ -334,7 +339,10 @@ async fn consume_quotes(
                 quote_ts_ms: q.ts_ms,
             };
             match signals.publish(&*bus, SOURCE, &signal).await {
-                Ok(_) => metrics::counter!("gekko_inference_signals_total").increment(1),
+                Ok(_) => {
+                    metrics::counter!("gekko_inference_signals_total").increment(1);
+                    gekko_core::sync::lock(&svc.latest).insert(signal.instrument.clone(), signal);
+                }
                 Err(e) => tracing::warn!(error = %e, "signal not published"),
             }
         }

@@ -1,0 +1,309 @@
+//! `MCP_SETTINGS`: the risk guard of gekko's MCP server and the address of its HTTP
+//! transport.
+//!
+//! The guard lives on the server side of every state-changing MCP tool (see the
+//! `gekko-mcp` crate), so these settings are what an LLM agent cannot talk its way past.
+//! The defaults are the safe ones: `read_only`, a small per-order notional, ten orders a
+//! minute, and the HTTP transport on loopback only.
+//!
+//! `gekko mcp` (the stdio transport) runs beside a trading config it does not own, so
+//! [`mcp_settings_from_vars`] reads `MCP_SETTINGS` (and `COMPLIANCE_SETTINGS` for the
+//! notional cross-check) alone, with the same parser as the full loader.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use rust_decimal::Decimal;
+
+use crate::model::{Compliance, Pair};
+use crate::parse::{Section, parse_list, positive_decimal};
+use crate::problem::{ConfigErrors, Problems};
+use crate::vars::{Vars, names};
+
+/// What MCP tools may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum McpMode {
+    /// Read-only tools only; every state-changing tool is refused.
+    #[default]
+    ReadOnly,
+    /// Orders, cancels and closes only on venues `GetStatus` reports as simulated.
+    Paper,
+    /// Also on live venues.
+    Trade,
+}
+
+impl McpMode {
+    /// Every mode, from the least to the most allowed.
+    pub const ALL: [Self; 3] = [Self::ReadOnly, Self::Paper, Self::Trade];
+
+    /// The name used in config and in refusals.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::ReadOnly => "read_only",
+            Self::Paper => "paper",
+            Self::Trade => "trade",
+        }
+    }
+}
+
+impl std::fmt::Display for McpMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for McpMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| format!("`{s}` is not an MCP mode"))
+    }
+}
+
+/// The MCP server's risk guard and HTTP transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpSettings {
+    /// `read_only` (default), `paper` or `trade`.
+    pub mode: McpMode,
+    /// Largest notional (quote currency) of one order placed through MCP. Unset, it is
+    /// [`DEFAULT_MCP_ORDER_NOTIONAL`] or the compliance limit, whichever is lower; set, it
+    /// may not exceed `COMPLIANCE_SETTINGS` `max_order_notional` or `max_daily_notional`.
+    pub max_order_notional: Decimal,
+    /// Instruments MCP may trade: plain pairs (every venue) or venue-qualified ones.
+    /// Empty means every configured pair.
+    pub allowed_instruments: Vec<Pair>,
+    /// Order and cancel attempts allowed per MCP session in any 60-second window.
+    pub max_orders_per_minute: u32,
+    /// The streamable HTTP transport's listen address; `None` (`http_addr=off`) serves
+    /// no HTTP transport.
+    pub http_addr: Option<SocketAddr>,
+    /// `Host` header values the HTTP transport accepts (DNS-rebinding protection).
+    pub allowed_hosts: Vec<String>,
+}
+
+/// The per-order notional MCP allows when `max_order_notional` is not set.
+pub const DEFAULT_MCP_ORDER_NOTIONAL: Decimal = Decimal::from_parts(1000, 0, 0, false, 0);
+
+impl Default for McpSettings {
+    fn default() -> Self {
+        Self {
+            mode: McpMode::ReadOnly,
+            max_order_notional: DEFAULT_MCP_ORDER_NOTIONAL,
+            allowed_instruments: Vec::new(),
+            max_orders_per_minute: 10,
+            http_addr: Some(SocketAddr::from(([127, 0, 0, 1], 9470))),
+            allowed_hosts: ["localhost", "127.0.0.1", "::1", "gekko", "gekko-mcp"]
+                .map(str::to_owned)
+                .to_vec(),
+        }
+    }
+}
+
+const KEYS: &[&str] = &[
+    "mode",
+    "max_order_notional",
+    "allowed_instruments",
+    "max_orders_per_minute",
+    "http_addr",
+    "allowed_hosts",
+];
+
+/// Reads `MCP_SETTINGS`, checking `max_order_notional` against `COMPLIANCE_SETTINGS`.
+///
+/// The compliance section is read again here into a scratch list (the loader reports its
+/// problems once, where it reads it); when it is invalid the cross-check is skipped, so
+/// one typo does not cascade.
+pub(crate) fn read(vars: &Vars<'_>, problems: &mut Problems) -> McpSettings {
+    let mut scratch = Problems::default();
+    let compliance = crate::loader::compliance(vars, None, &mut scratch);
+    let compliance = (scratch.len() == 0).then_some(&compliance);
+    read_with(vars, compliance, problems)
+}
+
+fn read_with(
+    vars: &Vars<'_>,
+    compliance: Option<&Compliance>,
+    problems: &mut Problems,
+) -> McpSettings {
+    let mut out = McpSettings::default();
+    let mut s = Section::open(
+        names::MCP_SETTINGS,
+        vars.get(names::MCP_SETTINGS),
+        KEYS,
+        false,
+        problems,
+    );
+    s.set(
+        "mode",
+        &mut out.mode,
+        "one of read_only, paper, trade",
+        str::parse::<McpMode>,
+    );
+    let mut notional = None;
+    let notional_ok = s.set(
+        "max_order_notional",
+        &mut notional,
+        "a decimal number greater than zero, at most COMPLIANCE_SETTINGS max_order_notional",
+        |v| positive_decimal(v).map(Some),
+    );
+    s.set(
+        "allowed_instruments",
+        &mut out.allowed_instruments,
+        "`;`-separated upper-case BASE-QUOTE pairs, each once, optionally venue-qualified as binanceus:BTC-USD",
+        |v| {
+            parse_list(v, ';', |p| {
+                p.parse::<Pair>()
+                    .map_err(|_| format!("`{p}` is not a valid pair"))
+            })
+        },
+    );
+    s.int(
+        "max_orders_per_minute",
+        &mut out.max_orders_per_minute,
+        &(1..=10_000),
+    );
+    s.set(
+        "http_addr",
+        &mut out.http_addr,
+        "an ip:port socket address such as 127.0.0.1:9470, or off",
+        |v| {
+            if v == "off" {
+                return Ok(None);
+            }
+            v.parse::<SocketAddr>()
+                .map(Some)
+                .map_err(|_| format!("`{v}` is not an ip:port address"))
+        },
+    );
+    s.set(
+        "allowed_hosts",
+        &mut out.allowed_hosts,
+        "`;`-separated host names or host:port authorities",
+        |v| {
+            parse_list(v, ';', |h| {
+                if h.chars().any(|c| c.is_whitespace() || c == '/') {
+                    Err(format!("`{h}` is not a host name"))
+                } else {
+                    Ok(h.to_owned())
+                }
+            })
+        },
+    );
+    let compliance_limit = compliance.map(|c| c.max_order_notional.min(c.max_daily_notional));
+    match (notional_ok, notional, compliance) {
+        (true, Some(n), Some(c)) => {
+            if n > c.max_order_notional || n > c.max_daily_notional {
+                s.problem(
+                    format!(
+                        "max_order_notional {n} is above COMPLIANCE_SETTINGS max_order_notional {} / max_daily_notional {}",
+                        c.max_order_notional, c.max_daily_notional
+                    ),
+                    "max_order_notional at most the compliance per-order and daily limits",
+                );
+            }
+            out.max_order_notional = n;
+        }
+        (true, Some(n), None) => out.max_order_notional = n,
+        _ => {
+            if let Some(limit) = compliance_limit {
+                out.max_order_notional = out.max_order_notional.min(limit);
+            }
+        }
+    }
+    out
+}
+
+/// `MCP_SETTINGS` alone, for `gekko mcp`: reads `MCP_SETTINGS` and, for the notional
+/// cross-check, `COMPLIANCE_SETTINGS` from `vars`, and nothing else.
+///
+/// # Errors
+/// Every problem in those two variables, as the full loader words them.
+pub fn mcp_settings_from_vars(
+    vars: &BTreeMap<String, String>,
+) -> Result<McpSettings, ConfigErrors> {
+    let (vars, _warnings) = Vars::new(vars);
+    let mut problems = Problems::default();
+    let compliance = crate::loader::compliance(&vars, None, &mut problems);
+    let compliance_ok = problems.len() == 0;
+    let settings = read_with(&vars, compliance_ok.then_some(&compliance), &mut problems);
+    problems.into_result(settings)
+}
+
+/// [`mcp_settings_from_vars`] over the process environment.
+///
+/// # Errors
+/// As [`mcp_settings_from_vars`].
+pub fn load_mcp_settings() -> Result<McpSettings, ConfigErrors> {
+    let vars: BTreeMap<String, String> = [names::MCP_SETTINGS, names::COMPLIANCE_SETTINGS]
+        .iter()
+        .filter_map(|name| std::env::var(name).ok().map(|v| ((*name).to_owned(), v)))
+        .collect();
+    mcp_settings_from_vars(&vars)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_safe() {
+        let s = mcp_settings_from_vars(&BTreeMap::new()).unwrap();
+        assert_eq!(s, McpSettings::default());
+        assert_eq!(s.mode, McpMode::ReadOnly);
+    }
+
+    #[test]
+    fn every_key_parses() {
+        let s = mcp_settings_from_vars(&vars(&[(
+            "MCP_SETTINGS",
+            "mode=paper,max_order_notional=250.5,allowed_instruments=binanceus:BTC-USD;ETH-USD,max_orders_per_minute=3,http_addr=off,allowed_hosts=gekko;localhost",
+        )]))
+        .unwrap();
+        assert_eq!(s.mode, McpMode::Paper);
+        assert_eq!(s.max_order_notional, Decimal::new(2505, 1));
+        assert_eq!(s.allowed_instruments.len(), 2);
+        assert_eq!(s.max_orders_per_minute, 3);
+        assert_eq!(s.http_addr, None);
+        assert_eq!(s.allowed_hosts, vec!["gekko", "localhost"]);
+    }
+
+    #[test]
+    fn notional_above_compliance_is_refused_naming_both() {
+        let e = mcp_settings_from_vars(&vars(&[
+            ("MCP_SETTINGS", "max_order_notional=6000"),
+            ("COMPLIANCE_SETTINGS", "max_order_notional=5000"),
+        ]))
+        .unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("MCP_SETTINGS"), "{text}");
+        assert!(text.contains("6000") && text.contains("5000"), "{text}");
+    }
+
+    #[test]
+    fn unset_notional_follows_a_lower_compliance_limit() {
+        let s = mcp_settings_from_vars(&vars(&[("COMPLIANCE_SETTINGS", "max_order_notional=500")]))
+            .unwrap();
+        assert_eq!(s.max_order_notional, Decimal::new(500, 0));
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let e = mcp_settings_from_vars(&vars(&[(
+            "MCP_SETTINGS",
+            "mode=yolo,max_order_notional=-1,max_orders_per_minute=0,http_addr=nowhere,allowed_instruments=btc,colour=red",
+        )]))
+        .unwrap_err();
+        assert_eq!(e.problems.len(), 6, "{e}");
+    }
+}
