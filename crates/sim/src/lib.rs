@@ -23,6 +23,9 @@
 //!   [`binanceus`] (Binance.US spot REST API, market-data streams and the user-data
 //!   stream) and [`coinbase`] (Coinbase Advanced Trade REST API and its market-data and
 //!   user websockets, over TLS).
+//! - [`llm`]: an OpenAI- and OpenRouter-compatible LLM endpoint (models, key info, chat,
+//!   streaming with keep-alive comments, injectable error statuses, mid-stream errors,
+//!   slow streams and hangs), standalone: it shares no engine with the venues.
 //!
 //! The crate depends on no `gekko-*` crate on purpose: it is an independent oracle for
 //! the gateways, written from the venues' documentation rather than from gekko's types.
@@ -33,4 +36,5 @@ pub mod binanceus;
 pub mod coinbase;
 pub mod engine;
 pub mod harness;
+pub mod llm;
 pub mod oanda;
