@@ -118,6 +118,11 @@ pub const METHODS: &[MethodRule] = &[
     // Writes an audit record stamped with the authenticated caller; it changes no
     // trading state, so `read_only` does not refuse it (MCP audits refusals too).
     read("/gekko.v1.SystemService/RecordToolCall"),
+    read("/gekko.v1.McpService/ListServers"),
+    read("/gekko.v1.McpService/ListTools"),
+    // An external MCP tool may act (place an order, write a file), so a call is a
+    // trader's and `read_only` refuses it.
+    trade("/gekko.v1.McpService/CallTool"),
     open("/grpc.health.v1.Health/Check", OpenGroup::Health),
     open("/grpc.health.v1.Health/Watch", OpenGroup::Health),
     open(
