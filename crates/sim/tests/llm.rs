@@ -129,6 +129,10 @@ async fn openrouter_models_are_public_with_string_prices() {
         );
         assert_eq!(m["architecture"]["modality"], "text->text");
     }
+    // One page: OpenRouter's pagination links and count.
+    assert!(v["links"]["next"].is_null(), "{v}");
+    assert_eq!(v["total_count"], 3);
+    assert!(data[0]["links"]["details"].is_string(), "{v}");
     assert_eq!(data[0]["pricing"]["prompt"], "0.00000015");
     assert_eq!(data[2]["pricing"]["completion"], "0");
     assert_eq!(sim.stats().models_requests, 1);

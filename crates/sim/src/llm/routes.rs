@@ -97,13 +97,18 @@ async fn openrouter_models(State(state): Shared) -> Response {
                     "is_moderated": m.vendor() == "openai",
                 },
                 "per_request_limits": null,
+                "links": {"details": format!("/api/v1/models/{}/endpoints", m.id)},
+                "supported_voices": null,
                 "supported_parameters": ["max_tokens", "temperature", "top_p", "stop", "stream",
                                          "stream_options", "max_completion_tokens"],
                 "default_parameters": null,
             })
         })
         .collect();
-    axum::Json(json!({ "data": data })).into_response()
+    // One page holds every model: `links.next` is null.
+    let total = data.len();
+    axum::Json(json!({ "data": data, "links": {"next": null}, "total_count": total }))
+        .into_response()
 }
 
 async fn openai_models(State(state): Shared, headers: HeaderMap) -> Response {
@@ -150,6 +155,12 @@ struct KeyInfo {
     is_management_key: bool,
     is_provisioning_key: bool,
     expires_at: Option<String>,
+    creator_user_id: Option<String>,
+    organization_id: Option<String>,
+    workspace_id: Option<String>,
+    allowed_data_regions: Vec<String>,
+    budgets: Vec<Value>,
+    effective_budget: Option<Value>,
     free_model_daily_requests: Value,
     rate_limit: Value,
 }
@@ -196,6 +207,12 @@ async fn key_info(State(state): Shared, headers: HeaderMap) -> Response {
         is_management_key: false,
         is_provisioning_key: false,
         expires_at: None,
+        creator_user_id: None,
+        organization_id: None,
+        workspace_id: None,
+        allowed_data_regions: Vec::new(),
+        budgets: Vec::new(),
+        effective_budget: None,
         free_model_daily_requests: json!({
             "used": used, "limit": 1000, "remaining": 1000_u64.saturating_sub(used),
         }),
