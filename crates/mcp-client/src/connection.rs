@@ -280,7 +280,7 @@ async fn ping(peer: &Peer<RoleClient>, timeout: Duration) -> Result<(), String> 
         Ok(Ok(_)) => Ok(()),
         // A JSON-RPC error answer still proves the server is there.
         Ok(Err(rmcp::ServiceError::McpError(_))) => Ok(()),
-        Ok(Err(e)) => Err(format!("ping failed: {e}")),
+        Ok(Err(e)) => Err(format!("ping failed: {}", service_error(&e))),
         Err(_) => Err(format!(
             "ping did not answer within {}",
             gekko_config::parse::format_duration(timeout)
@@ -333,48 +333,47 @@ pub(crate) async fn open(
         detail: scrub(server, detail),
     };
     let work = async {
-        let running = match &server.transport {
-            McpTransport::Stdio { program, args } => {
-                let mut cmd = tokio::process::Command::new(program);
-                cmd.args(args);
-                // The child is an external program: it gets gekko's environment minus
-                // gekko's own variables, which hold venue keys and tokens.
-                for var in gekko_config::names::ALL {
-                    cmd.env_remove(var);
+        let running =
+            match &server.transport {
+                McpTransport::Stdio { program, args } => {
+                    let mut cmd = tokio::process::Command::new(program);
+                    cmd.args(args);
+                    // The child is an external program: it gets gekko's environment minus
+                    // gekko's own variables, which hold venue keys and tokens.
+                    for var in gekko_config::names::ALL {
+                        cmd.env_remove(var);
+                    }
+                    for (old, _) in gekko_config::DEPRECATED_NAMES {
+                        cmd.env_remove(old);
+                    }
+                    let (process, stderr) = TokioChildProcess::builder(cmd)
+                        .stderr(Stdio::piped())
+                        .spawn()
+                        .map_err(|e| connect_error(format!("cannot start `{program}`: {e}")))?;
+                    if let Some(stderr) = stderr {
+                        let name = server.name.clone();
+                        tracker.spawn(async move {
+                            let mut lines = tokio::io::BufReader::new(stderr).lines();
+                            while let Ok(Some(line)) = lines.next_line().await {
+                                tracing::debug!(server = %name, "stderr: {line}");
+                            }
+                        });
+                    }
+                    client_info().serve(process).await.map_err(|e| {
+                        connect_error(format!("initialize failed: {}", init_error(&e)))
+                    })?
                 }
-                for (old, _) in gekko_config::DEPRECATED_NAMES {
-                    cmd.env_remove(old);
+                McpTransport::Http { url } => {
+                    let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
+                    if let Some(token) = &server.token {
+                        config = config.auth_header(token.expose_secret());
+                    }
+                    let transport = StreamableHttpClientTransport::from_config(config);
+                    client_info().serve(transport).await.map_err(|e| {
+                        connect_error(format!("initialize failed: {}", init_error(&e)))
+                    })?
                 }
-                let (process, stderr) = TokioChildProcess::builder(cmd)
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .map_err(|e| connect_error(format!("cannot start `{program}`: {e}")))?;
-                if let Some(stderr) = stderr {
-                    let name = server.name.clone();
-                    tracker.spawn(async move {
-                        let mut lines = tokio::io::BufReader::new(stderr).lines();
-                        while let Ok(Some(line)) = lines.next_line().await {
-                            tracing::debug!(server = %name, "stderr: {line}");
-                        }
-                    });
-                }
-                client_info()
-                    .serve(process)
-                    .await
-                    .map_err(|e| connect_error(format!("initialize failed: {}", chain(&e))))?
-            }
-            McpTransport::Http { url } => {
-                let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
-                if let Some(token) = &server.token {
-                    config = config.auth_header(token.expose_secret());
-                }
-                let transport = StreamableHttpClientTransport::from_config(config);
-                client_info()
-                    .serve(transport)
-                    .await
-                    .map_err(|e| connect_error(format!("initialize failed: {}", chain(&e))))?
-            }
-        };
+            };
         let server_info = running
             .peer_info()
             .and_then(|info| info.server_info.clone())
@@ -382,7 +381,7 @@ pub(crate) async fn open(
         let tools = running
             .list_all_tools()
             .await
-            .map_err(|e| connect_error(format!("tools/list failed: {}", chain(&e))))?;
+            .map_err(|e| connect_error(format!("tools/list failed: {}", service_error(&e))))?;
         Ok(Session {
             running,
             tools: tools.into_iter().map(tool_info).collect(),
@@ -395,6 +394,25 @@ pub(crate) async fn open(
             "initialize did not answer within {} (init_timeout)",
             gekko_config::parse::format_duration(server.init_timeout)
         ))),
+    }
+}
+
+/// An `initialize` failure in words: for a transport error, what was being done and the
+/// transport's own error chain (not rmcp's generic type names).
+fn init_error(e: &rmcp::service::ClientInitializeError) -> String {
+    match e {
+        rmcp::service::ClientInitializeError::TransportError { error, context } => {
+            format!("{}: {context}", chain(error.error.as_ref()))
+        }
+        other => chain(other),
+    }
+}
+
+/// A request failure in words: a transport error's own chain, else the error's.
+pub(crate) fn service_error(e: &rmcp::ServiceError) -> String {
+    match e {
+        rmcp::ServiceError::TransportSend(dynamic) => chain(dynamic.error.as_ref()),
+        other => chain(other),
     }
 }
 

@@ -332,7 +332,7 @@ impl McpPool {
             Err(e) => {
                 // The transport failed (closed, a POST that could not be sent): the
                 // session is gone; the supervisor reconnects.
-                let detail = connection::scrub(&conn.server, connection::chain(&e));
+                let detail = connection::scrub(&conn.server, connection::service_error(&e));
                 conn.report_lost(live.generation, format!("a tools/call failed: {detail}"));
                 Err(McpClientError::ConnectionLost {
                     server: server.to_owned(),

@@ -145,13 +145,26 @@ pub(crate) async fn collect(config: Result<&Loaded, &ConfigErrors>) -> (Vec<Row>
     rows.push(check_redis(redis_url.as_deref()).await);
     if let Ok(loaded) = config {
         rows.extend(crate::probe::venues(&loaded.config).await);
+        rows.push(crate::mcp::check_row(&loaded.config));
     }
-    rows.push(row(
-        "mcp",
-        Status::Pass,
-        "no MCP server connections are configured",
-    ));
-    rows.push(row("llm", Status::Pass, "no LLM provider is configured"));
+    match config {
+        Ok(loaded) if !loaded.config.mcp_servers.is_empty() => {
+            rows.extend(mcp_client_rows(&loaded.config.mcp_servers).await);
+        }
+        _ => rows.push(row(
+            "mcp",
+            Status::Pass,
+            "no MCP server connections are configured",
+        )),
+    }
+    match config {
+        Ok(loaded) => rows.extend(crate::llm::check_rows(&loaded.config).await),
+        Err(_) => rows.push(row(
+            "llm",
+            Status::Warn,
+            "not checked: the configuration is invalid",
+        )),
+    }
     rows.push(check_accelerator());
     rows.extend(check_host());
     if let Ok(loaded) = config {
@@ -162,6 +175,37 @@ pub(crate) async fn collect(config: Result<&Loaded, &ConfigErrors>) -> (Vec<Row>
         }
     }
     (rows, notes)
+}
+
+/// One row per `MCP_SERVERS` entry, probed at once: connect, `initialize`, list the tools
+/// (`ok: 3 tools`), each within the server's `init_timeout`. A required server that fails
+/// fails its row (gekko up then starts but stays not ready until it connects); an
+/// optional one warns.
+async fn mcp_client_rows(servers: &[gekko_config::McpServer]) -> Vec<Row> {
+    let results = futures::future::join_all(servers.iter().map(gekko_mcp_client::probe)).await;
+    servers
+        .iter()
+        .zip(results)
+        .map(|(server, result)| {
+            let (status, detail) = match result {
+                Ok(tools) => (
+                    Status::Pass,
+                    format!(
+                        "ok: {} tool{} ({})",
+                        tools.len(),
+                        if tools.len() == 1 { "" } else { "s" },
+                        server.describe()
+                    ),
+                ),
+                Err(e) if server.required => (
+                    Status::Fail,
+                    format!("{e}; required: gekko stays not ready until it connects"),
+                ),
+                Err(e) => (Status::Warn, format!("{e}; optional")),
+            };
+            row_in("mcp", format!("mcp {}", server.name), status, detail)
+        })
+        .collect()
 }
 
 /// The security posture, from `gekko-security`, and where the audit key comes from.

@@ -95,6 +95,7 @@ type Wanted = fn(&GekkoConfig) -> bool;
 fn catalog(config: &GekkoConfig) -> Vec<ServiceEntry> {
     let always: Wanted = |_| true;
     let strategy: Wanted = |cfg| cfg.strategy.enabled;
+    let llm: Wanted = |cfg| cfg.llm.enabled();
     let entries: Vec<(ServiceEntry, Wanted)> = vec![
         (ServiceEntry::of::<SystemStatusService>(), always),
         (
@@ -110,6 +111,16 @@ fn catalog(config: &GekkoConfig) -> Vec<ServiceEntry> {
             ServiceEntry::of::<inference_service::InferenceService>(),
             always,
         ),
+        // The MCP client connections, only when MCP_SERVERS names a server.
+        (
+            ServiceEntry::of::<gekko_mcp_client::McpClientsService>(),
+            |cfg| !cfg.mcp_servers.is_empty(),
+        ),
+        // gekko's MCP server over streamable HTTP (`MCP_SETTINGS http_addr`; it serves
+        // nothing with http_addr=off). A gRPC client of this process, like any other.
+        (ServiceEntry::of::<gekko_mcp::McpHttpService>(), always),
+        // LLM links: only when LLM_MODELS names a role.
+        (ServiceEntry::of::<gekko_llm::LlmLinkService>(), llm),
         // After the gateways it trades through; off unless configured or --paper-trade.
         (
             ServiceEntry::of::<gekko_strategy::StrategyService>(),
@@ -173,6 +184,9 @@ impl Lifecycle for UpEvents {
             "gekko up: mode={mode} bus={bus} http=http://{} grpc={}",
             info.http_addr, info.grpc_addr
         );
+        for mcp in info.provided.all::<gekko_mcp::McpEndpoint>() {
+            println!("gekko up: mcp={}", mcp.url());
+        }
     }
 
     async fn stopping(&self, info: &HostInfo<'_>, request: &StopRequest) {
