@@ -14,6 +14,7 @@ mod check;
 mod controller;
 mod down;
 mod exit;
+mod llm;
 mod probe;
 mod report;
 mod status;
@@ -51,6 +52,8 @@ enum Command {
     Certs(certs::CertsArgs),
     /// Verify, export or archive the tamper-evident audit trail (needs REDIS_URL).
     Audit(audit::AuditArgs),
+    /// Use the configured LLM roles directly: `gekko llm models`, `gekko llm ask "..."`.
+    Llm(llm::LlmArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -69,7 +72,10 @@ fn main() -> std::process::ExitCode {
     let loaded = match gekko_config::load() {
         Ok(l) => l,
         Err(errors) => {
-            if matches!(command, Command::Up { .. } | Command::Audit(_)) {
+            if matches!(
+                command,
+                Command::Up { .. } | Command::Audit(_) | Command::Llm(_)
+            ) {
                 eprint!("{}", errors.render("gekko"));
                 return Exit::Config.into();
             }
@@ -82,6 +88,7 @@ fn main() -> std::process::ExitCode {
         Command::Down(_) | Command::Token(_) | Command::Certs(_) => Exit::Internal.into(),
         Command::Check => run(|rt| rt.block_on(check::run(Ok(loaded)))),
         Command::Audit(args) => run(|rt| rt.block_on(audit::run(loaded, args))),
+        Command::Llm(args) => run(|rt| rt.block_on(llm::run(&loaded, args))),
     }
 }
 

@@ -1,0 +1,186 @@
+//! `gekko llm models`, `gekko llm ask` and the LLM rows of `gekko check`, run as a
+//! process against `LlmSim`s (real TCP).
+
+use std::process::{Command, Output};
+
+use gekko_sim::llm::{Fault, LlmSim, LlmSimConfig, PAPER_KEY};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gekko");
+
+fn gekko(args: &[&str], env: &[(&str, String)]) -> Output {
+    let env_file = std::env::temp_dir().join(format!("gekko-llm-cli-{}.env", std::process::id()));
+    std::fs::write(&env_file, "# empty\n").unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("GEKKO_ENV_FILE", &env_file)
+        .current_dir(std::env::temp_dir());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("gekko runs")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn env_for(primary: &LlmSim, secondary: Option<&LlmSim>) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("OPENROUTER_API_KEY", PAPER_KEY.to_owned()),
+        (
+            "OPENROUTER_BASE_URL",
+            format!("{}/api/v1", primary.base_url()),
+        ),
+    ];
+    match secondary {
+        Some(s) => {
+            env.push(("LITELLM_API_KEY", PAPER_KEY.to_owned()));
+            env.push(("LITELLM_BASE_URL", s.base_url()));
+            env.push((
+                "LLM_MODELS",
+                "analyst=openrouter:openai/gpt-4o-mini|litellm:openai/gpt-4o-mini".to_owned(),
+            ));
+        }
+        None => env.push((
+            "LLM_MODELS",
+            "analyst=openrouter:openai/gpt-4o-mini".to_owned(),
+        )),
+    }
+    env
+}
+
+#[test]
+fn models_and_ask_print_provider_model_tokens_and_cost() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = rt.block_on(LlmSim::start(LlmSimConfig::default())).unwrap();
+    let env = env_for(&sim, None);
+
+    let out = gekko(&["llm", "models"], &env);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("role analyst: primary openrouter:openai/gpt-4o-mini"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("* openai/gpt-4o-mini"), "{stdout}");
+    assert!(stdout.contains("anthropic/claude-3.5-haiku"), "{stdout}");
+
+    let out = gekko(&["llm", "ask", "hello cli"], &env);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("sim reply to: hello cli"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "role=analyst provider=openrouter model=openai/gpt-4o-mini failover=none tokens=2+5=7 cost_usd=0.0000033"
+        ),
+        "{stdout}"
+    );
+
+    let out = gekko(&["llm", "ask", "--stream", "stream cli"], &env);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("sim reply to: stream cli"), "{stdout}");
+    assert!(stdout.contains("provider=openrouter"), "{stdout}");
+
+    // 402 is reported: exit 1, provider and code named, the key never printed.
+    sim.inject(Fault::Status {
+        code: 402,
+        retry_after_s: None,
+        count: 1,
+    });
+    let out = gekko(&["llm", "ask", "pay"], &env);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("openrouter") && stderr.contains("402"),
+        "{stderr}"
+    );
+    assert!(!format!("{stdout}{stderr}").contains(PAPER_KEY));
+
+    let out = gekko(&["llm", "ask", "--role", "nobody", "x"], &env);
+    assert_eq!(out.status.code(), Some(64), "{:?}", text(&out));
+    rt.block_on(sim.stop());
+}
+
+#[test]
+fn ask_reports_a_failover() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let primary = rt.block_on(LlmSim::start(LlmSimConfig::default())).unwrap();
+    let secondary = rt.block_on(LlmSim::start(LlmSimConfig::default())).unwrap();
+    primary.inject(Fault::Status {
+        code: 503,
+        retry_after_s: None,
+        count: 1,
+    });
+    let out = gekko(
+        &["llm", "ask", "fail me over"],
+        &env_for(&primary, Some(&secondary)),
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("sim reply to: fail me over"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "provider=litellm model=openai/gpt-4o-mini failover=openrouter:openai/gpt-4o-mini->litellm:openai/gpt-4o-mini"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(primary.stats().chat_requests, 1);
+    assert_eq!(secondary.stats().chat_requests, 1);
+    rt.block_on(primary.stop());
+    rt.block_on(secondary.stop());
+}
+
+#[test]
+fn check_shows_one_row_per_provider_or_not_configured() {
+    let out = gekko(&["check"], &[]);
+    let (stdout, _) = text(&out);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("llm "))
+        .unwrap_or_else(|| panic!("an llm row:\n{stdout}"));
+    assert!(line.contains("not configured"), "{line}");
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = rt.block_on(LlmSim::start(LlmSimConfig::default())).unwrap();
+    let mut env = env_for(&sim, None);
+    let out = gekko(&["check"], &env);
+    let (stdout, _) = text(&out);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("llm openrouter"))
+        .unwrap_or_else(|| panic!("an llm openrouter row:\n{stdout}"));
+    assert!(
+        line.contains("PASS") && line.contains("3 models listed"),
+        "{line}"
+    );
+
+    env.retain(|(k, _)| *k != "LLM_MODELS");
+    env.push(("LLM_MODELS", "analyst=openrouter:vendor/absent".to_owned()));
+    let out = gekko(&["check"], &env);
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("llm openrouter"))
+        .unwrap_or_else(|| panic!("an llm openrouter row:\n{stdout}"));
+    assert!(
+        line.contains("FAIL") && line.contains("vendor/absent") && line.contains("missing"),
+        "{line}"
+    );
+
+    // A role on a provider without its key is a config problem, named.
+    let out = gekko(
+        &["llm", "models"],
+        &[("LLM_MODELS", "analyst=litellm:gpt-4o-mini".to_owned())],
+    );
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("LITELLM_API_KEY is not set"), "{stderr}");
+    rt.block_on(sim.stop());
+}
