@@ -1,13 +1,17 @@
-//! `gekko llm models`, `gekko llm ask` and the LLM rows of `gekko check`, run as a
-//! process against `LlmSim`s (real TCP).
+//! `gekko llm models`, `gekko llm ask`, the LLM rows of `gekko check`, and the `llm`
+//! service inside `gekko up` (readiness and gRPC), run as processes against `LlmSim`s
+//! (real TCP).
+
+mod common;
 
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use gekko_sim::llm::{Fault, LlmSim, LlmSimConfig, PAPER_KEY};
 
 const BIN: &str = env!("CARGO_BIN_EXE_gekko");
 
-fn gekko(args: &[&str], env: &[(&str, String)]) -> Output {
+fn run_gekko(args: &[&str], env: &[(&str, String)]) -> Output {
     let env_file = std::env::temp_dir().join(format!("gekko-llm-cli-{}.env", std::process::id()));
     std::fs::write(&env_file, "# empty\n").unwrap();
     let mut cmd = Command::new(BIN);
@@ -60,7 +64,7 @@ fn models_and_ask_print_provider_model_tokens_and_cost() {
     let sim = rt.block_on(LlmSim::start(LlmSimConfig::default())).unwrap();
     let env = env_for(&sim, None);
 
-    let out = gekko(&["llm", "models"], &env);
+    let out = run_gekko(&["llm", "models"], &env);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(
@@ -70,7 +74,7 @@ fn models_and_ask_print_provider_model_tokens_and_cost() {
     assert!(stdout.contains("* openai/gpt-4o-mini"), "{stdout}");
     assert!(stdout.contains("anthropic/claude-3.5-haiku"), "{stdout}");
 
-    let out = gekko(&["llm", "ask", "hello cli"], &env);
+    let out = run_gekko(&["llm", "ask", "hello cli"], &env);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("sim reply to: hello cli"), "{stdout}");
@@ -81,7 +85,7 @@ fn models_and_ask_print_provider_model_tokens_and_cost() {
         "{stdout}"
     );
 
-    let out = gekko(&["llm", "ask", "--stream", "stream cli"], &env);
+    let out = run_gekko(&["llm", "ask", "--stream", "stream cli"], &env);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("sim reply to: stream cli"), "{stdout}");
@@ -93,7 +97,7 @@ fn models_and_ask_print_provider_model_tokens_and_cost() {
         retry_after_s: None,
         count: 1,
     });
-    let out = gekko(&["llm", "ask", "pay"], &env);
+    let out = run_gekko(&["llm", "ask", "pay"], &env);
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(
@@ -102,7 +106,7 @@ fn models_and_ask_print_provider_model_tokens_and_cost() {
     );
     assert!(!format!("{stdout}{stderr}").contains(PAPER_KEY));
 
-    let out = gekko(&["llm", "ask", "--role", "nobody", "x"], &env);
+    let out = run_gekko(&["llm", "ask", "--role", "nobody", "x"], &env);
     assert_eq!(out.status.code(), Some(64), "{:?}", text(&out));
     rt.block_on(sim.stop());
 }
@@ -117,7 +121,7 @@ fn ask_reports_a_failover() {
         retry_after_s: None,
         count: 1,
     });
-    let out = gekko(
+    let out = run_gekko(
         &["llm", "ask", "fail me over"],
         &env_for(&primary, Some(&secondary)),
     );
@@ -138,7 +142,7 @@ fn ask_reports_a_failover() {
 
 #[test]
 fn check_shows_one_row_per_provider_or_not_configured() {
-    let out = gekko(&["check"], &[]);
+    let out = run_gekko(&["check"], &[]);
     let (stdout, _) = text(&out);
     let line = stdout
         .lines()
@@ -149,7 +153,7 @@ fn check_shows_one_row_per_provider_or_not_configured() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let sim = rt.block_on(LlmSim::start(LlmSimConfig::default())).unwrap();
     let mut env = env_for(&sim, None);
-    let out = gekko(&["check"], &env);
+    let out = run_gekko(&["check"], &env);
     let (stdout, _) = text(&out);
     let line = stdout
         .lines()
@@ -162,7 +166,7 @@ fn check_shows_one_row_per_provider_or_not_configured() {
 
     env.retain(|(k, _)| *k != "LLM_MODELS");
     env.push(("LLM_MODELS", "analyst=openrouter:vendor/absent".to_owned()));
-    let out = gekko(&["check"], &env);
+    let out = run_gekko(&["check"], &env);
     let (stdout, _) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     let line = stdout
@@ -175,7 +179,7 @@ fn check_shows_one_row_per_provider_or_not_configured() {
     );
 
     // A role on a provider without its key is a config problem, named.
-    let out = gekko(
+    let out = run_gekko(
         &["llm", "models"],
         &[("LLM_MODELS", "analyst=litellm:gpt-4o-mini".to_owned())],
     );
@@ -183,4 +187,81 @@ fn check_shows_one_row_per_provider_or_not_configured() {
     assert_eq!(out.status.code(), Some(64), "{stderr}");
     assert!(stderr.contains("LITELLM_API_KEY is not set"), "{stderr}");
     rt.block_on(sim.stop());
+}
+
+#[test]
+fn gekko_up_hosts_the_llm_service_in_readiness_and_grpc() {
+    use gekko_proto::v1 as pb;
+    use gekko_proto::v1::llm_service_client::LlmServiceClient;
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = rt.block_on(LlmSim::start(LlmSimConfig::default())).unwrap();
+    let reports = std::env::temp_dir().join(format!("gekko-llm-up-{}", std::process::id()));
+    let (http, grpc) = (
+        gekko_testkit::free_port().unwrap(),
+        gekko_testkit::free_port().unwrap(),
+    );
+    let mut cmd = common::gekko(&["up"]);
+    cmd.env(
+        "MONITORING_CONFIGURATIONS",
+        common::monitoring(http, grpc, "json"),
+    )
+    .env(
+        "CONTROLLER_SETTINGS",
+        format!("reports_dir={}", reports.display()),
+    )
+    .env(
+        "AUDIT_LOGGING_SETTINGS",
+        format!("archive_dir={}", reports.join("audit").display()),
+    )
+    .env("LLM_SETTINGS", "probe_interval=200ms,connect_timeout=300ms");
+    for (k, v) in env_for(&sim, None) {
+        cmd.env(k, v);
+    }
+    let mut up = common::Up::start(cmd);
+    let row = up.wait_for_line("llm openrouter", Duration::from_secs(60));
+    assert!(row.contains("PASS"), "{row}");
+    up.wait_for_line("gekko up: mode=paper", Duration::from_secs(60));
+    let addr = format!("127.0.0.1:{http}");
+    let body = common::wait_ready(&addr);
+    assert!(body.contains("llm"), "{body}");
+
+    let answer = rt.block_on(async {
+        let mut client = LlmServiceClient::connect(format!("http://127.0.0.1:{grpc}"))
+            .await
+            .expect("gRPC connects");
+        client
+            .complete(pb::LlmCompleteRequest {
+                role: "analyst".to_owned(),
+                messages: vec![pb::LlmChatMessage {
+                    role: "user".to_owned(),
+                    content: "through gekko up".to_owned(),
+                }],
+                max_tokens: 0,
+            })
+            .await
+            .expect("Complete")
+            .into_inner()
+    });
+    assert_eq!(answer.content, "sim reply to: through gekko up");
+    assert_eq!(answer.provider, "openrouter");
+
+    // The provider goes away: /readyz fails and says why.
+    rt.block_on(sim.stop());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some((503, body)) = common::http_get(&addr, "/readyz")
+            && body.contains("not reachable")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz did not report the unreachable provider"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, lines) = up.terminate();
+    assert_eq!(code, 0, "{}", lines.join("\n"));
+    let _ = std::fs::remove_dir_all(&reports);
 }
