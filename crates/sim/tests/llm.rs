@@ -942,3 +942,51 @@ fn config_debug_hides_the_keys() {
     assert!(!shown.contains("very-secret"), "{shown}");
     assert!(shown.contains("1 redacted"), "{shown}");
 }
+
+#[tokio::test]
+async fn every_truncation_of_a_body_and_deep_nesting_are_clean_400s() {
+    let sim = sim().await;
+    let url = format!("{}/api/v1/chat/completions", sim.base_url());
+    let full = serde_json::to_vec(&json!({
+        "model": "openai/gpt-4o-mini", "stream": false, "max_tokens": 5,
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "héllo ✓"}]}],
+    }))
+    .expect("json");
+    let c = client();
+    for cut in 0..full.len() {
+        let resp = c
+            .post(&url)
+            .bearer_auth(KEY)
+            .header("content-type", "application/json")
+            .body(full[..cut].to_vec())
+            .send()
+            .await
+            .expect("chat");
+        assert_eq!(resp.status(), 400, "cut at {cut}");
+        let v: Value = resp.json().await.expect("error JSON");
+        assert_eq!(v["error"]["code"], 400, "cut at {cut}");
+    }
+    let deep = format!("{}{}", "[".repeat(50_000), "]".repeat(50_000));
+    let resp = c
+        .post(&url)
+        .bearer_auth(KEY)
+        .body(deep)
+        .send()
+        .await
+        .expect("chat");
+    assert_eq!(resp.status(), 400);
+    let whole = c
+        .post(&url)
+        .bearer_auth(KEY)
+        .body(full)
+        .send()
+        .await
+        .expect("chat");
+    assert_eq!(whole.status(), 200, "and the whole body is served");
+    let v: Value = whole.json().await.expect("json");
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "sim reply to: héllo ✓"
+    );
+    sim.stop().await;
+}

@@ -23,7 +23,8 @@
 //! [`LlmSimConfig::api_keys`] gets 401 `{"error":{"code":401,"message":"…"}}` and counts in
 //! [`LlmSimStats::auth_failures`]. Malformed JSON, a missing `model` or `messages`, or a
 //! field of the wrong type is a 400 whose message names the field; an unknown model is a
-//! 400 "`<id>` is not a valid model ID". No body makes the simulator panic.
+//! 400 "`<id>` is not a valid model ID"; a body over 2 MB is a 413 in the same shape. No
+//! body makes the simulator panic.
 //!
 //! # Chat
 //!
@@ -264,7 +265,7 @@ impl LlmSim {
     /// binds the listener and starts serving.
     ///
     /// # Errors
-    /// `InvalidInput` for an invalid configuration (the message names the problem);
+    /// `InvalidInput` for an invalid configuration (the message names every problem);
     /// otherwise the bind error, with the address.
     pub async fn start(cfg: LlmSimConfig) -> std::io::Result<LlmSim> {
         let state = LlmState::new(&cfg)

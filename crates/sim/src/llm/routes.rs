@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -224,22 +225,28 @@ async fn key_info(State(state): Shared, headers: HeaderMap) -> Response {
     axum::Json(json!({ "data": info })).into_response()
 }
 
-async fn openrouter_chat(state: Shared, headers: HeaderMap, body: Bytes) -> Response {
+/// A request body, or why it could not be read (over axum's 2 MB default limit, a
+/// broken upload), answered in the same JSON error shape as every other refusal.
+type Body = Result<Bytes, BytesRejection>;
+
+async fn openrouter_chat(state: Shared, headers: HeaderMap, body: Body) -> Response {
     chat(state, headers, body, false).await
 }
 
-async fn openai_chat(state: Shared, headers: HeaderMap, body: Bytes) -> Response {
+async fn openai_chat(state: Shared, headers: HeaderMap, body: Body) -> Response {
     chat(state, headers, body, true).await
 }
 
 /// Both chat routes; `openai_path` allows a model named without its vendor prefix.
-async fn chat(
-    State(state): Shared,
-    headers: HeaderMap,
-    body: Bytes,
-    openai_path: bool,
-) -> Response {
+async fn chat(State(state): Shared, headers: HeaderMap, body: Body, openai_path: bool) -> Response {
     bump(&state.stats.chat_requests);
+    let body = match body {
+        Ok(b) => b,
+        Err(r) => {
+            return ApiError::new(r.status(), format!("request body: {}", r.body_text()))
+                .into_response();
+        }
+    };
     let parsed: Result<Value, _> = serde_json::from_slice(&body);
     if let Ok(v) = &parsed
         && chat::wants_stream(v)
