@@ -587,6 +587,7 @@ async fn serve(
     for service in resolved {
         let name = service.name();
         let ctx = ServiceCtx::new(bus.clone(), readiness.clone(), &shutdown)
+            .with_grpc_addr(grpc_addr)
             .with_audit(audit.clone())
             .with_provided(provided.clone());
         match service.start(&ctx).await {

@@ -102,6 +102,7 @@ pub struct ServiceCtx {
     cancel: CancellationToken,
     provided: Provided,
     audit: AuditLog,
+    grpc_addr: Option<std::net::SocketAddr>,
 }
 
 impl ServiceCtx {
@@ -116,7 +117,23 @@ impl ServiceCtx {
             shutdown: shutdown.clone(),
             provided: Provided::default(),
             audit: AuditLog::disabled(),
+            grpc_addr: None,
         }
+    }
+
+    /// The same context, knowing the address the process's gRPC listener is bound to (the
+    /// host binds it before any service starts, and serves it once all have started).
+    #[must_use]
+    pub fn with_grpc_addr(mut self, addr: std::net::SocketAddr) -> Self {
+        self.grpc_addr = Some(addr);
+        self
+    }
+
+    /// The process's own gRPC address, for a service that is a client of the process's
+    /// gRPC services (the MCP server); `None` in a context built without one.
+    #[must_use]
+    pub fn grpc_addr(&self) -> Option<std::net::SocketAddr> {
+        self.grpc_addr
     }
 
     /// The same context, recording through `audit`. The host gives every service the

@@ -15,6 +15,7 @@ mod controller;
 mod down;
 mod exit;
 mod llm;
+mod mcp;
 mod probe;
 mod report;
 mod status;
@@ -52,6 +53,9 @@ enum Command {
     Certs(certs::CertsArgs),
     /// Verify, export or archive the tamper-evident audit trail (needs REDIS_URL).
     Audit(audit::AuditArgs),
+    /// Serve gekko's MCP tools on stdio (for Claude Desktop and other MCP clients), as a
+    /// gRPC client of a running gekko: `gekko mcp --grpc http://HOST:PORT --token TOKEN`.
+    Mcp(mcp::McpArgs),
     /// Use the configured LLM roles directly: `gekko llm models`, `gekko llm ask "..."`.
     Llm(llm::LlmArgs),
 }
@@ -61,6 +65,8 @@ fn main() -> std::process::ExitCode {
     // `down` is a client of a running gekko: it needs no config of its own.
     let command = match cli.command {
         Command::Down(args) => return run(|rt| rt.block_on(down::run(args))),
+        // `mcp` is a client too; it reads only MCP_SETTINGS (and COMPLIANCE_SETTINGS).
+        Command::Mcp(args) => return run(|rt| rt.block_on(mcp::run(args))),
         // Offline tools: no config, no runtime.
         Command::Token(args) => return token::run(&args).into(),
         Command::Certs(args) => return certs::run(&args).into(),
@@ -85,7 +91,9 @@ fn main() -> std::process::ExitCode {
     };
     match command {
         Command::Up { paper_trade } => run(|rt| rt.block_on(up::run(loaded, paper_trade))),
-        Command::Down(_) | Command::Token(_) | Command::Certs(_) => Exit::Internal.into(),
+        Command::Down(_) | Command::Token(_) | Command::Certs(_) | Command::Mcp(_) => {
+            Exit::Internal.into()
+        }
         Command::Check => run(|rt| rt.block_on(check::run(Ok(loaded)))),
         Command::Audit(args) => run(|rt| rt.block_on(audit::run(loaded, args))),
         Command::Llm(args) => run(|rt| rt.block_on(llm::run(&loaded, args))),

@@ -1,0 +1,239 @@
+//! The streamable HTTP transport: the `mcp` service of `gekko up`, serving rmcp's
+//! `StreamableHttpService` at `/mcp` on its own listener (`MCP_SETTINGS http_addr`).
+//!
+//! Every request needs `Authorization: Bearer <token>`, checked against the same token
+//! table as gRPC (`ACCESS_CONTROL_CONFIG`, through [`AuthPolicy`]) before rmcp sees it: a
+//! missing or unknown token is HTTP 401, and with no tokens configured at all every
+//! request is 401 saying `tokens=` must be set (an unauthenticated trading endpoint over
+//! HTTP is never served). The validated token is then forwarded on every gRPC call, so
+//! the caller's role applies twice: in the guard (a viewer cannot reach a state-changing
+//! tool) and in the gRPC `AuthLayer`.
+//!
+//! The in-process MCP server is a gRPC client of the host's own gRPC address (from
+//! [`ServiceCtx::grpc_addr`]), connected lazily because the host serves gRPC only once
+//! every service has started.
+//!
+//! Two deliberate soft failures, both logged as errors and shown by `gekko check`: when
+//! the port cannot be bound, and when gRPC serves TLS (this in-process client has no
+//! client CA to verify the server with), `gekko up` runs without the HTTP transport
+//! instead of refusing to start its trading services. `gekko mcp` (stdio) speaks TLS and
+//! mTLS.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use gekko_config::{AccessControl, GekkoConfig, McpSettings};
+use gekko_runtime::{BoxError, Service, ServiceCtx, Started};
+use gekko_security::AuthPolicy;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use secrecy::SecretString;
+
+use crate::backend::{Backend, Token};
+use crate::guard::Guard;
+use crate::server::{GekkoMcp, HttpCaller, Identity};
+
+/// The gRPC path whose access rule decides who may use MCP over HTTP: the viewer-level,
+/// non-state-changing method every tool call is audited through.
+const MCP_ACCESS_METHOD: &str = "/gekko.v1.SystemService/RecordToolCall";
+
+/// Where the HTTP transport listens, once bound: provided to the rest of the process
+/// (`gekko up` prints it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct McpEndpoint(pub SocketAddr);
+
+impl McpEndpoint {
+    /// `http://ADDR/mcp`.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("http://{}/mcp", self.0)
+    }
+}
+
+/// The resolved settings of [`McpHttpService`].
+#[derive(Debug, Clone)]
+pub struct McpHttpSettings {
+    addr: SocketAddr,
+    guard: McpSettings,
+    access: AccessControl,
+    grpc_tls: bool,
+}
+
+/// The `mcp` service: streamable HTTP at `/mcp`.
+#[derive(Debug)]
+pub struct McpHttpService;
+
+impl Service for McpHttpService {
+    const NAME: &'static str = "mcp";
+    type Settings = Option<McpHttpSettings>;
+
+    fn resolve(cfg: &GekkoConfig) -> Result<Self::Settings, Vec<String>> {
+        Ok(cfg.mcp.http_addr.map(|addr| McpHttpSettings {
+            addr,
+            guard: cfg.mcp.clone(),
+            access: cfg.access_control.clone(),
+            grpc_tls: cfg.access_control.tls_cert.is_some(),
+        }))
+    }
+
+    async fn start(settings: Self::Settings, ctx: &ServiceCtx) -> Result<Started, BoxError> {
+        let Some(s) = settings else {
+            tracing::info!("MCP HTTP transport off (MCP_SETTINGS http_addr=off)");
+            return Ok(Started::new());
+        };
+        crate::server::describe_metrics();
+        if s.grpc_tls {
+            let msg = "the MCP HTTP transport is off: gRPC serves TLS (ACCESS_CONTROL_CONFIG tls_cert) and the in-process MCP client cannot verify it; use `gekko mcp --ca ...` (stdio) or serve gRPC without TLS on loopback";
+            tracing::error!("{msg}");
+            eprintln!("gekko: mcp: {msg}");
+            return Ok(Started::new());
+        }
+        let Some(grpc) = ctx.grpc_addr() else {
+            return Err("the MCP HTTP transport needs the host's gRPC address".into());
+        };
+        let listener = match tokio::net::TcpListener::bind(s.addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                let msg = format!(
+                    "the MCP HTTP transport is off: MCP_SETTINGS http_addr {} cannot be bound: {e}",
+                    s.addr
+                );
+                tracing::error!("{msg}");
+                eprintln!("gekko: mcp: {msg}");
+                return Ok(Started::new());
+            }
+        };
+        let local = listener.local_addr().unwrap_or(s.addr);
+        let router = router(Backend::new(loopback_channel(grpc)?), &s, ctx)?;
+        let cancel = ctx.cancel();
+        ctx.spawn("mcp-http", async move {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(cancel.cancelled_owned())
+            .await
+        });
+        tracing::info!(addr = %local, mode = %s.guard.mode, "MCP HTTP transport listening at /mcp");
+        Ok(Started::new().provide(McpEndpoint(local)))
+    }
+}
+
+/// A lazily connected channel to the host's gRPC listener (loopback when it is bound to
+/// every interface).
+fn loopback_channel(grpc: SocketAddr) -> Result<tonic::transport::Channel, BoxError> {
+    let ip = match grpc.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let url = format!("http://{}", SocketAddr::new(ip, grpc.port()));
+    Ok(tonic::transport::Endpoint::from_shared(url)?.connect_lazy())
+}
+
+/// The bearer-token check in front of rmcp.
+struct HttpAuth {
+    policy: AuthPolicy,
+}
+
+/// The axum router: `/mcp`, behind the bearer-token layer.
+fn router(
+    backend: Backend,
+    s: &McpHttpSettings,
+    ctx: &ServiceCtx,
+) -> Result<axum::Router, BoxError> {
+    let audit = ctx.audit().clone();
+    let policy = AuthPolicy::from_config(&s.access)
+        .map_err(|e| format!("ACCESS_CONTROL_CONFIG: {e:?}"))?
+        .with_observer(move |d: &gekko_security::DeniedCall| {
+            let actor = d
+                .token_name
+                .clone()
+                .or_else(|| d.peer.map(|p| p.to_string()))
+                .unwrap_or_else(|| "unknown".to_owned());
+            audit.record_detached(
+                gekko_audit::AuditRecord::new(actor, "auth.denied", "denied").with_detail(
+                    serde_json::json!({
+                        "transport": "mcp-http",
+                        "reason": d.reason.as_str(),
+                        "peer": d.peer.map(|ip| ip.to_string()),
+                        "token": d.token_name,
+                    }),
+                ),
+            );
+        });
+    let auth = Arc::new(HttpAuth { policy });
+    let handler = GekkoMcp::http(backend, Arc::new(Guard::new(s.guard.clone())));
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(s.guard.allowed_hosts.clone())
+        .with_cancellation_token(ctx.cancel().child_token());
+    let service: StreamableHttpService<GekkoMcp, LocalSessionManager> = StreamableHttpService::new(
+        move || Ok(handler.clone()),
+        LocalSessionManager::default().into(),
+        config,
+    );
+    Ok(axum::Router::new()
+        .nest_service("/mcp", service)
+        .layer(axum::middleware::from_fn_with_state(auth, bearer)))
+}
+
+/// A refusal before rmcp: an HTTP status with a JSON-RPC error body saying why.
+fn refuse(status: http::StatusCode, message: &str) -> Response {
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {"code": -32001, "message": message},
+    });
+    let mut resp = (status, axum::Json(body)).into_response();
+    if status == http::StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static("Bearer realm=\"gekko-mcp\""),
+        );
+    }
+    resp
+}
+
+async fn bearer(
+    State(auth): State<Arc<HttpAuth>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    if !auth.policy.auth_enabled() {
+        return refuse(
+            http::StatusCode::UNAUTHORIZED,
+            "MCP over HTTP needs a bearer token and none is configured: ACCESS_CONTROL_CONFIG tokens= must be set (see `gekko token new`)",
+        );
+    }
+    let caller = match auth
+        .policy
+        .check(MCP_ACCESS_METHOD, req.headers(), Some(peer.ip()))
+    {
+        Ok(c) => c,
+        Err(status) => {
+            let code = match status.code() {
+                tonic::Code::PermissionDenied => http::StatusCode::FORBIDDEN,
+                tonic::Code::ResourceExhausted => http::StatusCode::TOO_MANY_REQUESTS,
+                _ => http::StatusCode::UNAUTHORIZED,
+            };
+            return refuse(code, &format!("MCP over HTTP: {}", status.message()));
+        }
+    };
+    // The policy accepted the header, so it is a `Bearer <token>` of visible ASCII.
+    let token = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .map(|(_, t)| SecretString::from(t.trim().to_owned()));
+    req.extensions_mut().insert(HttpCaller(Identity {
+        token: Token::new(token),
+        name: caller.name,
+        role: Some(caller.role),
+    }));
+    next.run(req).await
+}
