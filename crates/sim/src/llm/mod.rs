@@ -55,7 +55,8 @@
 //! request, [`Fault::MidStreamError`] and [`Fault::SlowStream`] only to streaming ones), and
 //! uses up one of its `count`; a fault whose count reaches zero leaves the queue. A plain
 //! request therefore passes over a queued streaming-only fault and leaves it for the next
-//! stream. Every request served by a fault counts in [`LlmSimStats::faults_served`].
+//! stream. A fault with a `count` of 0 is never queued. Every request served by a fault
+//! counts in [`LlmSimStats::faults_served`].
 //!
 //! Over HTTP, `POST /_sim/faults` takes one fault as JSON (`count` defaults to 1):
 //!
