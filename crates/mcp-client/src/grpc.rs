@@ -78,32 +78,22 @@ impl McpService for McpGrpc {
         let caller = gekko_security::Caller::of(&request)
             .map_or_else(|| gekko_security::ANONYMOUS.to_owned(), |c| c.name.clone());
         let req = request.into_inner();
-        let arguments = if req.arguments_json.trim().is_empty() {
-            serde_json::Value::Object(serde_json::Map::new())
-        } else {
-            match serde_json::from_str::<serde_json::Value>(&req.arguments_json) {
-                Ok(v @ serde_json::Value::Object(_)) => v,
-                Ok(_) => {
-                    return Err(Status::invalid_argument(
-                        "arguments_json must be a JSON object",
-                    ));
-                }
-                Err(e) => {
-                    return Err(Status::invalid_argument(format!(
-                        "arguments_json is not JSON: {e}"
-                    )));
-                }
-            }
-        };
+        let arguments = parse_arguments(&req.arguments_json);
         let argument_names: Vec<String> = arguments
-            .as_object()
+            .as_ref()
+            .ok()
+            .and_then(serde_json::Value::as_object)
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default();
         let timeout = (req.timeout_ms > 0).then(|| Duration::from_millis(req.timeout_ms.into()));
-        let result = self
-            .pool
-            .call_tool_with_timeout(&req.server, &req.tool, arguments, timeout)
-            .await;
+        let result = match arguments {
+            Ok(arguments) => {
+                self.pool
+                    .call_tool_with_timeout(&req.server, &req.tool, arguments, timeout)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         let outcome = match &result {
             Ok(o) if o.is_error => "tool_error".to_owned(),
             Ok(_) => "ok".to_owned(),
@@ -129,6 +119,22 @@ impl McpService for McpGrpc {
             structured_content_json: outcome.structured.as_ref().map(json).unwrap_or_default(),
             text: outcome.text(),
         }))
+    }
+}
+
+/// `arguments_json` as a JSON object; empty means `{}`.
+fn parse_arguments(raw: &str) -> Result<serde_json::Value, McpClientError> {
+    if raw.trim().is_empty() {
+        return Ok(serde_json::Value::Object(serde_json::Map::new()));
+    }
+    match serde_json::from_str::<serde_json::Value>(raw) {
+        Ok(v @ serde_json::Value::Object(_)) => Ok(v),
+        Ok(_) => Err(McpClientError::InvalidArguments {
+            reason: "arguments_json must be a JSON object".to_owned(),
+        }),
+        Err(e) => Err(McpClientError::InvalidArguments {
+            reason: format!("arguments_json is not JSON: {e}"),
+        }),
     }
 }
 

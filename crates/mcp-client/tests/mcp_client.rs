@@ -815,7 +815,20 @@ async fn mcp_service_over_grpc_lists_servers_and_tools_and_calls_a_tool() {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let svc = McpGrpc::new(pool.pool.clone(), gekko_audit::AuditLog::disabled()).server();
+    // A real audit trail on an in-process bus: every CallTool is recorded.
+    let audit_dir =
+        std::env::temp_dir().join(format!("gekko-mcp-client-audit-{}", std::process::id()));
+    let bus: Arc<dyn gekko_bus::Bus> = Arc::new(gekko_bus::MemoryBus::new());
+    let audit_settings = gekko_config::AuditLogging {
+        stream: "test:audit".to_owned(),
+        key: Some(SecretString::from("11".repeat(32))),
+        archive_dir: audit_dir.clone(),
+        ..gekko_config::AuditLogging::default()
+    };
+    let audit = gekko_audit::AuditLog::open(Arc::clone(&bus), &audit_settings, "test")
+        .await
+        .expect("audit trail opens");
+    let svc = McpGrpc::new(pool.pool.clone(), audit.clone()).server();
     let stop = CancellationToken::new();
     let server = tokio::spawn({
         let stop = stop.clone();
@@ -882,6 +895,18 @@ async fn mcp_service_over_grpc_lists_servers_and_tools_and_calls_a_tool() {
     let content: serde_json::Value = serde_json::from_str(&answer.content_json).unwrap();
     assert_eq!(content[0]["type"], "text");
 
+    let echoed = client
+        .call_tool(CallMcpToolRequest {
+            server: "tools".into(),
+            tool: "echo".into(),
+            arguments_json: r#"{"text": "s3cr3t-argument-value"}"#.into(),
+            timeout_ms: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(echoed.text, "s3cr3t-argument-value");
+
     let failed = client
         .call_tool(CallMcpToolRequest {
             server: "tools".into(),
@@ -937,7 +962,100 @@ async fn mcp_service_over_grpc_lists_servers_and_tools_and_calls_a_tool() {
         tonic::Code::DeadlineExceeded
     );
 
+    // The audit trail: one verified entry per CallTool, with server, tool, caller and
+    // outcome, and the argument names but never their values.
+    audit.flush().await;
+    let mut lines = Vec::new();
+    let (report, _) = gekko_audit::export(
+        &*bus,
+        &gekko_audit::AuditKey::from_secret(&[0x11; 32]),
+        "test:audit",
+        &audit_dir,
+        0,
+        &mut lines,
+    )
+    .await
+    .expect("export the audit trail");
+    assert!(report.is_intact(), "{report:?}");
+    let text = String::from_utf8(lines).unwrap();
+    let calls: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["action"] == "mcp_client.call_tool")
+        .collect();
+    assert_eq!(calls.len(), 9, "{text}");
+    let add = &calls[0];
+    assert_eq!(add["outcome"], "ok");
+    assert_eq!(add["detail"]["server"], "tools");
+    assert_eq!(add["detail"]["tool"], "add");
+    assert_eq!(add["detail"]["argument_names"], json!(["a", "b"]));
+    assert!(add["detail"]["caller"].is_string());
+    assert!(calls.iter().any(|e| e["outcome"] == "tool_error"));
+    assert!(calls.iter().any(|e| e["outcome"] == "not_connected"));
+    assert!(calls.iter().any(|e| e["outcome"] == "timeout"));
+    assert!(
+        !text.contains("s3cr3t-argument-value"),
+        "argument value audited: {text}"
+    );
+
     stop.cancel();
     let _ = server.await;
+    pool.stop().await;
+    let _ = std::fs::remove_dir_all(&audit_dir);
+}
+
+// ---------------------------------------------------------------------------------------
+// Metrics
+
+/// The value of one sample line of the Prometheus text, e.g. `name{server="x"}`, as a
+/// whole number (every series checked here counts or flags).
+fn sample(text: &str, series: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)
+            .and_then(|rest| rest.trim().parse().ok())
+    })
+}
+
+#[tokio::test]
+async fn metrics_follow_the_connection_and_the_calls() {
+    let prometheus = gekko_runtime::install_prometheus().expect("the recorder installs");
+    gekko_mcp_client::metrics::describe();
+    let pool = Pool::start(vec![stdio_tools("metered", &[])], fast());
+    wait_up(&pool, "metered").await;
+    assert_add(&pool, "metered", 1, 2).await;
+    let failed = pool
+        .call_tool("metered", "fail", json!({"reason": "x"}))
+        .await
+        .unwrap();
+    assert!(failed.is_error);
+    assert!(pool.call_tool("metered", "die", json!({})).await.is_err());
+    wait_for(
+        &pool,
+        "metered",
+        "respawned",
+        Duration::from_secs(30),
+        |s| s.state == ConnectionState::Up && s.connects == 2,
+    )
+    .await;
+    let text = prometheus.render();
+    let get = |series: &str| {
+        sample(&text, series).unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))
+    };
+    assert_eq!(get(r#"gekko_mcp_client_up{server="metered"}"#), 1);
+    assert_eq!(get(r#"gekko_mcp_client_tools{server="metered"}"#), 5);
+    assert!(get(r#"gekko_mcp_client_reconnects_total{server="metered"}"#) >= 1);
+    for outcome in ["ok", "tool_error", "connection_lost"] {
+        let series =
+            format!(r#"gekko_mcp_client_calls_total{{server="metered",outcome="{outcome}"}}"#);
+        assert_eq!(get(&series), 1, "{series}");
+    }
+    assert_eq!(
+        get(r#"gekko_mcp_client_call_duration_seconds_count{server="metered"}"#),
+        3
+    );
+    assert_eq!(
+        get(r#"gekko_mcp_client_circuit_state{server="metered"}"#),
+        0
+    );
     pool.stop().await;
 }
