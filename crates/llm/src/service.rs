@@ -289,7 +289,9 @@ impl LlmServiceApi for LlmGrpc {
             .await
             .map_err(|e| status_of(&e))?;
         // A small channel: the pump waits on a slow client instead of buffering the
-        // whole answer; it stops when the client goes away (send fails).
+        // whole answer. The pump is a plain task, not on the service's tracker: it is
+        // bounded by `total_timeout` and stops as soon as the client goes away (the send
+        // fails), so the drain never waits on a request that nobody reads.
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         tokio::spawn(async move {
             let failover = stream.failover().cloned();

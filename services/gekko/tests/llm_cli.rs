@@ -245,6 +245,16 @@ fn gekko_up_hosts_the_llm_service_in_readiness_and_grpc() {
     });
     assert_eq!(answer.content, "sim reply to: through gekko up");
     assert_eq!(answer.provider, "openrouter");
+    let (_, metrics) = common::http_get(&addr, "/metrics").expect("metrics");
+    for needle in [
+        "gekko_llm_request_duration_seconds",
+        "gekko_llm_tokens_total{",
+        "kind=\"completion\"",
+        "gekko_llm_cost_usd_total{",
+        "gekko_llm_provider_up{provider=\"openrouter\"} 1",
+    ] {
+        assert!(metrics.contains(needle), "{needle} not in /metrics");
+    }
 
     // The provider goes away: /readyz fails and says why.
     rt.block_on(sim.stop());
