@@ -808,15 +808,14 @@ impl McpServer {
 }
 
 impl fmt::Debug for McpServer {
+    /// The token is redacted, a URL's credentials too, and a command's arguments are only
+    /// counted: they may carry a key (`--api-key=...`), and the config is logged at start.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let transport = match &self.transport {
-            McpTransport::Stdio { program, args } => McpTransport::Stdio {
-                program: program.clone(),
-                args: args.clone(),
-            },
-            McpTransport::Http { url } => McpTransport::Http {
-                url: redact_url(url),
-            },
+            McpTransport::Stdio { program, args } => {
+                format!("stdio:{program} ({} arguments)", args.len())
+            }
+            McpTransport::Http { url } => redact_url(url),
         };
         f.debug_struct("McpServer")
             .field("name", &self.name)

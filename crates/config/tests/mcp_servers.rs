@@ -38,12 +38,12 @@ fn stdio_and_http_servers_with_options_and_tokens() {
     let c = ok(&[
         (
             "MCP_SERVERS",
-            r#"files=stdio:python3 -m "my server" --root=/srv;required;init_timeout=2s, search=https://mcp.example.com/mcp;call_timeout=1m;optional,local=http://127.0.0.1:8000/mcp"#,
+            r#"files=stdio:python3 -m "my server" --root=/srv;required;init_timeout=2s, search=https://mcp.example.com/mcp;call_timeout=1m;optional,local=http://127.0.0.1:8000/mcp,creds=https://user:hunter2@mcp.example.com/mcp?token=abc"#,
         ),
-        ("MCP_SERVER_TOKENS", "search=s3cr3t-token-value"),
+        ("MCP_SERVER_TOKENS", "search=s3cr3t-token-value,creds=t0p-secret"),
     ])
     .config;
-    assert_eq!(c.mcp_servers.len(), 3);
+    assert_eq!(c.mcp_servers.len(), 4);
     let files = &c.mcp_servers[0];
     assert_eq!(files.name, "files");
     assert_eq!(
@@ -80,9 +80,23 @@ fn stdio_and_http_servers_with_options_and_tokens() {
     let local = &c.mcp_servers[2];
     assert!(!local.required && local.token.is_none());
 
+    assert_eq!(
+        c.mcp_servers[3].describe(),
+        "https://user:***@mcp.example.com/mcp?token=***"
+    );
+
     let debug = format!("{c:?}");
     assert!(debug.contains("mcp_servers"), "{debug}");
-    assert!(!debug.contains("s3cr3t"), "token in Debug: {debug}");
+    assert!(debug.contains("stdio:python3 (3 arguments)"), "{debug}");
+    for secret in [
+        "s3cr3t",
+        "t0p-secret",
+        "hunter2",
+        "token=abc",
+        "--root=/srv",
+    ] {
+        assert!(!debug.contains(secret), "`{secret}` in Debug: {debug}");
+    }
 }
 
 #[test]
