@@ -991,3 +991,31 @@ async fn every_truncation_of_a_body_and_deep_nesting_are_clean_400s() {
     );
     sim.stop().await;
 }
+
+#[tokio::test]
+async fn refused_requests_take_no_fault() {
+    let sim = sim().await;
+    sim.inject(Fault::Status {
+        code: 429,
+        retry_after_s: None,
+        count: 1,
+    });
+    let body = chat_body("openai/gpt-4o-mini", "x");
+    let path = "/api/v1/chat/completions";
+    assert_eq!(
+        post_chat(&sim, path, Some("sk-or-v1-bad"), &body)
+            .await
+            .status(),
+        401
+    );
+    let unknown = chat_body("nobody/nothing", "x");
+    assert_eq!(
+        post_chat(&sim, path, Some(KEY), &unknown).await.status(),
+        400
+    );
+    assert_eq!(sim.stats().faults_served, 0);
+    assert_eq!(post_chat(&sim, path, Some(KEY), &body).await.status(), 429);
+    assert_eq!(post_chat(&sim, path, Some(KEY), &body).await.status(), 200);
+    assert_eq!(sim.stats().faults_served, 1);
+    sim.stop().await;
+}

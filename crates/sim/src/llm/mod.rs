@@ -50,13 +50,15 @@
 //!
 //! # Faults
 //!
-//! [`LlmSim::inject`] queues faults in order. Each chat request takes the first queued
-//! fault that applies to it ([`Fault::Status`] and [`Fault::Hang`] apply to every chat
-//! request, [`Fault::MidStreamError`] and [`Fault::SlowStream`] only to streaming ones), and
-//! uses up one of its `count`; a fault whose count reaches zero leaves the queue. A plain
-//! request therefore passes over a queued streaming-only fault and leaves it for the next
-//! stream. A fault with a `count` of 0 is never queued. Every request served by a fault
-//! counts in [`LlmSimStats::faults_served`].
+//! [`LlmSim::inject`] queues faults in order. Faults are for requests the endpoint would
+//! otherwise serve: one refused for its key or its body (401, 400) takes none. Each such
+//! chat request takes the first queued fault that applies to it ([`Fault::Status`] and
+//! [`Fault::Hang`] apply to every chat request, [`Fault::MidStreamError`] and
+//! [`Fault::SlowStream`] only to streaming ones), and uses up one of its `count`; a fault
+//! whose count reaches zero leaves the queue. A plain request therefore passes over a
+//! queued streaming-only fault and leaves it for the next stream. A fault with a `count`
+//! of 0 is never queued. Every request served by a fault counts in
+//! [`LlmSimStats::faults_served`].
 //!
 //! Over HTTP, `POST /_sim/faults` takes one fault as JSON (`count` defaults to 1):
 //!
