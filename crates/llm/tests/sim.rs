@@ -512,3 +512,56 @@ async fn startup_check_names_missing_models_and_unreachable_providers() {
     assert!(good.iter().all(gekko_llm::ProviderCheck::ok), "{good:?}");
     primary.stop().await;
 }
+
+/// What the OpenRouter client puts on the wire, read from the raw request heads by a
+/// loopback listener (the simulator does not report headers): attribution on every
+/// request, the bearer key only where OpenRouter needs it (`/models` is public).
+#[tokio::test]
+async fn attribution_headers_on_every_request_and_the_key_only_where_needed() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let mut heads = Vec::new();
+        for body in [r#"{"data":[]}"#, r#"{"data":{"label":"sk-or-v1-a...z"}}"#] {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut buf).await.unwrap();
+                assert!(n > 0, "request head cut short");
+                head.extend_from_slice(&buf[..n]);
+            }
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            s.write_all(reply.as_bytes()).await.unwrap();
+            heads.push(String::from_utf8_lossy(&head).to_ascii_lowercase());
+        }
+        heads
+    });
+    let cfg = config(&[
+        ("OPENROUTER_API_KEY", PAPER_KEY.to_owned()),
+        ("OPENROUTER_BASE_URL", format!("http://{addr}/api/v1")),
+        ("OPENROUTER_APP_URL", "https://example.com/gekko".to_owned()),
+        ("OPENROUTER_APP_TITLE", "gekko tests".to_owned()),
+    ]);
+    let client = OpenRouterClient::new(&cfg.openrouter, &cfg.settings).unwrap();
+    assert!(client.models().await.unwrap().is_empty());
+    client.key_info().await.unwrap();
+    let heads = server.await.unwrap();
+    for h in &heads {
+        assert!(h.contains("http-referer: https://example.com/gekko"), "{h}");
+        assert!(h.contains("x-openrouter-title: gekko tests"), "{h}");
+        assert!(h.contains("x-title: gekko tests"), "{h}");
+    }
+    assert!(heads[0].starts_with("get /api/v1/models "), "{}", heads[0]);
+    assert!(!heads[0].contains("authorization"), "{}", heads[0]);
+    assert!(heads[1].starts_with("get /api/v1/key "), "{}", heads[1]);
+    assert!(
+        heads[1].contains(&format!("authorization: bearer {PAPER_KEY}")),
+        "{}",
+        heads[1]
+    );
+}
