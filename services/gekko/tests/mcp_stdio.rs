@@ -1,0 +1,294 @@
+//! `gekko mcp` over stdio, as a child process of the official MCP Python SDK's client
+//! (`mcp` 2.3.0), connected over gRPC to one `gekko up` in paper mode on a real Redis.
+//!
+//! The stdio process's guard comes from its own `MCP_SETTINGS`, so each test chooses the
+//! mode it needs against the same running gekko. The gRPC server's `AuthLayer` still
+//! decides what the token may do, and stamps the caller on the audit records. Every
+//! refusal is checked to have sent nothing to the Binance.US simulator.
+
+mod common;
+#[path = "mcp/support.rs"]
+mod support;
+
+use std::sync::OnceLock;
+
+use serde_json::{Value, json};
+use support::{Shared, TRADER, VIEWER, assert_refused, call, connected, list_tools, stdio};
+
+fn shared() -> &'static Shared {
+    static SHARED: OnceLock<Shared> = OnceLock::new();
+    // gekko up's own guard is irrelevant here (its HTTP transport is on a free port);
+    // each `gekko mcp` brings its own.
+    SHARED.get_or_init(|| Shared::start(|port| format!("http_addr=127.0.0.1:{port}")))
+}
+
+fn market_buy(qty: &str) -> Value {
+    json!({"venue": "binanceus", "instrument": "BTC-USD", "side": "buy", "type": "market", "qty": qty})
+}
+
+const PAPER: &str =
+    "mode=paper,max_order_notional=500,allowed_instruments=BTC-USD,max_orders_per_minute=2";
+
+#[test]
+fn list_tools_in_both_protocol_eras() {
+    let s = shared();
+    let _serial = s.lock();
+    for (mode, expected) in [("legacy", "2025-11-25"), ("auto", "2026-07-28")] {
+        let lines = stdio(&s.grpc_url(), Some(VIEWER), "", mode, &[list_tools()]);
+        assert_eq!(lines[0]["protocol"], json!(expected), "{lines:?}");
+        let steps = connected(lines);
+        assert_eq!(steps[0]["tools"].as_array().unwrap().len(), 14, "{steps:?}");
+    }
+}
+
+#[test]
+fn get_quote() {
+    let s = shared();
+    let _serial = s.lock();
+    let steps = connected(stdio(
+        &s.grpc_url(),
+        Some(VIEWER),
+        "",
+        "auto",
+        &[
+            call(
+                "get_quote",
+                json!({"venue": "binanceus", "instrument": "BTC-USD"}),
+            ),
+            call("system_status", json!({})),
+        ],
+    ));
+    assert_eq!(steps[0]["is_error"], json!(false), "{steps:?}");
+    assert!(steps[0]["structured"]["ask"].is_string());
+    let status = &steps[1]["structured"];
+    assert_eq!(status["mode"], json!("paper"), "{status}");
+    assert_eq!(
+        status["mcp_guard"]["mode"],
+        json!("read_only"),
+        "the default mode: {status}"
+    );
+    assert!(
+        status["venues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v["simulated"] == json!(true)),
+        "{status}"
+    );
+}
+
+#[test]
+fn place_order_refused_in_read_only() {
+    let s = shared();
+    let _serial = s.lock();
+    let before = s.venue_order_requests();
+    // No MCP_SETTINGS at all: the default is read_only.
+    let steps = connected(stdio(
+        &s.grpc_url(),
+        Some(TRADER),
+        "",
+        "auto",
+        &[
+            call("place_order", market_buy("0.001")),
+            call("cancel_all_orders", json!({"venue": "binanceus"})),
+        ],
+    ));
+    assert_refused(
+        &steps[0],
+        "mode",
+        "refused by MCP_SETTINGS mode=read_only: place_order changes state",
+    );
+    assert_refused(
+        &steps[1],
+        "mode",
+        "refused by MCP_SETTINGS mode=read_only: cancel_all_orders",
+    );
+    assert_eq!(s.venue_order_requests(), before, "nothing was sent");
+    let audited = s.audit_tool_calls("place_order");
+    assert!(
+        audited
+            .iter()
+            .any(|a| a.contains("mcp-bot") && a.contains("\"refused\"") && a.contains("\"stdio\"")),
+        "{audited:?}"
+    );
+}
+
+#[test]
+fn place_order_allowed_in_paper_and_seen_on_the_bus_and_through_grpc() {
+    let s = shared();
+    let _serial = s.lock();
+    let before = s.venue_order_requests();
+    let steps = connected(stdio(
+        &s.grpc_url(),
+        Some(TRADER),
+        PAPER,
+        "auto",
+        &[call("place_order", market_buy("0.001"))],
+    ));
+    assert_eq!(steps[0]["is_error"], json!(false), "{steps:?}");
+    let id = steps[0]["structured"]["order"]["client_order_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(s.venue_order_requests(), before + 1);
+    assert!(
+        s.stream("gekko:orders:binanceus")
+            .iter()
+            .any(|p| p.contains(&id) && p.contains("\"submitting\"")),
+        "{id} not on the bus"
+    );
+    assert_eq!(s.grpc_get_order("BTC-USD", &id).client_order_id, id);
+}
+
+#[test]
+fn over_the_notional_limit_refused() {
+    let s = shared();
+    let _serial = s.lock();
+    let before = s.venue_order_requests();
+    let steps = connected(stdio(
+        &s.grpc_url(),
+        Some(TRADER),
+        PAPER,
+        "auto",
+        &[call("place_order", market_buy("1"))],
+    ));
+    assert_refused(
+        &steps[0],
+        "max_order_notional",
+        "refused by MCP_SETTINGS max_order_notional=500",
+    );
+    assert_eq!(s.venue_order_requests(), before, "nothing was sent");
+}
+
+#[test]
+fn disallowed_instrument_refused() {
+    let s = shared();
+    let _serial = s.lock();
+    let before = s.venue_order_requests();
+    let eth = json!({"venue": "binanceus", "instrument": "ETH-USD", "side": "sell", "type": "limit", "qty": "0.01", "price": "3000"});
+    let steps = connected(stdio(
+        &s.grpc_url(),
+        Some(TRADER),
+        PAPER,
+        "auto",
+        &[call("place_order", eth)],
+    ));
+    assert_refused(
+        &steps[0],
+        "allowed_instruments",
+        "binanceus:ETH-USD is not allowed; allowed: BTC-USD",
+    );
+    assert_eq!(s.venue_order_requests(), before, "nothing was sent");
+}
+
+#[test]
+fn burst_over_the_per_minute_limit_refused() {
+    let s = shared();
+    let _serial = s.lock();
+    let before = s.venue_order_requests();
+    // The stdio process is one session: two pass, the third and fourth are refused.
+    let burst: Vec<Value> = (0..4)
+        .map(|_| call("place_order", market_buy("0.001")))
+        .collect();
+    let steps = connected(stdio(&s.grpc_url(), Some(TRADER), PAPER, "auto", &burst));
+    assert_eq!(steps[0]["is_error"], json!(false), "{steps:?}");
+    assert_eq!(steps[1]["is_error"], json!(false), "{steps:?}");
+    assert_refused(
+        &steps[2],
+        "max_orders_per_minute",
+        "max_orders_per_minute=2",
+    );
+    assert_refused(&steps[3], "max_orders_per_minute", "try again in");
+    assert_eq!(
+        s.venue_order_requests(),
+        before + 2,
+        "only the admitted orders were sent"
+    );
+}
+
+#[test]
+fn malformed_arguments_each_a_clean_error() {
+    let s = shared();
+    let _serial = s.lock();
+    let before = s.venue_order_requests();
+    let mut extra = market_buy("0.001");
+    extra["stop_loss"] = json!("1");
+    let steps = connected(stdio(
+        &s.grpc_url(),
+        Some(TRADER),
+        PAPER,
+        "auto",
+        &[
+            call(
+                "place_order",
+                json!({"venue": "binanceus", "instrument": "BTC-USD", "side": "buy", "type": "market", "qty": true}),
+            ),
+            call("place_order", market_buy("-0.5")),
+            call("place_order", extra),
+            call(
+                "get_quote",
+                json!({"venue": "x".repeat(100_000), "instrument": "BTC-USD"}),
+            ),
+            call("place_order", json!({"venue": "binanceus"})),
+            call(
+                "get_quote",
+                json!({"venue": "binanceus", "instrument": "BTC-USD"}),
+            ),
+        ],
+    ));
+    assert_refused(&steps[0], "arguments", "qty: invalid type: boolean");
+    assert_refused(
+        &steps[1],
+        "arguments",
+        "qty: -0.5 must be greater than zero",
+    );
+    assert_refused(&steps[2], "arguments", "unknown field `stop_loss`");
+    assert_refused(&steps[3], "arguments", "venue: a string of 100000 bytes");
+    assert_refused(&steps[4], "arguments", "missing field");
+    assert_eq!(
+        steps[5]["is_error"],
+        json!(false),
+        "still serving: {:?}",
+        steps[5]
+    );
+    assert_eq!(s.venue_order_requests(), before, "nothing was sent");
+}
+
+#[test]
+fn a_viewer_token_is_refused_by_the_grpc_server() {
+    let s = shared();
+    let _serial = s.lock();
+    let before = s.venue_order_requests();
+    // Over stdio only the gRPC server knows the token's role: the guard passes, the
+    // AuthLayer refuses, and nothing reaches the venue either way.
+    let steps = connected(stdio(
+        &s.grpc_url(),
+        Some(VIEWER),
+        PAPER,
+        "auto",
+        &[call("place_order", market_buy("0.001"))],
+    ));
+    assert_eq!(steps[0]["is_error"], json!(true), "{steps:?}");
+    let text = steps[0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("PermissionDenied") && text.contains("needs role trader"),
+        "{text}"
+    );
+    assert_eq!(s.venue_order_requests(), before, "nothing was sent");
+}
+
+#[test]
+fn close_positions_without_confirm_refused() {
+    let s = shared();
+    let _serial = s.lock();
+    let before = s.venue_order_requests();
+    let steps = connected(stdio(
+        &s.grpc_url(),
+        Some(TRADER),
+        "mode=trade",
+        "auto",
+        &[call("close_positions", json!({"venue": "binanceus"}))],
+    ));
+    assert_refused(&steps[0], "confirm", "call again with confirm: true");
+    assert_eq!(s.venue_order_requests(), before, "nothing was sent");
+}
