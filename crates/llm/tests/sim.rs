@@ -565,3 +565,72 @@ async fn attribution_headers_on_every_request_and_the_key_only_where_needed() {
         heads[1]
     );
 }
+
+#[tokio::test]
+async fn keepalives_hold_a_slow_stream_open_and_silence_times_out() {
+    // Keep-alives every 20 ms: a 300 ms wait between chunks is not silence.
+    let chatty = sim_with_keepalive(Duration::from_millis(20)).await;
+    chatty.inject(Fault::SlowStream {
+        delay: Duration::from_millis(300),
+        count: 1,
+    });
+    let r = router(&two_providers(&chatty, None, "first_byte_timeout=150ms"));
+    let mut s = r
+        .complete_stream("analyst", &ChatRequest::ask("slow but alive"))
+        .await
+        .expect("opens");
+    let mut content = String::new();
+    while let Some(ev) = s.next().await {
+        match ev.expect("keep-alives keep it open") {
+            StreamEvent::Content(t) => content.push_str(&t),
+            StreamEvent::Done(_) => {}
+        }
+    }
+    assert_eq!(content, "sim reply to: slow but alive");
+    assert!(s.keepalives() > 5, "{}", s.keepalives());
+    chatty.stop().await;
+
+    // No keep-alive for 10 s: the same wait is silence, a timeout before any content,
+    // so the stream fails over.
+    let quiet = sim_with_keepalive(Duration::from_secs(10)).await;
+    let secondary = sim().await;
+    quiet.inject(Fault::SlowStream {
+        delay: Duration::from_millis(400),
+        count: 1,
+    });
+    let r = router(&two_providers(
+        &quiet,
+        Some(&secondary),
+        "first_byte_timeout=150ms",
+    ));
+    let s = r
+        .complete_stream("analyst", &ChatRequest::ask("quiet"))
+        .await
+        .expect("fails over");
+    assert_eq!(s.provider(), LlmProvider::LiteLlm);
+    let reason = &s.failover().expect("failover").reason;
+    assert!(reason.contains("stream silence timed out"), "{reason}");
+    quiet.stop().await;
+    secondary.stop().await;
+}
+
+#[tokio::test]
+async fn max_retries_retries_the_same_provider_before_failing_over() {
+    let (primary, secondary) = (sim().await, sim().await);
+    let r = router(&two_providers(&primary, Some(&secondary), "max_retries=1"));
+    primary.inject(Fault::Status {
+        code: 502,
+        retry_after_s: None,
+        count: 1,
+    });
+    let a = r
+        .complete("analyst", &ChatRequest::ask("retry"))
+        .await
+        .expect("retried");
+    assert_eq!(a.completion.provider, LlmProvider::OpenRouter);
+    assert!(a.failover.is_none());
+    assert_eq!(primary.stats().chat_requests, 2);
+    assert_eq!(secondary.stats().chat_requests, 0);
+    primary.stop().await;
+    secondary.stop().await;
+}
