@@ -1059,3 +1059,102 @@ async fn metrics_follow_the_connection_and_the_calls() {
     );
     pool.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------
+// McpService behind gekko's own gRPC server and access control
+
+fn access_control(config: &str) -> gekko_config::AccessControl {
+    let vars =
+        std::collections::BTreeMap::from([("ACCESS_CONTROL_CONFIG".to_owned(), config.to_owned())]);
+    match gekko_config::from_vars(&vars) {
+        Ok(l) => l.config.access_control,
+        Err(e) => panic!("bad test config: {e}"),
+    }
+}
+
+fn bearer<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(message);
+    r.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("ascii token"),
+    );
+    r
+}
+
+#[tokio::test]
+async fn mcp_service_roles_through_the_runtime_grpc_server() {
+    use gekko_proto::v1::mcp_service_client::McpServiceClient;
+    use gekko_proto::v1::{CallMcpToolRequest, ListMcpServersRequest};
+    use gekko_security::{AuthLayer, AuthPolicy, Role, generate_token};
+    use secrecy::ExposeSecret as _;
+
+    let pool = Pool::start(vec![stdio_tools("tools", &[])], fast());
+    wait_up(&pool, "tools").await;
+    let viewer = generate_token("dash", Role::Viewer, false);
+    let trader = generate_token("bot", Role::Trader, false);
+    let tokens = format!("tokens={};{}", viewer.config_entry(), trader.config_entry());
+    let viewer = viewer.token.expose_secret().to_owned();
+    let trader = trader.token.expose_secret().to_owned();
+    let add = || CallMcpToolRequest {
+        server: "tools".into(),
+        tool: "add".into(),
+        arguments_json: r#"{"a": 1, "b": 1}"#.into(),
+        timeout_ms: 0,
+    };
+
+    for read_only in [false, true] {
+        let config = format!("{tokens},read_only={read_only}");
+        let policy = AuthPolicy::from_config(&access_control(&config)).expect("policy");
+        let readiness = Readiness::new();
+        let ready = readiness.component("test");
+        ready.set_ready();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let served = tokio::spawn(
+            gekko_runtime::GrpcServer::new(readiness)
+                .with_auth(AuthLayer::new(policy))
+                .add_service(
+                    McpGrpc::new(pool.pool.clone(), gekko_audit::AuditLog::disabled()).server(),
+                )
+                .serve(listener, stop.clone()),
+        );
+        let mut client = McpServiceClient::connect(format!("http://{addr}"))
+            .await
+            .expect("connect over TCP");
+
+        assert_eq!(
+            code(client.list_servers(ListMcpServersRequest {}).await),
+            tonic::Code::Unauthenticated
+        );
+        let servers = client
+            .list_servers(bearer(&viewer, ListMcpServersRequest {}))
+            .await
+            .expect("a viewer lists the servers")
+            .into_inner()
+            .servers;
+        assert_eq!(servers.len(), 1);
+        assert_eq!(
+            code(client.call_tool(bearer(&viewer, add())).await),
+            tonic::Code::PermissionDenied,
+            "a viewer may not call a tool"
+        );
+        let by_trader = client.call_tool(bearer(&trader, add())).await;
+        if read_only {
+            assert_eq!(
+                code(by_trader),
+                tonic::Code::PermissionDenied,
+                "read_only refuses CallTool"
+            );
+        } else {
+            assert_eq!(
+                by_trader.expect("a trader calls a tool").into_inner().text,
+                "2"
+            );
+        }
+        stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(10), served).await;
+        drop(ready);
+    }
+    pool.stop().await;
+}
