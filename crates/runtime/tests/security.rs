@@ -53,6 +53,22 @@ fn caller_name<T>(req: &Request<T>) -> String {
 
 #[tonic::async_trait]
 impl GatewayService for EchoGateway {
+    async fn get_quote(
+        &self,
+        _: tonic::Request<gekko_proto::v1::GetQuoteRequest>,
+    ) -> Result<tonic::Response<gekko_proto::v1::QuoteUpdate>, tonic::Status> {
+        Err(tonic::Status::unimplemented(
+            "not served by this test server",
+        ))
+    }
+    async fn get_order_book(
+        &self,
+        _: tonic::Request<gekko_proto::v1::GetOrderBookRequest>,
+    ) -> Result<tonic::Response<gekko_proto::v1::GetOrderBookResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented(
+            "not served by this test server",
+        ))
+    }
     async fn get_account(
         &self,
         _: Request<GetAccountRequest>,
@@ -123,6 +139,22 @@ struct EchoSystem;
 
 #[tonic::async_trait]
 impl SystemService for EchoSystem {
+    async fn explain_config(
+        &self,
+        _: tonic::Request<gekko_proto::v1::ExplainConfigRequest>,
+    ) -> Result<tonic::Response<gekko_proto::v1::ExplainConfigResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented(
+            "not served by this test server",
+        ))
+    }
+    async fn record_tool_call(
+        &self,
+        _: tonic::Request<gekko_proto::v1::RecordToolCallRequest>,
+    ) -> Result<tonic::Response<gekko_proto::v1::RecordToolCallResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented(
+            "not served by this test server",
+        ))
+    }
     async fn get_status(
         &self,
         req: Request<GetStatusRequest>,

@@ -35,6 +35,22 @@ struct Sys;
 
 #[tonic::async_trait]
 impl SystemService for Sys {
+    async fn explain_config(
+        &self,
+        _: tonic::Request<gekko_proto::v1::ExplainConfigRequest>,
+    ) -> Result<tonic::Response<gekko_proto::v1::ExplainConfigResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented(
+            "not served by this test server",
+        ))
+    }
+    async fn record_tool_call(
+        &self,
+        _: tonic::Request<gekko_proto::v1::RecordToolCallRequest>,
+    ) -> Result<tonic::Response<gekko_proto::v1::RecordToolCallResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented(
+            "not served by this test server",
+        ))
+    }
     async fn get_status(
         &self,
         _: Request<GetStatusRequest>,

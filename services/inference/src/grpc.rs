@@ -160,7 +160,7 @@ impl InferenceService for InferenceGrpc {
             })
             .cloned()
             .collect();
-        signals.sort_by(|a, b| b.quote_ts_ms.cmp(&a.quote_ts_ms));
+        signals.sort_by_key(|s| std::cmp::Reverse(s.quote_ts_ms));
         if r.limit > 0 {
             signals.truncate(r.limit as usize);
         }
