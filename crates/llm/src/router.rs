@@ -268,9 +268,13 @@ impl LlmRouter {
             .ok_or_else(|| LlmError::UnknownRole(name.to_owned()))
     }
 
-    fn slot(&self, p: LlmProvider) -> &Slot {
-        // `from_config` made a slot for every provider a role names.
-        &self.inner.slots[&p]
+    fn slot(&self, p: LlmProvider) -> Result<&Slot, LlmError> {
+        // `from_config` made a slot for every provider a role names; the error is for a
+        // router whose roles and slots disagree, which cannot be built today.
+        self.inner.slots.get(&p).ok_or(LlmError::Setup {
+            provider: p,
+            message: "no client for this provider".to_owned(),
+        })
     }
 
     fn publish_up(slot: &Slot, answered: bool) {
@@ -346,7 +350,7 @@ impl LlmRouter {
                 failover = Some(Self::note_failover(role, from, target, why));
             }
             prev = Some(target);
-            let slot = self.slot(target.provider);
+            let slot = self.slot(target.provider)?;
             let mut attempt = 0;
             loop {
                 let permit = match slot.breaker.try_acquire() {
@@ -409,7 +413,7 @@ impl LlmRouter {
                 failover = Some(Self::note_failover(role, from, target, why));
             }
             prev = Some(target);
-            let slot = self.slot(target.provider);
+            let slot = self.slot(target.provider)?;
             let mut attempt = 0;
             loop {
                 let permit = match slot.breaker.try_acquire() {

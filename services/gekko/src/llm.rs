@@ -65,7 +65,10 @@ pub(crate) async fn run(loaded: &Loaded, args: LlmArgs) -> Exit {
             max_tokens,
             stream,
         } => {
-            let role = role.unwrap_or_else(|| router.roles()[0].name.clone());
+            let Some(role) = role.or_else(|| router.roles().first().map(|r| r.name.clone())) else {
+                eprintln!("gekko llm: LLM_MODELS names no role");
+                return Exit::Config;
+            };
             let req = ChatRequest {
                 max_tokens,
                 ..ChatRequest::ask(question)
