@@ -1019,3 +1019,105 @@ async fn refused_requests_take_no_fault() {
     assert_eq!(sim.stats().faults_served, 1);
     sim.stop().await;
 }
+
+#[tokio::test]
+async fn a_generation_can_be_looked_up_with_its_exact_cost() {
+    let sim = sim().await;
+    let resp = post_chat(
+        &sim,
+        "/api/v1/chat/completions",
+        Some(KEY),
+        &chat_body("openai/gpt-4o-mini", "what is   the spread"),
+    )
+    .await;
+    let id = resp.json::<Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let mut streaming = chat_body("anthropic/claude-3.5-haiku", "stream");
+    streaming["stream"] = json!(true);
+    let resp = post_chat(&sim, "/api/v1/chat/completions", Some(KEY), &streaming).await;
+    let stream_id = resp.headers()["x-generation-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let _ = read_sse(resp).await;
+
+    let url = format!("{}/api/v1/generation", sim.base_url());
+    let get = |id: String| {
+        client()
+            .get(&url)
+            .bearer_auth(KEY)
+            .query(&[("id", id)])
+            .send()
+    };
+    let raw = get(id.clone())
+        .await
+        .expect("generation")
+        .text()
+        .await
+        .expect("body");
+    // 7 × 0.00000015 + 7 × 0.0000006, the same exact digits as the answer's usage.cost.
+    assert!(raw.contains("\"total_cost\":0.00000525"), "{raw}");
+    let v: Value = serde_json::from_str(&raw).expect("json");
+    let d = &v["data"];
+    assert_eq!(d["id"], id.as_str());
+    assert_eq!(d["model"], "openai/gpt-4o-mini");
+    assert_eq!(d["provider_name"], "OpenAI");
+    assert_eq!(
+        (d["tokens_prompt"].as_u64(), d["tokens_completion"].as_u64()),
+        (Some(7), Some(7))
+    );
+    assert_eq!(d["streamed"], false);
+    assert_eq!(d["finish_reason"], "stop");
+    assert!(
+        d["created_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z') && t.contains('T')),
+        "{d}"
+    );
+    let s: Value = get(stream_id)
+        .await
+        .expect("generation")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(s["data"]["streamed"], true, "{s}");
+
+    let missing = get("gen-0-00000000".into()).await.expect("generation");
+    assert_eq!(missing.status(), 404);
+    let no_id = client()
+        .get(&url)
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .expect("generation");
+    assert_eq!(no_id.status(), 400);
+    let v: Value = no_id.json().await.expect("json");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("`id`")),
+        "{v}"
+    );
+    let no_key = client()
+        .get(&url)
+        .query(&[("id", id)])
+        .send()
+        .await
+        .expect("generation");
+    assert_eq!(no_key.status(), 401);
+    // The key's usage is the exact sum too: the stream was 4 prompt and 4 completion
+    let raw = client()
+        .get(format!("{}/api/v1/key", sim.base_url()))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .expect("key")
+        .text()
+        .await
+        .expect("body");
+    // words on haiku, 4 × 0.0000008 + 4 × 0.000004 = 0.0000192; plus 0.00000525.
+    assert!(raw.contains("\"usage\":0.00002445"), "{raw}");
+    sim.stop().await;
+}

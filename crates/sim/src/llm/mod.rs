@@ -13,6 +13,7 @@
 //! | `GET /api/v1/models` | none | OpenRouter model list (string prices per token) |
 //! | `GET /api/v1/key`, `GET /api/v1/auth/key` | Bearer | key info (`label`, `limit`, `usage`, …) |
 //! | `POST /api/v1/chat/completions` | Bearer | chat, plain or streaming |
+//! | `GET /api/v1/generation?id=gen-…` | Bearer | one answer's model, tokens and exact cost (the last 1024 are kept; 404 for others) |
 //! | `GET /v1/models` | Bearer | OpenAI list (`{"object":"list","data":[…]}`) |
 //! | `POST /v1/chat/completions` | Bearer | chat, plain or streaming |
 //! | `POST /_sim/faults` | none | queue a [`Fault`] (JSON, below) |

@@ -1,12 +1,13 @@
 //! The HTTP routes: OpenRouter's under `/api/v1`, OpenAI's under `/v1`, the admin API
 //! under `/_sim`, all on one router.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,7 +18,7 @@ use serde_json::{Value, json};
 use super::admin;
 use super::chat::{self, ChatResponse, Completion};
 use super::error::ApiError;
-use super::state::{LlmState, Served, bump, unix_now};
+use super::state::{Generation, LlmState, Served, bump, unix_now, unix_now_ns};
 use super::stream::{self, StreamFault};
 
 /// When every simulated model was "created" (a fixed time: answers stay deterministic).
@@ -30,6 +31,7 @@ pub(crate) fn router(state: Arc<LlmState>) -> Router {
         .route("/api/v1/models", get(openrouter_models))
         .route("/api/v1/key", get(key_info))
         .route("/api/v1/auth/key", get(key_info))
+        .route("/api/v1/generation", get(generation))
         .route("/api/v1/chat/completions", post(openrouter_chat))
         .route("/v1/models", get(openai_models))
         .route("/v1/chat/completions", post(openai_chat))
@@ -132,6 +134,13 @@ async fn openai_models(State(state): Shared, headers: HeaderMap) -> Response {
     axum::Json(json!({ "object": "list", "data": data })).into_response()
 }
 
+/// `{"data": …}`, serialized straight to the body: going through `serde_json::Value`
+/// would turn the exact decimal numbers into floats.
+#[derive(Debug, Serialize)]
+struct Data<T> {
+    data: T,
+}
+
 /// `GET /api/v1/key`: the calling key, unlimited, with the usage spent through the sim.
 #[derive(Debug, Serialize)]
 struct KeyInfo {
@@ -222,7 +231,129 @@ async fn key_info(State(state): Shared, headers: HeaderMap) -> Response {
             "note": "This field is deprecated and safe to ignore.",
         }),
     };
-    axum::Json(json!({ "data": info })).into_response()
+    axum::Json(Data { data: info }).into_response()
+}
+
+/// `GET /api/v1/generation?id=gen-…`: what one answer of this simulator cost.
+#[derive(Debug, Serialize)]
+struct GenerationInfo {
+    id: String,
+    upstream_id: Option<String>,
+    #[serde(serialize_with = "chat::decimal_number")]
+    total_cost: Decimal,
+    #[serde(serialize_with = "chat::decimal_number")]
+    usage: Decimal,
+    cache_discount: Option<u64>,
+    upstream_inference_cost: Option<u64>,
+    created_at: String,
+    model: String,
+    app_id: Option<u64>,
+    streamed: Option<bool>,
+    cancelled: Option<bool>,
+    provider_name: Option<String>,
+    provider_responses: Option<Vec<Value>>,
+    latency: Option<u64>,
+    moderation_latency: Option<u64>,
+    generation_time: Option<u64>,
+    finish_reason: Option<&'static str>,
+    native_finish_reason: Option<&'static str>,
+    tokens_prompt: Option<u64>,
+    tokens_completion: Option<u64>,
+    native_tokens_prompt: Option<u64>,
+    native_tokens_completion: Option<u64>,
+    native_tokens_completion_images: Option<u64>,
+    native_tokens_reasoning: Option<u64>,
+    native_tokens_cached: Option<u64>,
+    num_media_prompt: Option<u64>,
+    num_media_completion: Option<u64>,
+    num_input_audio_prompt: Option<u64>,
+    num_search_results: Option<u64>,
+    num_fetches: Option<u64>,
+    origin: &'static str,
+    is_byok: bool,
+    api_type: Option<&'static str>,
+    data_region: &'static str,
+    external_user: Option<String>,
+    http_referer: Option<String>,
+    user_agent: Option<String>,
+    preset_id: Option<String>,
+    router: Option<String>,
+    service_tier: Option<String>,
+    web_search_engine: Option<String>,
+    workspace_id: Option<String>,
+}
+
+impl GenerationInfo {
+    fn of(g: Generation) -> Self {
+        Self {
+            id: g.id,
+            upstream_id: None,
+            total_cost: g.cost,
+            usage: g.cost,
+            cache_discount: None,
+            upstream_inference_cost: None,
+            created_at: crate::oanda::time::rfc3339(g.created_ns),
+            model: g.model,
+            app_id: None,
+            streamed: Some(g.streamed),
+            cancelled: Some(false),
+            provider_name: Some(g.provider),
+            provider_responses: None,
+            latency: Some(0),
+            moderation_latency: None,
+            generation_time: Some(0),
+            finish_reason: Some(g.finish_reason),
+            native_finish_reason: Some(g.finish_reason),
+            tokens_prompt: Some(g.tokens_prompt),
+            tokens_completion: Some(g.tokens_completion),
+            native_tokens_prompt: Some(g.tokens_prompt),
+            native_tokens_completion: Some(g.tokens_completion),
+            native_tokens_completion_images: None,
+            native_tokens_reasoning: Some(0),
+            native_tokens_cached: Some(0),
+            num_media_prompt: None,
+            num_media_completion: None,
+            num_input_audio_prompt: None,
+            num_search_results: None,
+            num_fetches: None,
+            origin: "",
+            is_byok: false,
+            api_type: Some("completions"),
+            data_region: "global",
+            external_user: None,
+            http_referer: None,
+            user_agent: None,
+            preset_id: None,
+            router: None,
+            service_tier: None,
+            web_search_engine: None,
+            workspace_id: None,
+        }
+    }
+}
+
+async fn generation(
+    State(state): Shared,
+    headers: HeaderMap,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Response {
+    if let Err(e) = authorize(&state, &headers) {
+        return e.into_response();
+    }
+    let Ok(Query(query)) = query else {
+        return ApiError::bad_request("the query string is malformed").into_response();
+    };
+    let Some(id) = query.get("id").filter(|id| !id.is_empty()) else {
+        return ApiError::bad_request("missing required query parameter `id`").into_response();
+    };
+    match state.generation(id) {
+        Some(g) => axum::Json(Data {
+            data: GenerationInfo::of(g),
+        })
+        .into_response(),
+        None => ApiError::new(StatusCode::NOT_FOUND, format!("Generation {id} not found"))
+            .into_response(),
+    }
 }
 
 /// A request body, or why it could not be read (over axum's 2 MB default limit, a
@@ -300,9 +431,28 @@ async fn chat(State(state): Shared, headers: HeaderMap, body: Body, openai_path:
     let id = state.generation_id();
     let created = unix_now();
     let gen_header = HeaderValue::from_str(&id).ok();
-    if stream_fault.error.is_none() {
+    // A stream cut by an error is not billed (and its generation says so).
+    let billed = if stream_fault.error.is_none() {
         state.add_usage(completion.cost);
-    }
+        completion.cost
+    } else {
+        Decimal::ZERO
+    };
+    state.record(Generation {
+        id: id.clone(),
+        model: model.id.clone(),
+        provider: model.provider(),
+        created_ns: unix_now_ns(),
+        streamed: req.stream,
+        finish_reason: if stream_fault.error.is_some() {
+            "error"
+        } else {
+            completion.finish_reason
+        },
+        tokens_prompt: completion.prompt_tokens,
+        tokens_completion: completion.completion_tokens,
+        cost: billed,
+    });
     let mut response = if req.stream {
         let body = stream::body(
             &id,

@@ -183,6 +183,24 @@ impl Counters {
     }
 }
 
+/// What `GET /api/v1/generation` reports about one answer.
+#[derive(Debug, Clone)]
+pub(crate) struct Generation {
+    pub(crate) id: String,
+    pub(crate) model: String,
+    pub(crate) provider: String,
+    /// Nanoseconds since the Unix epoch.
+    pub(crate) created_ns: i128,
+    pub(crate) streamed: bool,
+    pub(crate) finish_reason: &'static str,
+    pub(crate) tokens_prompt: u64,
+    pub(crate) tokens_completion: u64,
+    pub(crate) cost: Decimal,
+}
+
+/// How many generations the simulator remembers (the oldest are forgotten first).
+const GENERATIONS_KEPT: usize = 1024;
+
 /// Everything the handlers share.
 #[derive(Debug)]
 pub(crate) struct LlmState {
@@ -196,6 +214,8 @@ pub(crate) struct LlmState {
     /// Requests to `:free` models since start (`free_model_daily_requests.used`).
     pub(crate) free_requests: AtomicU64,
     gen_seq: AtomicU64,
+    /// The latest generations, oldest first.
+    generations: Mutex<VecDeque<Generation>>,
 }
 
 impl LlmState {
@@ -260,6 +280,7 @@ impl LlmState {
             usage: Mutex::new(Decimal::ZERO),
             free_requests: AtomicU64::new(0),
             gen_seq: AtomicU64::new(0),
+            generations: Mutex::new(VecDeque::new()),
         })
     }
 
@@ -296,6 +317,25 @@ impl LlmState {
         *self.usage.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    pub(crate) fn record(&self, generation: Generation) {
+        let mut g = self
+            .generations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if g.len() == GENERATIONS_KEPT {
+            g.pop_front();
+        }
+        g.push_back(generation);
+    }
+
+    pub(crate) fn generation(&self, id: &str) -> Option<Generation> {
+        let g = self
+            .generations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        g.iter().rev().find(|x| x.id == id).cloned()
+    }
+
     /// A fresh generation id, `gen-<unix seconds>-<sequence>`: unique within a run and
     /// across restarts in different seconds.
     pub(crate) fn generation_id(&self) -> String {
@@ -306,9 +346,14 @@ impl LlmState {
 
 /// Seconds since the Unix epoch (0 if the clock is before it).
 pub(crate) fn unix_now() -> u64 {
+    u64::try_from(unix_now_ns() / 1_000_000_000).unwrap_or(0)
+}
+
+/// Nanoseconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn unix_now_ns() -> i128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(0))
 }
 
 #[cfg(test)]

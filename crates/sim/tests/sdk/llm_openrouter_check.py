@@ -62,6 +62,14 @@ assert res.choices[0].finish_reason == "stop", res
 assert res.usage.prompt_tokens == 4 and res.usage.completion_tokens == 7, res.usage
 print("chat:", res.choices[0].message.content)
 
+# The generation is found by its id, validated against OpenRouter's generation schema.
+gen = client.generations.get_generation(id=res.id).data
+assert gen.id == res.id and gen.model == "openai/gpt-4o-mini", gen
+assert gen.tokens_prompt == 4 and gen.tokens_completion == 7, gen
+assert gen.streamed is False and gen.finish_reason == "stop", gen
+assert abs(gen.total_cost - res.usage.cost) < 1e-12, (gen.total_cost, res.usage)
+print("generation:", gen.id, gen.total_cost)
+
 # The key's usage went up by the cost of that answer.
 after = client.api_keys.get_current_key_metadata().data.usage
 assert after > usage_before, (usage_before, after)
