@@ -1121,3 +1121,42 @@ async fn a_generation_can_be_looked_up_with_its_exact_cost() {
     assert!(raw.contains("\"usage\":0.00002445"), "{raw}");
     sim.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_plain_and_streaming_chats_each_get_their_own_answer() {
+    let sim = sim().await;
+    let base = sim.base_url();
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..24_u32 {
+        let url = format!("{base}/api/v1/chat/completions");
+        set.spawn(async move {
+            let stream = i % 2 == 0;
+            let mut body = chat_body("openai/gpt-4o-mini", &format!("question {i}"));
+            body["stream"] = json!(stream);
+            let resp = client()
+                .post(&url)
+                .bearer_auth(KEY)
+                .json(&body)
+                .send()
+                .await
+                .expect("chat");
+            assert_eq!(resp.status(), 200);
+            let content = if stream {
+                content_of(&data_events(&read_sse(resp).await.1))
+            } else {
+                let v: Value = resp.json().await.expect("json");
+                v["choices"][0]["message"]["content"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            assert_eq!(content, format!("sim reply to: question {i}"));
+        });
+    }
+    while let Some(done) = set.join_next().await {
+        done.expect("request task");
+    }
+    let stats = sim.stats();
+    assert_eq!((stats.chat_requests, stats.stream_requests), (24, 12));
+    sim.stop().await;
+}
