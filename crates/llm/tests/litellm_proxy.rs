@@ -245,7 +245,7 @@ async fn primary_killed_mid_run_fails_over_to_litellm_and_comes_back() {
         ),
         (
             "LLM_SETTINGS",
-            "connect_timeout=300ms,first_byte_timeout=5s,breaker_threshold=1,breaker_cooldown=500ms"
+            "connect_timeout=300ms,first_byte_timeout=20s,breaker_threshold=1,breaker_cooldown=500ms"
                 .to_owned(),
         ),
     ]);
