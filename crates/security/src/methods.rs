@@ -58,18 +58,6 @@ const fn trade(path: &'static str) -> MethodRule {
     }
 }
 
-/// Spends credits (LLM calls): trader, but changes no state, so `read_only` allows it.
-const fn spend(path: &'static str) -> MethodRule {
-    MethodRule {
-        path,
-        min_role: Role::Trader,
-        state_changing: false,
-        second_factor: false,
-        open: None,
-        pending: false,
-    }
-}
-
 const fn admin(path: &'static str, pending: bool) -> MethodRule {
     MethodRule {
         path,
@@ -111,8 +99,10 @@ pub const METHODS: &[MethodRule] = &[
     read("/gekko.v1.InferenceService/LatestSignals"),
     read("/gekko.v1.SystemService/GetStatus"),
     read("/gekko.v1.LlmService/ListModels"),
-    spend("/gekko.v1.LlmService/Complete"),
-    spend("/gekko.v1.LlmService/CompleteStream"),
+    // LLM calls spend credits: trader, and (like every trader method) refused by
+    // `read_only`.
+    trade("/gekko.v1.LlmService/Complete"),
+    trade("/gekko.v1.LlmService/CompleteStream"),
     admin("/gekko.v1.SystemService/Shutdown", false),
     read("/gekko.v1.SystemService/ExplainConfig"),
     // Writes an audit record stamped with the authenticated caller; it changes no
