@@ -215,6 +215,13 @@ fn gekko_up_hosts_the_llm_service_in_readiness_and_grpc() {
         format!("archive_dir={}", reports.join("audit").display()),
     )
     .env("LLM_SETTINGS", "probe_interval=200ms,connect_timeout=300ms");
+    // Tokens: a viewer may list models, only a trader may spend credits.
+    let (viewer, viewer_entry) = new_token("viewer");
+    let (trader, trader_entry) = new_token("trader");
+    cmd.env(
+        "ACCESS_CONTROL_CONFIG",
+        format!("tokens={viewer_entry};{trader_entry}"),
+    );
     for (k, v) in env_for(&sim, None) {
         cmd.env(k, v);
     }
@@ -226,21 +233,42 @@ fn gekko_up_hosts_the_llm_service_in_readiness_and_grpc() {
     let body = common::wait_ready(&addr);
     assert!(body.contains("llm"), "{body}");
 
+    let ask = |token: &str| {
+        let mut req = tonic::Request::new(pb::LlmCompleteRequest {
+            role: "analyst".to_owned(),
+            messages: vec![pb::LlmChatMessage {
+                role: "user".to_owned(),
+                content: "through gekko up".to_owned(),
+            }],
+            max_tokens: 0,
+        });
+        req.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {token}").parse().expect("metadata"),
+        );
+        req
+    };
     let answer = rt.block_on(async {
         let mut client = LlmServiceClient::connect(format!("http://127.0.0.1:{grpc}"))
             .await
             .expect("gRPC connects");
-        client
-            .complete(pb::LlmCompleteRequest {
-                role: "analyst".to_owned(),
-                messages: vec![pb::LlmChatMessage {
-                    role: "user".to_owned(),
-                    content: "through gekko up".to_owned(),
-                }],
-                max_tokens: 0,
-            })
+        let mut list = tonic::Request::new(pb::LlmListModelsRequest {});
+        list.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {viewer}").parse().expect("metadata"),
+        );
+        let models = client
+            .list_models(list)
             .await
-            .expect("Complete")
+            .expect("a viewer lists models");
+        assert_eq!(models.into_inner().roles.len(), 1);
+        let refused = client.complete(ask(&viewer)).await.expect_err("viewer");
+        assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+        assert_eq!(sim.stats().chat_requests, 0, "nothing spent for a viewer");
+        client
+            .complete(ask(&trader))
+            .await
+            .expect("a trader completes")
             .into_inner()
     });
     assert_eq!(answer.content, "sim reply to: through gekko up");
@@ -274,4 +302,23 @@ fn gekko_up_hosts_the_llm_service_in_readiness_and_grpc() {
     let (code, lines) = up.terminate();
     assert_eq!(code, 0, "{}", lines.join("\n"));
     let _ = std::fs::remove_dir_all(&reports);
+}
+
+/// A fresh token of `role` from `gekko token new`: the token and its `tokens=` entry.
+fn new_token(role: &str) -> (String, String) {
+    let out = run_gekko(&["token", "new", "--role", role, "--name", role], &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let token = stdout
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("gk_"))
+        .unwrap_or_else(|| panic!("a token in:\n{stdout}"))
+        .to_owned();
+    let entry = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("tokens="))
+        .unwrap_or_else(|| panic!("an entry in:\n{stdout}"))
+        .to_owned();
+    (token, entry)
 }
