@@ -201,6 +201,22 @@ fn over_the_notional_limit_refused() {
             .iter()
             .any(|a| a.contains("\"refused\"") && a.contains("max_order_notional"))
     );
+    let metrics = s.metrics();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("gekko_mcp_refusals_total{")
+                && l.contains("rule=\"max_order_notional\"")),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("gekko_mcp_tool_calls_total{")
+                && l.contains("tool=\"place_order\"")
+                && l.contains("outcome=\"refused\"")),
+        "{metrics}"
+    );
 }
 
 #[test]

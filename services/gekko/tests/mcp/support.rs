@@ -216,6 +216,14 @@ impl Shared {
         }
     }
 
+    /// The `/metrics` text.
+    pub fn metrics(&self) -> String {
+        let (code, body) = super::common::http_get(&format!("127.0.0.1:{}", self.http), "/metrics")
+            .expect("/metrics answers");
+        assert_eq!(code, 200);
+        body
+    }
+
     /// Order requests the gateways sent to the Binance.US simulator so far (every
     /// `order*` endpoint, every outcome), from `/metrics`.
     pub fn venue_order_requests(&self) -> u64 {
