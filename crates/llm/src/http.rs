@@ -297,7 +297,7 @@ impl HttpCore {
         let header_cost = header_cost(resp.headers());
         Ok(ChatStream {
             provider: self.provider,
-            key: self.key_text().to_owned(),
+            key: SecretString::from(self.key_text()),
             resp,
             parser: SseParser::new(),
             queue: VecDeque::new(),
@@ -387,10 +387,10 @@ fn error_fields(body: &str, status: u16) -> (String, String) {
 /// Ends with exactly one [`StreamEvent::Done`] (the whole completion, usage included) or
 /// one error. A mid-stream `error` event becomes [`LlmError::MidStream`] with the content
 /// received so far; a stream that closes before `[DONE]` is a connection error.
-#[derive(Debug)]
 pub struct ChatStream {
     provider: LlmProvider,
-    key: String,
+    /// Only to redact it from error events; never in `Debug`.
+    key: SecretString,
     resp: reqwest::Response,
     parser: SseParser,
     queue: VecDeque<SseItem>,
@@ -405,6 +405,19 @@ pub struct ChatStream {
     deadline: Instant,
     done: bool,
     keepalives: u64,
+}
+
+impl std::fmt::Debug for ChatStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatStream")
+            .field("provider", &self.provider)
+            .field("model", &self.model)
+            .field("id", &self.id)
+            .field("content_chars", &self.content.chars().count())
+            .field("keepalives", &self.keepalives)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ChatStream {
@@ -482,7 +495,7 @@ impl ChatStream {
                     let e = LlmError::MidStream {
                         provider: self.provider,
                         code,
-                        message: redact(&message, &self.key),
+                        message: redact(&message, self.key.expose_secret()),
                         partial: self.content.clone(),
                     };
                     return self.fail(e);

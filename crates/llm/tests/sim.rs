@@ -172,6 +172,8 @@ async fn stream_skips_keepalives_and_ends_with_usage() {
     assert_eq!((u.prompt_tokens, u.completion_tokens), (3, 6));
     assert!(u.cost.is_some_and(|c| c > Decimal::ZERO));
     assert_eq!(sim.stats().stream_requests, 1);
+    let debug = format!("{stream:?} {client:?}");
+    assert!(!debug.contains(PAPER_KEY), "key in Debug: {debug}");
     sim.stop().await;
 }
 
@@ -291,6 +293,10 @@ async fn payment_required_is_reported_with_provider_code_and_message() {
     assert_eq!(
         r.circuit(LlmProvider::OpenRouter),
         Some(CircuitState::Closed)
+    );
+    assert!(
+        !format!("{r:?} {err:?}").contains(PAPER_KEY),
+        "key in Debug"
     );
     // An unknown model is a 400 from a healthy provider: reported too.
     let cfg = config(&[
