@@ -292,3 +292,67 @@ fn close_positions_without_confirm_refused() {
     assert_refused(&steps[0], "confirm", "call again with confirm: true");
     assert_eq!(s.venue_order_requests(), before, "nothing was sent");
 }
+
+#[test]
+fn a_resting_limit_order_is_listed_then_cancelled() {
+    let s = shared();
+    let _serial = s.lock();
+    // 10% under the market: it rests.
+    let ask: rust_decimal::Decimal = connected(stdio(
+        &s.grpc_url(),
+        Some(VIEWER),
+        "",
+        "auto",
+        &[call(
+            "get_quote",
+            json!({"venue": "binanceus", "instrument": "BTC-USD"}),
+        )],
+    ))[0]["structured"]["ask"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let price = (ask * rust_decimal::Decimal::new(9, 1)).round_dp(2);
+    let limit = json!({"venue": "binanceus", "instrument": "BTC-USD", "side": "buy", "type": "limit",
+                       "qty": "0.001", "price": price.to_string(), "client_order_id": format!("mcp-rest-{}", std::process::id())});
+    let steps = connected(stdio(
+        &s.grpc_url(),
+        Some(TRADER),
+        PAPER,
+        "auto",
+        &[
+            call("place_order", limit.clone()),
+            call(
+                "list_open_orders",
+                json!({"venue": "binanceus", "instrument": "BTC-USD"}),
+            ),
+            call(
+                "cancel_order",
+                json!({"venue": "binanceus", "instrument": "BTC-USD",
+                                        "client_order_id": limit["client_order_id"]}),
+            ),
+        ],
+    ));
+    assert_eq!(steps[0]["is_error"], json!(false), "{steps:?}");
+    assert_eq!(
+        steps[0]["structured"]["order"]["status"],
+        json!("new"),
+        "{steps:?}"
+    );
+    let id = limit["client_order_id"].as_str().unwrap();
+    let open = steps[1]["structured"]["orders"].as_array().unwrap();
+    assert!(
+        open.iter().any(|o| o["client_order_id"] == json!(id)),
+        "{open:?}"
+    );
+    assert_eq!(steps[2]["is_error"], json!(false), "{steps:?}");
+    assert_eq!(
+        steps[2]["structured"]["order"]["status"],
+        json!("cancelled"),
+        "{steps:?}"
+    );
+    assert_eq!(
+        s.grpc_get_order("BTC-USD", id).status,
+        gekko_proto::v1::OrderStatus::Cancelled as i32
+    );
+}
