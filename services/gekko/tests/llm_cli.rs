@@ -178,6 +178,34 @@ fn check_shows_one_row_per_provider_or_not_configured() {
         "{line}"
     );
 
+    // `llm` among the required checks: `gekko up` stops (69) before binding anything when
+    // a provider is unreachable, and names it.
+    let out = run_gekko(
+        &["up"],
+        &[
+            ("OPENROUTER_API_KEY", PAPER_KEY.to_owned()),
+            (
+                "OPENROUTER_BASE_URL",
+                "http://127.0.0.1:1/api/v1".to_owned(),
+            ),
+            (
+                "LLM_MODELS",
+                "analyst=openrouter:openai/gpt-4o-mini".to_owned(),
+            ),
+            ("LLM_SETTINGS", "connect_timeout=300ms".to_owned()),
+            (
+                "CONTROLLER_SETTINGS",
+                "required_checks=config;llm".to_owned(),
+            ),
+        ],
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(69), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("llm openrouter") && stderr.contains("not reachable"),
+        "{stderr}"
+    );
+
     // A role on a provider without its key is a config problem, named.
     let out = run_gekko(
         &["llm", "models"],
