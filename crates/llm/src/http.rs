@@ -147,12 +147,7 @@ impl HttpCore {
             return Ok(resp);
         }
         let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(|s| Duration::from_secs(s.min(3600)));
+        let retry_after = retry_after(resp.headers(), status);
         let body = match tokio::time::timeout_at(deadline, resp.bytes()).await {
             Ok(Ok(b)) => String::from_utf8_lossy(&b).into_owned(),
             _ => String::new(),
@@ -314,6 +309,31 @@ impl HttpCore {
             keepalives: 0,
         })
     }
+}
+
+/// How long to leave a provider alone: `Retry-After` in seconds, else for a 429
+/// OpenRouter's `X-RateLimit-Reset` (a Unix time in milliseconds); capped at an hour.
+fn retry_after(headers: &HeaderMap, status: u16) -> Option<Duration> {
+    const CAP: Duration = Duration::from_secs(3600);
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    if let Some(s) = header("retry-after") {
+        return Some(Duration::from_secs(s).min(CAP));
+    }
+    if status != 429 {
+        return None;
+    }
+    let reset_ms = header("x-ratelimit-reset")?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_millis();
+    let wait = u128::from(reset_ms).saturating_sub(now_ms);
+    Some(Duration::from_millis(u64::try_from(wait).unwrap_or(u64::MAX)).min(CAP))
 }
 
 fn str_field(v: &Value, name: &str) -> Option<String> {

@@ -3,9 +3,10 @@
 //! A role has a primary target and an optional secondary (`LLM_MODELS`). A call tries the
 //! primary and moves to the secondary when the primary
 //!
-//! - answers 429: the provider is then skipped until its `Retry-After` has passed (its
-//!   breaker is held open for exactly that long, then lets one probe through); a 429
-//!   without `Retry-After` counts as an ordinary failure;
+//! - answers 429: the provider is then skipped until its `Retry-After` (or, without it,
+//!   OpenRouter's `X-RateLimit-Reset`) has passed: its breaker is held open for exactly
+//!   that long, then lets one probe through; a 429 with neither counts as an ordinary
+//!   failure;
 //! - answers 408 or 5xx, times out, cannot be reached, or sends something unreadable
 //!   (each a breaker failure; 5xx and connection errors may first be retried on the same
 //!   provider `max_retries` times);

@@ -641,3 +641,26 @@ async fn max_retries_retries_the_same_provider_before_failing_over() {
     primary.stop().await;
     secondary.stop().await;
 }
+
+#[tokio::test]
+async fn a_429_without_retry_after_honours_x_ratelimit_reset() {
+    let (primary, secondary) = (sim().await, sim().await);
+    let r = router(&two_providers(&primary, Some(&secondary), ""));
+    // The sim then sends X-RateLimit-Reset 60 s ahead, as OpenRouter's platform 429s do.
+    primary.inject(Fault::Status {
+        code: 429,
+        retry_after_s: None,
+        count: 1,
+    });
+    for _ in 0..3 {
+        let a = r
+            .complete("analyst", &ChatRequest::ask("limited"))
+            .await
+            .expect("secondary");
+        assert_eq!(a.completion.provider, LlmProvider::LiteLlm);
+    }
+    assert_eq!(primary.stats().chat_requests, 1, "skipped until the reset");
+    assert_eq!(r.circuit(LlmProvider::OpenRouter), Some(CircuitState::Open));
+    primary.stop().await;
+    secondary.stop().await;
+}
