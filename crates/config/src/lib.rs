@@ -40,6 +40,13 @@ use std::path::Path;
 
 pub use docs::{VariableDoc, documented_variables, markdown_table};
 pub use gekko_core::VenueId;
+pub use llm::{
+    DEFAULT_LITELLM_BASE_URL, DEFAULT_OPENROUTER_BASE_URL, LiteLlmSettings, LlmConfig, LlmProvider,
+    LlmRole, LlmSettings, LlmTarget, OpenRouterSettings,
+};
+pub use mcp::{
+    DEFAULT_MCP_ORDER_NOTIONAL, McpMode, McpSettings, load_mcp_settings, mcp_settings_from_vars,
+};
 pub use model::{
     AccessControl, AccessToken, AuditLogging, BackupSettings, BinanceUsCredentials,
     BinanceUsKeyType, CoinbaseCredentials, Compliance, ControllerSettings, Credentials,
@@ -51,13 +58,6 @@ pub use model::{
 };
 pub use model::{McpServer, McpTransport};
 pub use problem::{ConfigErrors, ConfigProblem, ConfigWarning};
-pub use llm::{
-    DEFAULT_LITELLM_BASE_URL, DEFAULT_OPENROUTER_BASE_URL, LiteLlmSettings, LlmConfig,
-    LlmProvider, LlmRole, LlmSettings, LlmTarget, OpenRouterSettings,
-};
-pub use mcp::{
-    DEFAULT_MCP_ORDER_NOTIONAL, McpMode, McpSettings, load_mcp_settings, mcp_settings_from_vars,
-};
 pub use vars::{DEPRECATED_NAMES, names};
 
 /// The venue type used as a map key in this crate: gekko-core's [`VenueId`].
