@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use rust_decimal::Decimal;
 
@@ -83,6 +84,14 @@ pub struct McpSettings {
     pub http_addr: Option<SocketAddr>,
     /// `Host` header values the HTTP transport accepts (DNS-rebinding protection).
     pub allowed_hosts: Vec<String>,
+    /// The CA (PEM) the HTTP transport's in-process gRPC client verifies gekko's own
+    /// certificate with, when gRPC serves TLS.
+    pub grpc_ca: Option<PathBuf>,
+    /// The client certificate and key (PEM) that client presents when gRPC requires
+    /// client certificates (mTLS); both or neither.
+    pub grpc_client_cert: Option<PathBuf>,
+    /// See [`grpc_client_cert`](Self::grpc_client_cert).
+    pub grpc_client_key: Option<PathBuf>,
 }
 
 /// The per-order notional MCP allows when `max_order_notional` is not set.
@@ -99,6 +108,9 @@ impl Default for McpSettings {
             allowed_hosts: ["localhost", "127.0.0.1", "::1", "gekko", "gekko-mcp"]
                 .map(str::to_owned)
                 .to_vec(),
+            grpc_ca: None,
+            grpc_client_cert: None,
+            grpc_client_key: None,
         }
     }
 }
@@ -110,6 +122,9 @@ const KEYS: &[&str] = &[
     "max_orders_per_minute",
     "http_addr",
     "allowed_hosts",
+    "grpc_ca",
+    "grpc_client_cert",
+    "grpc_client_key",
 ];
 
 /// Reads `MCP_SETTINGS`, checking `max_order_notional` against `COMPLIANCE_SETTINGS`.
@@ -193,6 +208,32 @@ fn read_with(
             })
         },
     );
+    let path = |v: &str| {
+        if v.is_empty() {
+            Err("is empty".to_owned())
+        } else {
+            Ok(Some(PathBuf::from(v)))
+        }
+    };
+    s.set("grpc_ca", &mut out.grpc_ca, "a PEM file path", path);
+    let cert_ok = s.set(
+        "grpc_client_cert",
+        &mut out.grpc_client_cert,
+        "a PEM file path",
+        path,
+    );
+    let key_ok = s.set(
+        "grpc_client_key",
+        &mut out.grpc_client_key,
+        "a PEM file path",
+        path,
+    );
+    if cert_ok && key_ok && out.grpc_client_cert.is_some() != out.grpc_client_key.is_some() {
+        s.problem(
+            "grpc_client_cert and grpc_client_key go together",
+            "both (mTLS) or neither",
+        );
+    }
     let compliance_limit = compliance.map(|c| c.max_order_notional.min(c.max_daily_notional));
     match (notional_ok, notional, compliance) {
         (true, Some(n), Some(c)) => {
@@ -295,6 +336,26 @@ mod tests {
         let s = mcp_settings_from_vars(&vars(&[("COMPLIANCE_SETTINGS", "max_order_notional=500")]))
             .unwrap();
         assert_eq!(s.max_order_notional, Decimal::new(500, 0));
+    }
+
+    #[test]
+    fn client_certificate_and_key_go_together() {
+        let e = mcp_settings_from_vars(&vars(&[(
+            "MCP_SETTINGS",
+            "grpc_ca=ca.pem,grpc_client_cert=c.pem",
+        )]))
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("grpc_client_cert and grpc_client_key go together"),
+            "{e}"
+        );
+        let s = mcp_settings_from_vars(&vars(&[(
+            "MCP_SETTINGS",
+            "grpc_ca=ca.pem,grpc_client_cert=c.pem,grpc_client_key=c.key",
+        )]))
+        .unwrap();
+        assert_eq!(s.grpc_ca, Some(PathBuf::from("ca.pem")));
     }
 
     #[test]

@@ -13,11 +13,13 @@
 //! [`ServiceCtx::grpc_addr`]), connected lazily because the host serves gRPC only once
 //! every service has started.
 //!
+//! When gRPC serves TLS the client verifies gekko's certificate with `MCP_SETTINGS
+//! grpc_ca` and, under mTLS, presents `grpc_client_cert`/`grpc_client_key`.
+//!
 //! Two deliberate soft failures, both logged as errors and shown by `gekko check`: when
-//! the port cannot be bound, and when gRPC serves TLS (this in-process client has no
-//! client CA to verify the server with), `gekko up` runs without the HTTP transport
-//! instead of refusing to start its trading services. `gekko mcp` (stdio) speaks TLS and
-//! mTLS.
+//! the port cannot be bound, and when gRPC serves TLS but `grpc_ca` is not set (or mTLS
+//! without a client certificate), `gekko up` runs without the HTTP transport instead of
+//! refusing to start its trading services. `gekko mcp` (stdio) has its own TLS flags.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -60,6 +62,7 @@ pub struct McpHttpSettings {
     guard: McpSettings,
     access: AccessControl,
     grpc_tls: bool,
+    grpc_mtls: bool,
 }
 
 /// The `mcp` service: streamable HTTP at `/mcp`.
@@ -76,6 +79,7 @@ impl Service for McpHttpService {
             guard: cfg.mcp.clone(),
             access: cfg.access_control.clone(),
             grpc_tls: cfg.access_control.tls_cert.is_some(),
+            grpc_mtls: cfg.access_control.tls_client_ca.is_some(),
         }))
     }
 
@@ -85,12 +89,35 @@ impl Service for McpHttpService {
             return Ok(Started::new());
         };
         crate::server::describe_metrics();
-        if s.grpc_tls {
-            let msg = "the MCP HTTP transport is off: gRPC serves TLS (ACCESS_CONTROL_CONFIG tls_cert) and the in-process MCP client cannot verify it; use `gekko mcp --ca ...` (stdio) or serve gRPC without TLS on loopback";
+        let off = |msg: &str| {
             tracing::error!("{msg}");
             eprintln!("gekko: mcp: {msg}");
-            return Ok(Started::new());
-        }
+            Ok(Started::new())
+        };
+        let tls = if s.grpc_tls {
+            let Some(ca) = &s.guard.grpc_ca else {
+                return off(
+                    "the MCP HTTP transport is off: gRPC serves TLS (ACCESS_CONTROL_CONFIG tls_cert) and MCP_SETTINGS grpc_ca (the CA of gekko's certificate) is not set",
+                );
+            };
+            let identity = s
+                .guard
+                .grpc_client_cert
+                .as_deref()
+                .zip(s.guard.grpc_client_key.as_deref());
+            if s.grpc_mtls && identity.is_none() {
+                return off(
+                    "the MCP HTTP transport is off: gRPC requires client certificates (ACCESS_CONTROL_CONFIG tls_client_ca) and MCP_SETTINGS grpc_client_cert/grpc_client_key are not set",
+                );
+            }
+            // Configured explicitly, so an unreadable file stops the start (exit 69).
+            Some(
+                gekko_security::ClientTls::from_files(ca, identity)
+                    .map_err(|e| format!("MCP_SETTINGS grpc_ca/grpc_client_cert: {e}"))?,
+            )
+        } else {
+            None
+        };
         let Some(grpc) = ctx.grpc_addr() else {
             return Err("the MCP HTTP transport needs the host's gRPC address".into());
         };
@@ -107,7 +134,7 @@ impl Service for McpHttpService {
             }
         };
         let local = listener.local_addr().unwrap_or(s.addr);
-        let router = router(Backend::new(loopback_channel(grpc)?), &s, ctx)?;
+        let router = router(Backend::new(loopback_channel(grpc, tls.as_ref())?), &s, ctx)?;
         let cancel = ctx.cancel();
         ctx.spawn("mcp-http", async move {
             axum::serve(
@@ -123,15 +150,23 @@ impl Service for McpHttpService {
 }
 
 /// A lazily connected channel to the host's gRPC listener (loopback when it is bound to
-/// every interface).
-fn loopback_channel(grpc: SocketAddr) -> Result<tonic::transport::Channel, BoxError> {
+/// every interface), over TLS when `tls` is given.
+fn loopback_channel(
+    grpc: SocketAddr,
+    tls: Option<&gekko_security::ClientTls>,
+) -> Result<tonic::transport::Channel, BoxError> {
     let ip = match grpc.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
         ip => ip,
     };
-    let url = format!("http://{}", SocketAddr::new(ip, grpc.port()));
-    Ok(tonic::transport::Endpoint::from_shared(url)?.connect_lazy())
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{}", SocketAddr::new(ip, grpc.port()));
+    let mut endpoint = tonic::transport::Endpoint::from_shared(url)?;
+    if let Some(tls) = tls {
+        endpoint = endpoint.tls_config(tls.tonic_config())?;
+    }
+    Ok(endpoint.connect_lazy())
 }
 
 /// The bearer-token check in front of rmcp.

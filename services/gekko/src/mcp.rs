@@ -102,10 +102,18 @@ pub(crate) fn check_row(cfg: &gekko_config::GekkoConfig) -> Row {
             Status::Pass,
             format!("HTTP transport off (http_addr=off); stdio through `gekko mcp`; {guard}"),
         ),
-        Some(_) if cfg.access_control.tls_cert.is_some() => (
+        Some(_) if cfg.access_control.tls_cert.is_some() && s.grpc_ca.is_none() => (
             Status::Warn,
-            "HTTP transport off: gRPC serves TLS, which the in-process MCP client cannot verify; use `gekko mcp --ca` (stdio)".to_owned(),
+            "HTTP transport off: gRPC serves TLS and MCP_SETTINGS grpc_ca is not set".to_owned(),
         ),
+        Some(_)
+            if cfg.access_control.tls_client_ca.is_some() && s.grpc_client_cert.is_none() =>
+        {
+            (
+                Status::Warn,
+                "HTTP transport off: gRPC requires client certificates and MCP_SETTINGS grpc_client_cert/grpc_client_key are not set".to_owned(),
+            )
+        }
         Some(addr) if cfg.access_control.tokens.is_empty() && cfg.access_control.grpc_auth_token.is_none() => (
             Status::Warn,
             format!(
