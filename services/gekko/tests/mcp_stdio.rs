@@ -356,3 +356,56 @@ fn a_resting_limit_order_is_listed_then_cancelled() {
         gekko_proto::v1::OrderStatus::Cancelled as i32
     );
 }
+
+#[test]
+fn latest_signals_and_the_redacted_config() {
+    let s = shared();
+    let _serial = s.lock();
+    // The inference service publishes signals once its feature windows fill.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while s.grpc_latest_signals().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no signal from inference within 120 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let steps = connected(stdio(
+        &s.grpc_url(),
+        Some(VIEWER),
+        "",
+        "auto",
+        &[
+            call("latest_signals", json!({"limit": 5})),
+            call(
+                "latest_signals",
+                json!({"instruments": ["binanceus:NOPE-USD"]}),
+            ),
+            call("explain_config", json!({})),
+        ],
+    ));
+    let signals = steps[0]["structured"]["signals"].as_array().unwrap();
+    assert!(!signals.is_empty() && signals.len() <= 5, "{steps:?}");
+    let first = &signals[0];
+    assert!(
+        matches!(first["direction"].as_str(), Some("up" | "down")),
+        "{first}"
+    );
+    let confidence = first["confidence"].as_f64().unwrap();
+    assert!((0.5..=1.0).contains(&confidence), "{first}");
+    assert_eq!(steps[1]["structured"]["signals"], json!([]), "{steps:?}");
+    let config = &steps[2]["structured"]["config"];
+    assert_eq!(
+        config["access_control"]["tokens"][0]["name"],
+        json!("mcp-bot"),
+        "{config}"
+    );
+    assert_eq!(config["mode"], json!("paper"), "{config}");
+    let text = steps[2]["text"].as_str().unwrap();
+    for secret in [TRADER.to_owned(), gekko_security::sha256_hex(TRADER)] {
+        assert!(
+            !text.contains(&secret),
+            "explain_config leaked a token or its hash"
+        );
+    }
+}

@@ -296,6 +296,22 @@ impl Shared {
         })
     }
 
+    /// `InferenceService/LatestSignals` over gRPC with the viewer token.
+    pub fn grpc_latest_signals(&self) -> Vec<gekko_proto::v1::SignalMsg> {
+        rt().block_on(async {
+            let ch = tonic::transport::Endpoint::from_shared(self.grpc_url())
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            let mut c = gekko_proto::v1::inference_service_client::InferenceServiceClient::new(ch);
+            let mut r = tonic::Request::new(gekko_proto::v1::LatestSignalsRequest::default());
+            r.metadata_mut()
+                .insert("authorization", format!("Bearer {VIEWER}").parse().unwrap());
+            c.latest_signals(r).await.unwrap().into_inner().signals
+        })
+    }
+
     /// A raw POST to `/mcp` with `authorization` (or none): the HTTP status and body.
     pub fn raw_post(&self, authorization: Option<&str>) -> (u16, String) {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", self.mcp)).unwrap();
