@@ -82,6 +82,11 @@ pub struct McpSettings {
     /// The streamable HTTP transport's listen address; `None` (`http_addr=off`) serves
     /// no HTTP transport.
     pub http_addr: Option<SocketAddr>,
+    /// Whether `http_addr` was set explicitly. Then the transport is required: an address
+    /// that cannot be bound stops `gekko up` (exit 69), and a gRPC TLS set-up the
+    /// transport cannot join is a config problem. The default address only warns, so
+    /// several `gekko up` on one machine (tests, a second instance) do not collide on it.
+    pub http_addr_explicit: bool,
     /// `Host` header values the HTTP transport accepts (DNS-rebinding protection).
     pub allowed_hosts: Vec<String>,
     /// The CA (PEM) the HTTP transport's in-process gRPC client verifies gekko's own
@@ -105,6 +110,7 @@ impl Default for McpSettings {
             allowed_instruments: Vec::new(),
             max_orders_per_minute: 10,
             http_addr: Some(SocketAddr::from(([127, 0, 0, 1], 9470))),
+            http_addr_explicit: false,
             allowed_hosts: ["localhost", "127.0.0.1", "::1", "gekko", "gekko-mcp"]
                 .map(str::to_owned)
                 .to_vec(),
@@ -181,6 +187,7 @@ fn read_with(
         &mut out.max_orders_per_minute,
         &(1..=10_000),
     );
+    out.http_addr_explicit = s.has("http_addr");
     s.set(
         "http_addr",
         &mut out.http_addr,

@@ -394,6 +394,11 @@ impl<'a, 'p> Section<'a, 'p> {
         self.problems.push(self.var, problem, expected);
     }
 
+    /// Whether the variable names `key` (with any value, valid or not).
+    pub(crate) fn has(&self, key: &str) -> bool {
+        self.entries.iter().any(|(k, _)| *k == key)
+    }
+
     /// Reads `key` into `slot` with `parse`. Leaves the default in place when the key is
     /// absent. Returns `false` (after recording a problem) when the value is invalid, so
     /// callers can skip checks that depend on it.

@@ -74,6 +74,24 @@ impl Service for McpHttpService {
     type Settings = Option<McpHttpSettings>;
 
     fn resolve(cfg: &GekkoConfig) -> Result<Self::Settings, Vec<String>> {
+        // An explicitly configured transport must work: a TLS set-up it cannot join is a
+        // config problem (exit 64) rather than a transport quietly left off.
+        if cfg.mcp.http_addr.is_some() && cfg.mcp.http_addr_explicit {
+            let mut problems = Vec::new();
+            if cfg.access_control.tls_cert.is_some() && cfg.mcp.grpc_ca.is_none() {
+                problems.push(
+                    "MCP_SETTINGS http_addr is set and gRPC serves TLS (ACCESS_CONTROL_CONFIG tls_cert): set MCP_SETTINGS grpc_ca to the CA of gekko's certificate, or http_addr=off".to_owned(),
+                );
+            }
+            if cfg.access_control.tls_client_ca.is_some() && cfg.mcp.grpc_client_cert.is_none() {
+                problems.push(
+                    "MCP_SETTINGS http_addr is set and gRPC requires client certificates (ACCESS_CONTROL_CONFIG tls_client_ca): set MCP_SETTINGS grpc_client_cert and grpc_client_key, or http_addr=off".to_owned(),
+                );
+            }
+            if !problems.is_empty() {
+                return Err(problems);
+            }
+        }
         Ok(cfg.mcp.http_addr.map(|addr| McpHttpSettings {
             addr,
             guard: cfg.mcp.clone(),
@@ -123,9 +141,14 @@ impl Service for McpHttpService {
         };
         let listener = match tokio::net::TcpListener::bind(s.addr).await {
             Ok(l) => l,
+            Err(e) if s.guard.http_addr_explicit => {
+                return Err(
+                    format!("MCP_SETTINGS http_addr {} cannot be bound: {e}", s.addr).into(),
+                );
+            }
             Err(e) => {
                 let msg = format!(
-                    "the MCP HTTP transport is off: MCP_SETTINGS http_addr {} cannot be bound: {e}",
+                    "the MCP HTTP transport is off: the default MCP_SETTINGS http_addr {} cannot be bound ({e}); set http_addr to a free address, or http_addr=off",
                     s.addr
                 );
                 tracing::error!("{msg}");

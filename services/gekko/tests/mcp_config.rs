@@ -1,5 +1,6 @@
 //! `MCP_SETTINGS` at the edges of the `gekko` binary: `gekko check`'s row for the MCP
-//! server, and a guard notional above the compliance limit refused before anything binds.
+//! server, a guard notional above the compliance limit refused before anything binds, and
+//! an explicit `http_addr` that cannot be bound.
 
 mod common;
 
@@ -80,4 +81,33 @@ fn gekko_mcp_reports_a_bad_guard_config_and_exits_64() {
         out.stdout.is_empty(),
         "stdout is the protocol: nothing else goes there"
     );
+}
+
+#[test]
+fn an_explicit_http_addr_that_cannot_be_bound_stops_gekko_up_with_69() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let (http, grpc) = (free_port().unwrap(), free_port().unwrap());
+    let dir = std::env::temp_dir().join(format!("gekko-mcp-bind-{}", std::process::id()));
+    let out = gekko(&["up"])
+        .env("MONITORING_CONFIGURATIONS", monitoring(http, grpc, "json"))
+        .env("MCP_SETTINGS", format!("http_addr={addr}"))
+        .env(
+            "AUDIT_LOGGING_SETTINGS",
+            format!("archive_dir={}", dir.join("audit").display()),
+        )
+        .env(
+            "CONTROLLER_SETTINGS",
+            format!("reports_dir={}", dir.join("reports").display()),
+        )
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(69), "{err}");
+    assert!(
+        err.contains(&format!("MCP_SETTINGS http_addr {addr} cannot be bound")),
+        "{err}"
+    );
+    drop(taken);
 }

@@ -97,37 +97,49 @@ fn the_http_transport_reaches_grpc_over_mtls() {
     let (code, lines) = up.terminate();
     assert_eq!(code, 0, "{}", lines.join("\n"));
 
-    // The same TLS setup without grpc_ca: the HTTP transport is off, and says why.
+    // The same TLS setup without grpc_ca, with http_addr set explicitly: a config
+    // problem naming the fix, and nothing starts.
     let (http_port, grpc, mcp) = (
         free_port().unwrap(),
         free_port().unwrap(),
         free_port().unwrap(),
     );
+    let env = |cmd: &mut std::process::Command, mcp_settings: String| {
+        cmd.env(
+            "MONITORING_CONFIGURATIONS",
+            monitoring(http_port, grpc, "json"),
+        )
+        .env("ACCESS_CONTROL_CONFIG", &access)
+        .env("MCP_SETTINGS", mcp_settings)
+        .env(
+            "CONTROLLER_SETTINGS",
+            format!("reports_dir={}", dir.join("reports").display()),
+        )
+        .env(
+            "AUDIT_LOGGING_SETTINGS",
+            format!("archive_dir={}", dir.join("audit").display()),
+        );
+    };
     let mut cmd = gekko(&["up"]);
-    cmd.env(
-        "MONITORING_CONFIGURATIONS",
-        monitoring(http_port, grpc, "json"),
-    )
-    .env("ACCESS_CONTROL_CONFIG", &access)
-    .env("MCP_SETTINGS", format!("http_addr=127.0.0.1:{mcp}"))
-    .env(
-        "CONTROLLER_SETTINGS",
-        format!("reports_dir={}", dir.join("reports").display()),
-    )
-    .env(
-        "AUDIT_LOGGING_SETTINGS",
-        format!("archive_dir={}", dir.join("audit").display()),
+    env(&mut cmd, format!("http_addr=127.0.0.1:{mcp}"));
+    let (code, lines) = Up::start(cmd).wait_exit(Duration::from_secs(90));
+    let out = lines.join("\n");
+    assert_eq!(code, 64, "{out}");
+    assert!(
+        out.contains("set MCP_SETTINGS grpc_ca to the CA of gekko's certificate"),
+        "{out}"
     );
+
+    // With the default http_addr the transport is optional: it stays off, says why, and
+    // gekko up serves everything else.
+    let mut cmd = gekko(&["up"]);
+    env(&mut cmd, "mode=read_only".to_owned());
     let mut up = Up::start(cmd);
     up.wait_for_line(
         "MCP_SETTINGS grpc_ca (the CA of gekko's certificate) is not set",
         Duration::from_secs(90),
     );
     up.wait_for_line("gekko up: mode=paper", Duration::from_secs(60));
-    assert!(
-        std::net::TcpListener::bind(("127.0.0.1", mcp)).is_ok(),
-        "the MCP port was not bound"
-    );
     let (code, lines) = up.terminate();
     assert_eq!(code, 0, "{}", lines.join("\n"));
 }
