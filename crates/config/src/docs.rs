@@ -151,7 +151,7 @@ static VARIABLES: &[VariableDoc] = &[
         "keys `key` (64 hex characters), `key_file` (a path), `algorithm` (only `xchacha20poly1305`); `key` and `key_file` are exclusive",
         "`algorithm=xchacha20poly1305`, no key",
         "`key_file=/run/secrets/gekko_key`",
-        "At-rest encryption of stored secrets and backups. **Validated but not acted on yet**: gekko stores no secrets or backups today. `key` is a secret: never shown in `Debug`, logs or problems.",
+        "At-rest encryption of stored secrets and backups. The key opens sealed env files (`gekko secrets seal`; a sealed `GEKKO_ENV_FILE`, `.env` or `CONFIGD_ENV_FILE` is unsealed with it, and a wrong key, a tampered or a truncated file is a problem: nothing of the file is used). `key` is a secret: never shown in `Debug`, logs or problems.",
     ),
     doc(
         names::ACCESS_CONTROL_CONFIG,

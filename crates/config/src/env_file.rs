@@ -8,9 +8,48 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use zeroize::Zeroizing;
+
 use crate::problem::ConfigProblem;
+use crate::sealed::{self, Key};
 use crate::vars::names;
 use crate::{ConfigErrors, Loaded};
+
+/// The key `ENCRYPTION_SETTINGS` in `vars` names, for opening a sealed env file: `None`
+/// when it names none, `Err` (why, without key material) when it cannot be used. A
+/// malformed `ENCRYPTION_SETTINGS` is reported in full by validation; here it only means
+/// "no usable key".
+pub(crate) fn sealing_key(vars: &BTreeMap<String, String>) -> Option<Result<Key, String>> {
+    let (view, _) = crate::vars::Vars::new(vars);
+    let mut problems = crate::problem::Problems::default();
+    let settings = crate::loader::encryption(&view, &mut problems);
+    if problems.into_result(()).is_err() {
+        return Some(Err(format!("{} is invalid", names::ENCRYPTION_SETTINGS)));
+    }
+    Key::from_settings(&settings)
+        .map_err(|e| e.to_string())
+        .transpose()
+}
+
+/// Reads the env file at `path` (sealed or plain) into a map of its variables, without
+/// the process environment and without validating them. `key` opens a sealed file.
+///
+/// # Errors
+/// Every problem with the file, under the variable `label`: unreadable, a line that does
+/// not parse, a sealed file with no key or one that cannot be opened.
+pub fn read_env_file(
+    path: &Path,
+    label: &str,
+    key: Option<&Key>,
+) -> Result<BTreeMap<String, String>, ConfigErrors> {
+    let mut vars = BTreeMap::new();
+    let problems = merge_env_file(path, label, &mut vars, key.map(Ok));
+    if problems.is_empty() {
+        Ok(vars)
+    } else {
+        Err(ConfigErrors { problems })
+    }
+}
 
 const FILE_FORM: &str = "a readable .env file of KEY=value lines";
 
@@ -18,10 +57,15 @@ const FILE_FORM: &str = "a readable .env file of KEY=value lines";
 /// value. `label` names the source in problems (`GEKKO_ENV_FILE` or `.env`).
 ///
 /// A line that does not parse is reported by number only, since it may hold a secret.
+///
+/// A sealed file ([`crate::sealed`]) is opened with `key` first; when there is no key, or
+/// it cannot be opened (wrong key, tampered, truncated), that is the one problem and no
+/// variable of the file is used: nothing runs with part of its secrets.
 pub(crate) fn merge_env_file(
     path: &Path,
     label: &str,
     vars: &mut BTreeMap<String, String>,
+    key: Option<Result<&Key, &str>>,
 ) -> Vec<ConfigProblem> {
     let content = match std::fs::read_to_string(path) {
         Ok(content) => content,
@@ -32,6 +76,33 @@ pub(crate) fn merge_env_file(
                 FILE_FORM,
             )];
         }
+    };
+    let content = if sealed::is_sealed(&content) {
+        let opened = match key {
+            None => Err(format!(
+                "{} is sealed, but {} names no key",
+                path.display(),
+                names::ENCRYPTION_SETTINGS
+            )),
+            Some(Err(why)) => Err(format!(
+                "{} is sealed, but its key is unusable: {why}",
+                path.display()
+            )),
+            Some(Ok(key)) => sealed::unseal(&content, key)
+                .map_err(|e| format!("{} cannot be unsealed: {e}", path.display())),
+        };
+        match opened {
+            Ok(plain) => Zeroizing::new(plain),
+            Err(why) => {
+                return vec![ConfigProblem::new(
+                    label,
+                    why,
+                    "a sealed file (`gekko secrets seal`) opened by ENCRYPTION_SETTINGS key= or key_file=",
+                )];
+            }
+        }
+    } else {
+        Zeroizing::new(content)
     };
     let mut problems = Vec::new();
     for item in dotenvy::from_read_iter(content.as_bytes()) {
@@ -90,9 +161,15 @@ pub(crate) fn load_layered(
             format!("{} does not exist or is not a file", path.display()),
             "the path of an existing .env file, or unset",
         )),
-        Some(path) => problems.extend(merge_env_file(&path, names::GEKKO_ENV_FILE, &mut vars)),
+        Some(path) => {
+            let key = sealing_key(&vars);
+            let key = key.as_ref().map(|k| k.as_ref().map_err(String::as_str));
+            problems.extend(merge_env_file(&path, names::GEKKO_ENV_FILE, &mut vars, key));
+        }
         None if default_file.is_file() => {
-            problems.extend(merge_env_file(default_file, ".env", &mut vars));
+            let key = sealing_key(&vars);
+            let key = key.as_ref().map(|k| k.as_ref().map_err(String::as_str));
+            problems.extend(merge_env_file(default_file, ".env", &mut vars, key));
         }
         None => {}
     }
@@ -173,6 +250,47 @@ mod tests {
             .expect_err("two problems");
         assert_eq!(err.problems.len(), 2, "{err}");
         assert!(err.mentions("GEKKO_ENV_FILE") && err.mentions("REDIS_URL"));
+    }
+
+    #[test]
+    fn a_sealed_env_file_is_opened_with_the_configured_key_or_refused_whole() {
+        let key = Key::generate();
+        let path = temp_file(&sealed::seal(
+            "REDIS_URL=redis://sealed:6379\nPOSITION_LIMITS=BTC-USD=1\n",
+            &key,
+        ));
+        let file = path.to_str().expect("utf-8 temp path");
+        let with_key = map(&[
+            ("GEKKO_ENV_FILE", file),
+            (
+                "ENCRYPTION_SETTINGS",
+                &format!("key={}", key.to_hex().as_str()),
+            ),
+        ]);
+        let loaded = load_layered(with_key, Vec::new(), Path::new("/nonexistent/.env"));
+        let other = Key::generate();
+        let wrong = map(&[
+            ("GEKKO_ENV_FILE", file),
+            (
+                "ENCRYPTION_SETTINGS",
+                &format!("key={}", other.to_hex().as_str()),
+            ),
+        ]);
+        let refused = load_layered(wrong, Vec::new(), Path::new("/nonexistent/.env"));
+        let no_key = load_layered(
+            map(&[("GEKKO_ENV_FILE", file)]),
+            Vec::new(),
+            Path::new("/x"),
+        );
+        std::fs::remove_file(&path).ok();
+        let config = loaded.expect("opens").config;
+        assert_eq!(config.redis_url.as_deref(), Some("redis://sealed:6379"));
+        // The file is refused whole: one problem, naming the cause.
+        let e = refused.expect_err("wrong key");
+        assert_eq!(e.problems.len(), 1, "{e}");
+        assert!(e.to_string().contains("wrong key"), "{e}");
+        let e = no_key.expect_err("no key");
+        assert!(e.to_string().contains("names no key"), "{e}");
     }
 
     #[test]

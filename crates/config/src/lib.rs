@@ -33,12 +33,14 @@ mod mcp_servers;
 mod model;
 pub mod parse;
 mod problem;
+pub mod sealed;
 mod vars;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 pub use docs::{VariableDoc, documented_variables, markdown_table};
+pub use env_file::read_env_file;
 pub use gekko_core::VenueId;
 pub use llm::{
     DEFAULT_LITELLM_BASE_URL, DEFAULT_OPENROUTER_BASE_URL, LiteLlmSettings, LlmConfig, LlmProvider,
@@ -58,6 +60,7 @@ pub use model::{
 };
 pub use model::{McpServer, McpTransport};
 pub use problem::{ConfigErrors, ConfigProblem, ConfigWarning};
+pub use sealed::{Key, SealError, is_sealed, seal, unseal};
 pub use vars::{DEPRECATED_NAMES, names};
 
 /// The venue type used as a map key in this crate: gekko-core's [`VenueId`].

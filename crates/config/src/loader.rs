@@ -577,7 +577,7 @@ fn backup(vars: &Vars<'_>, problems: &mut Problems) -> BackupSettings {
     out
 }
 
-fn encryption(vars: &Vars<'_>, problems: &mut Problems) -> EncryptionSettings {
+pub(crate) fn encryption(vars: &Vars<'_>, problems: &mut Problems) -> EncryptionSettings {
     let mut out = EncryptionSettings::default();
     let mut s = Section::open(
         names::ENCRYPTION_SETTINGS,
