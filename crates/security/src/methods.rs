@@ -113,6 +113,21 @@ pub const METHODS: &[MethodRule] = &[
     // An external MCP tool may act (place an order, write a file), so a call is a
     // trader's and `read_only` refuses it.
     trade("/gekko.v1.McpService/CallTool"),
+    read("/gekko.v1.ConfigService/GetConfig"),
+    read("/gekko.v1.ConfigService/Validate"),
+    read("/gekko.v1.ConfigService/Watch"),
+    // Venue credentials in clear: admin only. It changes no state, but the table's rule
+    // ties admin to state-changing, so `read_only` refuses it too (a read-only deployment
+    // hands out no credentials). No second factor: the callers are services, which have
+    // no one to type a TOTP code.
+    MethodRule {
+        path: "/gekko.v1.ConfigService/GetSecrets",
+        min_role: Role::Admin,
+        state_changing: true,
+        second_factor: false,
+        open: None,
+        pending: false,
+    },
     open("/grpc.health.v1.Health/Check", OpenGroup::Health),
     open("/grpc.health.v1.Health/Watch", OpenGroup::Health),
     open(
