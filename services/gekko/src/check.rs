@@ -146,6 +146,7 @@ pub(crate) async fn collect(config: Result<&Loaded, &ConfigErrors>) -> (Vec<Row>
     if let Ok(loaded) = config {
         rows.extend(crate::probe::venues(&loaded.config).await);
         rows.push(crate::mcp::check_row(&loaded.config));
+        rows.push(crate::backup::check_row(&loaded.config));
     }
     match config {
         Ok(loaded) if !loaded.config.mcp_servers.is_empty() => {

@@ -9,6 +9,7 @@
 //! internal failures, 1 when `check` finds a failing check.
 
 mod audit;
+mod backup;
 mod certs;
 mod check;
 mod controller;
@@ -18,6 +19,7 @@ mod llm;
 mod mcp;
 mod probe;
 mod report;
+mod restore;
 mod status;
 mod token;
 mod up;
@@ -58,6 +60,10 @@ enum Command {
     Mcp(mcp::McpArgs),
     /// Use the configured LLM roles directly: `gekko llm models`, `gekko llm ask "..."`.
     Llm(llm::LlmArgs),
+    /// Snapshot the durable streams now: `gekko backup now` (needs REDIS_URL).
+    Backup(backup::BackupArgs),
+    /// Restore a snapshot into an empty Redis (REDIS_URL): `gekko restore FILE [--force]`.
+    Restore(restore::RestoreArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -80,7 +86,11 @@ fn main() -> std::process::ExitCode {
         Err(errors) => {
             if matches!(
                 command,
-                Command::Up { .. } | Command::Audit(_) | Command::Llm(_)
+                Command::Up { .. }
+                    | Command::Audit(_)
+                    | Command::Llm(_)
+                    | Command::Backup(_)
+                    | Command::Restore(_)
             ) {
                 eprint!("{}", errors.render("gekko"));
                 return Exit::Config.into();
@@ -97,6 +107,8 @@ fn main() -> std::process::ExitCode {
         Command::Check => run(|rt| rt.block_on(check::run(Ok(loaded)))),
         Command::Audit(args) => run(|rt| rt.block_on(audit::run(loaded, args))),
         Command::Llm(args) => run(|rt| rt.block_on(llm::run(&loaded, args))),
+        Command::Backup(args) => run(|rt| rt.block_on(backup::run(loaded, args))),
+        Command::Restore(args) => run(|rt| rt.block_on(restore::run(loaded, args))),
     }
 }
 
