@@ -502,6 +502,8 @@ async fn serve(
     let grpc_addr = grpc.local_addr().unwrap_or(config.monitoring.grpc_addr);
 
     let shutdown = Shutdown::new();
+    // From here a signal is a stop request, even while services are still starting.
+    shutdown.listen_for_signals();
     let readiness = Readiness::new();
     // Held not-ready until every service has started: services register their own
     // components as they start, and until then the latch must not read "all ready".

@@ -137,6 +137,50 @@ impl Shutdown {
         true
     }
 
+    /// Listens for SIGINT/SIGTERM from now on, in a task, and turns the first one into a
+    /// stop request. Without it a signal that arrives while the process is still starting
+    /// (before [`wait_for_stop`](Self::wait_for_stop) installs its handler, a window that
+    /// includes the start-up banner) takes the default action and kills the process
+    /// without its shutdown steps or final report.
+    ///
+    /// The handlers are installed before this returns (not when the task first runs), so
+    /// a signal sent right after it is never missed.
+    pub fn listen_for_signals(&self) {
+        let this = self.clone();
+        let stop = move |signal: &'static str| {
+            tracing::info!(signal, "received shutdown signal");
+            this.request_stop(StopRequest {
+                mode: None,
+                origin: signal.to_owned(),
+            });
+        };
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (term, int) = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
+                (Ok(term), Ok(int)) => (term, int),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::warn!(error = %e, "cannot listen for signals during start-up");
+                    return;
+                }
+            };
+            tokio::spawn(async move {
+                let (mut term, mut int) = (term, int);
+                tokio::select! {
+                    _ = term.recv() => stop("SIGTERM"),
+                    _ = int.recv() => stop("SIGINT"),
+                }
+            });
+        }
+        #[cfg(not(unix))]
+        tokio::spawn(async move {
+            stop(os_signal().await);
+        });
+    }
+
     /// The stop request made so far, if any.
     #[must_use]
     pub fn stop_request(&self) -> Option<StopRequest> {

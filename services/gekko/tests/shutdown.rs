@@ -547,3 +547,40 @@ fn the_report_is_written_and_says_so_when_the_venue_is_down() {
         &live.sim,
     );
 }
+
+/// A SIGTERM that arrives while the services are still starting (right after the bus
+/// opens, before the start-up banner) is a stop request like any other: the process
+/// finishes starting, runs its shutdown steps, writes the final report and exits 0,
+/// rather than dying of the signal's default action.
+#[test]
+fn sigterm_during_start_up_is_a_clean_stop() {
+    let reports = reports_dir("early-sigterm");
+    let (http, grpc) = (free_port().unwrap(), free_port().unwrap());
+    let mut cmd = gekko(&["up"]);
+    cmd.env("MONITORING_CONFIGURATIONS", monitoring(http, grpc, "json"))
+        .env("MCP_SETTINGS", "http_addr=off")
+        .env(
+            "CONTROLLER_SETTINGS",
+            format!("reports_dir={}", reports.display()),
+        )
+        .env(
+            "AUDIT_LOGGING_SETTINGS",
+            format!("archive_dir={}", reports.join("audit").display()),
+        );
+    let mut up = Up::start(cmd);
+    up.wait_for_line("\"bus opened\"", Duration::from_secs(60));
+    let (code, lines) = up.terminate();
+    let out = lines.join("\n");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("received shutdown signal"), "{out}");
+    assert!(
+        std::fs::read_dir(&reports)
+            .map(|d| d
+                .filter_map(Result::ok)
+                .any(|e| e.file_name().to_string_lossy().ends_with(".json")))
+            .unwrap_or(false),
+        "a final report was written to {}:\n{out}",
+        reports.display()
+    );
+    let _ = std::fs::remove_dir_all(&reports);
+}
