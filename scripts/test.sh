@@ -25,6 +25,15 @@ if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-benchmark >/d
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends redis-server redis-tools
 fi
 redis-server --version
+# debootstrap makes the compose e2e test's base image offline (deploy/offline-base.sh);
+# only needed where a Docker daemon answers.
+if docker info >/dev/null 2>&1 && ! command -v debootstrap >/dev/null 2>&1; then
+    echo "==> installing debootstrap from Debian's packages"
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends debootstrap
+fi
 
 # The official venue SDKs, in a pinned venv, for the simulator checks.
 # The venv keeps a copy of the requirements it was built from; a change rebuilds it.
@@ -63,3 +72,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "==> cargo test"
 cargo test --workspace --locked --no-fail-fast "$@"
+
+# The docker compose end-to-end test: images built offline, the whole paper stack up,
+# orders, Redis cut off and back. It prints a loud SKIPPED line when no Docker daemon
+# answers.
+echo "==> compose end-to-end test"
+tests/compose/e2e.sh

@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# The docker compose end-to-end test (docs/deploy.md#docker-compose), run by
+# scripts/test.sh. With no Docker daemon it prints a loud SKIPPED line and exits 0.
+#
+# 1. Makes the base image offline (deploy/offline-base.sh) when it is missing, stages
+#    the host-built binaries (deploy/docker/stage.sh) and builds every image, tagged
+#    :e2e so that nothing of a user's own `docker compose up` is touched.
+# 2. `up -d` as project gekkoe2e on free loopback ports, and waits for every
+#    container's healthcheck (the time to healthy is printed).
+# 3. Places a paper market order on each venue through its gateway's published gRPC
+#    port (tests/compose: compose-order), resends it, and checks that each simulator
+#    holds exactly one order.
+# 4. Cuts Redis off the network (`docker network disconnect`): every gateway and the
+#    inference service must answer /readyz 503; reconnects it: all must be ready
+#    again, the orders acknowledged before the cut must still be on their durable
+#    streams, and a new order must go through.
+# 5. Removes every container, network and volume of project gekkoe2e and every image
+#    it built (gekko/*:e2e, and gekko-base:bookworm when it made it), on any exit.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+readonly PROJECT=gekkoe2e
+readonly TAG=e2e
+readonly BASE=gekko-base:bookworm
+readonly HEALTH_TIMEOUT_S=240
+readonly CUT_TIMEOUT_S=60
+readonly IMAGES=(redis sim-binanceus sim-coinbase sim-oanda gateway-binanceus gateway-coinbase
+    gateway-oanda inference prometheus alertmanager)
+readonly READY_SERVICES=(gateway-binanceus gateway-coinbase gateway-oanda inference)
+
+t0=$(date +%s)
+say() { echo "compose-e2e [$(($(date +%s) - t0)) s]: $*"; }
+
+if ! docker info >/dev/null 2>&1; then
+    echo "=================================================================="
+    echo "SKIPPED: compose e2e test: no Docker daemon answers (docker info failed)"
+    echo "=================================================================="
+    exit 0
+fi
+if docker compose version >/dev/null 2>&1; then
+    compose=(docker compose)
+elif command -v docker-compose >/dev/null 2>&1; then
+    compose=(docker-compose)
+else
+    echo "compose-e2e: FAIL: neither 'docker compose' (v2) nor 'docker-compose' (v1) is installed:" \
+        "apt-get install docker-compose" >&2
+    exit 1
+fi
+
+made_base=0
+if ! docker image inspect "$BASE" >/dev/null 2>&1; then
+    made_base=1
+fi
+
+dc() { BASE_IMAGE="$BASE" GEKKO_TAG="$TAG" "${compose[@]}" -p "$PROJECT" "$@"; }
+
+cleanup() {
+    local rc=$?
+    if [ "$rc" -ne 0 ]; then
+        echo "compose-e2e: FAILED (exit $rc); container states and the last log lines:" >&2
+        dc ps >&2 || true
+        dc logs --no-color --tail=40 >&2 || true
+    fi
+    dc down -v --remove-orphans --timeout 10 >/dev/null 2>&1 || true
+    for i in "${IMAGES[@]}"; do docker image rm -f "gekko/$i:$TAG" >/dev/null 2>&1 || true; done
+    if [ "$made_base" -eq 1 ]; then docker image rm -f "$BASE" >/dev/null 2>&1 || true; fi
+    say "cleaned up (project $PROJECT, images gekko/*:$TAG)"
+    exit "$rc"
+}
+trap cleanup EXIT
+
+fail() {
+    echo "compose-e2e: FAIL: $*" >&2
+    exit 1
+}
+
+# Free loopback ports for everything compose publishes, so that the test never collides
+# with a running gekko or another compose project.
+read -r p1 p2 p3 p4 p5 p6 < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(6)]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in socks])
+for s in socks: s.close()')
+export GEKKO_BINANCEUS_GRPC_PORT=$p1 GEKKO_COINBASE_GRPC_PORT=$p2 GEKKO_OANDA_GRPC_PORT=$p3
+export GEKKO_INFERENCE_GRPC_PORT=$p4 GEKKO_PROMETHEUS_PORT=$p5 GEKKO_ALERTMANAGER_PORT=$p6
+
+# ---- 1. images --------------------------------------------------------------------
+deploy/offline-base.sh "$BASE"
+cargo build --locked -q -p gekko-compose-e2e
+deploy/docker/stage.sh
+tb=$(date +%s)
+dc build >/tmp/gekko-compose-e2e-build.log 2>&1 || {
+    tail -40 /tmp/gekko-compose-e2e-build.log >&2
+    fail "image build failed (log: /tmp/gekko-compose-e2e-build.log)"
+}
+say "images built in $(($(date +%s) - tb)) s"
+for i in "${IMAGES[@]}"; do
+    printf '  %-28s %s MB\n' "gekko/$i:$TAG" \
+        "$(($(docker image inspect -f '{{.Size}}' "gekko/$i:$TAG") / 1000000))"
+done
+
+# ---- 2. up and healthy --------------------------------------------------------------
+tu=$(date +%s)
+# `up` itself waits for the service_healthy conditions; a slow first start is retried by
+# the loop below rather than failed here.
+dc up -d >/tmp/gekko-compose-e2e-up.log 2>&1 || say "up returned non-zero (retrying below): $(tail -3 /tmp/gekko-compose-e2e-up.log)"
+deadline=$((tu + HEALTH_TIMEOUT_S))
+expected=$(dc config --services | grep -vc '^grafana$')
+while :; do
+    ids=$(dc ps -q)
+    n=0
+    healthy=0
+    states=""
+    for id in $ids; do
+        n=$((n + 1))
+        s=$(docker inspect -f '{{.Name}}={{if .State.Health}}{{.State.Health.Status}}{{else}}no-healthcheck{{end}}' "$id")
+        states="$states ${s#/}"
+        case "$s" in *=healthy) healthy=$((healthy + 1)) ;; esac
+    done
+    if [ "$n" -eq "$expected" ] && [ "$healthy" -eq "$n" ]; then break; fi
+    # A dependent that `up` did not start (its dependency was not healthy yet) is
+    # started by the next `up`.
+    if [ "$n" -lt "$expected" ]; then dc up -d >/dev/null 2>&1 || true; fi
+    if [ "$(date +%s)" -gt "$deadline" ]; then
+        fail "not every service healthy within $HEALTH_TIMEOUT_S s ($healthy/$expected):$states"
+    fi
+    sleep 1
+done
+say "all $expected services healthy $(($(date +%s) - tu)) s after up"
+
+# ---- 3. a paper order per venue -----------------------------------------------------
+order() { # venue port instrument qty client_id
+    target/debug/compose-order --grpc "http://127.0.0.1:$2" --venue "$1" --instrument "$3" \
+        --qty "$4" --client-order-id "$5" || fail "order on $1 failed"
+}
+# The simulator's own list of orders (its admin API, from inside its container).
+sim_orders() { # venue
+    local url
+    case "$1" in
+        binanceus) url=http://127.0.0.1:9100/sim/admin/orders ;;
+        coinbase) url="--cacert /etc/gekko/paper/sim.crt https://localhost:9200/sim/admin/orders" ;;
+        oanda) url="--cacert /etc/gekko/paper/sim.crt https://localhost:9300/sim/admin/orders" ;;
+    esac
+    # shellcheck disable=SC2086
+    dc exec -T "sim-$1" curl -fsS $url
+}
+count_orders() { python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+
+order binanceus "$p1" BTC-USD 0.001 e2e-binanceus-1
+order coinbase "$p2" BTC-USD 0.001 e2e-coinbase-1
+order oanda "$p3" EUR-USD 10 e2e-oanda-1
+for v in binanceus coinbase oanda; do
+    n=$(sim_orders "$v" | count_orders)
+    [ "$n" -eq 1 ] || fail "sim-$v holds $n orders after one order sent twice (expected exactly 1)"
+done
+say "one paper order per venue placed, resent, and held once by each simulator"
+
+# ---- 4. Redis cut off and back ------------------------------------------------------
+readyz() { dc exec -T "$1" curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:9464/readyz || true; }
+wait_all() { # expected-code what
+    local end=$(($(date +%s) + CUT_TIMEOUT_S)) s codes ok
+    while :; do
+        ok=1
+        codes=""
+        for s in "${READY_SERVICES[@]}"; do
+            c=$(readyz "$s")
+            codes="$codes $s=$c"
+            [ "$c" = "$1" ] || ok=0
+        done
+        [ "$ok" -eq 1 ] && break
+        [ "$(date +%s)" -gt "$end" ] && fail "$2 within $CUT_TIMEOUT_S s:$codes"
+        sleep 1
+    done
+}
+network="${PROJECT}_default"
+redis_id=$(dc ps -q redis)
+tc=$(date +%s)
+docker network disconnect "$network" "$redis_id"
+wait_all 503 "not every service went not-ready with Redis cut off"
+say "Redis cut off: every gateway and inference not ready after $(($(date +%s) - tc)) s"
+tr=$(date +%s)
+# The alias keeps the service name `redis` resolving to it, as compose set it up.
+docker network connect --alias redis "$network" "$redis_id"
+wait_all 200 "not every service recovered after Redis came back"
+say "Redis reconnected: every service ready again after $(($(date +%s) - tr)) s"
+for v in binanceus coinbase oanda; do
+    n=$(dc exec -T redis redis-cli XRANGE "gekko:orders:$v" - + | grep -c "e2e-$v-1" || true)
+    [ "$n" -ge 1 ] || fail "the acknowledged order e2e-$v-1 is missing from gekko:orders:$v"
+done
+[ "$(dc exec -T redis redis-cli CONFIG GET appendonly | tail -1 | tr -d '\r')" = yes ] \
+    || fail "Redis runs without AOF"
+order binanceus "$p1" BTC-USD 0.001 e2e-binanceus-2
+[ "$(sim_orders binanceus | count_orders)" -eq 2 ] || fail "sim-binanceus does not hold exactly 2 orders"
+say "acknowledged orders kept on their streams (AOF on), and a new order went through"
+
+say "PASS in $(($(date +%s) - t0)) s"
