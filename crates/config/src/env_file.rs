@@ -16,10 +16,10 @@ use crate::vars::names;
 use crate::{ConfigErrors, Loaded};
 
 /// The key `ENCRYPTION_SETTINGS` in `vars` names, for opening a sealed env file: `None`
-/// when it names none, `Err` (why, without key material) when it cannot be used. A
-/// malformed `ENCRYPTION_SETTINGS` is reported in full by validation; here it only means
-/// "no usable key".
-pub(crate) fn sealing_key(vars: &BTreeMap<String, String>) -> Option<Result<Key, String>> {
+/// when it names none, `Err` (why, without key material) when it cannot be used (the key
+/// file is unreadable or malformed). A malformed `ENCRYPTION_SETTINGS` is reported in full
+/// by validation; here it only means "no usable key".
+pub fn sealing_key(vars: &BTreeMap<String, String>) -> Option<Result<Key, String>> {
     let (view, _) = crate::vars::Vars::new(vars);
     let mut problems = crate::problem::Problems::default();
     let settings = crate::loader::encryption(&view, &mut problems);

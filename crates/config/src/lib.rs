@@ -40,7 +40,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 pub use docs::{VariableDoc, documented_variables, markdown_table};
-pub use env_file::read_env_file;
+pub use env_file::{read_env_file, sealing_key};
 pub use gekko_core::VenueId;
 pub use llm::{
     DEFAULT_LITELLM_BASE_URL, DEFAULT_OPENROUTER_BASE_URL, LiteLlmSettings, LlmConfig, LlmProvider,
