@@ -128,10 +128,9 @@ fn catalog(config: &GekkoConfig) -> Vec<ServiceEntry> {
         ),
         // Periodic snapshots of the durable streams: only with BACKUP_SETTINGS enabled=true
         // and a Redis bus (the in-process bus has nothing durable; gekko check says so).
-        (
-            ServiceEntry::of::<gekko_backup::BackupService>(),
-            |cfg| cfg.backup.enabled && cfg.redis_url.is_some(),
-        ),
+        (ServiceEntry::of::<gekko_backup::BackupService>(), |cfg| {
+            cfg.backup.enabled && cfg.redis_url.is_some()
+        }),
     ];
     entries
         .into_iter()
