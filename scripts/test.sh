@@ -4,6 +4,7 @@
 # 1. Installs redis-server and redis-tools from Debian's packages when missing (sudo only
 #    when not root). Tests start their own redis-server on free ports; nothing listens on
 #    6379 for them.
+#    Installs prometheus and prometheus-alertmanager (promtool, amtool) the same way.
 #    Creates .venv-sdk with the official venue and MCP SDKs pinned in
 #    scripts/sdk-requirements.txt, and .venv-litellm with the LiteLLM proxy pinned in
 #    scripts/litellm-requirements.txt.
@@ -34,6 +35,17 @@ if docker info >/dev/null 2>&1 && ! command -v debootstrap >/dev/null 2>&1; then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends debootstrap
 fi
+# Prometheus (promtool) and Alertmanager (amtool) for the monitoring checks
+# (services/gekko/tests/monitoring.rs); nothing starts them as daemons, the tests do.
+if ! command -v promtool >/dev/null 2>&1 || ! command -v amtool >/dev/null 2>&1 \
+    || ! command -v prometheus-alertmanager >/dev/null 2>&1; then
+    echo "==> installing prometheus and prometheus-alertmanager from Debian's packages"
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager
+fi
+promtool --version 2>&1 | sed -n 1p
 
 # The official venue SDKs, in a pinned venv, for the simulator checks.
 # The venv keeps a copy of the requirements it was built from; a change rebuilds it.
