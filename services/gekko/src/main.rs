@@ -20,6 +20,7 @@ mod mcp;
 mod probe;
 mod report;
 mod restore;
+mod secrets;
 mod status;
 mod token;
 mod up;
@@ -64,6 +65,8 @@ enum Command {
     Backup(backup::BackupArgs),
     /// Restore a snapshot into an empty Redis (REDIS_URL): `gekko restore FILE [--force]`.
     Restore(restore::RestoreArgs),
+    /// Sealed env files: `gekko secrets keygen|seal|unseal --check|rotate`.
+    Secrets(secrets::SecretsArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -76,6 +79,7 @@ fn main() -> std::process::ExitCode {
         // Offline tools: no config, no runtime.
         Command::Token(args) => return token::run(&args).into(),
         Command::Certs(args) => return certs::run(&args).into(),
+        Command::Secrets(args) => return secrets::run(&args).into(),
         other => other,
     };
     inference_service::pin_cpu_threads();
@@ -101,9 +105,11 @@ fn main() -> std::process::ExitCode {
     };
     match command {
         Command::Up { paper_trade } => run(|rt| rt.block_on(up::run(loaded, paper_trade))),
-        Command::Down(_) | Command::Token(_) | Command::Certs(_) | Command::Mcp(_) => {
-            Exit::Internal.into()
-        }
+        Command::Down(_)
+        | Command::Token(_)
+        | Command::Certs(_)
+        | Command::Mcp(_)
+        | Command::Secrets(_) => Exit::Internal.into(),
         Command::Check => run(|rt| rt.block_on(check::run(Ok(loaded)))),
         Command::Audit(args) => run(|rt| rt.block_on(audit::run(loaded, args))),
         Command::Llm(args) => run(|rt| rt.block_on(llm::run(&loaded, args))),
