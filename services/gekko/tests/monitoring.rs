@@ -543,8 +543,8 @@ fn start_alertmanager(dir: &Path, config: &Path) -> (Proc, String) {
 }
 
 /// A `gekko up` in its own working directory, with free ports, MCP over HTTP off unless
-/// `mcp_port` is given.
-fn gekko_up(dir: &Path, redis: &RedisServer, mcp_port: Option<u16>) -> (Command, String) {
+/// `mcp_port` is given; returns the command, the HTTP address and the gRPC port.
+fn gekko_up(dir: &Path, redis: &RedisServer, mcp_port: Option<u16>) -> (Command, String, u16) {
     let http = free_port().unwrap();
     let grpc = free_port().unwrap();
     let mut cmd = common::gekko(&["up"]);
@@ -561,7 +561,103 @@ fn gekko_up(dir: &Path, redis: &RedisServer, mcp_port: Option<u16>) -> (Command,
                 |p| format!("http_addr=127.0.0.1:{p}"),
             ),
         );
-    (cmd, format!("127.0.0.1:{http}"))
+    (cmd, format!("127.0.0.1:{http}"), grpc)
+}
+
+/// Points `gekko up`'s Binance.US venue at a simulator the test owns (its paper key);
+/// the other venues stay gekko's in-process simulators.
+fn on_sim(cmd: &mut Command, sim: &gekko_sim::binanceus::SimHandle) {
+    cmd.env("BINANCEUS_API_KEY", "paper-key")
+        .env("BINANCEUS_API_SECRET", "paper-secret")
+        .env(
+            "TRADING_API_ENDPOINTS",
+            format!("binanceus={},binanceus.stream={}", sim.rest_url, sim.ws_url),
+        );
+}
+
+/// Makes the events whose metric families only appear once they happen: an order
+/// (`gekko_gateway_submit_seconds`), one the venue refuses (selling more BTC than the
+/// account holds), one the pre-trade checks refuse (above `max_order_notional`), a 429
+/// storm, a 418 ban and dropped websockets (`gekko_venue_ws_reconnects_total`). Returns
+/// when the live `/metrics` has every one of them.
+fn make_events(
+    rt: &tokio::runtime::Runtime,
+    sim: &gekko_sim::binanceus::SimHandle,
+    grpc: u16,
+    addr: &str,
+) {
+    use gekko_proto::v1 as pb;
+    use gekko_sim::binanceus::Fault;
+    let url = format!("http://127.0.0.1:{grpc}");
+    let mut gw = rt
+        .block_on(pb::gateway_service_client::GatewayServiceClient::connect(
+            url,
+        ))
+        .expect("gRPC connect");
+    let order = |seq: u64, side: pb::Side, qty: &str, price: &str| pb::PlaceOrderRequest {
+        venue: "binanceus".into(),
+        instrument: "BTC-USD".into(),
+        side: side as i32,
+        r#type: pb::OrderType::Limit as i32,
+        qty: qty.into(),
+        price: price.into(),
+        strategy: "monitoring-test".into(),
+        sequence: seq,
+        ..Default::default()
+    };
+    let mut seq = 0;
+    let mut place = |side, qty: &str, price: &str| {
+        seq += 1;
+        rt.block_on(gw.place_order(order(seq, side, qty, price)))
+    };
+    place(pb::Side::Buy, "0.01", "1000.00").expect("a resting limit buy is placed");
+    // The account holds 2 BTC: the venue refuses a 3 BTC sell (90 000 USD, within the
+    // compliance limit of 100 000).
+    let _ = place(pb::Side::Sell, "3", "30000.00");
+    // 120 000 USD is above COMPLIANCE_SETTINGS max_order_notional: refused before sending.
+    assert!(
+        place(pb::Side::Buy, "2", "60000.00").is_err(),
+        "the pre-trade checks refuse it"
+    );
+    let mut account = || {
+        rt.block_on(gw.get_account(pb::GetAccountRequest {
+            venue: "binanceus".into(),
+        }))
+    };
+    let has = |name: &str| http_get(addr, "/metrics").is_some_and(|(_, b)| b.contains(name));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let until = |what: &str, cond: &mut dyn FnMut() -> bool| {
+        while !cond() {
+            assert!(Instant::now() < deadline, "{what} within 30 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    sim.inject(Fault::RateLimitStorm {
+        duration: Duration::from_secs(1),
+    });
+    until("a 429 in /metrics", &mut || {
+        let _ = account();
+        has("gekko_venue_http_429_total")
+    });
+    until("the account answers again after the storm", &mut || {
+        account().is_ok()
+    });
+    sim.inject(Fault::Ban {
+        duration: Duration::from_secs(1),
+    });
+    until("a 418 in /metrics", &mut || {
+        let _ = account();
+        has("gekko_venue_http_418_total")
+    });
+    sim.inject(Fault::DropWebSockets);
+    until("a stream reconnect in /metrics", &mut || {
+        has("gekko_venue_ws_reconnects_total")
+    });
+    until("the order families in /metrics", &mut || {
+        has("gekko_gateway_submit_seconds_bucket")
+            && has("gekko_gateway_venue_rejections_total")
+            && has("gekko_gateway_pretrade_rejections_total")
+    });
 }
 
 #[test]
@@ -864,10 +960,18 @@ fn metric_names_are_lifted_from_promql() {
 fn live_metrics_export_every_name_the_rules_and_dashboards_use_and_pass_the_lint() {
     let redis = RedisServer::start();
     let dir = scratch("live-metrics");
-    let (cmd, addr) = gekko_up(&dir, &redis, Some(free_port().unwrap()));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = rt
+        .block_on(SimBinanceUs::start(SimConfig::default()))
+        .expect("start the Binance.US simulator");
+    let (mut cmd, addr, grpc) = gekko_up(&dir, &redis, Some(free_port().unwrap()));
+    on_sim(&mut cmd, &sim);
     let mut gekko = Proc::spawn(cmd, dir.join("gekko.log"));
     let took = wait_http_ok(&mut gekko, "gekko up", &addr, "/readyz");
     println!("gekko up ready in {} ms", took.as_millis());
+    let events = Instant::now();
+    make_events(&rt, &sim, grpc, &addr);
+    println!("events made in {} ms", events.elapsed().as_millis());
     // Inference writes its families with its first batch: wait for it rather than
     // allow-list them.
     let started = Instant::now();
@@ -1059,13 +1163,8 @@ fn live_venue_disconnect_alert_reaches_the_webhook() {
 
     // Binance.US is the simulator this test owns (its paper key), the other venues are
     // gekko's in-process simulators.
-    let (mut cmd, gekko_addr) = gekko_up(&dir, &redis, None);
-    cmd.env("BINANCEUS_API_KEY", "paper-key")
-        .env("BINANCEUS_API_SECRET", "paper-secret")
-        .env(
-            "TRADING_API_ENDPOINTS",
-            format!("binanceus={},binanceus.stream={}", sim.rest_url, sim.ws_url),
-        );
+    let (mut cmd, gekko_addr, _) = gekko_up(&dir, &redis, None);
+    on_sim(&mut cmd, &sim);
     let mut gekko = Proc::spawn(cmd, dir.join("gekko.log"));
     // Ready means every stream is connected: only then does Prometheus start, so no
     // scrape can catch a stream that has not connected yet.
