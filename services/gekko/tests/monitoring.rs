@@ -830,6 +830,20 @@ fn dashboards_parse_with_the_grafana_sdk_and_their_promql_passes_promtool() {
         ])
     );
 
+    // The provisioned data source is the one every panel names (dashboards.py checks
+    // the panels' uid), and the provider reads the folder the dashboards are mounted at.
+    let grafana = root().join("deploy/grafana/provisioning");
+    let ds = read(&grafana.join("datasources/prometheus.yml"));
+    assert!(
+        ds.contains("uid: prometheus") && ds.contains("url: http://prometheus:9090"),
+        "{ds}"
+    );
+    let provider = read(&grafana.join("dashboards/gekko.yml"));
+    assert!(
+        provider.contains("path: /var/lib/grafana/dashboards\n"),
+        "{provider}"
+    );
+
     let tmp = scratch("lifted");
     let file = tmp.join("lifted.yml");
     std::fs::write(&file, lifted_rules_file(&exprs)).unwrap();
