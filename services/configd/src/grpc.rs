@@ -108,8 +108,7 @@ impl ConfigService for ConfigGrpc {
             .map(|(k, v)| pb::ConfigEntry {
                 variable: k.clone(),
                 value: classify::redact(k, v),
-                hot: classify::is_hot(k, None, None)
-                    || k.as_str() == names::MONITORING_CONFIGURATIONS,
+                hot: classify::HOT.contains(&k.as_str()),
             })
             .collect();
         Ok(Response::new(pb::GetConfigResponse {
