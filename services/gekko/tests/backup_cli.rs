@@ -179,3 +179,41 @@ fn gekko_check_says_backups_need_redis() {
     assert!(row.contains("no backups are taken"), "{row}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A snapshot that cannot be written is counted and logged; gekko keeps running and
+/// stays ready.
+#[test]
+fn a_failing_backup_is_counted_and_gekko_stays_up() {
+    let dir = temp_dir("fail");
+    let redis = RedisServer::start();
+    // `dir` under a regular file: it can never be created.
+    let blocker = dir.join("a-file");
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let (http, grpc) = (free_port().unwrap(), free_port().unwrap());
+    let mut cmd = gekko(&["up"]);
+    env(&mut cmd, &dir, Some(&redis), BACKUP_KEY);
+    cmd.env("MONITORING_CONFIGURATIONS", monitoring(http, grpc, "json"))
+        .env(
+            "BACKUP_SETTINGS",
+            format!(
+                "enabled=true,dir={},interval=1m",
+                blocker.join("backups").display()
+            ),
+        );
+    let mut up = Up::start(cmd);
+    up.wait_for_line("backup snapshot failed", Duration::from_secs(60));
+    let addr = format!("127.0.0.1:{http}");
+    wait_ready(&addr);
+    let (_, metrics) = http_get(&addr, "/metrics").expect("metrics");
+    assert!(
+        metrics.contains("gekko_backup_failures_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("gekko_backup_last_success_timestamp_seconds "),
+        "{metrics}"
+    );
+    let (code, lines) = up.terminate();
+    assert_eq!(code, 0, "{}", lines.join("\n"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
