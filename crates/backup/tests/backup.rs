@@ -534,9 +534,18 @@ async fn an_encrypted_snapshot_needs_its_key() {
     edited[last] ^= 1;
     let e = gekko_backup::format::decode(&edited, Some(&key)).unwrap_err();
     assert!(e.to_string().contains("fails authentication"), "{e}");
-    let edited = String::from_utf8_lossy(&bytes).replacen("\"created_ms\":", "\"created_ms\":1", 1);
-    let e = gekko_backup::format::decode(edited.as_bytes(), Some(&key));
-    assert!(e.is_err());
+    // The manifest edited, the sealed body untouched: the manifest is associated data.
+    let needle = b"\"created_ms\":";
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .unwrap()
+        + needle.len();
+    let mut edited = bytes[..at].to_vec();
+    edited.push(b'1');
+    edited.extend_from_slice(&bytes[at..]);
+    let e = gekko_backup::format::decode(&edited, Some(&key)).unwrap_err();
+    assert!(e.to_string().contains("fails authentication"), "{e}");
     let e = gekko_backup::format::decode(&bytes[..bytes.len() - 1], Some(&key)).unwrap_err();
     assert!(e.to_string().contains("fails authentication"), "{e}");
 
