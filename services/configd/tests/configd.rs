@@ -183,6 +183,28 @@ fn last_recorded(redis: &str) -> serde_json::Value {
     serde_json::from_slice(&payload).expect("json payload")
 }
 
+/// Subscribes to the `gekko:config` channel (returning once the subscription is active)
+/// and hands back the first message, within 20 s.
+fn announcement(redis: &str) -> std::thread::JoinHandle<serde_json::Value> {
+    let client = redis::Client::open(redis).expect("redis url");
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        let mut conn = client.get_connection().expect("redis");
+        conn.set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        let mut sub = conn.as_pubsub();
+        sub.subscribe("gekko:config").expect("subscribe");
+        ready_tx.send(()).expect("signal");
+        let msg = sub.get_message().expect("a message within 20 s");
+        let payload: Vec<u8> = msg.get_payload().expect("bytes");
+        serde_json::from_slice(&payload).expect("json")
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("subscribed");
+    handle
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_redacted_config_secrets_by_role_validates_and_hot_reloads() {
     let redis = RedisServer::start();
@@ -311,6 +333,7 @@ async fn serves_redacted_config_secrets_by_role_validates_and_hot_reloads() {
         .into_inner();
     let first = next_version(&mut watch, "current").await;
     assert_eq!((first.version, first.accepted), (v1, true));
+    let announced = announcement(&redis.url());
     replace(&env_file, &base_env("3"));
     let v2 = next_version(&mut watch, "valid change").await;
     assert!(v2.accepted, "{v2:?}");
@@ -318,6 +341,8 @@ async fn serves_redacted_config_secrets_by_role_validates_and_hot_reloads() {
     assert_eq!(v2.changes.len(), 1, "{v2:?}");
     assert_eq!(v2.changes[0].variable, "POSITION_LIMITS");
     assert!(v2.changes[0].hot && !v2.restart_needed);
+    let heard = announced.join().expect("subscriber thread");
+    assert_eq!(heard["version"], v1 + 1, "announced on pub/sub: {heard}");
     let rec = last_recorded(&redis.url());
     assert_eq!(rec["version"], v1 + 1);
     assert_eq!(rec["values"]["POSITION_LIMITS"], "BTC-USD=3");
