@@ -30,6 +30,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use gekko_sim::binanceus::{SimBinanceUs, SimConfig};
+use gekko_sim::llm::{Fault as LlmFault, LlmSim, LlmSimConfig, PAPER_KEY as LLM_KEY};
 use gekko_testkit::{RedisServer, free_port};
 use serde_json::Value;
 
@@ -575,6 +576,67 @@ fn on_sim(cmd: &mut Command, sim: &gekko_sim::binanceus::SimHandle) {
         );
 }
 
+/// Points `gekko up`'s `analyst` LLM role at two simulators: OpenRouter first, a LiteLLM
+/// proxy second.
+fn on_llm_sims(cmd: &mut Command, primary: &LlmSim, secondary: &LlmSim) {
+    cmd.env("OPENROUTER_API_KEY", LLM_KEY)
+        .env(
+            "OPENROUTER_BASE_URL",
+            format!("{}/api/v1", primary.base_url()),
+        )
+        .env("LITELLM_API_KEY", LLM_KEY)
+        .env("LITELLM_BASE_URL", secondary.base_url())
+        .env(
+            "LLM_MODELS",
+            "analyst=openrouter:openai/gpt-4o-mini|litellm:openai/gpt-4o-mini",
+        );
+}
+
+/// One completion through gekko's gRPC `LlmService`, then one that fails over: the
+/// OpenRouter simulator answers 503 once. Returns when the live `/metrics` has the LLM
+/// families (calls, tokens, cost, errors, failovers, provider health).
+fn make_llm_events(rt: &tokio::runtime::Runtime, primary: &LlmSim, grpc: u16, addr: &str) {
+    use gekko_proto::v1 as pb;
+    use gekko_proto::v1::llm_service_client::LlmServiceClient;
+    let ask = || pb::LlmCompleteRequest {
+        role: "analyst".to_owned(),
+        messages: vec![pb::LlmChatMessage {
+            role: "user".to_owned(),
+            content: "monitoring".to_owned(),
+        }],
+        max_tokens: 0,
+    };
+    rt.block_on(async {
+        let mut client = LlmServiceClient::connect(format!("http://127.0.0.1:{grpc}"))
+            .await
+            .expect("gRPC connects");
+        client.complete(ask()).await.expect("a completion");
+        primary.inject(LlmFault::Status {
+            code: 503,
+            retry_after_s: None,
+            count: 1,
+        });
+        client
+            .complete(ask())
+            .await
+            .expect("a completion after a failover");
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for name in [
+        "gekko_llm_request_duration_seconds_count",
+        "gekko_llm_tokens_total",
+        "gekko_llm_cost_usd_total",
+        "gekko_llm_errors_total",
+        "gekko_llm_failovers_total",
+        "gekko_llm_provider_up",
+    ] {
+        while !http_get(addr, "/metrics").is_some_and(|(_, b)| b.contains(name)) {
+            assert!(Instant::now() < deadline, "{name} in /metrics within 30 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
 /// Makes the events whose metric families only appear once they happen: an order
 /// (`gekko_gateway_submit_seconds`), one the venue refuses (selling more BTC than the
 /// account holds), one the pre-trade checks refuse (above `max_order_notional`), a 429
@@ -978,13 +1040,17 @@ fn live_metrics_export_every_name_the_rules_and_dashboards_use_and_pass_the_lint
     let sim = rt
         .block_on(SimBinanceUs::start(SimConfig::default()))
         .expect("start the Binance.US simulator");
+    let primary = rt.block_on(LlmSim::start(LlmSimConfig::default())).unwrap();
+    let secondary = rt.block_on(LlmSim::start(LlmSimConfig::default())).unwrap();
     let (mut cmd, addr, grpc) = gekko_up(&dir, &redis, Some(free_port().unwrap()));
     on_sim(&mut cmd, &sim);
+    on_llm_sims(&mut cmd, &primary, &secondary);
     let mut gekko = Proc::spawn(cmd, dir.join("gekko.log"));
     let took = wait_http_ok(&mut gekko, "gekko up", &addr, "/readyz");
     println!("gekko up ready in {} ms", took.as_millis());
     let events = Instant::now();
     make_events(&rt, &sim, grpc, &addr);
+    make_llm_events(&rt, &primary, grpc, &addr);
     println!("events made in {} ms", events.elapsed().as_millis());
     // Inference writes its families with its first batch: wait for it rather than
     // allow-list them.
