@@ -25,8 +25,8 @@ readonly BASE=gekko-base:bookworm
 readonly HEALTH_TIMEOUT_S=240
 readonly CUT_TIMEOUT_S=60
 readonly IMAGES=(redis sim-binanceus sim-coinbase sim-oanda gateway-binanceus gateway-coinbase
-    gateway-oanda inference prometheus alertmanager)
-readonly READY_SERVICES=(gateway-binanceus gateway-coinbase gateway-oanda inference)
+    gateway-oanda inference configd prometheus alertmanager)
+readonly READY_SERVICES=(gateway-binanceus gateway-coinbase gateway-oanda inference configd)
 
 t0=$(date +%s)
 say() { echo "compose-e2e [$(($(date +%s) - t0)) s]: $*"; }
@@ -76,14 +76,15 @@ fail() {
 
 # Free loopback ports for everything compose publishes, so that the test never collides
 # with a running gekko or another compose project.
-read -r p1 p2 p3 p4 p5 p6 < <(python3 -c '
+read -r p1 p2 p3 p4 p5 p6 p7 < <(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(6)]
+socks = [socket.socket() for _ in range(7)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])
 for s in socks: s.close()')
 export GEKKO_BINANCEUS_GRPC_PORT=$p1 GEKKO_COINBASE_GRPC_PORT=$p2 GEKKO_OANDA_GRPC_PORT=$p3
 export GEKKO_INFERENCE_GRPC_PORT=$p4 GEKKO_PROMETHEUS_PORT=$p5 GEKKO_ALERTMANAGER_PORT=$p6
+export GEKKO_CONFIGD_GRPC_PORT=$p7
 
 # ---- 1. images --------------------------------------------------------------------
 deploy/offline-base.sh "$BASE"
@@ -178,7 +179,7 @@ redis_id=$(dc ps -q redis)
 tc=$(date +%s)
 docker network disconnect "$network" "$redis_id"
 wait_all 503 "not every service went not-ready with Redis cut off"
-say "Redis cut off: every gateway and inference not ready after $(($(date +%s) - tc)) s"
+say "Redis cut off: every gateway, inference and configd not ready after $(($(date +%s) - tc)) s"
 tr=$(date +%s)
 # The alias keeps the service name `redis` resolving to it, as compose set it up.
 docker network connect --alias redis "$network" "$redis_id"
