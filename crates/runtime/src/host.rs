@@ -592,7 +592,27 @@ async fn serve(
             .with_grpc_addr(grpc_addr)
             .with_audit(audit.clone())
             .with_provided(provided.clone());
-        match service.start(&ctx).await {
+        // A stop requested while a service is starting (a signal during start-up)
+        // abandons the start: this service's start is dropped, the ones after it never
+        // start, and what did start is drained. gRPC is not serving yet, so no client
+        // can have placed an order, and there are no shutdown steps to run.
+        let outcome = tokio::select! {
+            outcome = service.start(&ctx) => outcome,
+            request = shutdown.wait_for_stop() => {
+                tracing::warn!(
+                    service = name,
+                    origin = %request.origin,
+                    "stop requested during start-up; start abandoned"
+                );
+                eprintln!("{program}: stop requested ({}) while {name} was starting; start abandoned", request.origin);
+                shutdown.trigger();
+                let clean = shutdown.drain(config.system_performance.shutdown_grace).await;
+                drop(held);
+                audit.flush().await;
+                return if clean { Exit::Ok } else { Exit::Internal };
+            }
+        };
+        match outcome {
             Ok(started) => {
                 let (grpc, values, keep) = started.into_parts();
                 server = grpc.into_iter().fold(server, |s, register| register(s));
