@@ -342,56 +342,13 @@ impl LlmRouter {
     /// [`LlmError::UnknownRole`]; a reported [`LlmError::Status`] (400/401/402/...) from the
     /// provider that refused; [`LlmError::Exhausted`] with every attempt when all failed.
     pub async fn complete(&self, role: &str, req: &ChatRequest) -> Result<Answer, LlmError> {
-        let role = self.role(role)?;
-        let mut attempts: Vec<LlmError> = Vec::new();
-        let mut failover: Option<Failover> = None;
-        let mut prev: Option<&LlmTarget> = None;
-        for target in role.targets() {
-            if let (Some(from), Some(why)) = (prev, attempts.last()) {
-                failover = Some(Self::note_failover(role, from, target, why));
-            }
-            prev = Some(target);
-            let slot = self.slot(target.provider)?;
-            let mut attempt = 0;
-            loop {
-                let permit = match slot.breaker.try_acquire() {
-                    Ok(p) => p,
-                    Err(open) => {
-                        attempts.push(LlmError::CircuitOpen {
-                            provider: target.provider,
-                            retry_after: open.retry_after,
-                        });
-                        break;
-                    }
-                };
-                let started = Instant::now();
-                match slot.client.chat(&target.model, req).await {
-                    Ok(completion) => {
-                        permit.success();
-                        Self::publish_up(slot, true);
-                        metrics::success(&completion, started.elapsed());
-                        return Ok(Answer {
-                            completion,
-                            failover,
-                        });
-                    }
-                    Err(e) => match self.after_failure(slot, permit, e, attempt) {
-                        Next::Report(e) => return Err(e),
-                        Next::Retry(_) => {
-                            attempt += 1;
-                            tokio::time::sleep(retry_pause(attempt)).await;
-                        }
-                        Next::FailOver(e) => {
-                            attempts.push(e);
-                            break;
-                        }
-                    },
-                }
-            }
-        }
-        Err(LlmError::Exhausted {
-            role: role.name.clone(),
-            attempts,
+        let (completion, failover, started) = self
+            .route(role, |client, model| client.chat(model, req))
+            .await?;
+        metrics::success(&completion, started.elapsed());
+        Ok(Answer {
+            completion,
+            failover,
         })
     }
 
@@ -405,6 +362,31 @@ impl LlmRouter {
         role: &str,
         req: &ChatRequest,
     ) -> Result<RoutedStream, LlmError> {
+        let ((stream, buffered), failover, started) = self
+            .route(role, |client, model| open_until_content(client, model, req))
+            .await?;
+        Ok(RoutedStream {
+            stream,
+            buffered,
+            failover,
+            started,
+            ended: false,
+        })
+    }
+
+    /// The failover loop both kinds of completion share: `role`'s targets in order, each
+    /// behind its provider's breaker, retried or failed over as [`Self::after_failure`]
+    /// decides. Returns the first success, the failover that led to it, and when its
+    /// attempt started.
+    async fn route<'a, T, F, Fut>(
+        &'a self,
+        role: &str,
+        mut call: F,
+    ) -> Result<(T, Option<Failover>, Instant), LlmError>
+    where
+        F: FnMut(&'a ProviderClient, &'a str) -> Fut,
+        Fut: Future<Output = Result<T, LlmError>>,
+    {
         let role = self.role(role)?;
         let mut attempts: Vec<LlmError> = Vec::new();
         let mut failover: Option<Failover> = None;
@@ -428,17 +410,11 @@ impl LlmRouter {
                     }
                 };
                 let started = Instant::now();
-                match open_until_content(&slot.client, &target.model, req).await {
-                    Ok((stream, buffered)) => {
+                match call(&slot.client, &target.model).await {
+                    Ok(value) => {
                         permit.success();
                         Self::publish_up(slot, true);
-                        return Ok(RoutedStream {
-                            stream,
-                            buffered,
-                            failover,
-                            started,
-                            ended: false,
-                        });
+                        return Ok((value, failover, started));
                     }
                     Err(e) => match self.after_failure(slot, permit, e, attempt) {
                         Next::Report(e) => return Err(e),
