@@ -362,7 +362,10 @@ async fn market_and_limit_lifecycles_on_grpc_the_order_stream_and_the_fills_stre
     }
     assert!(env.fills("oa-lim-2").await.is_empty());
 
-    // GetAccount carries the native position and the margin summary.
+    // GetAccount carries the native position and the margin summary. The
+    // market is paused so the margin the venue reports and the one read
+    // here are computed from the same prices.
+    env.sim.set_market_paused(true);
     let account = c
         .get_account(pb::GetAccountRequest {
             venue: "oanda".into(),
