@@ -186,8 +186,8 @@ docker network connect --alias redis "$network" "$redis_id"
 wait_all 200 "not every service recovered after Redis came back"
 say "Redis reconnected: every service ready again after $(($(date +%s) - tr)) s"
 for v in binanceus coinbase oanda; do
-    n=$(dc exec -T redis redis-cli XRANGE "gekko:orders:$v" - + | grep -c "e2e-$v-1" || true)
-    [ "$n" -ge 1 ] || fail "the acknowledged order e2e-$v-1 is missing from gekko:orders:$v"
+    n=$(dc exec -T redis redis-cli XRANGE "gekko:{orders:$v}" - + | grep -c "e2e-$v-1" || true)
+    [ "$n" -ge 1 ] || fail "the acknowledged order e2e-$v-1 is missing from gekko:{orders:$v}"
 done
 [ "$(dc exec -T redis redis-cli CONFIG GET appendonly | tail -1 | tr -d '\r')" = yes ] \
     || fail "Redis runs without AOF"

@@ -2,7 +2,7 @@
 //!
 //! gekko's durable state lives in Redis streams: the config versions (`gekko:config`,
 //! written by configd), the order and fill records of every venue
-//! (`gekko:orders:<venue>`, `gekko:fills:<venue>`), the audit trail
+//! (`gekko:{orders:<venue>}`, `gekko:{fills:<venue>}`), the audit trail
 //! (`AUDIT_LOGGING_SETTINGS stream`, plus `<stream>:<program>` of services run alone) and
 //! the kill-switch records (`gekko:kill_switch:<venue>`). Redis's own AOF protects against
 //! a crash; a snapshot protects against losing the Redis (disk, operator, a bad

@@ -16,7 +16,7 @@ use crate::{BackupError, BackupKey, files};
 const PAGE: usize = 1000;
 
 /// The key prefixes of per-venue durable streams a snapshot covers.
-const VENUE_PATTERNS: &[&str] = &["gekko:orders:*", "gekko:fills:*", "gekko:kill_switch:*"];
+const VENUE_PATTERNS: &[&str] = &["gekko:{orders:*}", "gekko:{fills:*}", "gekko:kill_switch:*"];
 /// The config versions stream (written by configd).
 const CONFIG_STREAM: &str = "gekko:config";
 
@@ -30,7 +30,7 @@ pub async fn connect(url: &str) -> Result<MultiplexedConnection, BackupError> {
 }
 
 /// The durable streams present in Redis, sorted: `gekko:config`, every
-/// `gekko:orders:*`, `gekko:fills:*` and `gekko:kill_switch:*`, and the audit stream
+/// `gekko:{orders:*}`, `gekko:{fills:*}` and `gekko:kill_switch:*`, and the audit stream
 /// `audit_stream` with its per-program streams `<audit_stream>:*`. Only keys of type
 /// stream count (`gekko:config` is also a pub/sub channel name, which is no key).
 ///

@@ -245,11 +245,11 @@ async fn round_trip_restores_every_entry_with_its_id_into_an_empty_redis() {
         [
             "gekko:audit",
             "gekko:config",
-            "gekko:fills:binanceus",
-            "gekko:fills:oanda",
             "gekko:kill_switch:binanceus",
-            "gekko:orders:binanceus",
-            "gekko:orders:oanda",
+            "gekko:{fills:binanceus}",
+            "gekko:{fills:oanda}",
+            "gekko:{orders:binanceus}",
+            "gekko:{orders:oanda}",
         ]
     );
 
@@ -277,7 +277,7 @@ async fn round_trip_restores_every_entry_with_its_id_into_an_empty_redis() {
     // order events are delivered again, and nothing before them.
     let orders = after
         .iter()
-        .find(|s| s.manifest.name == "gekko:orders:binanceus")
+        .find(|s| s.manifest.name == "gekko:{orders:binanceus}")
         .unwrap();
     assert_eq!(orders.manifest.groups.len(), 1);
     let group = &orders.manifest.groups[0];
@@ -289,7 +289,7 @@ async fn round_trip_restores_every_entry_with_its_id_into_an_empty_redis() {
         .arg("COUNT")
         .arg(1)
         .arg("STREAMS")
-        .arg("gekko:orders:binanceus")
+        .arg("gekko:{orders:binanceus}")
         .arg(">")
         .query_async(&mut tconn)
         .await
@@ -327,7 +327,7 @@ async fn round_trip_restores_every_entry_with_its_id_into_an_empty_redis() {
 
     // New entries after the restore get ids after the restored ones.
     let new_id: String = redis::cmd("XADD")
-        .arg("gekko:orders:oanda")
+        .arg("gekko:{orders:oanda}")
         .arg("*")
         .arg("d")
         .arg("{}")
@@ -336,7 +336,7 @@ async fn round_trip_restores_every_entry_with_its_id_into_an_empty_redis() {
         .unwrap();
     let last = &after
         .iter()
-        .find(|s| s.manifest.name == "gekko:orders:oanda")
+        .find(|s| s.manifest.name == "gekko:{orders:oanda}")
         .unwrap()
         .manifest
         .last_id;
@@ -451,7 +451,7 @@ async fn a_non_empty_target_is_refused_unless_forced() {
         .unwrap();
     // A stale order stream with an entry newer than the snapshot's.
     let _: String = redis::cmd("XADD")
-        .arg("gekko:orders:binanceus")
+        .arg("gekko:{orders:binanceus}")
         .arg("99999999999999-0")
         .arg("d")
         .arg("stale")
@@ -463,7 +463,7 @@ async fn a_non_empty_target_is_refused_unless_forced() {
         .unwrap_err();
     assert!(matches!(e, BackupError::NotEmpty { keys: 2 }), "{e}");
     let len: u64 = redis::cmd("XLEN")
-        .arg("gekko:orders:binanceus")
+        .arg("gekko:{orders:binanceus}")
         .query_async(&mut t)
         .await
         .unwrap();

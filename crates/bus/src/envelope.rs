@@ -16,38 +16,47 @@ use serde::{Deserialize, Serialize};
 use crate::{Bus, BusError, Delivery, Retention, StreamSpec};
 
 /// Documented stream and channel names. `{venue}` is the venue's lower-case id.
+///
+/// Stream keys carry a Redis Cluster hash tag (the part in braces): only the tag is hashed,
+/// so a stream and every key derived from it (`<stream>:...`) share one slot, and the
+/// consumer groups that live inside a stream never touch another slot. Each venue's
+/// market-data, order and fill streams have their own tags, so they spread over the
+/// shards of a cluster. On a single Redis the braces are just part of the name.
+/// The audit stream (`AUDIT_LOGGING_SETTINGS stream`, default `gekko:audit`) is one key
+/// and needs no tag. Pub/sub channels are not keys; in cluster mode they are sharded
+/// channels, placed by the hash of the whole name.
 pub mod names {
     /// Best bid/ask per venue (capped).
     #[must_use]
     pub fn quotes(venue: &str) -> String {
-        format!("gekko:md:quotes:{venue}")
+        format!("gekko:{{md:quotes:{venue}}}")
     }
     /// Public trades per venue (capped).
     #[must_use]
     pub fn trades(venue: &str) -> String {
-        format!("gekko:md:trades:{venue}")
+        format!("gekko:{{md:trades:{venue}}}")
     }
     /// Order-book updates per venue (capped).
     #[must_use]
     pub fn book(venue: &str) -> String {
-        format!("gekko:md:book:{venue}")
+        format!("gekko:{{md:book:{venue}}}")
     }
     /// Order events per venue (durable).
     #[must_use]
     pub fn orders(venue: &str) -> String {
-        format!("gekko:orders:{venue}")
+        format!("gekko:{{orders:{venue}}}")
     }
     /// Fills (executions) per venue (durable), one record per venue trade id.
     #[must_use]
     pub fn fills(venue: &str) -> String {
-        format!("gekko:fills:{venue}")
+        format!("gekko:{{fills:{venue}}}")
     }
     /// Commands to services (durable).
-    pub const COMMANDS: &str = "gekko:commands";
+    pub const COMMANDS: &str = "gekko:{commands}";
     /// Audit trail (durable).
     pub const AUDIT: &str = "gekko:audit";
     /// Model signals (capped).
-    pub const SIGNALS: &str = "gekko:signals";
+    pub const SIGNALS: &str = "gekko:{signals}";
     /// Pub/sub: control notices (halt, resume, shutdown).
     pub const CONTROL_CHANNEL: &str = "gekko:control";
     /// Pub/sub: configuration-change notices.

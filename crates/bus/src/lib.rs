@@ -46,7 +46,7 @@ pub enum Retention {
 /// A stream name together with its retention.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamSpec {
-    /// The stream key, e.g. `gekko:orders:binanceus`.
+    /// The stream key, e.g. `gekko:{orders:binanceus}`.
     pub name: String,
     /// Capped or durable.
     pub retention: Retention,

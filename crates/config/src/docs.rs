@@ -172,7 +172,7 @@ static VARIABLES: &[VariableDoc] = &[
         "keys `max_order_notional` (a decimal above 0), `max_daily_notional` (at least `max_order_notional`), `daily_reset_hour` (an integer 0..=23), `restricted_pairs` (`;`-separated pairs from `SUPPORTED_TRADING_PAIRS`), `trading_enabled` (bool)",
         "`max_order_notional=100000,max_daily_notional=1000000,daily_reset_hour=0,trading_enabled=true`, nothing restricted",
         "`max_order_notional=5000,max_daily_notional=50000,daily_reset_hour=22,restricted_pairs=ETH-USD`",
-        "Pre-trade limits in the quote currency, enforced by each gateway before anything is sent. `max_order_notional` caps one order (a market order is priced at the best opposite quote, and refused while the gateway has none). `max_daily_notional` caps the notional sent per trading day (orders the venue did not refuse, cancelled ones included), which starts at `daily_reset_hour`:00 UTC; the sum is rebuilt exactly from `gekko:orders:<venue>` at start-up, so a restart does not reset it. `trading_enabled=false` refuses every new order and cannot be overridden; the runtime kill switch is `GatewayService.SetTradingEnabled` (admin), recorded on `gekko:kill_switch:<venue>` so it survives a restart.",
+        "Pre-trade limits in the quote currency, enforced by each gateway before anything is sent. `max_order_notional` caps one order (a market order is priced at the best opposite quote, and refused while the gateway has none). `max_daily_notional` caps the notional sent per trading day (orders the venue did not refuse, cancelled ones included), which starts at `daily_reset_hour`:00 UTC; the sum is rebuilt exactly from `gekko:{orders:<venue>}` at start-up, so a restart does not reset it. `trading_enabled=false` refuses every new order and cannot be overridden; the runtime kill switch is `GatewayService.SetTradingEnabled` (admin), recorded on `gekko:kill_switch:<venue>` so it survives a restart.",
     ),
     doc(
         names::CONTROLLER_SETTINGS,
@@ -186,7 +186,7 @@ static VARIABLES: &[VariableDoc] = &[
         "keys `enabled` (bool), `allow_live` (bool), `name` (letters, digits, `_`, `-`), `order_notional` (a decimal above 0), `cooldown` (a duration)",
         "`enabled=false,allow_live=false,name=strategy,order_notional=100,cooldown=30s`",
         "`enabled=true,order_notional=250,cooldown=1m`",
-        "The trading loop: signals on `gekko:signals` at or above their model's `CONFIDENCE_THRESHOLDS` become orders of about `order_notional`, trimmed to `POSITION_LIMITS`, at most one per instrument per `cooldown`. Client ids derive from `name` and the signal id, so a replay never doubles an order. Off by default; `gekko up --paper-trade` turns it on when every venue is simulated; a venue with live credentials also needs `allow_live=true`.",
+        "The trading loop: signals on `gekko:{signals}` at or above their model's `CONFIDENCE_THRESHOLDS` become orders of about `order_notional`, trimmed to `POSITION_LIMITS`, at most one per instrument per `cooldown`. Client ids derive from `name` and the signal id, so a replay never doubles an order. Off by default; `gekko up --paper-trade` turns it on when every venue is simulated; a venue with live credentials also needs `allow_live=true`.",
     ),
     doc(
         names::MCP_SETTINGS,

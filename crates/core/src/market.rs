@@ -87,7 +87,7 @@ pub enum Direction {
     Down,
 }
 
-/// A model's prediction for one instrument, as published on `gekko:signals`.
+/// A model's prediction for one instrument, as published on `gekko:{signals}`.
 ///
 /// Probabilities are `f32`: they are model outputs, not money.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -207,7 +207,7 @@ fn put(detail: &mut Value, key: &str, v: Value) {
     }
 }
 
-/// Every fill recorded on a venue's durable fill stream `gekko:fills:<venue>`, in order.
+/// Every fill recorded on a venue's durable fill stream `gekko:{fills:<venue>}`, in order.
 /// Works without a running gateway (a report written while the venue is down).
 ///
 /// # Errors

@@ -1,6 +1,6 @@
 //! The trading loop (the design's `start_main_trading_loop`): model signals become orders.
 //!
-//! A [`Strategy`] reads `gekko:signals` through a consumer group, so a restarted process
+//! A [`Strategy`] reads `gekko:{signals}` through a consumer group, so a restarted process
 //! resumes after the last signal it finished and re-reads the ones it had not (its own
 //! pending entries first). For each signal:
 //!

@@ -1,7 +1,7 @@
 //! The trading loop over a real gateway engine (on the scriptable venue, so the test can
 //! count what reached the venue) and the in-process bus: thresholds, deterministic client
 //! ids that never double an order on a replay or a restart, the cool-down, sizing within
-//! the position limit counting working orders, and the loop reading `gekko:signals`.
+//! the position limit counting working orders, and the loop reading `gekko:{signals}`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

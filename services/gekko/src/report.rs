@@ -1,7 +1,7 @@
 //! The final report: what a run of `gekko up` did, written on every shutdown.
 //!
 //! Built from gekko's own durable records, not from counters that a crash would lose:
-//! the order events (`gekko:orders:<venue>`) and fills (`gekko:fills:<venue>`) of this
+//! the order events (`gekko:{orders:<venue>}`) and fills (`gekko:{fills:<venue>}`) of this
 //! run, the positions the venues reported before and after the shutdown steps, and what
 //! each step could not do. It is written as JSON (for machines) and Markdown (for people)
 //! into `CONTROLLER_SETTINGS reports_dir`, also when a venue was down: the report then

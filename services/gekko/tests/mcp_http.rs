@@ -141,12 +141,12 @@ fn place_order_allowed_in_paper_and_seen_on_the_bus_and_through_grpc() {
         "exactly one order reached the simulator"
     );
     // On the bus: the order stream has its `submitting` record, written before the send.
-    let records = s.stream("gekko:orders:binanceus");
+    let records = s.stream("gekko:{orders:binanceus}");
     assert!(
         records
             .iter()
             .any(|p| p.contains(&id) && p.contains("\"submitting\"")),
-        "{id} not on gekko:orders:binanceus"
+        "{id} not on gekko:{orders:binanceus}"
     );
     // Through gRPC: GetOrder knows it.
     let got = s.grpc_get_order("BTC-USD", &id);

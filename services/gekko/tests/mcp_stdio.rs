@@ -132,7 +132,7 @@ fn place_order_allowed_in_paper_and_seen_on_the_bus_and_through_grpc() {
         .to_owned();
     assert_eq!(s.venue_order_requests(), before + 1);
     assert!(
-        s.stream("gekko:orders:binanceus")
+        s.stream("gekko:{orders:binanceus}")
             .iter()
             .any(|p| p.contains(&id) && p.contains("\"submitting\"")),
         "{id} not on the bus"

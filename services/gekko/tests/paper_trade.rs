@@ -16,7 +16,7 @@ fn order_events(redis: &RedisServer) -> Vec<(String, String)> {
     let client = redis::Client::open(redis.url()).unwrap();
     let mut conn = client.get_connection().unwrap();
     let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-        .arg("gekko:orders:binanceus")
+        .arg("gekko:{orders:binanceus}")
         .arg("-")
         .arg("+")
         .query(&mut conn)

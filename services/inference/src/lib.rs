@@ -2,7 +2,7 @@
 //! model answers `gekko.v1.InferenceService/Predict` over gRPC.
 //!
 //! Data flow: one tail reader per venue quote stream → a `FeatureBuilder` per instrument
-//! → the dynamic batcher (shared with gRPC callers) → a `Signal` on `gekko:signals` when
+//! → the dynamic batcher (shared with gRPC callers) → a `Signal` on `gekko:{signals}` when
 //! the prediction's confidence clears the model's `CONFIDENCE_THRESHOLDS` entry.
 //! Market data is capped and lossy, so the consumer follows the stream from "now" and
 //! never acks: a restarted consumer should predict from fresh quotes, not replay old ones.
