@@ -13,6 +13,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+mod cluster;
+pub use cluster::RedisCluster;
+
 /// The `redis-server` binary: `$REDIS_SERVER` if set, else from `PATH`.
 fn redis_server_bin() -> String {
     std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_owned())
