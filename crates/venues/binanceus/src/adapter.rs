@@ -171,7 +171,7 @@ pub fn order_update_from_rest(
 /// # Errors
 /// [`VenueError::Malformed`] for a client id gekko cannot hold or an unknown status.
 pub fn order_update_from_report(
-    r: &ExecutionReportMsg,
+    r: &ExecutionReportMsg<'_>,
     instrument: &InstrumentId,
 ) -> Result<OrderUpdate, VenueError> {
     let client_order_id = ClientOrderId::parse(r.order_client_id()).map_err(|e| malformed(e, r))?;
@@ -184,7 +184,7 @@ pub fn order_update_from_report(
         price: r.last_price,
         qty: r.last_qty,
         fee: r.commission,
-        fee_asset: r.commission_asset.clone().unwrap_or_default(),
+        fee_asset: r.commission_asset.as_deref().unwrap_or_default().to_owned(),
     });
     Ok(OrderUpdate {
         client_order_id,
@@ -199,7 +199,7 @@ pub fn order_update_from_report(
         last_fill,
         ts_ms: r.event_time,
         reject_reason: (!r.reject_reason.is_empty() && r.reject_reason != "NONE")
-            .then(|| r.reject_reason.clone()),
+            .then(|| r.reject_reason.to_string()),
     })
 }
 
@@ -262,7 +262,7 @@ enum MarketMsg {
 
 /// Maps one market-stream message, if it carries anything for gekko.
 fn market_event(
-    msg: BinanceUsWsMessage,
+    msg: BinanceUsWsMessage<'_>,
     symbols: &RwLock<HashMap<String, InstrumentId>>,
 ) -> Option<MarketMsg> {
     let instrument = |s: &str| {
@@ -840,7 +840,7 @@ fn user_events(
 
 /// Maps one user-stream message to a [`UserEvent`], if it carries one.
 fn user_event(
-    msg: BinanceUsWsMessage,
+    msg: BinanceUsWsMessage<'_>,
     symbols: &RwLock<HashMap<String, InstrumentId>>,
     reconnect: &Notify,
 ) -> Option<UserEvent> {
@@ -901,9 +901,9 @@ mod tests {
         InstrumentId::new(VenueId::BinanceUs, "BTC", "USD")
     }
 
-    fn report(name: &str) -> ExecutionReportMsg {
+    fn report(name: &str) -> ExecutionReportMsg<'static> {
         match parse(&fixture(name)).unwrap() {
-            BinanceUsWsMessage::ExecutionReport(r) => *r,
+            BinanceUsWsMessage::ExecutionReport(r) => r.into_owned(),
             other => panic!("{other:?}"),
         }
     }

@@ -2,6 +2,7 @@
 //! enums and symbol mapping.
 
 pub mod consts;
+pub mod decimal;
 pub mod enums;
 pub mod symbol;
 

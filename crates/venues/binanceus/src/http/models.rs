@@ -141,14 +141,16 @@ pub enum SymbolFilter {
     Other,
 }
 
-/// A book level `["price", "qty"]`.
+/// A book level `["price", "qty"]`. Shared with the `depthUpdate` stream, so read with the
+/// hot-path decimal parser ([`crate::common::decimal`], same values as
+/// `rust_decimal::serde::str`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub struct Level(
     /// Price.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(deserialize_with = "crate::common::decimal::deserialize")]
     pub Decimal,
     /// Quantity.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(deserialize_with = "crate::common::decimal::deserialize")]
     pub Decimal,
 );
 
