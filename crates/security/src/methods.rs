@@ -128,6 +128,10 @@ pub const METHODS: &[MethodRule] = &[
         open: None,
         pending: false,
     },
+    read("/gekko.v1.HealthAggregator/GetSystemHealth"),
+    read("/gekko.v1.HealthAggregator/Watch"),
+    // Silences an alert's escalation: an operator's action, so a trader's.
+    trade("/gekko.v1.HealthAggregator/Acknowledge"),
     open("/grpc.health.v1.Health/Check", OpenGroup::Health),
     open("/grpc.health.v1.Health/Watch", OpenGroup::Health),
     open(

@@ -1,0 +1,532 @@
+//! healthd as a process against real targets: a real `redis-server` (testkit), another
+//! real gekko service process (a second healthd, which serves the runtime's `/readyz`,
+//! `/metrics` and `grpc.health.v1` like every gekko service), and a real local HTTP
+//! server as the alert webhook. Docker is pointed at a dead socket, so it must be a
+//! warning and not a failure.
+//!
+//! Checks: the tree shows each target, Redis (role, AOF) and Docker; the aggregate
+//! `/readyz` is 200, then 503 naming the reason when the required target is killed, then
+//! 200 again when it is restarted; a `service_down` alert reaches `gekko:alerts` and the
+//! webhook, is escalated after `HEALTHD_ESCALATE_AFTER_S`, is acknowledged over HTTP and
+//! resolves; an Alertmanager payload is republished; malformed `HEALTHD_*` settings exit
+//! 64 naming every problem.
+
+use std::io::Read as _;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::routing::post;
+use gekko_proto::v1 as pb;
+use gekko_proto::v1::health_aggregator_client::HealthAggregatorClient;
+use gekko_testkit::{RedisServer, free_port, poll_some};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_healthd");
+const DEAD_DOCKER: &str = "unix:///nonexistent/gekko-test/docker.sock";
+
+struct Proc {
+    child: Child,
+    http: u16,
+    grpc: u16,
+    own: u16,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    fn stderr(&mut self) -> String {
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        err
+    }
+}
+
+fn command(http: u16, grpc: u16, own: u16, env: &[(&str, String)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env(
+            "MONITORING_CONFIGURATIONS",
+            format!("http_addr=127.0.0.1:{http},grpc_addr=127.0.0.1:{grpc}"),
+        )
+        .env("AUDIT_LOGGING_SETTINGS", "enabled=false")
+        .env("HEALTHD_HTTP_ADDR", format!("127.0.0.1:{own}"))
+        .env("HEALTHD_INTERVAL_MS", "200")
+        .env("HEALTHD_TIMEOUT_MS", "1000")
+        .env("DOCKER_HOST", DEAD_DOCKER)
+        .current_dir(std::env::temp_dir());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Starts healthd on the given (or fresh) ports and waits for its own `/readyz`.
+async fn start_on(http: u16, grpc: u16, own: u16, env: &[(&str, String)]) -> Proc {
+    let child = command(http, grpc, own, env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn healthd");
+    let mut p = Proc {
+        child,
+        http,
+        grpc,
+        own,
+    };
+    let url = format!("http://127.0.0.1:{http}/readyz");
+    let ready = gekko_testkit::eventually(Duration::from_secs(60), || {
+        let url = url.clone();
+        async move {
+            reqwest::get(&url)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        }
+    })
+    .await;
+    if !ready {
+        let _ = p.child.kill();
+        panic!("healthd did not become ready:\n{}", p.stderr());
+    }
+    p
+}
+
+async fn start(env: &[(&str, String)]) -> Proc {
+    let ports = (
+        free_port().expect("port"),
+        free_port().expect("port"),
+        free_port().expect("port"),
+    );
+    start_on(ports.0, ports.1, ports.2, env).await
+}
+
+async fn health(p: &Proc) -> pb::SystemHealth {
+    let mut c = HealthAggregatorClient::connect(format!("http://127.0.0.1:{}", p.grpc))
+        .await
+        .expect("connect healthd gRPC");
+    c.get_system_health(pb::GetSystemHealthRequest {})
+        .await
+        .expect("GetSystemHealth")
+        .into_inner()
+}
+
+async fn aggregate_readyz(p: &Proc) -> (u16, Value) {
+    let r = reqwest::get(format!("http://127.0.0.1:{}/readyz", p.own))
+        .await
+        .expect("aggregate /readyz");
+    let code = r.status().as_u16();
+    (code, r.json().await.expect("readyz body is JSON"))
+}
+
+/// Every event on `gekko:alerts`, decoded.
+async fn alert_events(redis: &str) -> Vec<Value> {
+    let client = redis::Client::open(redis).expect("redis url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connection");
+    let entries: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(healthd::ALERTS_STREAM)
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .expect("XRANGE");
+    entries
+        .ids
+        .iter()
+        .filter_map(|e| {
+            e.map.values().find_map(|v| match v {
+                redis::Value::BulkString(b) => serde_json::from_slice::<Value>(b).ok(),
+                _ => None,
+            })
+        })
+        .collect()
+}
+
+fn find<'a>(events: &'a [Value], event: &str, kind: &str, subject: &str) -> Option<&'a Value> {
+    events
+        .iter()
+        .find(|e| e["event"] == event && e["kind"] == kind && e["subject"] == subject)
+}
+
+/// A real HTTP server that records every JSON body POSTed to it.
+async fn webhook() -> (SocketAddr, Arc<Mutex<Vec<Value>>>) {
+    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let sink = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |body: axum::body::Bytes| {
+            let sink = sink.clone();
+            async move {
+                if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+                    sink.lock().expect("lock").push(v);
+                }
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind webhook");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, got)
+}
+
+fn component<'a>(r: &'a pb::ReplicaHealth, name: &str) -> &'a pb::HealthComponent {
+    r.components
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no component {name} in {r:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_required_target_going_down_and_coming_back() {
+    let redis = RedisServer::start();
+    let (hook, hooked) = webhook().await;
+    // The target: a gekko service process of its own (no Redis, no Docker checks).
+    let target_env = [
+        ("HEALTHD_REDIS", "off".to_owned()),
+        ("HEALTHD_DOCKER", "off".to_owned()),
+    ];
+    let mut target = start(&target_env).await;
+    let (th, tg, to) = (target.http, target.grpc, target.own);
+    let agg = start(&[
+        ("REDIS_URL", redis.url()),
+        (
+            "HEALTHD_TARGETS",
+            format!("svc=http://127.0.0.1:{th}|grpc://127.0.0.1:{tg}"),
+        ),
+        ("HEALTHD_REQUIRED", "svc".to_owned()),
+        ("HEALTHD_WEBHOOK_URL", format!("http://{hook}/hook")),
+        ("HEALTHD_ESCALATE_AFTER_S", "2".to_owned()),
+    ])
+    .await;
+
+    // The tree: the target with its replica and components, Redis, Docker, the host.
+    let tree = poll_some("a ready tree", Duration::from_secs(30), || async {
+        let h = health(&agg).await;
+        h.ready.then_some(h)
+    })
+    .await;
+    let svc = tree
+        .services
+        .iter()
+        .find(|s| s.name == "svc")
+        .expect("svc in the tree");
+    assert!(svc.required);
+    assert_eq!(svc.replicas.len(), 1, "{svc:?}");
+    let replica = &svc.replicas[0];
+    assert_eq!(replica.address, format!("127.0.0.1:{th}"));
+    assert_eq!(
+        component(replica, "readyz").status,
+        pb::HealthStatus::Ok as i32
+    );
+    assert_eq!(
+        component(replica, "grpc").status,
+        pb::HealthStatus::Ok as i32
+    );
+    // The target's own /readyz components are in the tree too.
+    assert!(
+        replica
+            .components
+            .iter()
+            .any(|c| c.name == "readyz/first-poll"),
+        "{replica:?}"
+    );
+    let redis_node = tree
+        .services
+        .iter()
+        .find(|s| s.name == "redis")
+        .expect("redis");
+    let info = component(&redis_node.replicas[0], "info");
+    assert_eq!(info.details["role"], "master", "{info:?}");
+    let aof = component(&redis_node.replicas[0], "aof");
+    assert!(aof.details.contains_key("aof_last_write_status"), "{aof:?}");
+    assert!(aof.details.contains_key("aof_enabled"), "{aof:?}");
+    let docker = tree
+        .services
+        .iter()
+        .find(|s| s.name == "docker")
+        .expect("docker");
+    assert_eq!(
+        docker.status,
+        pb::HealthStatus::Warning as i32,
+        "{docker:?}"
+    );
+    assert!(!docker.required);
+    assert!(docker.reason.contains("no Docker daemon"), "{docker:?}");
+    assert!(tree.services.iter().any(|s| s.name == "host"));
+    let (code, body) = aggregate_readyz(&agg).await;
+    assert_eq!(code, 200, "{body}");
+
+    // Kill the required target: 503 naming it, an alert on the stream and the webhook.
+    let _ = target.child.kill();
+    let _ = target.child.wait();
+    let body = poll_some(
+        "the aggregate /readyz to turn 503",
+        Duration::from_secs(30),
+        || async {
+            let (code, body) = aggregate_readyz(&agg).await;
+            (code == 503).then_some(body)
+        },
+    )
+    .await;
+    let reason = body["reason"].as_str().unwrap_or_default().to_owned();
+    assert!(reason.contains("svc is down"), "{body}");
+    assert!(reason.contains("unreachable"), "{body}");
+    let h = health(&agg).await;
+    assert!(!h.ready && h.reason.contains("svc is down"), "{h:?}");
+
+    let url = redis.url();
+    let fired = poll_some(
+        "service_down firing on gekko:alerts",
+        Duration::from_secs(30),
+        || {
+            let url = url.clone();
+            async move { find(&alert_events(&url).await, "firing", "service_down", "svc").cloned() }
+        },
+    )
+    .await;
+    assert_eq!(fired["severity"], "critical");
+    assert_eq!(fired["source"], "healthd");
+    let id = fired["id"].as_str().expect("id").to_owned();
+    poll_some(
+        "service_down firing at the webhook",
+        Duration::from_secs(30),
+        || async {
+            let got = hooked.lock().expect("lock").clone();
+            find(&got, "firing", "service_down", "svc").cloned()
+        },
+    )
+    .await;
+
+    // Not acknowledged after 2 s: escalated, on both.
+    let url = redis.url();
+    let escalated = poll_some(
+        "the escalation on gekko:alerts",
+        Duration::from_secs(30),
+        || {
+            let url = url.clone();
+            async move {
+                find(
+                    &alert_events(&url).await,
+                    "escalated",
+                    "service_down",
+                    "svc",
+                )
+                .cloned()
+            }
+        },
+    )
+    .await;
+    assert_eq!(escalated["id"], id.as_str());
+    assert_eq!(escalated["escalated"], true);
+    poll_some(
+        "the escalation at the webhook",
+        Duration::from_secs(30),
+        || async {
+            let got = hooked.lock().expect("lock").clone();
+            find(&got, "escalated", "service_down", "svc").cloned()
+        },
+    )
+    .await;
+    let open = health(&agg).await.open_alerts;
+    let mine = open.iter().find(|a| a.id == id).expect("the alert is open");
+    assert!(mine.escalated && !mine.acknowledged);
+
+    // Acknowledged over HTTP (and an unknown id over gRPC is not).
+    let acked = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/alerts/{id}/ack", agg.own))
+        .body(r#"{"by":"the test"}"#)
+        .send()
+        .await
+        .expect("ack");
+    assert_eq!(acked.status().as_u16(), 200);
+    let mut c = HealthAggregatorClient::connect(format!("http://127.0.0.1:{}", agg.grpc))
+        .await
+        .expect("connect");
+    let none = c
+        .acknowledge(pb::AcknowledgeAlertRequest {
+            id: "no-such-alert".to_owned(),
+            by: "the test".to_owned(),
+        })
+        .await
+        .expect("Acknowledge")
+        .into_inner();
+    assert!(!none.acknowledged);
+    let url = redis.url();
+    let ack = poll_some(
+        "the acknowledgement on gekko:alerts",
+        Duration::from_secs(30),
+        || {
+            let url = url.clone();
+            async move {
+                find(
+                    &alert_events(&url).await,
+                    "acknowledged",
+                    "service_down",
+                    "svc",
+                )
+                .cloned()
+            }
+        },
+    )
+    .await;
+    assert_eq!(ack["acknowledged_by"], "the test");
+
+    // Restarted on the same ports: ready again, and the alert resolves.
+    let _target = start_on(th, tg, to, &target_env).await;
+    poll_some(
+        "the aggregate /readyz to recover",
+        Duration::from_secs(30),
+        || async {
+            let (code, _) = aggregate_readyz(&agg).await;
+            (code == 200).then_some(())
+        },
+    )
+    .await;
+    let url = redis.url();
+    poll_some("service_down resolved on gekko:alerts", Duration::from_secs(30), || {
+        let url = url.clone();
+        async move { find(&alert_events(&url).await, "resolved", "service_down", "svc").cloned() }
+    })
+    .await;
+    assert!(health(&agg).await.open_alerts.iter().all(|a| a.id != id));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alertmanager_alerts_are_republished() {
+    let redis = RedisServer::start();
+    let agg = start(&[
+        ("REDIS_URL", redis.url()),
+        ("HEALTHD_DOCKER", "off".to_owned()),
+    ])
+    .await;
+    let payload = |status: &str| {
+        serde_json::json!({
+            "version": "4",
+            "status": status,
+            "receiver": "healthd",
+            "groupKey": "{}:{alertname=\"GekkoVenueDisconnected\"}",
+            "alerts": [{
+                "status": status,
+                "labels": {"alertname": "GekkoVenueDisconnected", "severity": "critical",
+                           "venue": "binanceus", "instance": "gateway-binanceus:9464"},
+                "annotations": {"summary": "binanceus market stream disconnected"},
+                "startsAt": "2026-01-01T00:00:00Z",
+                "fingerprint": "abc123"
+            }]
+        })
+    };
+    let http = reqwest::Client::new();
+    // The path deploy/alertmanager/alertmanager.yml routes to.
+    let r = http
+        .post(format!("http://127.0.0.1:{}/alerts", agg.own))
+        .json(&payload("firing"))
+        .send()
+        .await
+        .expect("POST /alerts");
+    assert_eq!(r.status().as_u16(), 200);
+    let url = redis.url();
+    let subject = "GekkoVenueDisconnected/instance=gateway-binanceus:9464,venue=binanceus";
+    let fired = poll_some("the republished alert", Duration::from_secs(20), || {
+        let url = url.clone();
+        async move {
+            find(
+                &alert_events(&url).await,
+                "firing",
+                "GekkoVenueDisconnected",
+                subject,
+            )
+            .cloned()
+        }
+    })
+    .await;
+    assert_eq!(fired["source"], "alertmanager");
+    assert_eq!(fired["severity"], "critical");
+    assert_eq!(fired["id"], "am-abc123");
+    assert_eq!(fired["summary"], "binanceus market stream disconnected");
+    assert!(
+        health(&agg)
+            .await
+            .open_alerts
+            .iter()
+            .any(|a| a.id == "am-abc123")
+    );
+    let r = http
+        .post(format!("http://127.0.0.1:{}/alertmanager", agg.own))
+        .json(&payload("resolved"))
+        .send()
+        .await
+        .expect("POST /alertmanager");
+    assert_eq!(r.status().as_u16(), 200);
+    let url = redis.url();
+    poll_some("the resolved alert", Duration::from_secs(20), || {
+        let url = url.clone();
+        async move {
+            find(
+                &alert_events(&url).await,
+                "resolved",
+                "GekkoVenueDisconnected",
+                subject,
+            )
+            .cloned()
+        }
+    })
+    .await;
+    assert!(
+        health(&agg)
+            .await
+            .open_alerts
+            .iter()
+            .all(|a| a.id != "am-abc123")
+    );
+    // A body that is not Alertmanager's is refused, naming why.
+    let r = http
+        .post(format!("http://127.0.0.1:{}/alerts", agg.own))
+        .body("not json")
+        .send()
+        .await
+        .expect("POST garbage");
+    assert_eq!(r.status().as_u16(), 400);
+}
+
+#[test]
+fn malformed_settings_exit_64_naming_every_problem() {
+    let out = command(
+        1,
+        2,
+        3,
+        &[
+            ("HEALTHD_TARGETS", "svc=ftp://x:1,=http://y:2".to_owned()),
+            ("HEALTHD_INTERVAL_MS", "often".to_owned()),
+            ("HEALTHD_THRESHOLDS", "disk_pct=150".to_owned()),
+            ("HEALTHD_WEBHOOK_URL", "not a url".to_owned()),
+            ("MONITORING_CONFIGURATIONS", "log_level=loud".to_owned()),
+        ],
+    )
+    .output()
+    .expect("run healthd");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    for want in [
+        "HEALTHD_TARGETS",
+        "HEALTHD_INTERVAL_MS",
+        "HEALTHD_THRESHOLDS: disk_pct",
+        "HEALTHD_WEBHOOK_URL",
+        "MONITORING_CONFIGURATIONS",
+    ] {
+        assert!(err.contains(want), "{want} not named in:\n{err}");
+    }
+}
