@@ -109,6 +109,26 @@ impl SimBinanceUs {
     }
 }
 
+/// One tick of the rate-controlled source ([`SimHandle::start_rate_ticks`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TickStamp {
+    /// The symbol the tick moved (e.g. `BTCUSD`).
+    pub symbol: String,
+    /// The tick's number since the source started, from 0.
+    pub seq: u64,
+    /// When the tick's events (depth diff, bookTicker, maybe a trade) had been handed to
+    /// the websocket connections: wall clock, nanoseconds since the Unix epoch, without
+    /// the injected clock skew.
+    pub unix_ns: i64,
+}
+
+/// Wall clock in nanoseconds since the Unix epoch (0 before it).
+fn unix_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
 /// A running simulator. Dropping it stops everything (listeners, connections, the market
 /// generator); [`SimHandle::shutdown`] does the same and waits for the tasks to end.
 #[derive(Debug)]
@@ -196,6 +216,67 @@ impl SimHandle {
             Ok(idx) => v.trade_through(idx, price, qty, now),
             Err(_) => Decimal::ZERO,
         }
+    }
+
+    /// Starts a rate-controlled tick source beside the regular generator: `ticks_per_sec`
+    /// ticks a second, each moving one symbol, in turn (round robin in config order), and
+    /// returns a receiver of one [`TickStamp`] per tick. For benchmarks: give the config a
+    /// long `tick_interval` so that only this source moves the market.
+    ///
+    /// The source wakes on a 1 ms timer and runs every tick due by then, so above
+    /// 1000 ticks/s ticks come in per-millisecond groups at the exact average rate. After
+    /// a stall it runs at most 100 ms worth of ticks and skips the rest, and while the
+    /// market is paused it skips ticks. Stamps are dropped for a receiver that lags
+    /// more than 65536 behind (it sees `Lagged`). The source stops when every receiver
+    /// has been dropped, or with the simulator.
+    pub fn start_rate_ticks(
+        &self,
+        ticks_per_sec: std::num::NonZeroU32,
+    ) -> tokio::sync::broadcast::Receiver<TickStamp> {
+        let (tx, rx) = tokio::sync::broadcast::channel(1 << 16);
+        let shared = Arc::clone(&self.shared);
+        let cancel = self.lifecycle.token().clone();
+        let symbols: Vec<String> = shared.venue().specs().map(|s| s.symbol.clone()).collect();
+        let rate = u128::from(ticks_per_sec.get());
+        let max_burst = u64::from(ticks_per_sec.get().div_ceil(10));
+        self.lifecycle.spawn(async move {
+            let n = symbols.len() as u64;
+            if n == 0 {
+                return;
+            }
+            let start = tokio::time::Instant::now();
+            let mut iv = tokio::time::interval(std::time::Duration::from_millis(1));
+            iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            let mut sent: u64 = 0;
+            loop {
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    _ = iv.tick() => {}
+                }
+                let due = u64::try_from(start.elapsed().as_nanos() * rate / 1_000_000_000)
+                    .unwrap_or(u64::MAX);
+                if tx.receiver_count() == 0 {
+                    break;
+                }
+                if shared.harness.market.paused() {
+                    sent = due;
+                    continue;
+                }
+                sent = sent.max(due.saturating_sub(max_burst));
+                while sent < due {
+                    let idx = usize::try_from(sent % n).unwrap_or(0);
+                    let now = shared.now_ms();
+                    shared.venue().tick_symbol(idx, now);
+                    let _ = tx.send(TickStamp {
+                        symbol: symbols[idx].clone(),
+                        seq: sent,
+                        unix_ns: unix_ns(),
+                    });
+                    sent += 1;
+                }
+            }
+        });
+        rx
     }
 
     /// Counters of what the simulator did.

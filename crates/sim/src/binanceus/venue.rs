@@ -180,6 +180,11 @@ impl Venue {
         self.engine.tick(now);
     }
 
+    /// One market tick of symbol `idx` alone.
+    pub(crate) fn tick_symbol(&mut self, idx: usize, now: i64) {
+        self.engine.tick_instrument(idx, now);
+    }
+
     /// A synthetic aggressor trade (see [`Engine::trade_through`]).
     pub(crate) fn trade_through(
         &mut self,

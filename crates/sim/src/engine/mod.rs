@@ -836,24 +836,43 @@ impl<S: EventSink> Engine<S> {
     /// through fill, diffs and tickers are published, and maybe a public trade printed.
     pub fn tick(&mut self, now: i64) {
         for idx in 0..self.books.len() {
-            let trade = self.books.get_mut(idx).and_then(|b| b.market.tick());
-            self.match_resting(idx, now);
-            self.publish(idx, now, true);
-            if let Some(t) = trade {
-                let id = self.next_trade_id(idx);
-                let trade = PublicTrade {
-                    id,
-                    price: t.price,
-                    qty: t.qty,
-                    time: now,
-                    buyer_maker: t.buyer_maker,
-                    buyer_order: 0,
-                    seller_order: 0,
-                };
-                self.record_trade(idx, trade, now);
-            }
+            self.move_instrument(idx, now);
         }
         self.flush_accounts(now);
+    }
+
+    /// One market tick of instrument `idx` alone (the rate-controlled tick source moves
+    /// one instrument at a time, in turn). An unknown `idx` does nothing.
+    pub fn tick_instrument(&mut self, idx: usize, now: i64) {
+        if idx < self.books.len() {
+            self.move_instrument(idx, now);
+            self.flush_accounts(now);
+        }
+    }
+
+    /// Number of instruments.
+    #[must_use]
+    pub fn instrument_count(&self) -> usize {
+        self.books.len()
+    }
+
+    fn move_instrument(&mut self, idx: usize, now: i64) {
+        let trade = self.books.get_mut(idx).and_then(|b| b.market.tick());
+        self.match_resting(idx, now);
+        self.publish(idx, now, true);
+        if let Some(t) = trade {
+            let id = self.next_trade_id(idx);
+            let trade = PublicTrade {
+                id,
+                price: t.price,
+                qty: t.qty,
+                time: now,
+                buyer_maker: t.buyer_maker,
+                buyer_order: 0,
+                seller_order: 0,
+            };
+            self.record_trade(idx, trade, now);
+        }
     }
 
     /// Open limit orders of instrument `idx` on `side`, in price-time priority.
