@@ -626,6 +626,7 @@ impl Gateway {
 
     async fn place_checked(&self, req: OrderRequest, entry: Entry) -> Result<Order, GatewayError> {
         let i = &self.inner;
+        let checks_started = std::time::Instant::now();
         if let Some(existing) = self.order(&req.client_order_id) {
             metrics::counter!("gekko_gateway_duplicate_submits_suppressed_total", "venue" => self.label()).increment(1);
             return Ok(existing);
@@ -678,22 +679,32 @@ impl Gateway {
                 return Err(e.into());
             }
         };
+        // Stage timings of the submit path (checks, persist, venue call, ack handling),
+        // read by `gekko-bench signal-to-ack`.
+        metrics::histogram!("gekko_gateway_pretrade_check_seconds", "venue" => self.label())
+            .record(checks_started.elapsed().as_secs_f64());
+        let persist_started = std::time::Instant::now();
         if let Err(e) = self.write_event(&submitting).await {
             i.orders.abort_submit(&id);
             return Err(e);
         }
+        metrics::histogram!("gekko_gateway_submit_persist_seconds", "venue" => self.label())
+            .record(persist_started.elapsed().as_secs_f64());
         let started = std::time::Instant::now();
         let outcome = i.venue.submit_order(&req).await;
         metrics::histogram!("gekko_gateway_submit_seconds", "venue" => self.label())
             .record(started.elapsed().as_secs_f64());
         match outcome {
             Ok(update) => {
+                let ack_started = std::time::Instant::now();
                 // The order is acknowledged: make sure the PendingNew record moves on even
                 // when the venue's answer carries the same status as a stream event.
                 if !self.apply_update(&update).await {
                     let ev = i.orders.acknowledge(&id, update.status, now_ms());
                     self.persist(ev).await;
                 }
+                metrics::histogram!("gekko_gateway_ack_persist_seconds", "venue" => self.label())
+                    .record(ack_started.elapsed().as_secs_f64());
             }
             Err(SubmitError::NotPlaced(e)) => {
                 let reason = e.reject_reason().map_or("not_sent", |r| r.as_str());
