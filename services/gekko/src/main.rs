@@ -15,6 +15,7 @@ mod check;
 mod controller;
 mod down;
 mod exit;
+mod health_cli;
 mod llm;
 mod mcp;
 mod probe;
@@ -67,6 +68,9 @@ enum Command {
     Restore(restore::RestoreArgs),
     /// Sealed env files: `gekko secrets keygen|seal|unseal --check|rotate`.
     Secrets(secrets::SecretsArgs),
+    /// Print the health tree of a running healthd (`--healthd http://HOST:PORT`); exits
+    /// 1 when the system is not ready.
+    Status(health_cli::StatusArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -80,6 +84,8 @@ fn main() -> std::process::ExitCode {
         Command::Token(args) => return token::run(&args).into(),
         Command::Certs(args) => return certs::run(&args).into(),
         Command::Secrets(args) => return secrets::run(&args).into(),
+        // `status` is a client of healthd.
+        Command::Status(args) => return run(|rt| rt.block_on(health_cli::run(args))),
         other => other,
     };
     inference_service::pin_cpu_threads();
@@ -109,7 +115,8 @@ fn main() -> std::process::ExitCode {
         | Command::Token(_)
         | Command::Certs(_)
         | Command::Mcp(_)
-        | Command::Secrets(_) => Exit::Internal.into(),
+        | Command::Secrets(_)
+        | Command::Status(_) => Exit::Internal.into(),
         Command::Check => run(|rt| rt.block_on(check::run(Ok(loaded)))),
         Command::Audit(args) => run(|rt| rt.block_on(audit::run(loaded, args))),
         Command::Llm(args) => run(|rt| rt.block_on(llm::run(&loaded, args))),
