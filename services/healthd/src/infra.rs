@@ -259,6 +259,10 @@ pub async fn docker(
         }
         Ok(Ok(c)) => c,
     };
+    node.replicas.push(Replica {
+        address: host.clone(),
+        components: vec![Component::ok("daemon").detail("containers", containers.len())],
+    });
     let mut conditions = Vec::new();
     let checks = containers.iter().filter_map(|c| c.id.clone()).map(|id| {
         let docker = docker.clone();

@@ -65,7 +65,12 @@ fn command(http: u16, grpc: u16, own: u16, env: &[(&str, String)]) -> Command {
         .env("DOCKER_HOST", DEAD_DOCKER)
         .current_dir(std::env::temp_dir());
     for (k, v) in env {
-        cmd.env(k, v);
+        // An empty DOCKER_HOST means the real default socket.
+        if *k == "DOCKER_HOST" && v.is_empty() {
+            cmd.env_remove(k);
+        } else {
+            cmd.env(k, v);
+        }
     }
     cmd
 }
@@ -529,4 +534,159 @@ fn malformed_settings_exit_64_naming_every_problem() {
     ] {
         assert!(err.contains(want), "{want} not named in:\n{err}");
     }
+}
+
+/// Containers this test made, removed by name when it ends.
+struct DockerScratch {
+    image: String,
+    containers: Vec<String>,
+}
+
+impl Drop for DockerScratch {
+    fn drop(&mut self) {
+        for c in &self.containers {
+            let _ = Command::new("docker").args(["rm", "-f", c]).output();
+        }
+        let _ = Command::new("docker")
+            .args(["rmi", "-f", &self.image])
+            .output();
+    }
+}
+
+fn docker(args: &[&str]) -> Result<String, String> {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .map_err(|e| format!("docker: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    }
+}
+
+/// With a Docker daemon (else a loud SKIPPED line, as the compose e2e test does): a tiny
+/// image imported from the host's own `sleep` and `false`, one running container and one
+/// in a restart loop. The running one shows its state and stats; the loop raises
+/// `container_restart_loop` on `gekko:alerts`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_containers_and_a_restart_loop() {
+    if let Err(e) = docker(&["info", "--format", "{{.ServerVersion}}"]) {
+        eprintln!("SKIPPED docker_containers_and_a_restart_loop: no Docker daemon answers ({e})");
+        return;
+    }
+    let tag = format!("healthd-test-{}", std::process::id());
+    let scratch = DockerScratch {
+        image: format!("{tag}:scratch"),
+        containers: vec![format!("{tag}-sleep"), format!("{tag}-loop")],
+    };
+    let dir = std::env::temp_dir().join(&tag);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let tar = dir.join("root.tar");
+    let made = Command::new("tar")
+        .arg("-chf")
+        .arg(&tar)
+        .args(["-C", "/", "bin/sleep", "bin/false"])
+        .args(
+            [
+                "lib/x86_64-linux-gnu/libc.so.6",
+                "lib64/ld-linux-x86-64.so.2",
+            ]
+            .iter()
+            .filter(|p| std::path::Path::new("/").join(p).exists()),
+        )
+        .status()
+        .expect("tar");
+    assert!(made.success(), "cannot pack the scratch image");
+    docker(&["import", tar.to_str().expect("path"), &scratch.image]).expect("docker import");
+    let label = format!("com.docker.compose.project={tag}");
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &scratch.containers[0],
+        "--label",
+        &label,
+        &scratch.image,
+        "/bin/sleep",
+        "300",
+    ])
+    .expect("run the sleeping container");
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &scratch.containers[1],
+        "--label",
+        &label,
+        "--restart",
+        "always",
+        &scratch.image,
+        "/bin/false",
+    ])
+    .expect("run the looping container");
+
+    let redis = RedisServer::start();
+    let agg = start(&[
+        ("REDIS_URL", redis.url()),
+        ("HEALTHD_DOCKER_PROJECT", tag.clone()),
+        ("HEALTHD_THRESHOLDS", "restart_loop=2".to_owned()),
+        ("HEALTHD_TIMEOUT_MS", "3000".to_owned()),
+        ("DOCKER_HOST", String::new()),
+    ])
+    .await;
+    let sleeping = scratch.containers[0].clone();
+    let replica = poll_some(
+        "the running container with its stats",
+        Duration::from_secs(60),
+        || {
+            let sleeping = sleeping.clone();
+            let agg = &agg;
+            async move {
+                let h = health(agg).await;
+                let d = h.services.into_iter().find(|s| s.name == "docker")?;
+                d.replicas.into_iter().find(|r| {
+                    r.address == sleeping && r.components.iter().any(|c| c.name == "resources")
+                })
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        component(&replica, "state").status,
+        pb::HealthStatus::Ok as i32,
+        "{replica:?}"
+    );
+    let res = component(&replica, "resources");
+    for k in [
+        "cpu_percent",
+        "memory_bytes",
+        "net_rx_bytes",
+        "block_read_bytes",
+    ] {
+        assert!(res.details.contains_key(k), "{k} missing: {res:?}");
+    }
+    assert_eq!(component(&replica, "oom").details["oom_killed"], "false");
+    let url = redis.url();
+    let subject = format!("container/{}", scratch.containers[1]);
+    let fired = poll_some(
+        "container_restart_loop on gekko:alerts",
+        Duration::from_secs(90),
+        || {
+            let (url, subject) = (url.clone(), subject.clone());
+            async move {
+                find(
+                    &alert_events(&url).await,
+                    "firing",
+                    "container_restart_loop",
+                    &subject,
+                )
+                .cloned()
+            }
+        },
+    )
+    .await;
+    assert_eq!(fired["severity"], "critical");
+    drop(scratch);
+    let _ = std::fs::remove_dir_all(&dir);
 }
