@@ -50,10 +50,10 @@ static VARIABLES: &[VariableDoc] = &[
     ),
     doc(
         names::REDIS_URL,
-        "a `redis://`, `rediss://` or `unix://` URL",
+        "a `redis://`, `rediss://` or `unix://` URL; or a comma-separated list of `redis://`/`rediss://` node URLs (a Redis Cluster)",
         "unset (in-process bus)",
-        "`redis://:password@127.0.0.1:6379/0`",
-        "Redis for streams and pub/sub. Its password is redacted in `Debug` and logs. Replaces the deprecated `REDIS_URI`.",
+        "`redis://:password@127.0.0.1:6379/0`; a cluster: `redis://10.0.0.1:7000,redis://10.0.0.2:7000,redis://10.0.0.3:7000`",
+        "Redis for streams and pub/sub. Several node URLs mean a Redis Cluster: any reachable nodes will do (the rest are discovered), streams are hash-tagged per venue, pub/sub is sharded, and durable appends wait for one replica (`WAIT 1`). See docs/deploy.md#redis-cluster. Passwords are redacted in `Debug` and logs. Replaces the deprecated `REDIS_URI`.",
     ),
     doc(
         names::TRADING_API_ENDPOINTS,
@@ -147,6 +147,13 @@ static VARIABLES: &[VariableDoc] = &[
         "Snapshots of the durable Redis streams (config versions, orders, fills, audit, kill switches) into `dir`, one file each; `retention` is how many are kept. With `enabled=true` and `REDIS_URL`, `gekko up` takes one at start-up and one every `interval`; `gekko backup now` takes one by hand and `gekko restore FILE` restores one into an empty Redis. Encrypted (XChaCha20-Poly1305) when `ENCRYPTION_SETTINGS` has a key. See docs/deploy.md#backups.",
     ),
     doc(
+        names::CONFIG_SERVICE,
+        "keys `url` (`http://` or `https://` with a host), `token` or `token_file` (exclusive; one is required with `url`), `ca_file` (a PEM path, `https://` only), `wait` (1s to 10m)",
+        "unset: credentials come from the service's own environment; `wait=30s`",
+        "`url=http://configd:50051,token_file=/etc/gekko/configd.token`",
+        "A gateway binary with `url` set asks configd's `GetSecrets` for its venue's credentials at start-up (bearer token, admin role at configd) and layers them over its own variables before validation, retrying for up to `wait` while configd does not answer (then exit 69). A credential also set in its own environment, or a venue configd holds no credentials for, is a configuration problem (exit 64): nothing starts with partial secrets. `token` is a secret. See docs/deploy.md#credentials-from-configd.",
+    ),
+    doc(
         names::ENCRYPTION_SETTINGS,
         "keys `key` (64 hex characters), `key_file` (a path), `algorithm` (only `xchacha20poly1305`); `key` and `key_file` are exclusive",
         "`algorithm=xchacha20poly1305`, no key",
@@ -208,6 +215,13 @@ static VARIABLES: &[VariableDoc] = &[
         "unset: no token is sent",
         "`search=<token>`",
         "Bearer tokens sent as `Authorization: Bearer` to the HTTP servers of `MCP_SERVERS`. Kept apart so the server list can be shown and logged; a token is never shown in `Debug`, logs or problems.",
+    ),
+    doc(
+        names::GATEWAY_HA_SETTINGS,
+        "keys `enabled` (true/false), `lease_ttl` (500ms to 5m), `renew_interval` (50ms to 1m, below `lease_ttl`), `lease_key` (a Redis key), `advertise_addr` (`host:port`), `replica_id` (no spaces or `|`)",
+        "`enabled=false,lease_ttl=5s,renew_interval=1s`; `lease_key` `gekko:{orders:<venue>}:leader`; `advertise_addr` the bound gRPC address (host name for 0.0.0.0); `replica_id` `<host name>/<advertise_addr>`",
+        "`enabled=true,lease_ttl=3s,renew_interval=500ms`",
+        "Leader election between replicas of one gateway (`--scale gateway-binanceus=2`): a Redis lease (`SET NX PX`, renewed by its owner) with a fencing token (`INCR`) that every order and fill write carries; a write under a stale token is refused and the replica steps down. Only the leader sends orders; a standby keeps market data warm, publishes nothing, and forwards order calls to the leader's `advertise_addr`. A dead leader is replaced within `lease_ttl` plus reconciliation. Needs `REDIS_URL`. The compose file turns it on for the gateways. See docs/deploy.md#scaling-a-gateway.",
     ),
     doc(
         names::BINANCEUS_API_KEY,

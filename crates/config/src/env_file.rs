@@ -144,10 +144,22 @@ pub(crate) fn merge_env_file(
 /// Layers the `.env` file (named by `GEKKO_ENV_FILE` in `vars`, else `default_file` if it
 /// exists) under `vars`, then validates. `early` holds problems found while collecting
 /// `vars`; they are reported first, together with everything validation finds.
+#[cfg(test)]
 pub(crate) fn load_layered(
+    vars: BTreeMap<String, String>,
+    early: Vec<ConfigProblem>,
+    default_file: &Path,
+) -> Result<Loaded, ConfigErrors> {
+    load_layered_with(vars, early, default_file, &BTreeMap::new())
+}
+
+/// [`load_layered`], then `served` (variables from configd, `CONFIG_SERVICE`) layered on
+/// top. A served variable that is already set here is a problem: one source per secret.
+pub(crate) fn load_layered_with(
     mut vars: BTreeMap<String, String>,
     early: Vec<ConfigProblem>,
     default_file: &Path,
+    served: &BTreeMap<String, String>,
 ) -> Result<Loaded, ConfigErrors> {
     let mut problems = early;
     let named = vars
@@ -172,6 +184,18 @@ pub(crate) fn load_layered(
             problems.extend(merge_env_file(default_file, ".env", &mut vars, key));
         }
         None => {}
+    }
+    for (name, value) in served {
+        if vars.get(name).is_some_and(|v| !v.trim().is_empty()) {
+            problems.push(ConfigProblem::new(
+                name.clone(),
+                "is set in this service's environment and also served by configd \
+                 (CONFIG_SERVICE)",
+                "one source for each credential: remove it from this service's environment",
+            ));
+        } else {
+            vars.insert(name.clone(), value.clone());
+        }
     }
     match crate::from_vars(&vars) {
         Ok(loaded) if problems.is_empty() => Ok(loaded),

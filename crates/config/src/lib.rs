@@ -24,8 +24,10 @@
 //! );
 //! ```
 
+mod config_service;
 mod docs;
 mod env_file;
+mod gateway_ha;
 mod llm;
 mod loader;
 mod mcp;
@@ -39,8 +41,10 @@ mod vars;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+pub use config_service::ConfigServiceSettings;
 pub use docs::{VariableDoc, documented_variables, markdown_table};
 pub use env_file::{read_env_file, sealing_key};
+pub use gateway_ha::GatewayHaSettings;
 pub use gekko_core::VenueId;
 pub use llm::{
     DEFAULT_LITELLM_BASE_URL, DEFAULT_OPENROUTER_BASE_URL, LiteLlmSettings, LlmConfig, LlmProvider,
@@ -94,6 +98,16 @@ impl Loaded {
 /// Returns every problem found: a `GEKKO_ENV_FILE` that does not exist, unparsable `.env`
 /// lines, non-UTF-8 values of gekko variables, and everything [`from_vars`] reports.
 pub fn load() -> Result<Loaded, ConfigErrors> {
+    load_with_served(&BTreeMap::new())
+}
+
+/// [`load`], with `served` (a venue's credentials from configd's `GetSecrets`, see
+/// `CONFIG_SERVICE`) layered on top of the environment and the `.env` file.
+///
+/// # Errors
+/// Everything [`load`] reports, plus one problem per served variable that is also set in
+/// the environment or the file (a credential has exactly one source).
+pub fn load_with_served(served: &BTreeMap<String, String>) -> Result<Loaded, ConfigErrors> {
     let mut vars = BTreeMap::new();
     let mut problems = Vec::new();
     for (key, value) in std::env::vars_os() {
@@ -111,7 +125,7 @@ pub fn load() -> Result<Loaded, ConfigErrors> {
             _ => {}
         }
     }
-    env_file::load_layered(vars, problems, Path::new(".env"))
+    env_file::load_layered_with(vars, problems, Path::new(".env"), served)
 }
 
 /// Validates a map of variables; the pure core of [`load`], and what tests call.

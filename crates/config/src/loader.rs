@@ -88,6 +88,7 @@ pub(crate) fn build(vars: &Vars<'_>, problems: &mut Problems) -> GekkoConfig {
         resource_allocation: resources(vars, problems),
         monitoring: monitoring(vars, problems),
         backup: backup(vars, problems),
+        config_service: crate::config_service::read(vars, problems),
         encryption: encryption(vars, problems),
         access_control: access_control(vars, problems),
         audit_logging: audit(vars, problems),
@@ -96,6 +97,7 @@ pub(crate) fn build(vars: &Vars<'_>, problems: &mut Problems) -> GekkoConfig {
         strategy: strategy(vars, problems),
         mcp: crate::mcp::read(vars, problems),
         mcp_servers: crate::mcp_servers::read(vars, problems),
+        gateway_ha: crate::gateway_ha::read(vars, redis_url.is_some(), problems),
         credentials: credentials(vars, problems),
         llm: crate::llm::read(vars, problems),
         redis_url,
@@ -141,11 +143,71 @@ fn non_empty(s: &str) -> Result<&str, String> {
     }
 }
 
+/// One `redis://` URL (a single server), or a comma-separated list of `redis://` or
+/// `rediss://` node URLs (a Redis Cluster). Every node URL is checked and every problem
+/// reported, naming the item by its position (the URL itself may hold a password).
 fn redis_url(vars: &Vars<'_>, problems: &mut Problems) -> Option<String> {
     let value = vars.get(names::REDIS_URL)?;
-    has_scheme(value.raw, &["redis://", "rediss://", "unix://"])
-        .map_err(|e| problems.push(value.name, e, "a redis://, rediss:// or unix:// URL"))
-        .ok()
+    if !value.raw.contains(',') {
+        return has_scheme(value.raw, &["redis://", "rediss://", "unix://"])
+            .map_err(|e| problems.push(value.name, e, "a redis://, rediss:// or unix:// URL"))
+            .ok();
+    }
+    const NODE: &str = "a comma-separated list of redis:// or rediss:// node URLs (host:port), one per Redis Cluster node";
+    let items: Vec<&str> = value.raw.split(',').map(str::trim).collect();
+    let before = problems.len();
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, item) in items.iter().enumerate() {
+        let n = i + 1;
+        if item.is_empty() {
+            problems.push(
+                value.name,
+                format!("cluster node {n} of {} is empty", items.len()),
+                NODE,
+            );
+            continue;
+        }
+        if let Err(e) = has_scheme(item, &["redis://", "rediss://"]) {
+            problems.push(value.name, format!("cluster node {n}: {e}"), NODE);
+            continue;
+        }
+        match cluster_node_address(item) {
+            Ok(addr) => {
+                if !seen.insert(addr.clone()) {
+                    problems.push(
+                        value.name,
+                        format!("cluster node {n}: {addr} is listed twice"),
+                        NODE,
+                    );
+                }
+            }
+            Err(e) => problems.push(value.name, format!("cluster node {n}: {e}"), NODE),
+        }
+    }
+    (problems.len() == before).then(|| items.join(","))
+}
+
+/// The `host:port` of a cluster node URL (port 6379 when none is given).
+fn cluster_node_address(url: &str) -> Result<String, String> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = match host_port.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (h, Some(p)),
+        _ => (host_port, None),
+    };
+    if host.is_empty() {
+        return Err("no host".to_owned());
+    }
+    let port = match port {
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|&p| p > 0)
+            .ok_or_else(|| format!("port `{p}` is not a number from 1 to 65535"))?,
+        None => 6379,
+    };
+    Ok(format!("{host}:{port}"))
 }
 
 /// Which URL of a venue a `TRADING_API_ENDPOINTS` key sets.

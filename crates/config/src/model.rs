@@ -951,6 +951,8 @@ pub struct GekkoConfig {
     pub monitoring: Monitoring,
     /// Local backups.
     pub backup: BackupSettings,
+    /// Where venue credentials come from at start-up (`CONFIG_SERVICE`).
+    pub config_service: crate::config_service::ConfigServiceSettings,
     /// At-rest encryption.
     pub encryption: EncryptionSettings,
     /// gRPC access control.
@@ -968,6 +970,8 @@ pub struct GekkoConfig {
     /// External MCP servers gekko connects to (`MCP_SERVERS`, `MCP_SERVER_TOKENS`), in
     /// configuration order; names are unique.
     pub mcp_servers: Vec<McpServer>,
+    /// Leader election between gateway replicas (`GATEWAY_HA_SETTINGS`).
+    pub gateway_ha: crate::gateway_ha::GatewayHaSettings,
     /// Venue credentials.
     pub credentials: Credentials,
     /// The LLM links (OpenRouter, LiteLLM, models per role); see `docs/llm.md`.
@@ -1016,6 +1020,7 @@ impl Default for GekkoConfig {
             resource_allocation: ResourceAllocation::default(),
             monitoring: Monitoring::default(),
             backup: BackupSettings::default(),
+            config_service: crate::config_service::ConfigServiceSettings::default(),
             encryption: EncryptionSettings::default(),
             access_control: AccessControl::default(),
             audit_logging: AuditLogging::default(),
@@ -1024,6 +1029,7 @@ impl Default for GekkoConfig {
             strategy: StrategySettings::default(),
             mcp: crate::mcp::McpSettings::default(),
             mcp_servers: Vec::new(),
+            gateway_ha: crate::gateway_ha::GatewayHaSettings::default(),
             credentials: Credentials::default(),
             llm: crate::llm::LlmConfig::default(),
         }
@@ -1198,6 +1204,7 @@ impl fmt::Debug for GekkoConfig {
             resource_allocation,
             monitoring,
             backup,
+            config_service,
             encryption,
             access_control,
             audit_logging,
@@ -1206,6 +1213,7 @@ impl fmt::Debug for GekkoConfig {
             strategy,
             mcp,
             mcp_servers,
+            gateway_ha,
             credentials,
             llm,
         } = self;
@@ -1236,6 +1244,7 @@ impl fmt::Debug for GekkoConfig {
             .field("resource_allocation", resource_allocation)
             .field("monitoring", monitoring)
             .field("backup", backup)
+            .field("config_service", config_service)
             .field("encryption", encryption)
             .field("access_control", access_control)
             .field("audit_logging", audit_logging)
@@ -1244,6 +1253,7 @@ impl fmt::Debug for GekkoConfig {
             .field("strategy", strategy)
             .field("mcp", mcp)
             .field("mcp_servers", mcp_servers)
+            .field("gateway_ha", gateway_ha)
             .field("credentials", credentials)
             .field("llm", llm)
             .finish()
@@ -1263,6 +1273,10 @@ fn redact_urls<K: Ord>(map: &BTreeMap<K, String>) -> BTreeMap<&K, String> {
 /// Use it whenever a configured URL is logged.
 #[must_use]
 pub fn redact_url(url: &str) -> String {
+    // A Redis Cluster's REDIS_URL: a comma-separated list of node URLs, each redacted.
+    if url.contains(',') && url.split(',').all(|u| u.contains("://")) {
+        return url.split(',').map(redact_url).collect::<Vec<_>>().join(",");
+    }
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };

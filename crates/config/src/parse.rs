@@ -394,6 +394,11 @@ impl<'a, 'p> Section<'a, 'p> {
         self.problems.push(self.var, problem, expected);
     }
 
+    /// Whether the variable names no known key at all (unset, or only unknown keys).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// Whether the variable names `key` (with any value, valid or not).
     pub(crate) fn has(&self, key: &str) -> bool {
         self.entries.iter().any(|(k, _)| *k == key)

@@ -41,6 +41,8 @@ pub mod names {
     pub const MONITORING_CONFIGURATIONS: &str = "MONITORING_CONFIGURATIONS";
     /// Local backups.
     pub const BACKUP_SETTINGS: &str = "BACKUP_SETTINGS";
+    /// Where a service fetches its venue credentials (configd) at start-up.
+    pub const CONFIG_SERVICE: &str = "CONFIG_SERVICE";
     /// At-rest encryption key and algorithm.
     pub const ENCRYPTION_SETTINGS: &str = "ENCRYPTION_SETTINGS";
     /// gRPC auth token, read-only mode and client allow-list.
@@ -59,6 +61,8 @@ pub mod names {
     pub const MCP_SERVERS: &str = "MCP_SERVERS";
     /// Bearer tokens for the HTTP servers of `MCP_SERVERS` (secret).
     pub const MCP_SERVER_TOKENS: &str = "MCP_SERVER_TOKENS";
+    /// Leader election between replicas of one gateway (Redis lease, fencing token).
+    pub const GATEWAY_HA_SETTINGS: &str = "GATEWAY_HA_SETTINGS";
     /// Binance.US API key.
     pub const BINANCEUS_API_KEY: &str = "BINANCEUS_API_KEY";
     /// Binance.US API secret.
@@ -109,6 +113,7 @@ pub mod names {
         RESOURCE_ALLOCATION_SETTINGS,
         MONITORING_CONFIGURATIONS,
         BACKUP_SETTINGS,
+        CONFIG_SERVICE,
         ENCRYPTION_SETTINGS,
         ACCESS_CONTROL_CONFIG,
         AUDIT_LOGGING_SETTINGS,
@@ -118,6 +123,7 @@ pub mod names {
         MCP_SETTINGS,
         MCP_SERVERS,
         MCP_SERVER_TOKENS,
+        GATEWAY_HA_SETTINGS,
         BINANCEUS_API_KEY,
         BINANCEUS_API_SECRET,
         BINANCEUS_KEY_TYPE,

@@ -195,6 +195,9 @@ pub struct Host {
     services: Vec<ServiceEntry>,
     composers: Vec<GrpcComposer>,
     owns_audit_stream: bool,
+    /// Venues whose credentials [`main`](Self::main) fetches from configd when
+    /// `CONFIG_SERVICE` names one.
+    served_venues: Vec<gekko_config::VenueId>,
 }
 
 impl Host {
@@ -207,7 +210,17 @@ impl Host {
             services: Vec::new(),
             composers: Vec::new(),
             owns_audit_stream: false,
+            served_venues: Vec::new(),
         }
+    }
+
+    /// Makes [`main`](Self::main) fetch `venue`'s credentials from configd's `GetSecrets`
+    /// before validating the configuration, when `CONFIG_SERVICE` has a `url` (see
+    /// [`crate::served`]). Without `CONFIG_SERVICE` this changes nothing.
+    #[must_use]
+    pub fn credentials_from_configd(mut self, venue: gekko_config::VenueId) -> Self {
+        self.served_venues.push(venue);
+        self
     }
 
     /// Makes this program the writer of the configured audit stream
@@ -280,6 +293,31 @@ impl Host {
             Err(e) => {
                 eprintln!("{}: cannot start the async runtime: {e}", self.program);
                 return Exit::Internal.into();
+            }
+        };
+        let loaded = if self.served_venues.is_empty() || loaded.config.config_service.url.is_none()
+        {
+            loaded
+        } else {
+            let settings = loaded.config.config_service.clone();
+            let fetched = rt.block_on(crate::served::fetch(&settings, &self.served_venues));
+            let served = match fetched {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("{}: {e}", self.program);
+                    return match e {
+                        crate::served::FetchError::Config(_) => Exit::Config,
+                        crate::served::FetchError::Unavailable(_) => Exit::Unavailable,
+                    }
+                    .into();
+                }
+            };
+            match gekko_config::load_with_served(&served) {
+                Ok(l) => l,
+                Err(errors) => {
+                    eprint!("{}", errors.render(self.program));
+                    return Exit::Config.into();
+                }
             }
         };
         rt.block_on(self.run(loaded, &())).into()
@@ -582,6 +620,9 @@ async fn serve(
     if let Some(tls) = &tls {
         server = server.with_tls(tls);
     }
+    // configd's versions: followed from before the first service starts, so a start-up
+    // that takes a while cannot miss one.
+    let hot = crate::hot::spawn(program, config.clone(), bus.clone(), &shutdown);
     let mut provided = Provided::default();
     // Dropped only after the drain: what a service holds (an in-process simulator) may be
     // what its tasks talk to while they wind down.
@@ -591,6 +632,7 @@ async fn serve(
         let ctx = ServiceCtx::new(bus.clone(), readiness.clone(), &shutdown)
             .with_grpc_addr(grpc_addr)
             .with_audit(audit.clone())
+            .with_hot_config(hot.clone())
             .with_provided(provided.clone());
         // A stop requested while a service is starting (a signal during start-up)
         // abandons the start: this service's start is dropped, the ones after it never

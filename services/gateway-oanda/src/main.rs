@@ -14,6 +14,7 @@ fn main() -> std::process::ExitCode {
     // rustls needs exactly one process-wide crypto provider; pick it before any TLS use.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     Host::new(SOURCE)
+        .credentials_from_configd(gekko_config::VenueId::Oanda)
         .service::<OandaGateway>()
         .grpc(serve_gateways)
         .main()
