@@ -39,6 +39,104 @@ pub struct RiskLimits {
     pub trading_enabled: bool,
 }
 
+/// The [`RiskLimits`] in force, swappable while orders are being checked (a hot config
+/// change of `POSITION_LIMITS` or `COMPLIANCE_SETTINGS`).
+///
+/// Every check reads one whole snapshot ([`load`](Self::load)): an order is judged by the
+/// old limits or the new ones, never a mix. Lock-free (`ArcSwap`), so the submit path never
+/// waits for a writer.
+#[derive(Debug)]
+pub struct LiveLimits(arc_swap::ArcSwap<RiskLimits>);
+
+impl LiveLimits {
+    /// Starts with `limits`.
+    #[must_use]
+    pub fn new(limits: RiskLimits) -> Self {
+        Self(arc_swap::ArcSwap::from_pointee(limits))
+    }
+
+    /// The limits in force now.
+    #[must_use]
+    pub fn load(&self) -> std::sync::Arc<RiskLimits> {
+        self.0.load_full()
+    }
+
+    /// Puts `limits` in force for every order checked from now on.
+    pub fn store(&self, limits: RiskLimits) {
+        self.0.store(std::sync::Arc::new(limits));
+    }
+}
+
+/// Follows the process's hot config versions
+/// ([`ServiceCtx::hot_config`](gekko_runtime::ServiceCtx::hot_config)) and puts a changed
+/// `POSITION_LIMITS` or `COMPLIANCE_SETTINGS` in force on `gateway`, with one info line
+/// per applied variable naming the version. A changed `TRADING_RATE_LIMITS` entry of this
+/// venue goes to `on_rate_limit` (the venue's limiter), with the version.
+///
+/// The trading day's reset hour (`COMPLIANCE_SETTINGS daily_reset_hour`) is fixed at
+/// start; a change of it is reported as needing a restart and the old hour stays.
+pub fn follow_hot_config(
+    gateway: &crate::engine::Gateway,
+    ctx: &gekko_runtime::ServiceCtx,
+    on_rate_limit: impl Fn(gekko_config::RateLimit, u64) + Send + 'static,
+) {
+    use gekko_config::names;
+    let Some(mut rx) = ctx.hot_config() else {
+        return;
+    };
+    let gateway = gateway.clone();
+    let venue = gateway.venue();
+    let service = format!("gateway-{}", venue.as_str());
+    let mut applied = rx.borrow().started_with.clone();
+    let cancel = ctx.cancel();
+    ctx.spawn("gateway-hot-config", async move {
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                r = rx.changed() => if r.is_err() { break },
+            }
+            let hot = rx.borrow_and_update().clone();
+            let changed = gekko_runtime::hot::hot_changes(&applied, &hot.config);
+            let limits_changed = changed
+                .iter()
+                .any(|v| *v == names::POSITION_LIMITS || *v == names::COMPLIANCE_SETTINGS);
+            if limits_changed {
+                let old = gateway.risk_limits();
+                let new = crate::engine::GatewayConfig::from_gekko(&hot.config, venue, "").limits;
+                if new.daily_reset_hour != old.daily_reset_hour {
+                    gekko_runtime::hot::report_restart_needed(
+                        &service,
+                        "COMPLIANCE_SETTINGS daily_reset_hour",
+                        hot.version,
+                    );
+                }
+                gateway.set_risk_limits(RiskLimits {
+                    daily_reset_hour: old.daily_reset_hour,
+                    ..new
+                });
+                for v in changed
+                    .iter()
+                    .filter(|v| **v == names::POSITION_LIMITS || **v == names::COMPLIANCE_SETTINGS)
+                {
+                    tracing::info!(
+                        venue = venue.as_str(),
+                        version = hot.version,
+                        variable = v,
+                        "config change applied: pre-trade limits"
+                    );
+                }
+            }
+            if changed.contains(&names::TRADING_RATE_LIMITS)
+                && applied.rate_limit(venue) != hot.config.rate_limit(venue)
+            {
+                on_rate_limit(hot.config.rate_limit(venue), hot.version);
+            }
+            applied = hot.config;
+        }
+        Ok::<(), std::convert::Infallible>(())
+    });
+}
+
 /// Why an order was refused before sending.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CheckError {

@@ -413,7 +413,7 @@ impl Gateway {
     #[must_use]
     pub fn trading_state(&self) -> TradingState {
         let halted = lock(&self.inner.halt).clone();
-        let config_enabled = self.inner.cfg.limits.trading_enabled;
+        let config_enabled = self.inner.limits.load().trading_enabled;
         TradingState {
             venue: self.venue(),
             trading_enabled: config_enabled && halted.is_none(),

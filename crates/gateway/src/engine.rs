@@ -31,7 +31,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::checks::{CheckError, RiskLimits, check_order};
+use crate::checks::{CheckError, LiveLimits, RiskLimits, check_order};
 pub use crate::config::{GatewayConfig, ReconcileMode};
 use crate::control::{Entry, KillSwitchRecord, kill_switch_stream};
 pub use crate::error::{GatewayError, StartError};
@@ -101,6 +101,9 @@ pub(crate) struct Inner {
     pub(crate) caps: VenueCaps,
     pub(crate) bus: Arc<dyn Bus>,
     pub(crate) cfg: GatewayConfig,
+    /// The risk limits in force: `cfg.limits` at start, then whatever
+    /// [`Gateway::set_risk_limits`] put in force (hot config changes).
+    pub(crate) limits: LiveLimits,
     pub(crate) venue_label: &'static str,
     /// Orders, and the admission lock: the limits that depend on every order are checked
     /// inside the tracker, in the critical section that inserts the new order.
@@ -272,6 +275,7 @@ impl Gateway {
             caps,
             bus,
             venue_label: label,
+            limits: LiveLimits::new(cfg.limits.clone()),
             orders: OrderTracker::with_reset_hour(cfg.limits.daily_reset_hour),
             instruments: Mutex::new(instruments),
             market,
@@ -643,14 +647,15 @@ impl Gateway {
         let info = lock(&i.instruments).get(&req.instrument).cloned();
         let reference = i.market.reference_price(&req.instrument, req.side);
         let unlimited;
+        let live = i.limits.load();
         let limits = if closing {
             unlimited = RiskLimits {
                 max_order_notional: Decimal::ZERO,
-                ..i.cfg.limits.clone()
+                ..(*live).clone()
             };
             &unlimited
         } else {
-            &i.cfg.limits
+            &*live
         };
         let price = match check_order(&req, info.as_ref(), limits, reference) {
             Ok(p) => p,
@@ -950,7 +955,21 @@ impl Gateway {
         &self.inner.cfg.instruments
     }
 
-    /// The venue.
+    /// The risk limits in force now (`POSITION_LIMITS`, `COMPLIANCE_SETTINGS`, in-flight).
+    #[must_use]
+    pub fn risk_limits(&self) -> Arc<RiskLimits> {
+        self.inner.limits.load()
+    }
+
+    /// Puts `limits` in force for every order checked from now on (a hot change of
+    /// `POSITION_LIMITS` or `COMPLIANCE_SETTINGS`). The trading day's reset hour is fixed at
+    /// start (the order tracker counts the day's notional from it), so its value here is
+    /// ignored.
+    pub fn set_risk_limits(&self, limits: RiskLimits) {
+        self.inner.limits.store(limits);
+    }
+
+    /// The venue this gateway trades on.
     #[must_use]
     pub fn venue(&self) -> gekko_core::VenueId {
         self.inner.venue.id()

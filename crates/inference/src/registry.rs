@@ -188,15 +188,47 @@ impl ModelRegistry {
         every: Duration,
         cancel: CancellationToken,
     ) -> JoinHandle<()> {
+        let (_fixed, every) = tokio::sync::watch::channel(every);
+        self.spawn_watcher_following(every, cancel)
+    }
+
+    /// Like [`spawn_watcher`](Self::spawn_watcher), with a period that can change while it
+    /// runs (a hot `MODEL_UPDATE_FREQUENCIES` change): a new value on `every` restarts the
+    /// period from now, so a shorter one takes effect at once rather than after the old,
+    /// longer wait.
+    pub fn spawn_watcher_following(
+        self: Arc<Self>,
+        mut every: tokio::sync::watch::Receiver<Duration>,
+        cancel: CancellationToken,
+    ) -> JoinHandle<()> {
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
-            // A slow load must not cause a burst of catch-up polls.
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await; // the first tick is immediate; `open` just loaded
+            let period = |d: Duration| d.max(Duration::from_millis(10));
+            let new_tick = |d: Duration| {
+                let mut tick =
+                    tokio::time::interval_at(tokio::time::Instant::now() + period(d), period(d));
+                // A slow load must not cause a burst of catch-up polls.
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                tick
+            };
+            // The first poll is one period away; `open` just loaded.
+            let mut tick = new_tick(*every.borrow_and_update());
+            let mut following = true;
             loop {
                 tokio::select! {
                     () = cancel.cancelled() => break,
                     _ = tick.tick() => {}
+                    r = every.changed(), if following => {
+                        match r {
+                            Ok(()) => {
+                                let d = *every.borrow_and_update();
+                                tracing::info!(model = %self.name, every_ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX), "model update period changed");
+                                tick = new_tick(d);
+                            }
+                            // Nobody changes it any more; keep the period in force.
+                            Err(_) => following = false,
+                        }
+                        continue;
+                    }
                 }
                 let registry = Arc::clone(&self);
                 match tokio::task::spawn_blocking(move || registry.reload_if_newer()).await {

@@ -23,11 +23,18 @@
 //! compute their deadline under the lock, release it, sleep, and re-check: there is no
 //! queue, so fairness is best-effort, which is fine for a few dozen concurrent requests.
 //!
+//! The limit can change at run time ([`WeightLimiter::set_limit`], from a hot config
+//! change): the limit and budget live in the same locked state as the window, so a reserve
+//! sees either the old budget or the new one, never a mix, and every waiter is woken to
+//! re-check against the new budget (a raised limit lets them through now, not at the end of
+//! the window they were sleeping until).
+//!
 //! Time is `tokio::time::Instant`, so tests run on tokio's paused clock.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::lock;
@@ -44,16 +51,19 @@ pub const METRIC_WAIT: &str = "gekko_venue_rate_limit_wait_seconds";
 /// A fixed-window weight limiter with venue-imposed pauses. See the module docs.
 #[derive(Debug)]
 pub struct WeightLimiter {
-    limit: u32,
-    budget: u32,
+    safety: f64,
     window: Duration,
     venue: String,
     name: String,
     state: Mutex<State>,
+    /// Wakes every waiter when the limit changes, so it re-checks the new budget.
+    changed: Notify,
 }
 
 #[derive(Debug)]
 struct State {
+    limit: u32,
+    budget: u32,
     window_start: Instant,
     used: u32,
     paused_until: Option<Instant>,
@@ -71,25 +81,39 @@ impl WeightLimiter {
         } else {
             1.0
         };
-        // `limit` is at most u32::MAX and safety at most 1, so the product fits in u32.
-        #[allow(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            reason = "0 <= limit * safety <= u32::MAX after the clamp above"
-        )]
-        let budget = ((f64::from(limit) * safety).floor() as u32).max(1);
         Self {
-            limit,
-            budget,
+            safety,
             window: window.max(Duration::from_millis(1)),
             venue: "unknown".to_owned(),
             name: "weight".to_owned(),
             state: Mutex::new(State {
+                limit,
+                budget: budget_of(limit, safety),
                 window_start: Instant::now(),
                 used: 0,
                 paused_until: None,
             }),
+            changed: Notify::new(),
         }
+    }
+
+    /// Changes the venue limit per window to `limit` (the budget becomes `limit × safety`,
+    /// at least 1) and returns the previous limit. Atomic with respect to every reserve:
+    /// weight already used in the current window still counts, and every waiter is woken
+    /// to re-check against the new budget, so a raised limit lets waiters through at once
+    /// and a lowered one holds new requests back within the current window.
+    pub fn set_limit(&self, limit: u32) -> u32 {
+        let (old, budget) = {
+            let mut st = lock(&self.state);
+            let old = st.limit;
+            st.limit = limit;
+            st.budget = budget_of(limit, self.safety);
+            (old, st.budget)
+        };
+        metrics::gauge!(METRIC_WEIGHT_BUDGET, "venue" => self.venue.clone(), "limiter" => self.name.clone())
+            .set(f64::from(budget));
+        self.changed.notify_waiters();
+        old
     }
 
     /// Sets the `venue` and `limiter` metric labels (e.g. `binanceus`, `weight`/`orders`).
@@ -98,20 +122,20 @@ impl WeightLimiter {
         venue.clone_into(&mut self.venue);
         limiter.clone_into(&mut self.name);
         metrics::gauge!(METRIC_WEIGHT_BUDGET, "venue" => self.venue.clone(), "limiter" => self.name.clone())
-            .set(f64::from(self.budget));
+            .set(f64::from(self.budget()));
         self
     }
 
-    /// The venue's documented limit per window.
+    /// The venue's documented limit per window (as last set).
     #[must_use]
     pub fn limit(&self) -> u32 {
-        self.limit
+        lock(&self.state).limit
     }
 
     /// The weight this limiter spends per window (limit × safety).
     #[must_use]
     pub fn budget(&self) -> u32 {
-        self.budget
+        lock(&self.state).budget
     }
 
     /// Waits until `weight` fits in the current window and no pause or ban is in force, then
@@ -123,6 +147,9 @@ impl WeightLimiter {
         let started = Instant::now();
         let mut waited = false;
         loop {
+            // Registered before the check, so a limit change between the check and the
+            // sleep still wakes this waiter.
+            let changed = self.changed.notified();
             let next = {
                 let mut st = lock(&self.state);
                 self.reserve(&mut st, weight, Instant::now())
@@ -131,7 +158,10 @@ impl WeightLimiter {
                 Ok(()) => break,
                 Err(until) => {
                     waited = true;
-                    tokio::time::sleep_until(until).await;
+                    tokio::select! {
+                        () = tokio::time::sleep_until(until) => {}
+                        () = changed => {}
+                    }
                 }
             }
         }
@@ -152,6 +182,7 @@ impl WeightLimiter {
         let mut waited = false;
         loop {
             let now = Instant::now();
+            let changed = self.changed.notified();
             let next = {
                 let mut st = lock(&self.state);
                 self.reserve(&mut st, weight, now)
@@ -163,7 +194,10 @@ impl WeightLimiter {
                 }
                 Err(until) => {
                     waited = true;
-                    tokio::time::sleep_until(until).await;
+                    tokio::select! {
+                        () = tokio::time::sleep_until(until) => {}
+                        () = changed => {}
+                    }
                 }
             }
         }
@@ -252,7 +286,7 @@ impl WeightLimiter {
             st.paused_until = None;
         }
         self.roll(st, now);
-        if st.used.saturating_add(weight) <= self.budget || st.used == 0 {
+        if st.used.saturating_add(weight) <= st.budget || st.used == 0 {
             st.used = st.used.saturating_add(weight);
             self.set_used_gauge(st.used);
             Ok(())
@@ -270,6 +304,18 @@ impl WeightLimiter {
         metrics::histogram!(METRIC_WAIT, "venue" => self.venue.clone(), "limiter" => self.name.clone())
             .record(waited.as_secs_f64());
     }
+}
+
+/// `limit × safety`, rounded down, at least 1.
+fn budget_of(limit: u32, safety: f64) -> u32 {
+    // `limit` is at most u32::MAX and safety is clamped to 0..=1, so the product fits.
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "0 <= limit * safety <= u32::MAX after the clamp in `new`"
+    )]
+    let budget = (f64::from(limit) * safety).floor() as u32;
+    budget.max(1)
 }
 
 #[cfg(test)]
@@ -364,6 +410,39 @@ mod tests {
         let l = WeightLimiter::new(10, MIN, 0.9);
         l.acquire(50).await;
         assert_eq!(l.used(), 50);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_raised_limit_wakes_waiters_at_once_and_a_lowered_one_holds_requests() {
+        let l = std::sync::Arc::new(WeightLimiter::new(10, MIN, 1.0));
+        let t0 = Instant::now();
+        l.acquire(10).await;
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..5 {
+            let l = l.clone();
+            set.spawn(async move {
+                l.acquire(2).await;
+                Instant::now()
+            });
+        }
+        // Let every waiter reach its sleep until the end of the window.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(l.used(), 10, "nobody passed the full budget");
+        assert_eq!(l.set_limit(20), 10);
+        assert_eq!(l.budget(), 20);
+        while let Some(t) = set.join_next().await {
+            assert!(
+                t.unwrap() < t0 + MIN,
+                "woken by the raised limit, not the window"
+            );
+        }
+        assert_eq!(l.used(), 20, "no waiter lost, none reserved twice");
+        l.set_limit(5);
+        assert_eq!(l.budget(), 5);
+        assert!(
+            l.try_acquire(1).is_err(),
+            "used weight counts against the lower budget"
+        );
     }
 
     #[test]

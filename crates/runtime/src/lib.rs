@@ -13,6 +13,8 @@
 //! - [`shutdown`]: the shutdown tree: one root cancellation token, tracked tasks and a
 //!   bounded drain.
 //! - [`grpc`]: a gRPC server builder that always adds `grpc.health.v1` and reflection.
+//! - [`hot`]: the config versions configd announces, followed by every hosted process
+//!   and handed to its services as typed hot values (limits, thresholds, log level).
 //! - [`service`] and [`host`]: what a service declares (pure settings, a start function,
 //!   its gRPC registrations) and the host that runs any list of them with all of the
 //!   above, so each binary's `main` is a few lines and every process behaves alike.
@@ -23,6 +25,7 @@ pub mod error;
 pub mod grpc;
 pub mod health;
 pub mod host;
+pub mod hot;
 pub mod http;
 pub mod metrics;
 pub mod service;

@@ -103,6 +103,7 @@ pub struct ServiceCtx {
     provided: Provided,
     audit: AuditLog,
     grpc_addr: Option<std::net::SocketAddr>,
+    hot: Option<tokio::sync::watch::Receiver<crate::hot::HotConfig>>,
 }
 
 impl ServiceCtx {
@@ -118,7 +119,27 @@ impl ServiceCtx {
             provided: Provided::default(),
             audit: AuditLog::disabled(),
             grpc_addr: None,
+            hot: None,
         }
+    }
+
+    /// The same context, following the hot config versions on `hot` (the host passes
+    /// every service the receiver of its [`crate::hot`] watcher).
+    #[must_use]
+    pub fn with_hot_config(
+        mut self,
+        hot: tokio::sync::watch::Receiver<crate::hot::HotConfig>,
+    ) -> Self {
+        self.hot = Some(hot);
+        self
+    }
+
+    /// The hot config versions announced by configd, as the process applies them: wait
+    /// with `changed()`, then read the new [`HotConfig`](crate::hot::HotConfig) and apply
+    /// the variables it names as changed. `None` in a context built without a host.
+    #[must_use]
+    pub fn hot_config(&self) -> Option<tokio::sync::watch::Receiver<crate::hot::HotConfig>> {
+        self.hot.clone()
     }
 
     /// The same context, knowing the address the process's gRPC listener is bound to (the

@@ -14,11 +14,51 @@
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::layer::SubscriberExt as _;
-use tracing_subscriber::util::SubscriberInitExt as _;
+use std::sync::OnceLock;
 
 use crate::RuntimeError;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Registry, reload};
+
+/// The handle that swaps the installed filter ([`set_log_filter`]), set by [`init`].
+static FILTER: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
+
+/// Whether `RUST_LOG` chose the filter at [`init`]; a configured level then never
+/// overrides it.
+static RUST_LOG_WINS: OnceLock<bool> = OnceLock::new();
+
+/// What [`set_log_filter`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterChange {
+    /// The new directive is in force.
+    Applied,
+    /// `RUST_LOG` chose the filter at start-up and keeps winning.
+    RustLogWins,
+    /// This process's subscriber was not installed by [`init`] (an embedded host).
+    NotInstalled,
+}
+
+/// Replaces the process's log filter with `directive` (an `EnvFilter` directive such as
+/// `debug` or `info,gekko_gateway=debug`) while it runs: the hot `log_level` of
+/// `MONITORING_CONFIGURATIONS`.
+///
+/// # Errors
+/// [`RuntimeError::LogFilter`] if the directive does not parse; the old filter stays.
+pub fn set_log_filter(directive: &str) -> Result<FilterChange, RuntimeError> {
+    let Some(handle) = FILTER.get() else {
+        return Ok(FilterChange::NotInstalled);
+    };
+    if RUST_LOG_WINS.get().copied().unwrap_or(false) {
+        return Ok(FilterChange::RustLogWins);
+    }
+    let filter = build_filter(None, directive)?;
+    // Fails only when the subscriber is gone, i.e. never while the process logs.
+    match handle.reload(filter) {
+        Ok(()) => Ok(FilterChange::Applied),
+        Err(_) => Ok(FilterChange::NotInstalled),
+    }
+}
 
 /// The environment variable that turns on OTLP trace export.
 pub const OTLP_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
@@ -141,7 +181,9 @@ impl Drop for TelemetryGuard {
 /// - [`RuntimeError::SubscriberAlreadySet`] if a global subscriber already exists, for
 ///   example on a second call.
 pub fn init(cfg: &TelemetryConfig) -> Result<TelemetryGuard, RuntimeError> {
-    let filter = build_filter(std::env::var("RUST_LOG").ok().as_deref(), &cfg.filter)?;
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let filter = build_filter(rust_log.as_deref(), &cfg.filter)?;
+    let (filter, filter_handle) = reload::Layer::new(filter);
 
     let endpoint = std::env::var(OTLP_ENDPOINT_ENV).unwrap_or_default();
     let provider = if endpoint.trim().is_empty() {
@@ -179,6 +221,8 @@ pub fn init(cfg: &TelemetryConfig) -> Result<TelemetryGuard, RuntimeError> {
         .with(otel_layer)
         .try_init()
         .map_err(RuntimeError::SubscriberAlreadySet)?;
+    let _ = FILTER.set(filter_handle);
+    let _ = RUST_LOG_WINS.set(rust_log.is_some_and(|v| !v.trim().is_empty()));
 
     if let Some(provider) = &guard.provider {
         opentelemetry::global::set_tracer_provider(provider.clone());

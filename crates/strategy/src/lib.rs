@@ -132,6 +132,12 @@ pub struct Strategy {
     plan: StrategyPlan,
     gateways: HashMap<VenueId, Gateway>,
     last_order: HashMap<InstrumentId, Instant>,
+    /// Hot config versions ([`Strategy::follow_hot_config`]) and the configuration last
+    /// applied from them.
+    hot: Option<(
+        tokio::sync::watch::Receiver<gekko_runtime::hot::HotConfig>,
+        std::sync::Arc<GekkoConfig>,
+    )>,
 }
 
 impl Strategy {
@@ -142,7 +148,53 @@ impl Strategy {
             plan,
             gateways: gateways.into_iter().map(|g| (g.venue(), g)).collect(),
             last_order: HashMap::new(),
+            hot: None,
         }
+    }
+
+    /// The same strategy, applying hot `CONFIDENCE_THRESHOLDS` and `POSITION_LIMITS`
+    /// changes from `rx` (the host's hot config versions) to every signal handled after
+    /// they arrive, with one info line per applied variable naming the version.
+    #[must_use]
+    pub fn follow_hot_config(
+        mut self,
+        rx: tokio::sync::watch::Receiver<gekko_runtime::hot::HotConfig>,
+    ) -> Self {
+        let started_with = rx.borrow().started_with.clone();
+        self.hot = Some((rx, started_with));
+        self
+    }
+
+    /// Puts a newer hot config version in force, if one arrived.
+    fn refresh_hot(&mut self) {
+        let Some((rx, applied)) = self.hot.as_mut() else {
+            return;
+        };
+        if !rx.has_changed().unwrap_or(false) {
+            return;
+        }
+        let hot = rx.borrow_and_update().clone();
+        let changed = gekko_runtime::hot::hot_changes(applied, &hot.config);
+        if changed.contains(&vars::CONFIDENCE_THRESHOLDS) {
+            self.plan.thresholds = hot.config.confidence_thresholds.clone();
+            tracing::info!(
+                version = hot.version,
+                variable = vars::CONFIDENCE_THRESHOLDS,
+                "config change applied: strategy thresholds"
+            );
+        }
+        if changed.contains(&vars::POSITION_LIMITS) {
+            self.plan.position_limits = VenueId::ALL
+                .iter()
+                .map(|v| (*v, hot.config.position_limits_for(*v)))
+                .collect();
+            tracing::info!(
+                version = hot.version,
+                variable = vars::POSITION_LIMITS,
+                "config change applied: strategy sizing limits"
+            );
+        }
+        *applied = hot.config;
     }
 
     /// The consumer group the loop reads signals in.
@@ -170,6 +222,7 @@ impl Strategy {
 
     /// Handles one signal: threshold, cool-down, sizing, the order.
     pub async fn handle(&mut self, signal_id: uuid::Uuid, signal: &Signal) -> Outcome {
+        self.refresh_hot();
         let outcome = self.decide_and_place(signal_id, signal).await;
         metrics::counter!("gekko_strategy_signals_total", "outcome" => outcome.label())
             .increment(1);
@@ -438,7 +491,10 @@ impl Service for StrategyService {
             return Err("the trading loop needs a gateway, and none is hosted".into());
         }
         let consumer = format!("{}-1", plan.settings.name);
-        let strategy = Strategy::new(plan, gateways);
+        let mut strategy = Strategy::new(plan, gateways);
+        if let Some(rx) = ctx.hot_config() {
+            strategy = strategy.follow_hot_config(rx);
+        }
         ctx.spawn(
             "strategy",
             run(strategy, ctx.bus().clone(), consumer, ctx.cancel()),

@@ -83,6 +83,13 @@ pub struct BinanceUsSettings {
     pub gateway: GatewayConfig,
 }
 
+/// A `TRADING_RATE_LIMITS` entry as Binance.US's request weight per minute (at least 1).
+#[must_use]
+pub fn weight_per_minute(rl: gekko_config::RateLimit) -> u32 {
+    let per_minute = u128::from(rl.max_requests) * 60_000 / rl.period.as_millis().max(1);
+    u32::try_from(per_minute).unwrap_or(u32::MAX).max(1)
+}
+
 /// Resolves the gateway's settings from `cfg`: live with credentials, paper without.
 ///
 /// Pure: builds and validates the venue configuration and checks that the key can sign,
@@ -111,9 +118,7 @@ pub fn resolve(cfg: &GekkoConfig) -> Result<BinanceUsSettings, Vec<String>> {
                 url.clone_into(&mut vc.ws_base);
             }
             vc.rest_fallback = cfg.fallback_endpoint(VenueId::BinanceUs).map(str::to_owned);
-            let rl = cfg.rate_limit(VenueId::BinanceUs);
-            let per_minute = u128::from(rl.max_requests) * 60_000 / rl.period.as_millis().max(1);
-            vc.weight_limit_per_minute = u32::try_from(per_minute).unwrap_or(u32::MAX).max(1);
+            vc.weight_limit_per_minute = weight_per_minute(cfg.rate_limit(VenueId::BinanceUs));
             vc.request_timeout = request_timeout;
             let mut problems: Vec<String> = vc
                 .validate()
@@ -185,7 +190,22 @@ impl Service for BinanceUsGateway {
 
     async fn start(settings: BinanceUsSettings, ctx: &ServiceCtx) -> Result<Started, BoxError> {
         let (venue, sim) = connect(&settings).await?;
-        let gateway = start_hosted(Arc::new(venue), settings.gateway, ctx).await?;
+        let venue = Arc::new(venue);
+        let gateway = start_hosted(venue.clone(), settings.gateway, ctx).await?;
+        // Hot config: limits on the gateway, TRADING_RATE_LIMITS on the request-weight
+        // limiter (in paper mode too, so the simulator sees what the venue would).
+        gekko_gateway::checks::follow_hot_config(&gateway, ctx, move |rl, version| {
+            let limit = weight_per_minute(rl);
+            let old = venue.http().weight_limiter().set_limit(limit);
+            tracing::info!(
+                venue = "binanceus",
+                version,
+                variable = gekko_config::names::TRADING_RATE_LIMITS,
+                old_limit = old,
+                new_limit = limit,
+                "config change applied: request-weight limit per minute"
+            );
+        });
         Ok(Started::new().provide(gateway).hold(sim))
     }
 }

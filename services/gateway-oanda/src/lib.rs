@@ -153,7 +153,21 @@ impl Service for OandaGateway {
 
     async fn start(settings: OandaSettings, ctx: &ServiceCtx) -> Result<Started, BoxError> {
         let (venue, sim) = connect(&settings).await?;
-        let gateway = start_hosted(Arc::new(venue), settings.gateway, ctx).await?;
+        let venue = Arc::new(venue);
+        let gateway = start_hosted(venue.clone(), settings.gateway, ctx).await?;
+        // Hot config: limits on the gateway, TRADING_RATE_LIMITS on the request limiter.
+        gekko_gateway::checks::follow_hot_config(&gateway, ctx, move |rl, version| {
+            let limit = rl.per_second();
+            let old = venue.http().limiter().set_limit(limit);
+            tracing::info!(
+                venue = "oanda",
+                version,
+                variable = gekko_config::names::TRADING_RATE_LIMITS,
+                old_limit = old,
+                new_limit = limit,
+                "config change applied: requests per second"
+            );
+        });
         Ok(Started::new().provide(gateway).hold(sim))
     }
 }

@@ -118,12 +118,7 @@ impl InferenceSettings {
                 "ML_MODEL_ENDPOINTS {model}={location}: remote model stores are not supported yet; give a directory"
             );
         }
-        let threshold = cfg
-            .confidence_thresholds
-            .get(model)
-            .copied()
-            .unwrap_or_else(gekko_config::default_confidence_threshold);
-        let threshold: f32 = threshold.to_string().parse().unwrap_or(0.55);
+        let threshold = confidence_threshold(cfg, model);
         let device = match cfg.resource_allocation.device {
             gekko_config::DevicePreference::Auto => DevicePreference::Auto,
             gekko_config::DevicePreference::Cuda => DevicePreference::Cuda,
@@ -145,6 +140,18 @@ impl InferenceSettings {
     }
 }
 
+/// The `CONFIDENCE_THRESHOLDS` entry of `model` (the default when it has none), as the
+/// f32 the model's confidence is compared with.
+#[must_use]
+pub fn confidence_threshold(cfg: &GekkoConfig, model: &str) -> f32 {
+    let threshold = cfg
+        .confidence_thresholds
+        .get(model)
+        .copied()
+        .unwrap_or_else(gekko_config::default_confidence_threshold);
+    threshold.to_string().parse().unwrap_or(0.55)
+}
+
 /// A running inference service.
 #[derive(Debug, Clone)]
 pub struct Inference {
@@ -156,6 +163,11 @@ pub struct Inference {
     pub device: Arc<DeviceReport>,
     /// The settings it started with.
     pub settings: Arc<InferenceSettings>,
+    /// The confidence threshold in force (f32 bits): `settings.confidence_threshold` at
+    /// start, then hot `CONFIDENCE_THRESHOLDS` changes ([`Inference::set_threshold`]).
+    threshold: Arc<std::sync::atomic::AtomicU32>,
+    /// The model update period in force, followed by the registry's watcher.
+    update_every: Arc<tokio::sync::watch::Sender<Duration>>,
     /// The latest signal published per instrument since start, for
     /// `InferenceService/LatestSignals`. A mutex: one short insert per published signal
     /// and one copy per call, never held across an await.
@@ -186,9 +198,10 @@ pub async fn start(
     );
     let current = registry.current();
     tracing::info!(model = %settings.model, version = current.meta().version, "model loaded");
+    let (update_every, every_rx) = tokio::sync::watch::channel(settings.update_every);
     registry
         .clone()
-        .spawn_watcher(settings.update_every, cancel.child_token());
+        .spawn_watcher_following(every_rx, cancel.child_token());
     let batcher = Batcher::spawn_with_budget(
         registry.clone(),
         BatcherConfig {
@@ -207,6 +220,10 @@ pub async fn start(
         batcher,
         registry,
         device: Arc::new(report),
+        threshold: Arc::new(std::sync::atomic::AtomicU32::new(
+            settings.confidence_threshold.to_bits(),
+        )),
+        update_every: Arc::new(update_every),
         settings: Arc::new(settings),
         latest: Arc::default(),
         _ready: Arc::new(ready),
@@ -220,6 +237,78 @@ pub async fn start(
         ));
     }
     Ok(svc)
+}
+
+impl Inference {
+    /// The confidence threshold in force: signals below it are suppressed.
+    #[must_use]
+    pub fn threshold(&self) -> f32 {
+        f32::from_bits(self.threshold.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Puts `threshold` in force for every prediction from now on and returns the old one.
+    pub fn set_threshold(&self, threshold: f32) -> f32 {
+        metrics::gauge!("gekko_inference_confidence_threshold", "model" => self.settings.model.clone())
+            .set(f64::from(threshold));
+        f32::from_bits(
+            self.threshold
+                .swap(threshold.to_bits(), std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    /// How often the registry looks for a new model version now.
+    #[must_use]
+    pub fn update_every(&self) -> Duration {
+        *self.update_every.borrow()
+    }
+
+    /// Changes how often the registry looks for a new model version; the new period
+    /// starts now. Returns the old one.
+    pub fn set_update_every(&self, every: Duration) -> Duration {
+        metrics::gauge!("gekko_inference_model_update_seconds", "model" => self.settings.model.clone())
+            .set(every.as_secs_f64());
+        self.update_every.send_replace(every)
+    }
+
+    /// Follows the process's hot config versions: a changed `CONFIDENCE_THRESHOLDS` or
+    /// `MODEL_UPDATE_FREQUENCIES` entry of this model is put in force, with one info line
+    /// per applied variable naming the version.
+    pub fn follow_hot_config(&self, ctx: &ServiceCtx) {
+        use gekko_config::names;
+        let Some(mut rx) = ctx.hot_config() else {
+            return;
+        };
+        let svc = self.clone();
+        let mut applied = rx.borrow().started_with.clone();
+        let cancel = ctx.cancel();
+        ctx.spawn("inference-hot-config", async move {
+            let model = svc.settings.model.clone();
+            loop {
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    r = rx.changed() => if r.is_err() { break },
+                }
+                let hot = rx.borrow_and_update().clone();
+                let changed = gekko_runtime::hot::hot_changes(&applied, &hot.config);
+                if changed.contains(&names::CONFIDENCE_THRESHOLDS) {
+                    let new = confidence_threshold(&hot.config, &model);
+                    let old = svc.set_threshold(new);
+                    if old.to_bits() != new.to_bits() {
+                        tracing::info!(%model, version = hot.version, variable = names::CONFIDENCE_THRESHOLDS, old, new, "config change applied: confidence threshold");
+                    }
+                }
+                if changed.contains(&names::MODEL_UPDATE_FREQUENCIES) {
+                    let new = hot.config.model_update_frequency(&model);
+                    let old = svc.set_update_every(new);
+                    if old != new {
+                        tracing::info!(%model, version = hot.version, variable = names::MODEL_UPDATE_FREQUENCIES, old_ms = u64::try_from(old.as_millis()).unwrap_or(u64::MAX), new_ms = u64::try_from(new.as_millis()).unwrap_or(u64::MAX), "config change applied: model update period");
+                    }
+                }
+                applied = hot.config;
+            }
+            Ok::<(), std::convert::Infallible>(())
+        });
+    }
 }
 
 /// The inference service as a hosted service: serves `gekko.v1.InferenceService` and
@@ -245,6 +334,7 @@ impl Service for InferenceService {
             ctx.cancel(),
         )
         .await?;
+        svc.follow_hot_config(ctx);
         Ok(Started::new()
             .grpc(grpc::InferenceGrpc::new(svc.clone()).into_server())
             .hold(svc))
@@ -319,7 +409,7 @@ async fn consume_quotes(
                 }
             };
             let p = scored.prediction;
-            if p.confidence < svc.settings.confidence_threshold {
+            if p.confidence < svc.threshold() {
                 metrics::counter!("gekko_inference_signals_suppressed_total").increment(1);
                 continue;
             }
