@@ -151,7 +151,7 @@ static VARIABLES: &[VariableDoc] = &[
         "keys `url` (`http://` or `https://` with a host), `token` or `token_file` (exclusive; one is required with `url`), `ca_file` (a PEM path, `https://` only), `wait` (1s to 10m)",
         "unset: credentials come from the service's own environment; `wait=30s`",
         "`url=http://configd:50051,token_file=/etc/gekko/configd.token`",
-        "A gateway binary with `url` set asks configd's `GetSecrets` for its venue's credentials at start-up (bearer token, admin role at configd) and layers them over its own variables before validation, retrying for up to `wait` while configd does not answer (then exit 69). A credential also set in its own environment, or a venue configd holds no credentials for, is a configuration problem (exit 64): nothing starts with partial secrets. `token` is a secret. See docs/deploy.md#credentials-from-configd.",
+        "A gateway binary with `url` set asks configd's `GetSecrets` for its venue's credentials at start-up (bearer token, admin role at configd) and layers them over its own variables before validation, retrying for up to `wait` while configd does not answer (then exit 69). A served variable also set in its own environment to another value, or a venue configd holds no credentials for, is a configuration problem (exit 64): nothing starts with partial secrets. `token` is a secret. See docs/deploy.md#credentials-from-configd.",
     ),
     doc(
         names::ENCRYPTION_SETTINGS,

@@ -154,7 +154,8 @@ pub(crate) fn load_layered(
 }
 
 /// [`load_layered`], then `served` (variables from configd, `CONFIG_SERVICE`) layered on
-/// top. A served variable that is already set here is a problem: one source per secret.
+/// top. A served variable that is already set here to a different value is a problem:
+/// which one would win is not obvious, so neither does.
 pub(crate) fn load_layered_with(
     mut vars: BTreeMap<String, String>,
     early: Vec<ConfigProblem>,
@@ -186,10 +187,11 @@ pub(crate) fn load_layered_with(
         None => {}
     }
     for (name, value) in served {
-        if vars.get(name).is_some_and(|v| !v.trim().is_empty()) {
+        let own = vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+        if own.is_some_and(|v| v != value.trim()) {
             problems.push(ConfigProblem::new(
                 name.clone(),
-                "is set in this service's environment and also served by configd \
+                "is set in this service's environment to another value than configd serves \
                  (CONFIG_SERVICE)",
                 "one source for each credential: remove it from this service's environment",
             ));

@@ -229,7 +229,7 @@ async fn a_refused_token_a_doubled_credential_and_no_credentials_exit_64() {
         .expect("join");
     assert_eq!(code, 64, "{err}");
     assert!(
-        err.contains("BINANCEUS_API_KEY") && err.contains("also served by configd"),
+        err.contains("BINANCEUS_API_KEY") && err.contains("another value than configd serves"),
         "{err}"
     );
     assert!(!err.contains(API_SECRET), "no secret in errors: {err}");
