@@ -26,6 +26,11 @@ if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-benchmark >/d
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends redis-server redis-tools
 fi
 redis-server --version
+# The Redis Cluster tests (crates/testkit, crates/bus, services/gekko) need redis-cli.
+if ! command -v redis-cli >/dev/null 2>&1; then
+    echo "scripts/test.sh: redis-cli is missing (Debian package redis-tools); the Redis Cluster tests need it" >&2
+    exit 1
+fi
 # debootstrap makes the compose e2e test's base image offline (deploy/offline-base.sh);
 # only needed where a Docker daemon answers.
 if docker info >/dev/null 2>&1 && ! command -v debootstrap >/dev/null 2>&1; then

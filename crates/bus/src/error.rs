@@ -6,6 +6,12 @@ pub enum BusError {
     /// The backend could not be reached within the deadline. Retrying later may succeed.
     #[error("bus unavailable: {0}")]
     Unavailable(String),
+    /// Cluster mode: a durable append reached its master but fewer replicas than
+    /// required acknowledged it (`WAIT`) in time, so it is not known to survive a
+    /// failover. Not retried inside the bus: a retry appends again (payloads carry ids
+    /// for de-duplication).
+    #[error("append not replicated: {0}")]
+    NotReplicated(String),
     /// The backend answered with an error.
     #[error("redis error: {0}")]
     Redis(#[from] redis::RedisError),
@@ -45,13 +51,16 @@ impl BusError {
     #[must_use]
     pub fn is_retryable(&self) -> bool {
         match self {
-            BusError::Unavailable(_) => true,
+            BusError::Unavailable(_) | BusError::NotReplicated(_) => true,
             BusError::Redis(e) => {
                 e.is_io_error()
                     || e.is_connection_dropped()
                     || e.is_connection_refusal()
                     || e.is_timeout()
-                    || matches!(e.code(), Some("LOADING" | "TRYAGAIN"))
+                    || matches!(
+                        e.code(),
+                        Some("LOADING" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN")
+                    )
             }
             _ => false,
         }

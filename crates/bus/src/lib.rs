@@ -29,7 +29,9 @@ use bytes::Bytes;
 pub use envelope::{Envelope, Topic, names};
 pub use error::BusError;
 pub use memory::MemoryBus;
-pub use redis_bus::{RedisBus, RedisBusOptions, redact_url as redis_bus_redact};
+pub use redis_bus::{
+    RedisBus, RedisBusOptions, node_urls as redis_node_urls, redact_url as redis_bus_redact,
+};
 
 /// How long a stream keeps its entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,6 +10,16 @@
 //! - **Pub/sub** uses a dedicated RESP2 pub/sub connection per subscription, re-established
 //!   and re-subscribed by a background task after a disconnect.
 //!
+//! - **Redis Cluster** (`REDIS_URL` is a comma-separated list of node URLs): one
+//!   cluster-aware [`ClusterConnection`] carries writes and short commands. It is
+//!   multiplexed (one socket per node, concurrent requests pipelined on it, following
+//!   `MOVED`/`ASK` redirects and refreshing the slot map), so a pool in front of it
+//!   would only add sockets; blocking readers again get a cluster connection of their
+//!   own. Pub/sub is sharded (`SPUBLISH`/`SSUBSCRIBE`, RESP3 push messages, re-subscribed
+//!   by redis-rs after a failover). Durable appends are followed by `WAIT` on the same
+//!   node connection and fail unless enough replicas acknowledged them in time
+//!   ([`RedisBusOptions::replicas_to_ack`]).
+//!
 //! Losing Redis never crashes the caller. A health task pings the server and flips
 //! [`Bus::is_ready`]; appends retry with exponential backoff and jitter until a write
 //! deadline, and only report success once Redis replied. With Redis running
@@ -24,8 +34,12 @@ use bytes::Bytes;
 use deadpool_redis::{Manager, Pool, Runtime};
 use futures_util::StreamExt as _;
 use gekko_core::backoff::{Backoff, BackoffConfig, Jitter};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, Value};
+use redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
+};
+use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisFuture, Value};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::{
@@ -52,6 +66,13 @@ pub struct RedisBusOptions {
     pub max_backoff: Duration,
     /// Response timeout for short commands.
     pub command_timeout: Duration,
+    /// Cluster mode only: how many replicas must acknowledge a durable append (`WAIT n`)
+    /// before it counts as done. 0 turns `WAIT` off (a cluster without replicas).
+    pub replicas_to_ack: u32,
+    /// Cluster mode only: how long `WAIT` waits for those replicas. An append not
+    /// acknowledged in time is an error ([`BusError::NotReplicated`]); it did reach the
+    /// master, so a retry may duplicate it (payloads carry ids for de-duplication).
+    pub replica_ack_timeout: Duration,
 }
 
 impl Default for RedisBusOptions {
@@ -62,18 +83,138 @@ impl Default for RedisBusOptions {
             pool_size: 16,
             max_backoff: Duration::from_secs(2),
             command_timeout: Duration::from_secs(2),
+            replicas_to_ack: 1,
+            replica_ack_timeout: Duration::from_secs(1),
         }
+    }
+}
+
+/// Where connections come from: one server, or a cluster.
+#[derive(Clone)]
+enum Source {
+    Single(redis::Client),
+    Cluster {
+        client: Box<ClusterClient>,
+        /// The node URLs, for the extra clients sharded pub/sub needs.
+        urls: Vec<String>,
+    },
+}
+
+impl Source {
+    /// A connection of its own for a blocking reader, with a response timeout longer
+    /// than the longest block.
+    async fn dedicated(&self) -> Result<Conn, BusError> {
+        let timeout = MAX_BLOCK + Duration::from_secs(5);
+        match self {
+            Source::Single(client) => {
+                let cfg = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(Duration::from_secs(1)))
+                    .set_response_timeout(Some(timeout));
+                client
+                    .get_multiplexed_async_connection_with_config(&cfg)
+                    .await
+                    .map(Conn::Single)
+                    .map_err(|e| BusError::Unavailable(format!("redis connect: {e}")))
+            }
+            Source::Cluster { client, .. } => {
+                let cfg = ClusterConfig::new()
+                    .set_connection_timeout(Duration::from_secs(1))
+                    .set_response_timeout(timeout);
+                client
+                    .get_async_connection_with_config(cfg)
+                    .await
+                    .map(|c| Conn::Cluster(Box::new(c)))
+                    .map_err(|e| BusError::Unavailable(format!("redis cluster connect: {e}")))
+            }
+        }
+    }
+}
+
+/// Any of the bus's connections; commands and pipelines run on each alike.
+enum Conn {
+    Single(MultiplexedConnection),
+    Manager(ConnectionManager),
+    Pooled(deadpool_redis::Connection),
+    Cluster(Box<ClusterConnection>),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Manager(c) => c.req_packed_command(cmd),
+            Conn::Pooled(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Manager(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Pooled(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Manager(c) => c.get_db(),
+            Conn::Pooled(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// The shared connections for writes and short commands.
+#[derive(Clone)]
+enum Shared {
+    /// Hot write path: one multiplexed, auto-reconnecting connection. Concurrent appends
+    /// are pipelined on it by redis-rs, and unlike a pool checkout there is no health
+    /// round trip (deadpool-redis pings on every recycle) in front of each write. Short
+    /// commands go through the pool.
+    Single {
+        writer: ConnectionManager,
+        pool: Pool,
+    },
+    /// One multiplexed cluster connection for both (see the module docs).
+    Cluster(ClusterConnection),
+}
+
+impl Shared {
+    fn writer(&self) -> Conn {
+        match self {
+            Shared::Single { writer, .. } => Conn::Manager(writer.clone()),
+            Shared::Cluster(c) => Conn::Cluster(Box::new(c.clone())),
+        }
+    }
+
+    async fn short(&self) -> Result<Conn, BusError> {
+        match self {
+            Shared::Single { pool, .. } => pool
+                .get()
+                .await
+                .map(Conn::Pooled)
+                .map_err(|e| BusError::Unavailable(format!("redis pool: {e}"))),
+            Shared::Cluster(c) => Ok(Conn::Cluster(Box::new(c.clone()))),
+        }
+    }
+
+    fn is_cluster(&self) -> bool {
+        matches!(self, Shared::Cluster(_))
     }
 }
 
 /// The Redis [`Bus`].
 pub struct RedisBus {
-    client: redis::Client,
-    /// Hot write path: one multiplexed, auto-reconnecting connection. Concurrent appends
-    /// are pipelined on it by redis-rs, and unlike a pool checkout there is no health
-    /// round trip (deadpool-redis pings on every recycle) in front of each write.
-    writer: ConnectionManager,
-    pool: Pool,
+    source: Source,
+    shared: Shared,
     ready: Arc<AtomicBool>,
     opts: RedisBusOptions,
     redacted_url: String,
@@ -102,14 +243,35 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// The node URLs of a `REDIS_URL`: one for a single server, several (comma-separated)
+/// for a Redis Cluster. Blank items are an error, so is an empty list.
+///
+/// # Errors
+/// [`BusError::Invalid`] naming the problem.
+pub fn node_urls(url: &str) -> Result<Vec<&str>, BusError> {
+    let urls: Vec<&str> = url.split(',').map(str::trim).collect();
+    if urls.iter().any(|u| u.is_empty()) {
+        return Err(BusError::Invalid(format!(
+            "REDIS_URL {:?} has an empty item; a cluster is a comma-separated list of redis:// node URLs",
+            redact_url(url)
+        )));
+    }
+    Ok(urls)
+}
+
 impl RedisBus {
-    /// Opens a bus on `url`. Does not require the server to be up: the bus starts
-    /// not-ready and a background task keeps trying.
+    /// Opens a bus on `url`: one `redis://` URL for a single server, a comma-separated
+    /// list of node URLs for a Redis Cluster. Does not require the server to be up: the
+    /// bus starts not-ready and a background task keeps trying.
     ///
     /// # Errors
     /// [`BusError::Redis`] for a malformed URL, [`BusError::Invalid`] if the pool cannot
     /// be built.
     pub async fn connect(url: &str, opts: RedisBusOptions) -> Result<Self, BusError> {
+        let urls = node_urls(url)?;
+        if urls.len() > 1 {
+            return Self::connect_cluster(&urls, opts).await;
+        }
         let client = redis::Client::open(url)?;
         let conn_cfg = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
@@ -130,60 +292,88 @@ impl RedisBus {
             .set_max_delay(opts.max_backoff);
         // `new_lazy` connects on first use, so a bus can be created while Redis is down.
         let writer = ConnectionManager::new_lazy_with_config(client.clone(), writer_cfg)?;
-        let ready = Arc::new(AtomicBool::new(false));
-        let cancel = CancellationToken::new();
-        let bus = Self {
-            writer,
-            client,
-            pool: pool.clone(),
-            ready: ready.clone(),
-            opts: opts.clone(),
-            redacted_url: redact_url(url),
-            _health: Arc::new(cancel.clone().drop_guard()),
-        };
-        // First probe inline so a bus on a live server is ready when `connect` returns.
-        let up = ping(&pool).await.is_ok();
-        set_ready(&ready, up, &bus.redacted_url);
-        tokio::spawn(health_loop(
-            pool,
-            ready,
+        Ok(Self::start(
+            Source::Single(client),
+            Shared::Single { writer, pool },
             opts,
-            bus.redacted_url.clone(),
-            cancel,
-        ));
-        Ok(bus)
+            redact_url(url),
+        )
+        .await)
     }
 
-    async fn conn(&self) -> Result<deadpool_redis::Connection, BusError> {
-        self.pool
-            .get()
+    /// The cluster side of [`RedisBus::connect`].
+    async fn connect_cluster(urls: &[&str], opts: RedisBusOptions) -> Result<Self, BusError> {
+        let client = ClusterClientBuilder::new(urls.to_vec())
+            .connection_timeout(Duration::from_secs(1))
+            .response_timeout(opts.command_timeout)
+            .build()?;
+        // Pending: connects in the background, so a bus can be created while the cluster
+        // is down, like the single-node bus.
+        let cfg = ClusterConfig::new()
+            .set_connection_timeout(Duration::from_secs(1))
+            .set_response_timeout(opts.command_timeout);
+        let conn = client.get_pending_async_connection_with_config(cfg);
+        let redacted = urls
+            .iter()
+            .map(|u| redact_url(u))
+            .collect::<Vec<_>>()
+            .join(",");
+        let source = Source::Cluster {
+            client: Box::new(client),
+            urls: urls.iter().map(|u| (*u).to_owned()).collect(),
+        };
+        Ok(Self::start(source, Shared::Cluster(conn), opts, redacted).await)
+    }
+
+    async fn start(source: Source, shared: Shared, opts: RedisBusOptions, url: String) -> Self {
+        let ready = Arc::new(AtomicBool::new(false));
+        let cancel = CancellationToken::new();
+        // First probe inline so a bus on a live server is ready when `connect` returns.
+        let up = tokio::time::timeout(opts.command_timeout, ping(&shared))
             .await
-            .map_err(|e| BusError::Unavailable(format!("redis pool: {e}")))
+            .is_ok_and(|r| r.is_ok());
+        set_ready(&ready, up, &url);
+        tokio::spawn(health_loop(
+            shared.clone(),
+            ready.clone(),
+            opts.clone(),
+            url.clone(),
+            cancel.clone(),
+        ));
+        Self {
+            source,
+            shared,
+            ready,
+            opts,
+            redacted_url: url,
+            _health: Arc::new(cancel.drop_guard()),
+        }
+    }
+
+    /// Whether this bus runs on a Redis Cluster.
+    #[must_use]
+    pub fn is_cluster(&self) -> bool {
+        self.shared.is_cluster()
+    }
+
+    async fn conn(&self) -> Result<Conn, BusError> {
+        self.shared.short().await
     }
 
     /// Runs `op` on a pooled connection, retrying retryable failures with backoff until
     /// the write deadline.
     async fn with_retry<T, F>(&self, what: &str, mut op: F) -> Result<T, BusError>
     where
-        F: FnMut(
-                ConnectionManager,
-            )
-                -> futures_util::future::BoxFuture<'static, Result<T, redis::RedisError>>
-            + Send,
+        F: FnMut(Conn) -> futures_util::future::BoxFuture<'static, Result<T, BusError>> + Send,
         T: Send,
     {
         let deadline = tokio::time::Instant::now() + self.opts.write_deadline;
         let mut backoff = backoff(self.opts.max_backoff);
         loop {
-            let err = match op(self.writer.clone()).await {
+            let err = match op(self.shared.writer()).await {
                 Ok(v) => return Ok(v),
-                Err(e) => {
-                    let e = BusError::Redis(e);
-                    if !e.is_retryable() {
-                        return Err(e);
-                    }
-                    e
-                }
+                Err(e) if e.is_retryable() && !matches!(e, BusError::NotReplicated(_)) => e,
+                Err(e) => return Err(e),
             };
             set_ready(&self.ready, false, &self.redacted_url);
             let wait = backoff.next_delay();
@@ -199,26 +389,83 @@ impl RedisBus {
         }
     }
 
-    async fn dedicated(&self) -> Result<MultiplexedConnection, BusError> {
-        dedicated(&self.client).await
+    async fn dedicated(&self) -> Result<Conn, BusError> {
+        self.source.dedicated().await
+    }
+
+    /// `WAIT n timeout` after durable appends in cluster mode, else nothing.
+    fn wait_for(&self, stream: &StreamSpec) -> Option<(u32, Duration)> {
+        (self.is_cluster()
+            && stream.retention == Retention::Durable
+            && self.opts.replicas_to_ack > 0)
+            .then_some((self.opts.replicas_to_ack, self.opts.replica_ack_timeout))
+    }
+
+    /// XADDs `payloads` in one pipeline, followed by `WAIT` when `wait` asks for it. The
+    /// pipeline goes to the node of the stream's slot on one connection, so `WAIT` counts
+    /// the replicas that have these appends.
+    async fn xadd(
+        &self,
+        stream: &StreamSpec,
+        payloads: &[Bytes],
+        what: &str,
+    ) -> Result<Vec<String>, BusError> {
+        let wait = self.wait_for(stream);
+        let mut pipe = redis::pipe();
+        for p in payloads {
+            pipe.add_command(xadd_cmd(stream, p));
+        }
+        if let Some((n, timeout)) = wait {
+            pipe.cmd("WAIT").arg(n).arg(
+                u64::try_from(timeout.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .max(1),
+            );
+        }
+        let name = stream.name.clone();
+        self.with_retry(what, |mut c| {
+            let pipe = pipe.clone();
+            let name = name.clone();
+            Box::pin(async move {
+                let mut replies: Vec<Value> = pipe.query_async(&mut c).await?;
+                if let Some((n, timeout)) = wait {
+                    let acked = match replies.pop() {
+                        Some(Value::Int(k)) => k,
+                        other => {
+                            return Err(BusError::Malformed {
+                                stream: name,
+                                id: String::new(),
+                                reason: format!("unexpected WAIT reply {other:?}"),
+                            });
+                        }
+                    };
+                    if acked < i64::from(n) {
+                        metrics::counter!("gekko_bus_unreplicated_appends_total").increment(1);
+                        return Err(BusError::NotReplicated(format!(
+                            "append to {name} reached {acked} of {n} replicas within {timeout:?}"
+                        )));
+                    }
+                }
+                replies
+                    .into_iter()
+                    .map(|v| {
+                        parse::string(v).ok_or_else(|| BusError::Malformed {
+                            stream: name.clone(),
+                            id: String::new(),
+                            reason: "XADD replied without an id".to_owned(),
+                        })
+                    })
+                    .collect()
+            })
+        })
+        .await
     }
 }
 
-async fn dedicated(client: &redis::Client) -> Result<MultiplexedConnection, BusError> {
-    let cfg = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(1)))
-        .set_response_timeout(Some(MAX_BLOCK + Duration::from_secs(5)));
-    client
-        .get_multiplexed_async_connection_with_config(&cfg)
-        .await
-        .map_err(|e| BusError::Unavailable(format!("redis connect: {e}")))
-}
-
-async fn ping(pool: &Pool) -> Result<(), BusError> {
-    let mut c = pool
-        .get()
-        .await
-        .map_err(|e| BusError::Unavailable(e.to_string()))?;
+/// Pings the server, or every master of a cluster (redis-rs routes `PING` to all
+/// primaries and needs every answer), so a cluster with a shard down is not ready.
+async fn ping(shared: &Shared) -> Result<(), BusError> {
+    let mut c = shared.short().await?;
     redis::cmd("PING").query_async::<()>(&mut c).await?;
     Ok(())
 }
@@ -240,7 +487,7 @@ fn set_ready(ready: &AtomicBool, up: bool, url: &str) {
 }
 
 async fn health_loop(
-    pool: Pool,
+    shared: Shared,
     ready: Arc<AtomicBool>,
     opts: RedisBusOptions,
     url: String,
@@ -248,7 +495,7 @@ async fn health_loop(
 ) {
     let mut backoff = backoff(opts.max_backoff);
     loop {
-        let up = tokio::time::timeout(opts.command_timeout, ping(&pool))
+        let up = tokio::time::timeout(opts.command_timeout, ping(&shared))
             .await
             .is_ok_and(|r| r.is_ok());
         set_ready(&ready, up, &url);
@@ -301,7 +548,7 @@ mod parse {
     use super::FIELD;
     use crate::Delivery;
 
-    fn string(v: Value) -> Option<String> {
+    pub(super) fn string(v: Value) -> Option<String> {
         match v {
             Value::BulkString(b) => String::from_utf8(b).ok(),
             Value::SimpleString(s) => Some(s),
@@ -387,13 +634,23 @@ impl Bus for RedisBus {
     }
 
     async fn append(&self, stream: &StreamSpec, payload: Bytes) -> Result<String, BusError> {
-        let cmd = xadd_cmd(stream, &payload);
-        let id: String = self
-            .with_retry("XADD", |mut c| {
+        let id = if self.wait_for(stream).is_some() {
+            self.xadd(stream, std::slice::from_ref(&payload), "XADD+WAIT")
+                .await?
+                .pop()
+                .ok_or_else(|| BusError::Malformed {
+                    stream: stream.name.clone(),
+                    id: String::new(),
+                    reason: "no id in the XADD reply".to_owned(),
+                })?
+        } else {
+            let cmd = xadd_cmd(stream, &payload);
+            self.with_retry("XADD", |mut c| {
                 let cmd = cmd.clone();
-                Box::pin(async move { cmd.query_async(&mut c).await })
+                Box::pin(async move { Ok(cmd.query_async::<String>(&mut c).await?) })
             })
-            .await?;
+            .await?
+        };
         metrics::counter!("gekko_bus_appended_total", "stream" => stream.name.clone()).increment(1);
         Ok(id)
     }
@@ -406,16 +663,7 @@ impl Bus for RedisBus {
         if payloads.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        for p in payloads {
-            pipe.add_command(xadd_cmd(stream, p));
-        }
-        let ids: Vec<String> = self
-            .with_retry("XADD pipeline", |mut c| {
-                let pipe = pipe.clone();
-                Box::pin(async move { pipe.query_async(&mut c).await })
-            })
-            .await?;
+        let ids = self.xadd(stream, payloads, "XADD pipeline").await?;
         metrics::counter!("gekko_bus_appended_total", "stream" => stream.name.clone())
             .increment(payloads.len() as u64);
         Ok(ids)
@@ -423,7 +671,7 @@ impl Bus for RedisBus {
 
     async fn ensure_group(&self, stream: &str, group: &str) -> Result<(), BusError> {
         let mut c = self.conn().await?;
-        create_group(&mut *c, stream, group).await
+        create_group(&mut c, stream, group).await
     }
 
     async fn group_reader(
@@ -433,7 +681,7 @@ impl Bus for RedisBus {
         consumer: &str,
     ) -> Result<Box<dyn GroupReader>, BusError> {
         Ok(Box::new(RedisGroupReader {
-            client: self.client.clone(),
+            source: self.source.clone(),
             conn: Some(self.dedicated().await?),
             stream: stream.to_owned(),
             group: group.to_owned(),
@@ -469,7 +717,7 @@ impl Bus for RedisBus {
             }
         };
         Ok(Box::new(RedisTailReader {
-            client: self.client.clone(),
+            source: self.source.clone(),
             conn: Some(conn),
             stream: stream.to_owned(),
             last_id,
@@ -520,8 +768,15 @@ impl Bus for RedisBus {
     }
 
     async fn notify(&self, channel: &str, payload: Bytes) -> Result<(), BusError> {
-        let mut c = self.writer.clone();
-        redis::cmd("PUBLISH")
+        let mut c = self.shared.writer();
+        // Sharded pub/sub on a cluster: the notice goes to the shard of the channel's slot
+        // only, instead of being broadcast over the cluster bus to every node.
+        let verb = if self.is_cluster() {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        };
+        redis::cmd(verb)
             .arg(channel)
             .arg(payload.as_ref())
             .query_async::<()>(&mut c)
@@ -530,10 +785,13 @@ impl Bus for RedisBus {
     }
 
     async fn subscribe(&self, channel: &str) -> Result<Subscription, BusError> {
+        let client = match &self.source {
+            Source::Single(client) => client.clone(),
+            Source::Cluster { .. } => return self.subscribe_sharded(channel).await,
+        };
         // Subscribe once inline so that notices published after `subscribe` returns are
         // seen; afterwards a task owns the connection and re-subscribes after drops.
-        let mut pubsub = self
-            .client
+        let mut pubsub = client
             .get_async_pubsub()
             .await
             .map_err(|e| BusError::Unavailable(format!("redis pub/sub connect: {e}")))?;
@@ -541,13 +799,67 @@ impl Bus for RedisBus {
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
         let cancel = CancellationToken::new();
         tokio::spawn(pubsub_loop(
-            self.client.clone(),
+            client,
             channel.to_owned(),
             pubsub,
             tx,
             cancel.clone(),
             self.opts.max_backoff,
         ));
+        Ok(Subscription::new(rx, Some(cancel.drop_guard())))
+    }
+}
+
+impl RedisBus {
+    /// `SSUBSCRIBE` on a cluster: a RESP3 cluster connection of its own whose push
+    /// messages feed the subscription. redis-rs re-subscribes after reconnects and
+    /// follows the channel's slot to its new master after a failover.
+    async fn subscribe_sharded(&self, channel: &str) -> Result<Subscription, BusError> {
+        let Source::Cluster { urls, .. } = &self.source else {
+            return Err(BusError::Invalid(
+                "sharded pub/sub needs a cluster".to_owned(),
+            ));
+        };
+        let (push_tx, mut push_rx) = tokio::sync::mpsc::unbounded_channel::<redis::PushInfo>();
+        let client = ClusterClientBuilder::new(urls.clone())
+            .connection_timeout(Duration::from_secs(1))
+            .response_timeout(self.opts.command_timeout)
+            .use_protocol(redis::ProtocolVersion::RESP3)
+            .push_sender(push_tx)
+            .build()?;
+        let mut conn = client
+            .get_async_connection()
+            .await
+            .map_err(|e| BusError::Unavailable(format!("redis cluster pub/sub connect: {e}")))?;
+        conn.ssubscribe(channel).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        let cancel = CancellationToken::new();
+        let stop = cancel.clone();
+        let channel = channel.to_owned();
+        tokio::spawn(async move {
+            // The connection lives as long as the subscription.
+            let _conn = conn;
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    push = push_rx.recv() => match push {
+                        None => return,
+                        Some(p) if p.kind == redis::PushKind::SMessage => {
+                            // [channel, payload]
+                            if let Some(Value::BulkString(b)) = p.data.into_iter().nth(1)
+                                && tx.send(Bytes::from(b)).await.is_err()
+                            {
+                                return;
+                            }
+                        }
+                        Some(p) if p.kind == redis::PushKind::Disconnection => {
+                            tracing::warn!(%channel, "sharded pub/sub connection lost; redis-rs re-subscribes");
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+        });
         Ok(Subscription::new(rx, Some(cancel.drop_guard())))
     }
 }
@@ -632,8 +944,8 @@ async fn create_group<C: redis::aio::ConnectionLike + Send>(
 }
 
 struct RedisGroupReader {
-    client: redis::Client,
-    conn: Option<MultiplexedConnection>,
+    source: Source,
+    conn: Option<Conn>,
     stream: String,
     group: String,
     consumer: String,
@@ -651,9 +963,9 @@ impl std::fmt::Debug for RedisGroupReader {
 }
 
 impl RedisGroupReader {
-    async fn conn(&mut self) -> Result<&mut MultiplexedConnection, BusError> {
+    async fn conn(&mut self) -> Result<&mut Conn, BusError> {
         if self.conn.is_none() {
-            self.conn = Some(dedicated(&self.client).await?);
+            self.conn = Some(self.source.dedicated().await?);
         }
         self.conn
             .as_mut()
@@ -792,8 +1104,8 @@ impl GroupReader for RedisGroupReader {
 }
 
 struct RedisTailReader {
-    client: redis::Client,
-    conn: Option<MultiplexedConnection>,
+    source: Source,
+    conn: Option<Conn>,
     stream: String,
     last_id: String,
 }
@@ -811,7 +1123,7 @@ impl std::fmt::Debug for RedisTailReader {
 impl TailReader for RedisTailReader {
     async fn read(&mut self, count: usize, block: Duration) -> Result<Vec<Delivery>, BusError> {
         if self.conn.is_none() {
-            self.conn = Some(dedicated(&self.client).await?);
+            self.conn = Some(self.source.dedicated().await?);
         }
         let Some(conn) = self.conn.as_mut() else {
             return Err(BusError::Unavailable("no connection".to_owned()));

@@ -1,5 +1,6 @@
-//! One contract, two buses: every scenario here runs against the in-process bus and
-//! against a real `redis-server` started by the test harness on a free port.
+//! One contract, three buses: every scenario here runs against the in-process bus,
+//! against a real `redis-server` started by the test harness on a free port, and against
+//! a real local Redis Cluster (3 masters, 3 replicas) on free ports.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gekko_bus::{Bus, MemoryBus, RedisBus, RedisBusOptions, StartFrom, StreamSpec, Topic};
-use gekko_testkit::RedisServer;
+use gekko_testkit::{RedisCluster, RedisServer};
 
 type Fixture = (Arc<dyn Bus>, Option<RedisServer>);
 
@@ -22,6 +23,19 @@ async fn redis() -> Fixture {
         .expect("connect to test redis");
     assert!(bus.is_ready(), "bus on a live server must be ready");
     (Arc::new(bus), Some(server))
+}
+
+async fn cluster() -> (Arc<dyn Bus>, Option<RedisCluster>) {
+    let cluster = RedisCluster::start(3, 1);
+    let bus = RedisBus::connect(&cluster.redis_url(), RedisBusOptions::default())
+        .await
+        .expect("connect to the test cluster");
+    assert!(
+        bus.is_cluster(),
+        "a comma-separated REDIS_URL means a cluster"
+    );
+    assert!(bus.is_ready(), "bus on a live cluster must be ready");
+    (Arc::new(bus), Some(cluster))
 }
 
 fn payloads(n: usize) -> Vec<Bytes> {
@@ -351,6 +365,179 @@ macro_rules! contract_suite {
 
 contract_suite!(in_process, memory());
 contract_suite!(on_redis, redis().await);
+contract_suite!(on_cluster, cluster().await);
+
+/// In cluster mode a durable append is only reported done once `replicas_to_ack`
+/// replicas have it (`WAIT`). Asking for more replicas than the cluster has makes every
+/// durable append fail as not replicated, while capped (market-data) appends, which do
+/// not wait, still succeed.
+#[tokio::test]
+async fn cluster_durable_append_needs_replica_ack() {
+    let cluster = RedisCluster::start(3, 1);
+    let opts = RedisBusOptions {
+        replicas_to_ack: 2,
+        replica_ack_timeout: Duration::from_millis(200),
+        ..RedisBusOptions::default()
+    };
+    let bus = RedisBus::connect(&cluster.redis_url(), opts).await.unwrap();
+    let durable = StreamSpec::durable("t:{wait}");
+    let err = bus
+        .append(&durable, Bytes::from_static(b"x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, gekko_bus::BusError::NotReplicated(_)),
+        "expected NotReplicated, got {err}"
+    );
+    assert!(err.to_string().contains("1 of 2 replicas"), "{err}");
+    let err = bus.append_batch(&durable, &payloads(3)).await.unwrap_err();
+    assert!(
+        matches!(err, gekko_bus::BusError::NotReplicated(_)),
+        "{err}"
+    );
+    let capped = StreamSpec::capped("t:{md}", 100);
+    bus.append(&capped, Bytes::from_static(b"q")).await.unwrap();
+
+    // With the one replica each master has, the same appends are acknowledged.
+    let ok = RedisBus::connect(&cluster.redis_url(), RedisBusOptions::default())
+        .await
+        .unwrap();
+    ok.append(&durable, Bytes::from_static(b"y")).await.unwrap();
+    assert_eq!(
+        ok.append_batch(&durable, &payloads(3)).await.unwrap().len(),
+        3
+    );
+}
+
+/// The master owning a durable stream's slot is SIGKILLed in the middle of a
+/// publish/consume run with `WAIT 1`. Its replica is promoted; every append that was
+/// acknowledged is readable afterwards and reaches the consumer group; the bus reports
+/// not-ready while the shard is down; the writer recovers once the old master is back as
+/// a replica (until then the shard has no replica and appends fail as not replicated).
+#[tokio::test]
+async fn cluster_master_failover_loses_nothing_acknowledged() {
+    let mut cluster = RedisCluster::start(3, 1);
+    let opts = RedisBusOptions {
+        write_deadline: Duration::from_secs(20),
+        health_interval: Duration::from_millis(50),
+        replica_ack_timeout: Duration::from_millis(500),
+        ..RedisBusOptions::default()
+    };
+    let bus = Arc::new(RedisBus::connect(&cluster.redis_url(), opts).await.unwrap());
+    let s = StreamSpec::durable("gekko:{orders:failover}");
+    bus.ensure_group(&s.name, "g").await.unwrap();
+
+    let stop = tokio_util::sync::CancellationToken::new();
+    let writer = {
+        let (bus, s, stop) = (bus.clone(), s.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let mut failed = 0u32;
+            let mut i = 0u32;
+            while !stop.is_cancelled() {
+                let p = Bytes::from(format!("order-{i}"));
+                match bus.append(&s, p.clone()).await {
+                    Ok(_) => acked.push(p),
+                    Err(_) => failed += 1,
+                }
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            (acked, failed)
+        })
+    };
+    let consumer = {
+        let (bus, s, stop) = (bus.clone(), s.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut seen = BTreeSet::new();
+            let mut reader = bus.group_reader(&s.name, "g", "c").await.unwrap();
+            let mut idle_rounds = 0;
+            loop {
+                match reader.read(100, Duration::from_millis(100)).await {
+                    Ok(batch) if batch.is_empty() => {
+                        if stop.is_cancelled() {
+                            idle_rounds += 1;
+                            if idle_rounds > 5 {
+                                break;
+                            }
+                        }
+                    }
+                    Ok(batch) => {
+                        idle_rounds = 0;
+                        let ids: Vec<String> = batch.iter().map(|d| d.id.clone()).collect();
+                        seen.extend(batch.into_iter().map(|d| d.payload));
+                        let _ = reader.ack(&ids).await;
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+            for d in reader.read_own_pending(100_000).await.unwrap() {
+                seen.insert(d.payload);
+            }
+            seen
+        })
+    };
+
+    let progressed = |n: usize| {
+        let bus = bus.clone();
+        let name = s.name.clone();
+        async move {
+            gekko_testkit::eventually(Duration::from_secs(30), || async {
+                bus.stream_len(&name).await.is_ok_and(|l| l >= n as u64)
+            })
+            .await
+        }
+    };
+    assert!(progressed(50).await, "writer made progress before the kill");
+    let killed = cluster.kill_master_of(&s.name);
+    assert!(
+        gekko_testkit::eventually(Duration::from_secs(10), || async { !bus.is_ready() }).await,
+        "bus must report not-ready while a shard is down"
+    );
+    cluster
+        .wait_serving(Duration::from_secs(30))
+        .expect("replica promoted");
+    assert_ne!(cluster.master_of(&s.name).unwrap(), killed);
+    assert!(
+        gekko_testkit::eventually(Duration::from_secs(20), || async { bus.is_ready() }).await,
+        "bus must become ready again once the promoted replica answers"
+    );
+    cluster.restart(killed).expect("old master restarts");
+    cluster
+        .wait_healthy(Duration::from_secs(30))
+        .expect("old master back as a replica");
+    let before = bus.stream_len(&s.name).await.unwrap();
+    assert!(
+        progressed(usize::try_from(before).unwrap() + 50).await,
+        "writer recovers after the failover"
+    );
+    stop.cancel();
+
+    let (acked, _failed) = writer.await.unwrap();
+    let seen = consumer.await.unwrap();
+    let mut tail = bus
+        .tail_reader(&s.name, StartFrom::Beginning)
+        .await
+        .unwrap();
+    let mut stored = BTreeSet::new();
+    loop {
+        let batch = tail.read(1000, Duration::ZERO).await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        stored.extend(batch.into_iter().map(|d| d.payload));
+    }
+    let missing_stored: Vec<_> = acked.iter().filter(|p| !stored.contains(*p)).collect();
+    assert!(
+        missing_stored.is_empty(),
+        "acknowledged but lost in the failover: {missing_stored:?}"
+    );
+    let missing_seen: Vec<_> = acked.iter().filter(|p| !seen.contains(*p)).collect();
+    assert!(
+        missing_seen.is_empty(),
+        "acknowledged but never consumed: {missing_seen:?}"
+    );
+}
 
 /// Redis is killed (SIGKILL) and restarted in the middle of a publish/consume run. Every
 /// append that was acknowledged must be in the stream afterwards and reach the consumer
@@ -427,7 +614,18 @@ async fn redis_restart_loses_nothing_acknowledged() {
         })
     };
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Progress is polled, not slept for: the cluster tests beside this one load the
+    // machine's two cores.
+    let grown = |n: u64| {
+        let (bus, name) = (bus.clone(), s.name.clone());
+        async move {
+            gekko_testkit::eventually(Duration::from_secs(30), || async {
+                bus.stream_len(&name).await.is_ok_and(|l| l >= n)
+            })
+            .await
+        }
+    };
+    assert!(grown(30).await, "writer made progress before the kill");
     server.kill();
     assert!(
         gekko_testkit::eventually(Duration::from_secs(5), || async { !bus.is_ready() }).await,
@@ -439,7 +637,11 @@ async fn redis_restart_loses_nothing_acknowledged() {
         gekko_testkit::eventually(Duration::from_secs(10), || async { bus.is_ready() }).await,
         "bus must become ready again after redis returns"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = bus.stream_len(&s.name).await.unwrap();
+    assert!(
+        grown(before + 20).await,
+        "writer recovers after the restart"
+    );
     stop.cancel();
 
     let (acked, _failed) = writer.await.unwrap();

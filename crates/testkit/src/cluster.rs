@@ -104,10 +104,7 @@ impl RedisCluster {
             .arg("--cluster-replicas")
             .arg(replicas_per_master.to_string())
             .arg("--cluster-yes");
-        let out = create
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("run `{} --cluster create`: {e}", redis_cli_bin()))?;
+        let out = run_with_timeout(&mut create, Duration::from_secs(60))?;
         if !out.status.success() {
             return Err(format!(
                 "`redis-cli --cluster create` failed ({}): {}{}",
@@ -120,21 +117,22 @@ impl RedisCluster {
         Ok(cluster)
     }
 
-    /// A port `p` with both `p` and the cluster bus port `p + 10000` free, below the
-    /// ephemeral range so that `p + 10000` is a valid port.
+    /// A port `p` in 20000..30000 with both `p` and the cluster bus port `p + 10000` free.
+    /// Ports are handed out in sequence from one per-process random start, so clusters
+    /// started concurrently by one test binary never pick the same ports.
     fn pick_port(&self) -> Result<u16, String> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let seed = u64::from(std::process::id()).wrapping_mul(7919)
-            ^ std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| u64::from(d.subsec_nanos()));
+        static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        let seed = *SEED.get_or_init(|| {
+            u64::from(std::process::id()).wrapping_mul(7919)
+                ^ std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| u64::from(d.subsec_nanos()))
+        });
         for _ in 0..200 {
             let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            let offset = (seed.wrapping_add(n.wrapping_mul(2_654_435_761))) % 20_000;
+            let offset = seed.wrapping_add(n) % 10_000;
             let port = 20_000 + u16::try_from(offset).unwrap_or(0);
-            if self.nodes.iter().any(|x| x.port == port) {
-                continue;
-            }
             let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
             if free(port) && free(port + 10_000) {
                 return Ok(port);
@@ -492,6 +490,35 @@ impl NodeLine {
             slots,
         })
     }
+}
+
+/// Runs `cmd` to completion, killing it after `timeout` (`redis-cli --cluster create`
+/// waits forever for a join that cannot happen).
+fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<std::process::Output, String> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("run `{}`: {e}", cmd.get_program().to_string_lossy()))?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Ok(None) => {
+                let _ = child.kill();
+                let out = child.wait_with_output().map_err(|e| e.to_string())?;
+                return Err(format!(
+                    "`{}` did not finish within {timeout:?}: {}",
+                    cmd.get_program().to_string_lossy(),
+                    String::from_utf8_lossy(&out.stdout)
+                ));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    child.wait_with_output().map_err(|e| e.to_string())
 }
 
 /// Runs `redis-cli -p PORT ARGS...` and returns its output.

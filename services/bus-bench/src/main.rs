@@ -10,6 +10,17 @@
 //! - the in-process bus on the same end-to-end workload, for reference.
 //!
 //! Usage: `cargo run --release -p bus-bench -- [messages]` (default 500000).
+//!
+//! `--cluster [messages]` (default 200000 per shard) measures the bus on a local Redis
+//! Cluster of 3 masters with 1 replica each, which it starts itself, beside a single
+//! `redis-server` started in the same run:
+//! - `redis-benchmark -P 64 XADD` on each master (a key of that master's slots) and on
+//!   the single server;
+//! - end to end (publish -> XREADGROUP -> XACK) on one stream per shard, all shards at
+//!   once: each shard's rate and the aggregate, beside the single server running the
+//!   same three streams at once, and one stream alone;
+//! - the cost of `WAIT 1` on durable appends: the same run with and without it, and
+//!   single-append latency at a steady 1,000 msg/s with and without it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +28,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use gekko_bus::{Bus, MemoryBus, RedisBus, RedisBusOptions, StreamSpec};
-use gekko_testkit::RedisServer;
+use gekko_testkit::{RedisCluster, RedisServer};
 
 const PAYLOAD_LEN: usize = 200;
 /// Messages per pipelined publish batch.
@@ -39,6 +50,12 @@ fn stamp(p: &[u8]) -> u64 {
 }
 
 fn redis_benchmark(port: u16, pipeline: u32, n: u64) -> anyhow::Result<f64> {
+    redis_benchmark_key(port, pipeline, n, "bench:redis-benchmark")
+}
+
+/// `redis-benchmark -P pipeline XADD key * d <payload>` on one server; on a cluster node
+/// `key` must hash to one of its slots.
+fn redis_benchmark_key(port: u16, pipeline: u32, n: u64, key: &str) -> anyhow::Result<f64> {
     let filler = "x".repeat(PAYLOAD_LEN);
     let out = std::process::Command::new("redis-benchmark")
         .args([
@@ -50,7 +67,7 @@ fn redis_benchmark(port: u16, pipeline: u32, n: u64) -> anyhow::Result<f64> {
             &pipeline.to_string(),
         ])
         .args(["-n", &n.to_string(), "-c", "50", "-q"])
-        .args(["XADD", "bench:redis-benchmark", "*", "d", &filler])
+        .args(["XADD", key, "*", "d", &filler])
         .output()
         .context("run redis-benchmark (apt-get install redis-tools)")?;
     let text = String::from_utf8_lossy(&out.stdout).to_string();
@@ -255,9 +272,157 @@ fn fmt_rate(r: f64) -> String {
     format!("{:>10.0} msg/s", r)
 }
 
+/// One end-to-end run per stream, all at once; returns each stream's rate and the
+/// aggregate (all messages over the wall time of the slowest).
+async fn concurrent_end_to_end(
+    bus: Arc<dyn Bus>,
+    streams: &[String],
+    n: u64,
+) -> anyhow::Result<(Vec<f64>, f64)> {
+    let started = Instant::now();
+    let runs = streams.iter().map(|s| end_to_end(bus.clone(), s, n, 1));
+    let rates = futures::future::try_join_all(runs).await?;
+    let aggregate = (n * streams.len() as u64) as f64 / started.elapsed().as_secs_f64();
+    Ok((rates, aggregate))
+}
+
+async fn cluster_main(n: u64) -> anyhow::Result<()> {
+    let server = RedisServer::try_start_with_fsync("everysec").map_err(anyhow::Error::msg)?;
+    let cluster = RedisCluster::try_start(3, 1).map_err(anyhow::Error::msg)?;
+    let masters = cluster.master_ports().map_err(anyhow::Error::msg)?;
+    // A hash-tagged key on each master, in master order.
+    let mut keys = Vec::new();
+    for &m in &masters {
+        let key = (0..10_000)
+            .map(|i| format!("bench:{{shard-{i}}}"))
+            .find(|k| cluster.master_of(k).is_ok_and(|p| p == m))
+            .context("no key found for a master")?;
+        keys.push(key);
+    }
+    eprintln!(
+        "single redis-server on {}, cluster masters {masters:?}; {n} messages of {PAYLOAD_LEN} bytes per stream",
+        server.port()
+    );
+    let rb_n = n.max(1_000_000);
+    let rb_single = redis_benchmark_key(server.port(), 64, rb_n, "bench:rb")?;
+    let mut rb_masters = Vec::new();
+    for (&m, k) in masters.iter().zip(&keys) {
+        rb_masters.push(redis_benchmark_key(m, 64, rb_n, k)?);
+    }
+
+    let single: Arc<dyn Bus> =
+        Arc::new(RedisBus::connect(&server.url(), RedisBusOptions::default()).await?);
+    let no_wait = RedisBusOptions {
+        replicas_to_ack: 0,
+        ..RedisBusOptions::default()
+    };
+    let on_cluster: Arc<dyn Bus> =
+        Arc::new(RedisBus::connect(&cluster.redis_url(), no_wait).await?);
+    let on_cluster_wait: Arc<dyn Bus> =
+        Arc::new(RedisBus::connect(&cluster.redis_url(), RedisBusOptions::default()).await?);
+
+    let single_one = end_to_end(single.clone(), "bench:{single-1}", n, 1).await?;
+    let single_streams: Vec<String> = (0..keys.len())
+        .map(|i| format!("bench:{{single-3-{i}}}"))
+        .collect();
+    let (_, single_three) = concurrent_end_to_end(single.clone(), &single_streams, n).await?;
+    let streams: Vec<String> = keys.iter().map(|k| format!("{k}:e2e")).collect();
+    let (per_shard, aggregate) = concurrent_end_to_end(on_cluster.clone(), &streams, n).await?;
+    let streams_wait: Vec<String> = keys.iter().map(|k| format!("{k}:e2e-wait")).collect();
+    let (per_shard_wait, aggregate_wait) =
+        concurrent_end_to_end(on_cluster_wait.clone(), &streams_wait, n).await?;
+    let lat = latency_at_rate(on_cluster.clone(), &format!("{}:lat", keys[0]), 1_000, 3).await?;
+    let lat_wait = latency_at_rate(
+        on_cluster_wait.clone(),
+        &format!("{}:lat-wait", keys[0]),
+        1_000,
+        3,
+    )
+    .await?;
+
+    let rb_sum: f64 = rb_masters.iter().sum();
+    println!(
+        "| measurement (same run, {PAYLOAD_LEN}-byte payloads, {n} msgs per stream) | result | vs single node |"
+    );
+    println!("|---|---|---|");
+    println!(
+        "| redis-benchmark -P 64 XADD, single redis-server (reference) | {} | 100% |",
+        fmt_rate(rb_single)
+    );
+    for (i, (r, m)) in rb_masters.iter().zip(&masters).enumerate() {
+        println!(
+            "| redis-benchmark -P 64 XADD, cluster master {i} (port {m}) | {} | {:.0}% |",
+            fmt_rate(*r),
+            100.0 * r / rb_single
+        );
+    }
+    println!(
+        "| redis-benchmark -P 64 XADD, sum of the 3 masters (run one after another) | {} | {:.0}% |",
+        fmt_rate(rb_sum),
+        100.0 * rb_sum / rb_single
+    );
+    println!(
+        "| gekko end to end, single redis-server, 1 stream (reference) | {} | 100% |",
+        fmt_rate(single_one)
+    );
+    println!(
+        "| gekko end to end, single redis-server, 3 streams at once (aggregate) | {} | {:.0}% |",
+        fmt_rate(single_three),
+        100.0 * single_three / single_one
+    );
+    for (i, r) in per_shard.iter().enumerate() {
+        println!(
+            "| gekko end to end, cluster shard {i}, 3 shards at once, no WAIT | {} | {:.0}% |",
+            fmt_rate(*r),
+            100.0 * r / single_one
+        );
+    }
+    println!(
+        "| gekko end to end, cluster aggregate (3 shards), no WAIT | {} | {:.0}% (target >= 250% on 16 cores) |",
+        fmt_rate(aggregate),
+        100.0 * aggregate / single_one
+    );
+    for (i, r) in per_shard_wait.iter().enumerate() {
+        println!(
+            "| gekko end to end, cluster shard {i}, durable appends with WAIT 1 | {} | {:.0}% |",
+            fmt_rate(*r),
+            100.0 * r / single_one
+        );
+    }
+    println!(
+        "| gekko end to end, cluster aggregate, durable appends with WAIT 1 | {} | {:.0}% ({:.0}% of no WAIT) |",
+        fmt_rate(aggregate_wait),
+        100.0 * aggregate_wait / single_one,
+        100.0 * aggregate_wait / aggregate
+    );
+    for (what, l) in [("no WAIT", &lat), ("WAIT 1", &lat_wait)] {
+        println!(
+            "| cluster single-append latency at {:.0} msg/s ({} msgs), {what}: p50 / p99 / max | {:.3} / {:.3} / {:.3} ms | - |",
+            l.achieved_rate,
+            l.sent,
+            l.p50.as_secs_f64() * 1e3,
+            l.p99.as_secs_f64() * 1e3,
+            l.max.as_secs_f64() * 1e3
+        );
+    }
+    println!(
+        "\nmachine: {} cores; every redis-server, replica and the bench share them",
+        std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
+    );
+    drop(cluster);
+    drop(server);
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let n: u64 = std::env::args().nth(1).map_or(Ok(500_000), |s| s.parse())?;
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = args.iter().position(|a| a == "--cluster") {
+        args.remove(i);
+        let n: u64 = args.first().map_or(Ok(200_000), |s| s.parse())?;
+        return cluster_main(n).await;
+    }
+    let n: u64 = args.first().map_or(Ok(500_000), |s| s.parse())?;
     let server = RedisServer::try_start_with_fsync("everysec").map_err(anyhow::Error::msg)?;
     let port = server.port();
     eprintln!("redis-server on port {port}; {n} messages of {PAYLOAD_LEN} bytes");
