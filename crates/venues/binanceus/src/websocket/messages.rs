@@ -885,6 +885,9 @@ pub fn parse(text: &str) -> Result<BinanceUsWsMessage<'_>, ParseError> {
     if !text.trim_start().starts_with('{') {
         return Err(ParseError::new("not a JSON object", text));
     }
+    if let Some(msg) = super::scan::message(text) {
+        return Ok(msg);
+    }
     match parse_one_pass(text) {
         Some(msg) => Ok(msg),
         None => parse_general(text, 0),
@@ -1091,7 +1094,7 @@ mod tests {
     #[test]
     fn strings_borrow_from_the_frame_unless_escaped() {
         let frame = fixture("ws_trade.json");
-        let BinanceUsWsMessage::Trade(t) = parse(&frame).unwrap() else {
+        let BinanceUsWsMessage::Trade(t) = parse(frame).unwrap() else {
             panic!("not a trade");
         };
         assert!(matches!(t.symbol, Cow::Borrowed(_)), "{:?}", t.symbol);
@@ -1139,8 +1142,13 @@ mod tests {
             "ws_balance_update.json",
         ] {
             let f = fixture(name);
-            let one = parse_one_pass(&f).unwrap_or_else(|| panic!("{name}: left to the probe"));
-            assert_eq!(Ok(one), parse_general(&f, 0), "{name}");
+            let one = parse_one_pass(f).unwrap_or_else(|| panic!("{name}: left to the probe"));
+            assert_eq!(Ok(one), parse_general(f, 0), "{name}");
+            if name != "ws_balance_update.json" {
+                let scanned =
+                    super::super::scan::message(f).unwrap_or_else(|| panic!("{name}: not scanned"));
+                assert_eq!(Ok(scanned), parse_general(f, 0), "{name}");
+            }
         }
         // A frame whose identifying key is not first still parses, through the probe.
         let late =
@@ -1275,6 +1283,50 @@ mod tests {
                 _ => inner,
             };
             proptest::prop_assert_eq!(parse(&frame), parse_general(&frame, 0), "{}", frame);
+            if let Some(m) = parse_one_pass(&frame) {
+                proptest::prop_assert_eq!(Ok(m), parse_general(&frame, 0), "{}", frame);
+            }
+            if let Some(m) = super::super::scan::message(&frame) {
+                proptest::prop_assert_eq!(Ok(m), parse_general(&frame, 0), "{}", frame);
+            }
+        }
+
+        /// Whatever the scanner (and the one pass) answer for a damaged reference frame is
+        /// what the probe parser answers.
+        #[test]
+        fn damaged_frames_scan_as_serde_reads_them(
+            idx in 0..FLAT.len(),
+            edits in prop::collection::vec((proptest::prelude::any::<usize>(), 0u8..4, prop::sample::select(vec![
+                "\"", "{", "}", "[", "]", ",", ":", "-", "0", "1", ".", "e", "\\", " ", "n", "null",
+                "true", "\"u\":1", "\"e\":\"trade\"", "\"stream\":\"x\"", "\"data\":{}",
+            ])), 1..4),
+        ) {
+            let mut f = FLAT[idx].as_bytes().to_vec();
+            for (at, op, piece) in edits {
+                let at = at % (f.len() + 1);
+                match op {
+                    0 | 1 => {
+                        f.splice(at..at, piece.bytes());
+                    }
+                    2 => {
+                        let end = (at + piece.len()).min(f.len());
+                        f.drain(at..end);
+                    }
+                    _ => {
+                        let end = (at + piece.len()).min(f.len());
+                        f.splice(at..end, piece.bytes());
+                    }
+                }
+            }
+            let frame = String::from_utf8_lossy(&f).into_owned();
+            let general = parse_general(&frame, 0);
+            if let Some(m) = super::super::scan::message(&frame) {
+                proptest::prop_assert_eq!(Ok(m), general.clone(), "{}", frame);
+            }
+            if let Some(m) = parse_one_pass(&frame) {
+                proptest::prop_assert_eq!(Ok(m), general.clone(), "{}", frame);
+            }
+            proptest::prop_assert_eq!(parse(&frame), general, "{}", frame);
         }
     }
 

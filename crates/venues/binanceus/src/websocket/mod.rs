@@ -6,6 +6,7 @@
 
 pub mod depth;
 pub mod messages;
+mod scan;
 
 pub use depth::{BinanceUsDepthSync, DepthDiff, DepthStep};
 pub use messages::{
