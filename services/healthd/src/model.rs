@@ -167,6 +167,10 @@ impl ServiceNode {
     }
 }
 
+/// A tree without its details and times: per service its name, status and every
+/// `address/component` with its status and reason.
+pub type Shape = Vec<(String, Status, Vec<(String, Status, String)>)>;
+
 /// One whole poll.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
@@ -212,7 +216,7 @@ impl Snapshot {
     /// The same tree without the facts that change on every poll (details, times), so a
     /// `Watch` only sends real changes.
     #[must_use]
-    pub fn shape(&self) -> Vec<(String, Status, Vec<(String, Status, String)>)> {
+    pub fn shape(&self) -> Shape {
         self.services
             .iter()
             .map(|s| {

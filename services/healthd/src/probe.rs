@@ -372,31 +372,29 @@ pub fn metric_conditions(
                 subject,
                 format!("{venue}: the {} circuit is open", label(s, "family")),
             )),
-            METRIC_HTTP_418 => {
-                if counters.rose_within(format!("418|{subject}"), s.value, window) {
-                    out.push(Condition::new(
-                        "venue_banned",
-                        Severity::Critical,
-                        subject,
-                        format!(
-                            "{venue}: the venue answered 418 (IP ban) within {} s",
-                            t.counter_window_s
-                        ),
-                    ));
-                }
+            METRIC_HTTP_418 if counters.rose_within(format!("418|{subject}"), s.value, window) => {
+                out.push(Condition::new(
+                    "venue_banned",
+                    Severity::Critical,
+                    subject,
+                    format!(
+                        "{venue}: the venue answered 418 (IP ban) within {} s",
+                        t.counter_window_s
+                    ),
+                ));
             }
-            METRIC_RECONCILIATION => {
-                if counters.rose_within(format!("recon|{subject}"), s.value, window) {
-                    out.push(Condition::new(
-                        "reconciliation_differences",
-                        Severity::Critical,
-                        subject,
-                        format!(
-                            "{venue}: reconciliation found differences with the venue within {} s",
-                            t.counter_window_s
-                        ),
-                    ));
-                }
+            METRIC_RECONCILIATION
+                if counters.rose_within(format!("recon|{subject}"), s.value, window) =>
+            {
+                out.push(Condition::new(
+                    "reconciliation_differences",
+                    Severity::Critical,
+                    subject,
+                    format!(
+                        "{venue}: reconciliation found differences with the venue within {} s",
+                        t.counter_window_s
+                    ),
+                ));
             }
             _ => {}
         }
