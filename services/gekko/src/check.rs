@@ -298,6 +298,64 @@ pub(crate) fn render(rows: &[Row]) -> String {
     out
 }
 
+/// A Redis Cluster (`REDIS_URL` lists several nodes): the first listed node that answers
+/// must report `cluster_state:ok`. AOF is not required there: durable appends wait for a
+/// replica (`WAIT 1`).
+async fn check_redis_cluster(nodes: &[&str]) -> Row {
+    let mut last = String::new();
+    for node in nodes {
+        let shown = gekko_bus::redis_bus_redact(node);
+        let probe = async {
+            let client = redis::Client::open(*node).map_err(|e| e.to_string())?;
+            let mut conn = client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(|e| e.to_string())?;
+            let info: String = redis::cmd("CLUSTER")
+                .arg("INFO")
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(
+                info.lines()
+                    .find_map(|l| l.strip_prefix("cluster_state:"))
+                    .unwrap_or("?")
+                    .trim()
+                    .to_owned(),
+            )
+        };
+        match tokio::time::timeout(Duration::from_secs(3), probe).await {
+            Ok(Ok(state)) if state == "ok" => {
+                return row(
+                    "redis",
+                    Status::Pass,
+                    format!(
+                        "Redis Cluster of {} listed nodes: {shown} reachable, cluster_state:ok",
+                        nodes.len()
+                    ),
+                );
+            }
+            Ok(Ok(state)) => {
+                return row(
+                    "redis",
+                    Status::Fail,
+                    format!("Redis Cluster: {shown} reports cluster_state:{state}"),
+                );
+            }
+            Ok(Err(e)) => last = format!("{shown}: {e}"),
+            Err(_) => last = format!("{shown}: no answer within 3 s"),
+        }
+    }
+    row(
+        "redis",
+        Status::Fail,
+        format!(
+            "Redis Cluster: none of the {} listed nodes answered (last: {last})",
+            nodes.len()
+        ),
+    )
+}
+
 async fn check_redis(url: Option<&str>) -> Row {
     let Some(url) = url else {
         return row(
@@ -306,6 +364,13 @@ async fn check_redis(url: Option<&str>) -> Row {
             "REDIS_URL not set: in-process bus will be used",
         );
     };
+    let nodes = match gekko_bus::redis_node_urls(url) {
+        Ok(nodes) => nodes,
+        Err(e) => return row("redis", Status::Fail, e.to_string()),
+    };
+    if nodes.len() > 1 {
+        return check_redis_cluster(&nodes).await;
+    }
     let shown = gekko_bus::redis_bus_redact(url);
     let probe = async {
         let client = redis::Client::open(url).map_err(|e| e.to_string())?;
