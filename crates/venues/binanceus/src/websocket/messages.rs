@@ -5,7 +5,17 @@
 //! go straight from the borrowed string into [`Decimal`], so a `bookTicker` or `trade`
 //! frame costs no allocation at all and a `depthUpdate` only its level vectors.
 //!
-//! Parsing is one pass. Binance writes the key that identifies a message first (`e` for
+//! Every usual frame is parsed in one pass. There are three tiers, each answering only what
+//! it is sure of, and each leaving the rest to the next:
+//!
+//! 1. A byte scanner (the private `scan` module) reads the plain shape of the hot frames
+//!    (`bookTicker`, `trade`, `depthUpdate`, `executionReport`, `outboundAccountPosition`,
+//!    bare or wrapped) straight into these structs: no escapes, every field once, nothing
+//!    unusual. That is every frame Binance normally sends on those streams.
+//! 2. Otherwise serde, still in one pass, as below.
+//! 3. Otherwise the general two-pass parser, as below.
+//!
+//! The serde one pass: Binance writes the key that identifies a message first (`e` for
 //! every event, `u` for `bookTicker`, which has no `e`, `stream` for the combined-stream
 //! wrapper), so the frame's visitor reads that first key, and hands the rest of the same
 //! map straight to the typed struct of that message. The rest goes through a small
@@ -15,8 +25,10 @@
 //! Anything the one pass does not settle (another first key, such as a control reply's
 //! `result`; one of those noted keys; an error of any kind) is parsed again by the general
 //! two-pass parser: a probe that borrows the identifying keys wherever they are, then the
-//! typed parse. The two agree on every frame (a unit test checks it on generated frames),
-//! and every error comes from the general parser, so the fast path changes speed only.
+//! typed parse. All three tiers agree on every frame (unit tests check it on reordered,
+//! extended and damaged frames), and every error comes from the general parser, so the
+//! fast tiers change speed only. A malformed frame costs up to three attempts; it is rare
+//! and is dropped anyway.
 //!
 //! [`parse`] never panics: malformed or unexpected input becomes a [`ParseError`] that
 //! names the problem and keeps the payload; a well-formed event of a type gekko does not
