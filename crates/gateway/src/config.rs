@@ -47,6 +47,11 @@ pub struct GatewayConfig {
     pub market_data_max_len: usize,
     /// How many fill trade ids are remembered for de-duplication.
     pub fill_dedup_window: usize,
+    /// Leader election between replicas of this venue account (`GATEWAY_HA_SETTINGS`);
+    /// `None`: this process is the only one and always leads (the memory bus, `gekko up`).
+    /// An empty `advertise` or `owner` is filled in by [`crate::service::start_hosted`]
+    /// from the bound gRPC address.
+    pub lease: Option<crate::lease::LeaseConfig>,
 }
 
 impl GatewayConfig {
@@ -67,6 +72,7 @@ impl GatewayConfig {
             stale_after: Duration::from_secs(10),
             market_data_max_len: names::MARKET_DATA_MAX_LEN,
             fill_dedup_window: 100_000,
+            lease: None,
         }
     }
 }
@@ -89,6 +95,25 @@ impl GatewayConfig {
             usize::try_from(cfg.system_performance.max_inflight_orders).unwrap_or(usize::MAX);
         g.limits.restricted_pairs = cfg.restricted_pairs_for(venue);
         g.limits.trading_enabled = cfg.compliance.trading_enabled;
+        g.lease = lease_config(cfg, venue);
         g
     }
+}
+
+/// The lease settings of `venue`'s gateway, when `GATEWAY_HA_SETTINGS enabled=true` and
+/// Redis is configured (the loader refuses the first without the second).
+fn lease_config(cfg: &GekkoConfig, venue: VenueId) -> Option<crate::lease::LeaseConfig> {
+    let ha = &cfg.gateway_ha;
+    let redis_url = cfg.redis_url.as_ref().filter(|_| ha.enabled)?;
+    Some(crate::lease::LeaseConfig {
+        redis_url: redis_url.clone(),
+        key: ha
+            .lease_key
+            .clone()
+            .unwrap_or_else(|| crate::lease::LeaseConfig::default_key(venue.as_str())),
+        ttl: ha.lease_ttl,
+        renew_interval: ha.renew_interval,
+        owner: ha.replica_id.clone().unwrap_or_default(),
+        advertise: ha.advertise_addr.clone().unwrap_or_default(),
+    })
 }

@@ -54,10 +54,10 @@ pub struct ReconcileReport {
     pub fills_recovered: usize,
 }
 
-struct Ready {
+pub(crate) struct Ready {
     credentials: ReadyHandle,
     clock: ReadyHandle,
-    reconciliation: ReadyHandle,
+    pub(crate) reconciliation: ReadyHandle,
 }
 
 /// Fill trade ids already recorded, bounded: the oldest are forgotten first.
@@ -125,7 +125,10 @@ pub(crate) struct Inner {
     pub(crate) refusals: Mutex<BTreeMap<String, u64>>,
     /// The process's audit trail, once attached ([`Gateway::attach_audit`]).
     pub(crate) audit: OnceLock<AuditLog>,
-    ready: Ready,
+    /// Leader election, when replicas share the venue account ([`GatewayConfig::lease`]);
+    /// `None`: this process is the only one, and always leads.
+    pub(crate) ha: Option<crate::ha::Ha>,
+    pub(crate) ready: Ready,
     seq: AtomicI64,
     /// Fires when the gateway shuts down; long-lived RPC streams end on it so a graceful
     /// gRPC shutdown is not held open by subscribers.
@@ -268,6 +271,14 @@ impl Gateway {
             .filter(|inf| cfg.instruments.contains(&inf.id))
             .map(|inf| (inf.id.clone(), inf))
             .collect();
+        let ha = match &cfg.lease {
+            Some(lc) => Some(crate::ha::Ha::new(
+                crate::lease::Lease::new(lc.clone()).map_err(|e| StartError::Bus(e.to_string()))?,
+                readiness.component(&format!("{label}-role")),
+                label,
+            )),
+            None => None,
+        };
         let inner = Arc::new(Inner {
             order_topic: Topic::durable(names::orders(label), 1),
             fill_topic: Topic::durable(names::fills(label), 1),
@@ -286,6 +297,7 @@ impl Gateway {
             kill_switch_topic: Topic::durable(kill_switch_stream(label), 1),
             refusals: Mutex::new(BTreeMap::new()),
             audit: OnceLock::new(),
+            ha,
             ready,
             seq: AtomicI64::new(0),
             cancel: cancel.clone(),
@@ -295,25 +307,48 @@ impl Gateway {
         let i = &gw.inner;
         // 3. Clock.
         gw.sync_clock().await;
-        // Streams start before reconciliation so no user event after it is missed; events
-        // for orders not yet loaded are merged when reconciliation queries them anyway.
-        let streams = StreamCtx::new(tracker.clone(), cancel.child_token());
-        let user_rx = i.venue.user_stream(&streams);
-        // 4 + 5. Replay and reconcile.
-        gw.replay_order_stream().await?;
-        gw.replay_fill_stream().await?;
-        gw.replay_kill_switch().await?;
-        let report = gw.reconcile(&cancel).await?;
-        i.ready.reconciliation.set_ready();
+        // 4 + 5. The order side for this term: the user stream (opened before the replay,
+        // so no user event after it is missed; events for orders not yet loaded are merged
+        // when reconciliation queries them anyway), replay, reconciliation, the resolver.
+        // Without a lease the term is the process's life; with one only the lease holder
+        // runs it, and a standby takes over in `lease_loop`.
+        let leading = match &i.ha {
+            None => true,
+            Some(ha) => match ha.lease.try_acquire().await {
+                Ok(token) => token.is_some(),
+                Err(e) => {
+                    tracing::warn!(venue = label, error = %e, "lease store unreachable at start; standing by");
+                    false
+                }
+            },
+        };
+        let report = if leading {
+            let term = cancel.child_token();
+            let report = gw.begin_term(tracker, term.clone()).await?;
+            i.ready.reconciliation.set_ready();
+            gw.lead(term);
+            report
+        } else {
+            // Nothing to reconcile until it takes over; it serves by forwarding meanwhile.
+            i.ready.reconciliation.set_ready();
+            tracing::info!(
+                venue = label,
+                "another replica holds the lease: standing by"
+            );
+            ReconcileReport::default()
+        };
 
         // 6. Background tasks.
+        let streams = StreamCtx::new(tracker.clone(), cancel.child_token());
         let market_rx = i.venue.market_stream(i.market.instruments(), &streams);
         tracker.spawn(gw.clone().market_loop(market_rx, cancel.child_token()));
-        tracker.spawn(gw.clone().user_loop(user_rx, cancel.child_token()));
-        tracker.spawn(gw.clone().resolver_loop(cancel.child_token()));
         tracker.spawn(gw.clone().clock_loop(cancel.child_token()));
         tracker.spawn(gw.clone().watchdog_loop(cancel.child_token()));
+        let md_rx = gw.standby_gate(tracker, md_rx, cancel.child_token());
         tracker.spawn(md_writer(gw.inner.bus.clone(), md_rx, cancel.child_token()));
+        if gw.inner.ha.is_some() {
+            tracker.spawn(gw.clone().lease_loop(tracker.clone(), cancel.child_token()));
+        }
         Ok((gw, report))
     }
 
@@ -349,6 +384,18 @@ impl Gateway {
                 .clock
                 .set_not_ready(format!("clock sync failed: {e}")),
         }
+    }
+
+    /// The restart recovery: the order, fill and kill-switch streams replayed, then
+    /// reconciliation with the venue. At start, and when a standby takes over.
+    pub(crate) async fn recover(
+        &self,
+        cancel: &CancellationToken,
+    ) -> Result<ReconcileReport, StartError> {
+        self.replay_order_stream().await?;
+        self.replay_fill_stream().await?;
+        self.replay_kill_switch().await?;
+        self.reconcile(cancel).await
     }
 
     /// Rebuilds local order state from the order stream (last event per id wins).
@@ -480,12 +527,9 @@ impl Gateway {
     }
 
     async fn write_event(&self, ev: &OrderEvent) -> Result<(), GatewayError> {
-        self.inner
-            .order_topic
-            .publish(&*self.inner.bus, &self.inner.cfg.source, ev)
+        self.durable_write(&self.inner.order_topic, ev)
             .await
-            .map(|_| ())
-            .map_err(|e| GatewayError::Persist(e.to_string()))
+            .map_err(GatewayError::Persist)
     }
 
     /// Merges a venue update into a tracked order and records the change on the bus.
@@ -553,7 +597,7 @@ impl Gateway {
                 .increment(1);
             return false;
         }
-        if let Err(e) = i.fill_topic.publish(&*i.bus, &i.cfg.source, &fill).await {
+        if let Err(e) = self.durable_write(&i.fill_topic, &fill).await {
             lock(&i.fills_seen).release(&key);
             metrics::counter!("gekko_gateway_persist_failures_total", "venue" => self.label())
                 .increment(1);
@@ -631,6 +675,7 @@ impl Gateway {
     async fn place_checked(&self, req: OrderRequest, entry: Entry) -> Result<Order, GatewayError> {
         let i = &self.inner;
         let checks_started = std::time::Instant::now();
+        self.ensure_leader()?;
         if let Some(existing) = self.order(&req.client_order_id) {
             metrics::counter!("gekko_gateway_duplicate_submits_suppressed_total", "venue" => self.label()).increment(1);
             return Ok(existing);
@@ -761,6 +806,7 @@ impl Gateway {
         instrument: &InstrumentId,
         id: &ClientOrderId,
     ) -> Result<Order, GatewayError> {
+        self.ensure_leader()?;
         if let Some(u) = self.inner.venue.query_order(instrument, id).await? {
             if self.inner.orders.contains(id) {
                 self.apply_queried(&u).await;
@@ -781,6 +827,7 @@ impl Gateway {
         instrument: &InstrumentId,
         id: &ClientOrderId,
     ) -> Result<Order, GatewayError> {
+        self.ensure_leader()?;
         let u = self.inner.venue.cancel_order(instrument, id).await?;
         self.apply_update(&u).await;
         self.order(id)
@@ -804,6 +851,7 @@ impl Gateway {
         &self,
         instruments: &[InstrumentId],
     ) -> Result<Vec<Order>, GatewayError> {
+        self.ensure_leader()?;
         let list = self.instruments_or_all(instruments);
         let mut out = Vec::new();
         for inst in &list {
@@ -843,6 +891,7 @@ impl Gateway {
         &self,
         instruments: &[InstrumentId],
     ) -> Result<Vec<Order>, GatewayError> {
+        self.ensure_leader()?;
         let list = self.instruments_or_all(instruments);
         if self.inner.caps.native_close_position {
             let mut out = Vec::new();
@@ -1040,7 +1089,11 @@ impl Gateway {
         }
     }
 
-    async fn user_loop(self, mut rx: mpsc::Receiver<UserEvent>, cancel: CancellationToken) {
+    pub(crate) async fn user_loop(
+        self,
+        mut rx: mpsc::Receiver<UserEvent>,
+        cancel: CancellationToken,
+    ) {
         loop {
             let ev = tokio::select! {
                 () = cancel.cancelled() => return,
@@ -1093,7 +1146,7 @@ impl Gateway {
     /// "Not found" proves "never placed" only after the venue's declared horizon
     /// ([`VenueCaps::unknown_order_horizon`]); a venue without one keeps the order in
     /// flight, and after [`GatewayConfig::in_flight_alert_after`] it is reported as overdue.
-    async fn resolver_loop(self, cancel: CancellationToken) {
+    pub(crate) async fn resolver_loop(self, cancel: CancellationToken) {
         let horizon = self.unknown_order_horizon().map(millis);
         let alert_after = millis(self.inner.cfg.in_flight_alert_after);
         let mut alerted: HashSet<ClientOrderId> = HashSet::new();

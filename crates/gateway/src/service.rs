@@ -22,6 +22,7 @@ use tonic::{Request, Response, Status};
 
 use crate::checks::CheckError;
 use crate::engine::{Gateway, GatewayError};
+use crate::forward::Forward;
 
 /// The `GatewayService` over every gateway a process hosts, on one port.
 ///
@@ -30,6 +31,7 @@ use crate::engine::{Gateway, GatewayError};
 #[derive(Debug, Clone)]
 pub struct GatewayGrpc {
     gateways: Arc<BTreeMap<VenueId, Gateway>>,
+    forward: Arc<crate::forward::Forwarder>,
 }
 
 impl GatewayGrpc {
@@ -45,6 +47,7 @@ impl GatewayGrpc {
     pub fn hosting(gateways: impl IntoIterator<Item = Gateway>) -> Self {
         Self {
             gateways: Arc::new(gateways.into_iter().map(|g| (g.venue(), g)).collect()),
+            forward: Arc::default(),
         }
     }
 
@@ -103,6 +106,42 @@ impl GatewayGrpc {
     }
 }
 
+impl GatewayGrpc {
+    /// Serves `r` here, or hands it to the leader when the gateway it names stands by.
+    /// A request naming no single hosted gateway is served here (and refused there).
+    async fn forward_if_standby<T>(
+        &self,
+        r: Request<T>,
+        venue: impl FnOnce(&T) -> &String,
+    ) -> Result<Forward<T>, Status> {
+        let Ok(gw) = self.pick(venue(r.get_ref())) else {
+            return Ok(Forward::Local(r));
+        };
+        if gw.is_leader() {
+            return Ok(Forward::Local(r));
+        }
+        if r.metadata().contains_key(crate::forward::FORWARDED) {
+            return Err(Status::unavailable(format!(
+                "the {} gateway replica this call was forwarded to is a standby too (the leader changed); retry",
+                gw.venue()
+            )));
+        }
+        let addr = match gw.leader_address() {
+            Some(a) => a,
+            None => gw.refresh_leader().await.ok_or_else(|| {
+                Status::unavailable(format!(
+                    "this {} gateway replica is a standby and no replica holds the lease right now (a takeover is under way); retry",
+                    gw.venue()
+                ))
+            })?,
+        };
+        metrics::counter!("gekko_gateway_forwarded_calls_total", "venue" => gw.venue().as_str())
+            .increment(1);
+        let client = self.forward.client(&addr)?;
+        Ok(Forward::Leader(client, crate::forward::forwarded(r)))
+    }
+}
+
 fn instrument(gw: &Gateway, pair: &str) -> Result<InstrumentId, Status> {
     let id = InstrumentId::parse_pair(gw.venue(), pair)
         .map_err(|e| Status::invalid_argument(format!("instrument: {e}")))?;
@@ -149,6 +188,10 @@ pub async fn start_hosted(
     ctx: &gekko_runtime::ServiceCtx,
 ) -> Result<Gateway, crate::engine::StartError> {
     let label = venue.id().as_str();
+    let mut cfg = cfg;
+    if let Some(lease) = &mut cfg.lease {
+        crate::lease::fill_identity(lease, ctx.grpc_addr());
+    }
     let (gateway, report) = Gateway::start(
         venue,
         ctx.bus().clone(),
@@ -267,6 +310,15 @@ impl GatewayService for GatewayGrpc {
         &self,
         r: Request<pb::GetAccountRequest>,
     ) -> Result<Response<pb::GetAccountResponse>, Status> {
+        let r = match self.forward_if_standby(r, |r| &r.venue).await? {
+            Forward::Local(r) => r,
+            Forward::Leader(mut client, r) => {
+                return client
+                    .get_account(r)
+                    .await
+                    .map_err(crate::forward::from_leader);
+            }
+        };
         let gw = self.pick(&r.get_ref().venue)?;
         let (balances, positions) = gw.account().await.map_err(|e| status_of(&e))?;
         let margin = gw.margin().await.map_err(|e| status_of(&e))?;
@@ -298,6 +350,15 @@ impl GatewayService for GatewayGrpc {
         &self,
         r: Request<pb::PlaceOrderRequest>,
     ) -> Result<Response<pb::OrderReply>, Status> {
+        let r = match self.forward_if_standby(r, |r| &r.venue).await? {
+            Forward::Local(r) => r,
+            Forward::Leader(mut client, r) => {
+                return client
+                    .place_order(r)
+                    .await
+                    .map_err(crate::forward::from_leader);
+            }
+        };
         let actor = caller_name(&r);
         let r = r.into_inner();
         let gw = self.pick(&r.venue)?;
@@ -333,6 +394,15 @@ impl GatewayService for GatewayGrpc {
         &self,
         r: Request<pb::CancelOrderRequest>,
     ) -> Result<Response<pb::OrderReply>, Status> {
+        let r = match self.forward_if_standby(r, |r| &r.venue).await? {
+            Forward::Local(r) => r,
+            Forward::Leader(mut client, r) => {
+                return client
+                    .cancel_order(r)
+                    .await
+                    .map_err(crate::forward::from_leader);
+            }
+        };
         let actor = caller_name(&r);
         let r = r.into_inner();
         let (gw, inst, id) = self.one_order(&r.venue, &r.instrument, &r.client_order_id)?;
@@ -350,6 +420,15 @@ impl GatewayService for GatewayGrpc {
         &self,
         r: Request<pb::CancelAllOrdersRequest>,
     ) -> Result<Response<pb::CancelAllOrdersResponse>, Status> {
+        let r = match self.forward_if_standby(r, |r| &r.venue).await? {
+            Forward::Local(r) => r,
+            Forward::Leader(mut client, r) => {
+                return client
+                    .cancel_all_orders(r)
+                    .await
+                    .map_err(crate::forward::from_leader);
+            }
+        };
         let actor = caller_name(&r);
         let r = r.into_inner();
         let gw = self.pick(&r.venue)?;
@@ -368,6 +447,15 @@ impl GatewayService for GatewayGrpc {
         &self,
         r: Request<pb::GetOrderRequest>,
     ) -> Result<Response<pb::OrderReply>, Status> {
+        let r = match self.forward_if_standby(r, |r| &r.venue).await? {
+            Forward::Local(r) => r,
+            Forward::Leader(mut client, r) => {
+                return client
+                    .get_order(r)
+                    .await
+                    .map_err(crate::forward::from_leader);
+            }
+        };
         let r = r.into_inner();
         let (gw, inst, id) = self.one_order(&r.venue, &r.instrument, &r.client_order_id)?;
         reply(gw.refresh_order(&inst, &id).await)
@@ -377,6 +465,15 @@ impl GatewayService for GatewayGrpc {
         &self,
         r: Request<pb::ListOpenOrdersRequest>,
     ) -> Result<Response<pb::ListOpenOrdersResponse>, Status> {
+        let r = match self.forward_if_standby(r, |r| &r.venue).await? {
+            Forward::Local(r) => r,
+            Forward::Leader(mut client, r) => {
+                return client
+                    .list_open_orders(r)
+                    .await
+                    .map_err(crate::forward::from_leader);
+            }
+        };
         let r = r.into_inner();
         let gw = self.pick(&r.venue)?;
         let inst = optional_instrument(gw, &r.instrument)?;
@@ -390,6 +487,15 @@ impl GatewayService for GatewayGrpc {
         &self,
         r: Request<pb::ClosePositionsRequest>,
     ) -> Result<Response<pb::ClosePositionsResponse>, Status> {
+        let r = match self.forward_if_standby(r, |r| &r.venue).await? {
+            Forward::Local(r) => r,
+            Forward::Leader(mut client, r) => {
+                return client
+                    .close_positions(r)
+                    .await
+                    .map_err(crate::forward::from_leader);
+            }
+        };
         let actor = caller_name(&r);
         let r = r.into_inner();
         let gw = self.pick(&r.venue)?;
@@ -411,6 +517,15 @@ impl GatewayService for GatewayGrpc {
         &self,
         r: Request<pb::SetTradingEnabledRequest>,
     ) -> Result<Response<pb::SetTradingEnabledResponse>, Status> {
+        let r = match self.forward_if_standby(r, |r| &r.venue).await? {
+            Forward::Local(r) => r,
+            Forward::Leader(mut client, r) => {
+                return client
+                    .set_trading_enabled(r)
+                    .await
+                    .map_err(crate::forward::from_leader);
+            }
+        };
         let actor = caller_name(&r);
         let r = r.into_inner();
         let reason = r.reason.trim();

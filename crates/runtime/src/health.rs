@@ -33,7 +33,8 @@ pub struct ComponentReport {
     pub name: String,
     /// Whether the component is ready.
     pub ready: bool,
-    /// Why the component is not ready; empty when it is.
+    /// Why the component is not ready; empty when it is, unless the component gave a
+    /// note with [`ReadyHandle::set_ready_noting`].
     pub detail: String,
 }
 
@@ -238,6 +239,16 @@ impl ReadyHandle {
         self.inner.update(self.id, |r| {
             r.ready = true;
             r.detail.clear();
+        });
+    }
+
+    /// Marks the component ready with a note shown in `/readyz` (a role, a mode): what a
+    /// ready component wants an operator to see, never a reason for not being ready.
+    pub fn set_ready_noting(&self, note: impl Into<String>) {
+        let note = note.into();
+        self.inner.update(self.id, |r| {
+            r.ready = true;
+            r.detail = note;
         });
     }
 
