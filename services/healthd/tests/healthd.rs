@@ -275,6 +275,22 @@ async fn a_required_target_going_down_and_coming_back() {
     let (code, body) = aggregate_readyz(&agg).await;
     assert_eq!(code, 200, "{body}");
 
+    // Watch: the current tree first, then a new one when something changes.
+    let mut wc = HealthAggregatorClient::connect(format!("http://127.0.0.1:{}", agg.grpc))
+        .await
+        .expect("connect");
+    let mut watch = wc
+        .watch(pb::WatchSystemHealthRequest {})
+        .await
+        .expect("Watch")
+        .into_inner();
+    let first = watch
+        .message()
+        .await
+        .expect("Watch item")
+        .expect("a first tree");
+    assert!(first.ready, "{first:?}");
+
     // Kill the required target: 503 naming it, an alert on the stream and the webhook.
     let _ = target.child.kill();
     let _ = target.child.wait();
@@ -292,6 +308,21 @@ async fn a_required_target_going_down_and_coming_back() {
     assert!(reason.contains("unreachable"), "{body}");
     let h = health(&agg).await;
     assert!(!h.ready && h.reason.contains("svc is down"), "{h:?}");
+    let changed = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let t = watch
+                .message()
+                .await
+                .expect("Watch item")
+                .expect("the stream goes on");
+            if !t.ready {
+                return t;
+            }
+        }
+    })
+    .await
+    .expect("Watch sent the not-ready tree");
+    assert!(changed.reason.contains("svc is down"), "{changed:?}");
 
     let url = redis.url();
     let fired = poll_some(
