@@ -102,7 +102,9 @@ fn service_cmd(bin: &Path, redis: &str, http: u16, grpc: u16, hot: &[(&str, Stri
         .env("REDIS_URL", redis)
         .env(
             "MONITORING_CONFIGURATIONS",
-            format!("log_level=info,http_addr=127.0.0.1:{http},grpc_addr=127.0.0.1:{grpc}"),
+            format!(
+                "log_level=info,log_format=json,http_addr=127.0.0.1:{http},grpc_addr=127.0.0.1:{grpc}"
+            ),
         )
         .env("AUDIT_LOGGING_SETTINGS", "enabled=false")
         .env("RESOURCE_ALLOCATION", "device=cpu");
@@ -388,7 +390,7 @@ impl Stack {
             .await
             .expect("redis");
         redis::cmd("XLEN")
-            .arg("gekko:signals")
+            .arg(gekko_bus::names::SIGNALS)
             .query_async::<u64>(&mut conn)
             .await
             .expect("XLEN")
