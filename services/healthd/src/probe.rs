@@ -157,10 +157,17 @@ impl Prober {
         if let Some(http) = &target.http {
             let base = format!("http://{}", SocketAddr::new(ip, http.port));
             address = SocketAddr::new(ip, http.port).to_string();
-            components.extend(self.readyz(&base).await);
-            match self.metrics(&base).await {
-                Ok(s) => samples = s,
-                Err(e) => components.push(Component::with("metrics", Status::Warning, e)),
+            let ready = self.readyz(&base).await;
+            // A replica that does not answer /readyz has no /metrics to read either.
+            let answered = ready
+                .first()
+                .is_some_and(|c| c.details.contains_key("http_status"));
+            components.extend(ready);
+            if answered {
+                match self.metrics(&base).await {
+                    Ok(s) => samples = s,
+                    Err(e) => components.push(Component::with("metrics", Status::Warning, e)),
+                }
             }
         } else {
             address = target
