@@ -132,3 +132,55 @@ pub(crate) fn read(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<crate::GekkoConfig, String> {
+        let vars: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        crate::from_vars(&vars)
+            .map(|l| l.config)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_are_off_and_settings_are_read() {
+        let cfg = load(&[]).unwrap();
+        assert!(!cfg.gateway_ha.enabled);
+        let cfg = load(&[
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+            (
+                "GATEWAY_HA_SETTINGS",
+                "enabled=true,lease_ttl=3s,renew_interval=500ms,advertise_addr=gw-1:50051,replica_id=gw-1",
+            ),
+        ])
+        .unwrap();
+        let ha = cfg.gateway_ha;
+        assert!(ha.enabled);
+        assert_eq!(ha.lease_ttl, std::time::Duration::from_secs(3));
+        assert_eq!(ha.renew_interval, std::time::Duration::from_millis(500));
+        assert_eq!(ha.advertise_addr.as_deref(), Some("gw-1:50051"));
+        assert_eq!(ha.replica_id.as_deref(), Some("gw-1"));
+    }
+
+    #[test]
+    fn every_problem_is_named() {
+        let err = load(&[(
+            "GATEWAY_HA_SETTINGS",
+            "enabled=true,lease_ttl=1s,renew_interval=2s,advertise_addr=nohost,replica_id=a|b",
+        )])
+        .unwrap_err();
+        for want in [
+            "renew_interval (2s) is not below lease_ttl (1s)",
+            "REDIS_URL is not set",
+            "advertise_addr: `nohost` has no port",
+            "replica_id: `a|b`",
+        ] {
+            assert!(err.contains(want), "missing {want:?} in:\n{err}");
+        }
+    }
+}

@@ -11,7 +11,9 @@
 //! running counts the limits read; `market` is the market-data component; [`book`] the
 //! local book; [`checks`] the pre-trade rules; [`control`] the kill switch, cancel-all,
 //! flatten and report data the controller's shutdown modes use; [`config`] and [`error`]
-//! the settings and failures; [`service`] the gRPC surface.
+//! the settings and failures; [`service`] the gRPC surface; [`lease`] the Redis lease and
+//! fencing token replicas of one venue account elect a leader with (`ha` is the leader and
+//! standby roles, `forward` a standby's forwarding to the leader).
 
 pub mod book;
 pub mod checks;
