@@ -146,7 +146,7 @@ fn place_order_allowed_in_paper_and_seen_on_the_bus_and_through_grpc() {
         records
             .iter()
             .any(|p| p.contains(&id) && p.contains("\"submitting\"")),
-        "{id} not on gekko:{orders:binanceus}"
+        "{id} not on gekko:{{orders:binanceus}}"
     );
     // Through gRPC: GetOrder knows it.
     let got = s.grpc_get_order("BTC-USD", &id);
