@@ -14,7 +14,12 @@
 #    inference service must answer /readyz 503; reconnects it: all must be ready
 #    again, the orders acknowledged before the cut must still be on their durable
 #    streams, and a new order must go through.
-# 5. Removes every container, network and volume of project gekkoe2e and every image
+# 5. Scales gateway-binanceus to two replicas: exactly one reports `leader` and one
+#    `standby` on /readyz; an order sent to the standby is forwarded to the leader; then
+#    the leader container is killed while orders keep arriving (each retried with its
+#    own client id until accepted): the standby takes over, and the simulator holds
+#    exactly one order per client id (the failover time is printed).
+# 6. Removes every container, network and volume of project gekkoe2e and every image
 #    it built (gekko/*:e2e, and gekko-base:bookworm when it made it), on any exit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -25,7 +30,7 @@ readonly BASE=gekko-base:bookworm
 readonly HEALTH_TIMEOUT_S=240
 readonly CUT_TIMEOUT_S=60
 readonly IMAGES=(redis sim-binanceus sim-coinbase sim-oanda gateway-binanceus gateway-coinbase
-    gateway-oanda inference configd prometheus alertmanager)
+    gateway-oanda inference configd healthd prometheus alertmanager)
 readonly READY_SERVICES=(gateway-binanceus gateway-coinbase gateway-oanda inference configd)
 
 t0=$(date +%s)
@@ -76,15 +81,17 @@ fail() {
 
 # Free loopback ports for everything compose publishes, so that the test never collides
 # with a running gekko or another compose project.
-read -r p1 p2 p3 p4 p5 p6 p7 < <(python3 -c '
+read -r p2 p3 p4 p5 p6 p7 p8 < <(python3 -c '
 import socket
 socks = [socket.socket() for _ in range(7)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])
 for s in socks: s.close()')
-export GEKKO_BINANCEUS_GRPC_PORT=$p1 GEKKO_COINBASE_GRPC_PORT=$p2 GEKKO_OANDA_GRPC_PORT=$p3
+# Set but empty: every replica of gateway-binanceus gets a free loopback port of its own
+# (step 5 scales it), found with `port --index`.
+export GEKKO_BINANCEUS_GRPC_PORT= GEKKO_COINBASE_GRPC_PORT=$p2 GEKKO_OANDA_GRPC_PORT=$p3
 export GEKKO_INFERENCE_GRPC_PORT=$p4 GEKKO_PROMETHEUS_PORT=$p5 GEKKO_ALERTMANAGER_PORT=$p6
-export GEKKO_CONFIGD_GRPC_PORT=$p7
+export GEKKO_CONFIGD_GRPC_PORT=$p7 GEKKO_HEALTHD_GRPC_PORT=$p8
 
 # ---- 1. images --------------------------------------------------------------------
 deploy/offline-base.sh "$BASE"
@@ -129,6 +136,10 @@ while :; do
     sleep 1
 done
 say "all $expected services healthy $(($(date +%s) - tu)) s after up"
+# The published port of replica N of gateway-binanceus.
+bport() { dc port --index="$1" gateway-binanceus 50051 | tail -1 | sed 's/.*://'; }
+p1=$(bport 1)
+[ -n "$p1" ] || fail "gateway-binanceus publishes no gRPC port"
 
 # ---- 3. a paper order per venue -----------------------------------------------------
 order() { # venue port instrument qty client_id
@@ -194,5 +205,85 @@ done
 order binanceus "$p1" BTC-USD 0.001 e2e-binanceus-2
 [ "$(sim_orders binanceus | count_orders)" -eq 2 ] || fail "sim-binanceus does not hold exactly 2 orders"
 say "acknowledged orders kept on their streams (AOF on), and a new order went through"
+
+# ---- 5. two replicas: one leader, one standby; the leader killed mid-run ---------------
+dc up -d --no-recreate --scale gateway-binanceus=2 gateway-binanceus \
+    >/tmp/gekko-compose-e2e-scale.log 2>&1 || fail "scale to 2: $(tail -3 /tmp/gekko-compose-e2e-scale.log)"
+role() { # container id -> leader|standby|? from the venue's role component on /readyz
+    docker exec "$1" curl -s http://127.0.0.1:9464/readyz 2>/dev/null | python3 -c '
+import json, sys
+try:
+    body = json.load(sys.stdin)
+except ValueError:
+    print("?"); sys.exit()
+print(next((c["detail"] for c in body.get("components", []) if c["name"].endswith("-role")), "?"))'
+}
+end=$(($(date +%s) + HEALTH_TIMEOUT_S))
+while :; do
+    mapfile -t gws < <(dc ps -q gateway-binanceus)
+    roles=""
+    healthy=0
+    for id in "${gws[@]}"; do
+        [ "$(docker inspect -f '{{.State.Health.Status}}' "$id")" = healthy ] && healthy=$((healthy + 1))
+        roles="$roles $(role "$id")"
+    done
+    leaders=$(echo "$roles" | tr ' ' '\n' | grep -c '^leader$' || true)
+    standbys=$(echo "$roles" | tr ' ' '\n' | grep -c '^standby$' || true)
+    [ "${#gws[@]}" -eq 2 ] && [ "$healthy" -eq 2 ] && [ "$leaders" -eq 1 ] && [ "$standbys" -eq 1 ] && break
+    [ "$(date +%s)" -gt "$end" ] && fail "two healthy replicas, one leader and one standby not reached:$roles (healthy $healthy)"
+    sleep 1
+done
+leader="" standby_port=""
+for i in 1 2; do
+    id=$(dc ps -q gateway-binanceus | sed -n "${i}p")
+    # `port --index` and `ps -q` order replicas alike only by chance: match by container.
+    for j in 1 2; do
+        port=$(bport "$j")
+        if docker port "$id" 50051 | grep -q ":$port\$"; then
+            if [ "$(role "$id")" = leader ]; then leader=$id; else standby_port=$port; fi
+        fi
+    done
+done
+[ -n "$leader" ] && [ -n "$standby_port" ] || fail "cannot tell the leader's container and the standby's port apart"
+say "gateway-binanceus scaled to 2: one leader, one standby (standby on port $standby_port)"
+before=$(sim_orders binanceus | count_orders)
+order binanceus "$standby_port" BTC-USD 0.001 e2e-ha-forwarded
+# Orders keep arriving through the standby while the leader is killed; each is retried with
+# its own client id until the gateway accepts it.
+ha_orders=8
+(
+    for i in $(seq 1 "$ha_orders"); do
+        until target/debug/compose-order --grpc "http://127.0.0.1:$standby_port" --venue binanceus \
+            --instrument BTC-USD --qty 0.001 --client-order-id "e2e-ha-$i" --timeout-s 20 \
+            >/dev/null 2>>/tmp/gekko-compose-e2e-ha.log; do
+            sleep 0.5
+        done
+        date +%s.%N >"/tmp/gekko-compose-e2e-ha.$i"
+    done
+) &
+orders_pid=$!
+until [ -e /tmp/gekko-compose-e2e-ha.2 ]; do sleep 0.2; done
+tk=$(date +%s.%N)
+docker kill "$leader" >/dev/null
+say "leader container killed after 2 orders"
+end=$(($(date +%s) + HEALTH_TIMEOUT_S))
+while kill -0 "$orders_pid" 2>/dev/null; do
+    [ "$(date +%s)" -gt "$end" ] && { kill "$orders_pid"; fail "orders did not resume after the leader was killed"; }
+    sleep 0.5
+done
+wait "$orders_pid" || fail "the order loop failed"
+first_after=$(cat /tmp/gekko-compose-e2e-ha.3)
+rm -f /tmp/gekko-compose-e2e-ha.*
+say "failover: first order accepted $(python3 -c "print(f'{$first_after - $tk:.1f}')") s after the leader was killed"
+mapfile -t ids < <(sim_orders binanceus | python3 -c '
+import json, sys
+for o in json.load(sys.stdin):
+    cid = o.get("clientOrderId") or o.get("client_order_id") or ""
+    if cid.startswith("e2e-ha-"): print(cid)')
+[ "${#ids[@]}" -eq $((ha_orders + 1)) ] || fail "sim-binanceus holds ${#ids[@]} HA orders (expected $((ha_orders + 1)): one per client id): ${ids[*]}"
+[ "$(printf '%s\n' "${ids[@]}" | sort -u | wc -l)" -eq $((ha_orders + 1)) ] || fail "an HA client id was sent twice: ${ids[*]}"
+after=$(sim_orders binanceus | count_orders)
+[ $((after - before)) -eq $((ha_orders + 1)) ] || fail "sim-binanceus gained $((after - before)) orders (expected $((ha_orders + 1)))"
+say "takeover: exactly one order per client id at the simulator ($((ha_orders + 1)) orders)"
 
 say "PASS in $(($(date +%s) - t0)) s"
