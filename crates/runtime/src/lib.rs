@@ -28,6 +28,7 @@ pub mod host;
 pub mod hot;
 pub mod http;
 pub mod metrics;
+pub mod served;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;
