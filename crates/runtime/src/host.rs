@@ -400,9 +400,31 @@ pub fn error_chain(err: &(dyn Error + 'static)) -> String {
 const AUDIT_RETENTION_EVERY: Duration = Duration::from_hours(24);
 
 /// Opens the process's audit trail on the bus: the configured stream when this program
-/// owns it, else `<stream>:<program>`. A key that cannot be loaded exits 64; a chain head
+/// owns it, else `<stream>:<program>`, or `<stream>:<program>:<host>-<grpc port>` for a
+/// replica (`GATEWAY_HA_SETTINGS enabled=true`). A key that cannot be loaded exits 64; a chain head
 /// that does not verify (the stream was tampered with) exits 69: extending a broken chain
 /// would hide where it broke.
+///
+/// The host name (`/proc/sys/kernel/hostname`, else `HOSTNAME`), reduced to characters
+/// safe in a stream name; `unknown-host` when neither says.
+fn replica_host_name() -> String {
+    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default();
+    let name: String = raw
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+        .take(64)
+        .collect();
+    if name.is_empty() {
+        "unknown-host".to_owned()
+    } else {
+        name
+    }
+}
+
 async fn open_audit(
     program: &'static str,
     config: &GekkoConfig,
@@ -412,6 +434,16 @@ async fn open_audit(
     let settings = &config.audit_logging;
     let stream = if owns_audit_stream {
         settings.stream.clone()
+    } else if config.gateway_ha.enabled {
+        // Replicas of one program run side by side (`--scale`, or two processes on one
+        // host); one hash chain cannot have two writers, so each replica writes its own,
+        // named by its host name and gRPC port (stable across its restarts).
+        format!(
+            "{}:{}-{}",
+            gekko_audit::program_stream(settings, program),
+            replica_host_name(),
+            config.monitoring.grpc_addr.port()
+        )
     } else {
         gekko_audit::program_stream(settings, program)
     };
