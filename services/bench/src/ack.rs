@@ -126,8 +126,9 @@ async fn start_venue(venue: VenueId) -> anyhow::Result<Venue> {
                 adapter: Arc::new(v),
                 gateway: s.gateway,
                 instrument: InstrumentId::new(venue, "BTC", "USD"),
-                // The simulator allows 30 private requests a second.
-                pace: Duration::from_millis(40),
+                // Under the client's own private-request limiter (RATE_LIMITS), which
+                // answers RESOURCE_EXHAUSTED rather than queue at 25 orders/s.
+                pace: Duration::from_millis(150),
                 _sim: Box::new(sim),
             }
         }
@@ -376,7 +377,7 @@ async fn one_venue(v: VenueId, orders: usize, redis: &Redis, t: &mut Table) -> a
     t.row(vec![
         v.as_str().to_owned(),
         format!("of which signing alone: {sign_what} (p50, same run)"),
-        format!("{:.3} ms", crate::common::us(sign_ns) / 1000.0),
+        format!("{:.1} µs", crate::common::us(sign_ns)),
         load.clone(),
     ]);
     t.figure(json!({
