@@ -14,8 +14,10 @@
 //!   replays the order, fill and kill-switch streams and reconciles with the venue (the
 //!   restart recovery) before it accepts an order.
 //!
-//! Role: the `<venue>-role` readiness component is ready in both roles (a standby serves
-//! through forwarding) and says `leader` or `standby` in `/readyz`; the gauge
+//! Role: the `<venue>-role` readiness component says `leader` or `standby` in `/readyz`.
+//! A leader is ready; a standby is ready only while it sees another replica leading (it
+//! serves through forwarding), so a replica left alone without the lease (Redis just came
+//! back, the old lease not yet expired) is not ready until it leads; the gauge
 //! `gekko_gateway_leader{venue}` is 1 or 0; `gekko_gateway_leader_changes_total{venue,
 //! to}` counts transitions.
 
@@ -48,7 +50,7 @@ pub(crate) struct Ha {
 
 impl Ha {
     pub(crate) fn new(lease: Lease, role: ReadyHandle, venue: &'static str) -> Self {
-        role.set_ready_noting("standby");
+        role.set_not_ready("standby: no leader known yet");
         metrics::gauge!("gekko_gateway_leader", "venue" => venue).set(0.0);
         Self {
             lease,
@@ -79,8 +81,13 @@ impl Ha {
             .leading
             .swap(leading, std::sync::atomic::Ordering::AcqRel);
         metrics::gauge!("gekko_gateway_leader", "venue" => venue).set(f64::from(u8::from(leading)));
-        self.role
-            .set_ready_noting(if leading { "leader" } else { "standby" });
+        if leading {
+            self.role.set_ready_noting("leader");
+        } else {
+            // Ready again once another replica is seen leading (the lease loop's next
+            // round): a standby with no leader to forward to cannot serve an order.
+            self.role.set_not_ready("standby: no leader known yet");
+        }
         if was != leading {
             let to = if leading { "leader" } else { "standby" };
             metrics::counter!("gekko_gateway_leader_changes_total", "venue" => venue, "to" => to)
@@ -209,12 +216,20 @@ impl Gateway {
                     }
                 }
                 Ok(None) => match ha.lease.leader().await {
-                    Ok(rec) => *lock(&ha.leader) = rec,
+                    Ok(rec) => {
+                        match &rec {
+                            Some(r) if r.owner != cfg.owner => ha.role.set_ready_noting("standby"),
+                            _ => ha.role.set_not_ready("standby: no leader known yet"),
+                        }
+                        *lock(&ha.leader) = rec;
+                    }
                     Err(e) => {
                         tracing::debug!(venue = self.label(), error = %e, "leader record not read")
                     }
                 },
                 Err(e) => {
+                    ha.role
+                        .set_not_ready(format!("standby: the lease store is unreachable: {e}"));
                     tracing::warn!(venue = self.label(), error = %e, "lease store unreachable; standing by")
                 }
             }
