@@ -7,6 +7,7 @@
 pub mod account;
 pub mod backoff;
 pub mod calendar;
+pub mod host;
 pub mod ids;
 pub mod market;
 pub mod order;

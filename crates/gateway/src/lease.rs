@@ -118,12 +118,7 @@ impl LeaseConfig {
 /// This machine's host name (what compose's DNS resolves a container by), or `localhost`.
 #[must_use]
 pub fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned())
+    gekko_core::host::host_name().unwrap_or_else(|| "localhost".to_owned())
 }
 
 /// Fills what the settings left empty from the bound gRPC address: the advertised address

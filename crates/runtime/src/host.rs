@@ -399,21 +399,11 @@ pub fn error_chain(err: &(dyn Error + 'static)) -> String {
 /// start-up).
 const AUDIT_RETENTION_EVERY: Duration = Duration::from_hours(24);
 
-/// Opens the process's audit trail on the bus: the configured stream when this program
-/// owns it, else `<stream>:<program>`, or `<stream>:<program>:<host>-<grpc port>` for a
-/// replica (`GATEWAY_HA_SETTINGS enabled=true`). A key that cannot be loaded exits 64; a chain head
-/// that does not verify (the stream was tampered with) exits 69: extending a broken chain
-/// would hide where it broke.
-///
-/// The host name (`/proc/sys/kernel/hostname`, else `HOSTNAME`), reduced to characters
-/// safe in a stream name; `unknown-host` when neither says.
+/// The host name (`gekko_core::host::host_name`) reduced to characters safe in a stream
+/// name; `unknown-host` when there is none.
 fn replica_host_name() -> String {
-    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_default();
-    let name: String = raw
-        .trim()
+    let name: String = gekko_core::host::host_name()
+        .unwrap_or_default()
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
         .take(64)
@@ -425,6 +415,11 @@ fn replica_host_name() -> String {
     }
 }
 
+/// Opens the process's audit trail on the bus: the configured stream when this program
+/// owns it, else `<stream>:<program>`, or `<stream>:<program>:<host>-<grpc port>` for a
+/// replica (`GATEWAY_HA_SETTINGS enabled=true`). A key that cannot be loaded exits 64; a
+/// chain head that does not verify (the stream was tampered with) exits 69: extending a
+/// broken chain would hide where it broke.
 async fn open_audit(
     program: &'static str,
     config: &GekkoConfig,
