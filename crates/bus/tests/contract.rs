@@ -427,68 +427,12 @@ async fn cluster_master_failover_loses_nothing_acknowledged() {
     let s = StreamSpec::durable("gekko:{orders:failover}");
     bus.ensure_group(&s.name, "g").await.unwrap();
 
-    let stop = tokio_util::sync::CancellationToken::new();
-    let writer = {
-        let (bus, s, stop) = (bus.clone(), s.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut acked = Vec::new();
-            let mut failed = 0u32;
-            let mut i = 0u32;
-            while !stop.is_cancelled() {
-                let p = Bytes::from(format!("order-{i}"));
-                match bus.append(&s, p.clone()).await {
-                    Ok(_) => acked.push(p),
-                    Err(_) => failed += 1,
-                }
-                i += 1;
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            (acked, failed)
-        })
-    };
-    let consumer = {
-        let (bus, s, stop) = (bus.clone(), s.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut seen = BTreeSet::new();
-            let mut reader = bus.group_reader(&s.name, "g", "c").await.unwrap();
-            let mut idle_rounds = 0;
-            loop {
-                match reader.read(100, Duration::from_millis(100)).await {
-                    Ok(batch) if batch.is_empty() => {
-                        if stop.is_cancelled() {
-                            idle_rounds += 1;
-                            if idle_rounds > 5 {
-                                break;
-                            }
-                        }
-                    }
-                    Ok(batch) => {
-                        idle_rounds = 0;
-                        let ids: Vec<String> = batch.iter().map(|d| d.id.clone()).collect();
-                        seen.extend(batch.into_iter().map(|d| d.payload));
-                        let _ = reader.ack(&ids).await;
-                    }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-                }
-            }
-            for d in reader.read_own_pending(100_000).await.unwrap() {
-                seen.insert(d.payload);
-            }
-            seen
-        })
-    };
+    let traffic = Traffic::start(&bus, &s);
 
-    let progressed = |n: usize| {
-        let bus = bus.clone();
-        let name = s.name.clone();
-        async move {
-            gekko_testkit::eventually(Duration::from_secs(30), || async {
-                bus.stream_len(&name).await.is_ok_and(|l| l >= n as u64)
-            })
-            .await
-        }
-    };
-    assert!(progressed(50).await, "writer made progress before the kill");
+    assert!(
+        grown(&bus, &s.name, 50).await,
+        "writer made progress before the kill"
+    );
     let killed = cluster.kill_master_of(&s.name);
     assert!(
         gekko_testkit::eventually(Duration::from_secs(10), || async { !bus.is_ready() }).await,
@@ -508,35 +452,10 @@ async fn cluster_master_failover_loses_nothing_acknowledged() {
         .expect("old master back as a replica");
     let before = bus.stream_len(&s.name).await.unwrap();
     assert!(
-        progressed(usize::try_from(before).unwrap() + 50).await,
+        grown(&bus, &s.name, before + 50).await,
         "writer recovers after the failover"
     );
-    stop.cancel();
-
-    let (acked, _failed) = writer.await.unwrap();
-    let seen = consumer.await.unwrap();
-    let mut tail = bus
-        .tail_reader(&s.name, StartFrom::Beginning)
-        .await
-        .unwrap();
-    let mut stored = BTreeSet::new();
-    loop {
-        let batch = tail.read(1000, Duration::ZERO).await.unwrap();
-        if batch.is_empty() {
-            break;
-        }
-        stored.extend(batch.into_iter().map(|d| d.payload));
-    }
-    let missing_stored: Vec<_> = acked.iter().filter(|p| !stored.contains(*p)).collect();
-    assert!(
-        missing_stored.is_empty(),
-        "acknowledged but lost in the failover: {missing_stored:?}"
-    );
-    let missing_seen: Vec<_> = acked.iter().filter(|p| !seen.contains(*p)).collect();
-    assert!(
-        missing_seen.is_empty(),
-        "acknowledged but never consumed: {missing_seen:?}"
-    );
+    traffic.finish_and_check(&bus, &s, "the failover").await;
 }
 
 /// Redis is killed (SIGKILL) and restarted in the middle of a publish/consume run. Every
@@ -554,78 +473,12 @@ async fn redis_restart_loses_nothing_acknowledged() {
     let s = StreamSpec::durable("t:restart");
     bus.ensure_group(&s.name, "g").await.unwrap();
 
-    let stop = tokio_util::sync::CancellationToken::new();
-    let writer = {
-        let (bus, s, stop) = (bus.clone(), s.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut acked = Vec::new();
-            let mut failed = 0u32;
-            let mut i = 0u32;
-            while !stop.is_cancelled() {
-                let p = Bytes::from(format!("order-{i}"));
-                match bus.append(&s, p.clone()).await {
-                    Ok(_) => acked.push(p),
-                    Err(_) => failed += 1,
-                }
-                i += 1;
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            (acked, failed)
-        })
-    };
-    let consumer = {
-        let (bus, s, stop) = (bus.clone(), s.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut seen = BTreeSet::new();
-            let mut reader = bus.group_reader(&s.name, "g", "c").await.unwrap();
-            let mut errors = 0u32;
-            // Keep reading after `stop` until the stream is drained.
-            let mut idle_rounds = 0;
-            loop {
-                match reader.read(100, Duration::from_millis(100)).await {
-                    Ok(batch) if batch.is_empty() => {
-                        if stop.is_cancelled() {
-                            idle_rounds += 1;
-                            if idle_rounds > 5 {
-                                break;
-                            }
-                        }
-                    }
-                    Ok(batch) => {
-                        idle_rounds = 0;
-                        let ids: Vec<String> = batch.iter().map(|d| d.id.clone()).collect();
-                        seen.extend(batch.into_iter().map(|d| d.payload));
-                        // An ack lost to the outage leaves the entry pending; it is
-                        // recovered below via the consumer's own pending list.
-                        if reader.ack(&ids).await.is_err() {
-                            errors += 1;
-                        }
-                    }
-                    Err(_) => {
-                        errors += 1;
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                }
-            }
-            for d in reader.read_own_pending(10_000).await.unwrap() {
-                seen.insert(d.payload);
-            }
-            (seen, errors)
-        })
-    };
+    let traffic = Traffic::start(&bus, &s);
 
-    // Progress is polled, not slept for: the cluster tests beside this one load the
-    // machine's two cores.
-    let grown = |n: u64| {
-        let (bus, name) = (bus.clone(), s.name.clone());
-        async move {
-            gekko_testkit::eventually(Duration::from_secs(30), || async {
-                bus.stream_len(&name).await.is_ok_and(|l| l >= n)
-            })
-            .await
-        }
-    };
-    assert!(grown(30).await, "writer made progress before the kill");
+    assert!(
+        grown(&bus, &s.name, 30).await,
+        "writer made progress before the kill"
+    );
     server.kill();
     assert!(
         gekko_testkit::eventually(Duration::from_secs(5), || async { !bus.is_ready() }).await,
@@ -639,41 +492,123 @@ async fn redis_restart_loses_nothing_acknowledged() {
     );
     let before = bus.stream_len(&s.name).await.unwrap();
     assert!(
-        grown(before + 20).await,
+        grown(&bus, &s.name, before + 20).await,
         "writer recovers after the restart"
     );
-    stop.cancel();
-
-    let (acked, _failed) = writer.await.unwrap();
-    let (seen, _errors) = consumer.await.unwrap();
+    let acked = traffic.finish_and_check(&bus, &s, "the restart").await;
     assert!(
         acked.len() > 20,
         "writer made progress ({} acked)",
         acked.len()
     );
+}
 
-    // Everything acknowledged is in the stream...
-    let mut tail = bus
-        .tail_reader(&s.name, StartFrom::Beginning)
-        .await
-        .unwrap();
-    let mut stored = BTreeSet::new();
-    loop {
-        let batch = tail.read(1000, Duration::ZERO).await.unwrap();
-        if batch.is_empty() {
-            break;
+/// A writer appending `order-<i>` every 2 ms and a consumer-group reader on one durable
+/// stream, both running until [`Traffic::finish_and_check`]: the load the restart and
+/// failover tests disrupt.
+struct Traffic {
+    stop: tokio_util::sync::CancellationToken,
+    writer: tokio::task::JoinHandle<Vec<Bytes>>,
+    consumer: tokio::task::JoinHandle<BTreeSet<Bytes>>,
+}
+
+impl Traffic {
+    fn start(bus: &Arc<RedisBus>, s: &StreamSpec) -> Self {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let writer = {
+            let (bus, s, stop) = (bus.clone(), s.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut acked = Vec::new();
+                let mut i = 0u32;
+                while !stop.is_cancelled() {
+                    let p = Bytes::from(format!("order-{i}"));
+                    if bus.append(&s, p.clone()).await.is_ok() {
+                        acked.push(p);
+                    }
+                    i += 1;
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                acked
+            })
+        };
+        let consumer = {
+            let (bus, s, stop) = (bus.clone(), s.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut seen = BTreeSet::new();
+                let mut reader = bus.group_reader(&s.name, "g", "c").await.unwrap();
+                // Keep reading after `stop` until the stream is drained.
+                let mut idle_rounds = 0;
+                loop {
+                    match reader.read(100, Duration::from_millis(100)).await {
+                        Ok(batch) if batch.is_empty() => {
+                            if stop.is_cancelled() {
+                                idle_rounds += 1;
+                                if idle_rounds > 5 {
+                                    break;
+                                }
+                            }
+                        }
+                        Ok(batch) => {
+                            idle_rounds = 0;
+                            let ids: Vec<String> = batch.iter().map(|d| d.id.clone()).collect();
+                            seen.extend(batch.into_iter().map(|d| d.payload));
+                            // An ack lost to the outage leaves the entry pending; it is
+                            // recovered below via the consumer's own pending list.
+                            let _ = reader.ack(&ids).await;
+                        }
+                        Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                    }
+                }
+                for d in reader.read_own_pending(100_000).await.unwrap() {
+                    seen.insert(d.payload);
+                }
+                seen
+            })
+        };
+        Self {
+            stop,
+            writer,
+            consumer,
         }
-        stored.extend(batch.into_iter().map(|d| d.payload));
     }
-    let missing_stored: Vec<_> = acked.iter().filter(|p| !stored.contains(*p)).collect();
-    assert!(
-        missing_stored.is_empty(),
-        "acknowledged but lost: {missing_stored:?}"
-    );
-    // ...and reached the consumer group.
-    let missing_seen: Vec<_> = acked.iter().filter(|p| !seen.contains(*p)).collect();
-    assert!(
-        missing_seen.is_empty(),
-        "acknowledged but never consumed: {missing_seen:?}"
-    );
+
+    /// Stops both tasks and checks that every acknowledged append is in the stream and
+    /// reached the consumer group; returns the acknowledged payloads.
+    async fn finish_and_check(self, bus: &Arc<RedisBus>, s: &StreamSpec, what: &str) -> Vec<Bytes> {
+        self.stop.cancel();
+        let acked = self.writer.await.unwrap();
+        let seen = self.consumer.await.unwrap();
+        let mut tail = bus
+            .tail_reader(&s.name, StartFrom::Beginning)
+            .await
+            .unwrap();
+        let mut stored = BTreeSet::new();
+        loop {
+            let batch = tail.read(1000, Duration::ZERO).await.unwrap();
+            if batch.is_empty() {
+                break;
+            }
+            stored.extend(batch.into_iter().map(|d| d.payload));
+        }
+        let missing_stored: Vec<_> = acked.iter().filter(|p| !stored.contains(*p)).collect();
+        assert!(
+            missing_stored.is_empty(),
+            "acknowledged but lost in {what}: {missing_stored:?}"
+        );
+        let missing_seen: Vec<_> = acked.iter().filter(|p| !seen.contains(*p)).collect();
+        assert!(
+            missing_seen.is_empty(),
+            "acknowledged but never consumed: {missing_seen:?}"
+        );
+        acked
+    }
+}
+
+/// Whether `name` reaches `n` entries within 30 s. Progress is polled, not slept for: the
+/// cluster tests beside these load the machine's two cores.
+async fn grown(bus: &Arc<RedisBus>, name: &str, n: u64) -> bool {
+    gekko_testkit::eventually(Duration::from_secs(30), || async {
+        bus.stream_len(name).await.is_ok_and(|l| l >= n)
+    })
+    .await
 }
