@@ -14,10 +14,11 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use gekko_core::VenueId;
 use rust_decimal::Decimal;
 
 use crate::model::{Compliance, Pair};
-use crate::parse::{Section, parse_list, positive_decimal};
+use crate::parse::{Section, http_url, parse_list, positive_decimal};
 use crate::problem::{ConfigErrors, Problems};
 use crate::vars::{Vars, names};
 
@@ -97,6 +98,19 @@ pub struct McpSettings {
     pub grpc_client_cert: Option<PathBuf>,
     /// See [`grpc_client_cert`](Self::grpc_client_cert).
     pub grpc_client_key: Option<PathBuf>,
+    /// Routed mode (`grpc.<venue>=URL`): the gRPC address of each venue's own gateway
+    /// process. Empty: the MCP server is a client of `gekko up`'s one gRPC address.
+    pub grpc_routes: BTreeMap<VenueId, String>,
+    /// Routed mode (`grpc.inference=URL`): the inference service's gRPC address.
+    pub grpc_inference: Option<String>,
+}
+
+impl McpSettings {
+    /// Whether any `grpc.*` route is set (routed mode).
+    #[must_use]
+    pub fn routed(&self) -> bool {
+        !self.grpc_routes.is_empty() || self.grpc_inference.is_some()
+    }
 }
 
 /// The per-order notional MCP allows when `max_order_notional` is not set.
@@ -117,6 +131,8 @@ impl Default for McpSettings {
             grpc_ca: None,
             grpc_client_cert: None,
             grpc_client_key: None,
+            grpc_routes: BTreeMap::new(),
+            grpc_inference: None,
         }
     }
 }
@@ -131,7 +147,14 @@ const KEYS: &[&str] = &[
     "grpc_ca",
     "grpc_client_cert",
     "grpc_client_key",
+    "grpc.binanceus",
+    "grpc.coinbase",
+    "grpc.oanda",
+    "grpc.inference",
 ];
+
+/// What a `grpc.*` route must be.
+const ROUTE_FORM: &str = "an http:// or https:// gRPC URL such as http://gateway-binanceus:50051";
 
 /// Reads `MCP_SETTINGS`, checking `max_order_notional` against `COMPLIANCE_SETTINGS`.
 ///
@@ -235,6 +258,31 @@ fn read_with(
         "a PEM file path",
         path,
     );
+    for venue in VenueId::ALL {
+        let key = format!("grpc.{venue}");
+        let mut url = None;
+        s.set(&key, &mut url, ROUTE_FORM, |v| http_url(v).map(Some));
+        if let Some(url) = url {
+            out.grpc_routes.insert(venue, url);
+        }
+    }
+    s.set(
+        "grpc.inference",
+        &mut out.grpc_inference,
+        ROUTE_FORM,
+        |v| http_url(v).map(Some),
+    );
+    let https = out
+        .grpc_routes
+        .values()
+        .chain(&out.grpc_inference)
+        .any(|u| u.starts_with("https://"));
+    if https && out.grpc_ca.is_none() {
+        s.problem(
+            "an https:// grpc.* route needs grpc_ca",
+            "grpc_ca set to the CA (PEM) of the routed services' certificates",
+        );
+    }
     if cert_ok && key_ok && out.grpc_client_cert.is_some() != out.grpc_client_key.is_some() {
         s.problem(
             "grpc_client_cert and grpc_client_key go together",
@@ -363,6 +411,33 @@ mod tests {
         )]))
         .unwrap();
         assert_eq!(s.grpc_ca, Some(PathBuf::from("ca.pem")));
+    }
+
+    #[test]
+    fn routes_parse_and_every_bad_one_is_reported() {
+        let s = mcp_settings_from_vars(&vars(&[(
+            "MCP_SETTINGS",
+            "grpc.binanceus=http://gateway-binanceus:50051,grpc.oanda=http://gateway-oanda:50051,grpc.inference=http://inference:50051",
+        )]))
+        .unwrap();
+        assert!(s.routed());
+        assert_eq!(
+            s.grpc_routes.get(&VenueId::BinanceUs).map(String::as_str),
+            Some("http://gateway-binanceus:50051")
+        );
+        assert_eq!(s.grpc_routes.len(), 2);
+        assert_eq!(s.grpc_inference.as_deref(), Some("http://inference:50051"));
+        assert!(!McpSettings::default().routed());
+        let e = mcp_settings_from_vars(&vars(&[(
+            "MCP_SETTINGS",
+            "grpc.binanceus=gateway:50051,grpc.kraken=http://k:1,grpc.coinbase=https://c:1,grpc.inference=ftp://i",
+        )]))
+        .unwrap_err();
+        let text = e.to_string();
+        assert_eq!(e.problems.len(), 4, "{text}");
+        assert!(text.contains("unknown key `grpc.kraken`"), "{text}");
+        assert!(text.contains("grpc.binanceus"), "{text}");
+        assert!(text.contains("needs grpc_ca"), "{text}");
     }
 
     #[test]
