@@ -116,6 +116,9 @@ pub(crate) struct Inner {
     fills_seen: Mutex<FillDedup>,
     order_topic: Topic<OrderEvent>,
     pub(crate) fill_topic: Topic<Fill>,
+    /// The venue's resume cursor ([`UserEvent::Cursor`]), next to the order stream: the
+    /// last entry is handed back to the venue before each user stream starts.
+    cursor_topic: Topic<String>,
     /// The kill switch: `Some` while new orders are halted. Read on every submit, written
     /// by [`Gateway::halt_entries`] / [`Gateway::resume_entries`]; persisted on
     /// `kill_switch_topic` so a restart keeps it.
@@ -282,6 +285,7 @@ impl Gateway {
         let inner = Arc::new(Inner {
             order_topic: Topic::durable(names::orders(label), 1),
             fill_topic: Topic::durable(names::fills(label), 1),
+            cursor_topic: Topic::capped(cursor_stream(label), 16, 1),
             venue,
             caps,
             bus,
@@ -354,6 +358,27 @@ impl Gateway {
 
     pub(crate) fn label(&self) -> &'static str {
         self.inner.venue_label
+    }
+
+    /// Hands the venue the last resume cursor stored on [`cursor_stream`], if any, so the
+    /// next user stream replays what the venue recorded after it.
+    pub(crate) async fn resume_user_stream(&self) {
+        let i = &self.inner;
+        match i.bus.last_entry(i.cursor_topic.name()).await {
+            Ok(Some(d)) => match i.cursor_topic.decode(&d) {
+                Ok(env) => {
+                    tracing::info!(venue = self.label(), cursor = %env.payload, "user stream resumes from the stored cursor");
+                    i.venue.resume_user_stream(&env.payload);
+                }
+                Err(e) => {
+                    tracing::warn!(venue = self.label(), error = %e, "stored resume cursor unreadable; ignored");
+                }
+            },
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(venue = self.label(), error = %e, "resume cursor not read; the user stream starts from now");
+            }
+        }
     }
 
     /// What the venue declared about itself.
@@ -1120,6 +1145,12 @@ impl Gateway {
                     }
                 }
                 UserEvent::Positions(p) => self.set_positions(&p),
+                UserEvent::Cursor(c) => {
+                    // Every event before it was processed (fills persisted) above.
+                    if let Err(e) = self.durable_write(&self.inner.cursor_topic, &c).await {
+                        tracing::warn!(venue = self.label(), cursor = %c, error = %e, "resume cursor not stored");
+                    }
+                }
                 UserEvent::Connected => {
                     // Events may have been missed while disconnected: refresh every open
                     // order by query.
@@ -1233,6 +1264,13 @@ impl Gateway {
     pub fn last_quotes(&self) -> BTreeMap<String, Quote> {
         self.inner.market.last_quotes()
     }
+}
+
+/// The stream holding a venue's resume cursor ([`UserEvent::Cursor`]):
+/// `gekko:{orders:<venue>}:cursor`, in the order stream's hash slot.
+#[must_use]
+pub fn cursor_stream(venue: &str) -> String {
+    format!("{}:cursor", names::orders(venue))
 }
 
 /// Reads a durable topic from the beginning, handing each decodable payload to `f`.

@@ -107,7 +107,9 @@ impl Gateway {
         term: CancellationToken,
     ) -> Result<crate::engine::ReconcileReport, crate::engine::StartError> {
         let streams = gekko_venue::StreamCtx::new(tracker.clone(), term.child_token());
-        // The user stream opens before the replay so no event after it is missed.
+        // The user stream opens before the replay so no event after it is missed, from
+        // the stored resume cursor when the venue has one.
+        self.resume_user_stream().await;
         let user_rx = self.inner.venue.user_stream(&streams);
         let report = self.recover(&term).await?;
         tracker.spawn(self.clone().user_loop(user_rx, term.child_token()));

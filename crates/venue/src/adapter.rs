@@ -268,4 +268,11 @@ pub trait VenueAdapter: Send + Sync + std::fmt::Debug + 'static {
     /// Starts the user-data stream (orders, fills, balances) on `ctx`, reconnecting by
     /// itself.
     fn user_stream(&self, ctx: &StreamCtx) -> mpsc::Receiver<UserEvent>;
+
+    /// Hands back the last [`UserEvent::Cursor`] the engine stored, before it calls
+    /// [`VenueAdapter::user_stream`]: the next user stream starts by replaying what the
+    /// venue recorded after it. The default ignores it (venues without a replay).
+    fn resume_user_stream(&self, cursor: &str) {
+        let _ = cursor;
+    }
 }

@@ -158,4 +158,12 @@ pub enum UserEvent {
     Balances(Vec<Balance>),
     /// Positions changed (margin venues).
     Positions(Vec<Position>),
+    /// The venue's resume cursor moved (OANDA: the last transaction id accounted for):
+    /// every event before this one on the stream is accounted for. Opaque to the engine,
+    /// which stores it durably once those events are processed and hands the stored one
+    /// back through [`crate::VenueAdapter::resume_user_stream`] before the next
+    /// [`crate::VenueAdapter::user_stream`], so a restart replays what happened while
+    /// nobody listened (fills of orders the gateway never placed included). Venues
+    /// whose streams cannot replay never send it.
+    Cursor(String),
 }

@@ -185,6 +185,43 @@ impl Env {
             .collect()
     }
 
+    /// The resume cursor the gateway stored (`UserEvent::Cursor`), if any.
+    async fn stored_cursor(&self) -> Option<u64> {
+        let topic: Topic<String> = Topic::durable(gekko_gateway::engine::cursor_stream("oanda"), 1);
+        let d = self.bus.last_entry(topic.name()).await.unwrap()?;
+        Some(topic.decode(&d).unwrap().payload.parse().unwrap())
+    }
+
+    /// Each of `client_order_id`'s fills summed to `qty` on the fills stream, no trade id
+    /// twice: waits for the sum, then checks again after the next heartbeats.
+    async fn fills_once(&self, client_order_id: &str, qty: Decimal) {
+        let ok = eventually(WAIT, || async {
+            self.fills(client_order_id)
+                .await
+                .iter()
+                .map(|f| f.qty)
+                .sum::<Decimal>()
+                == qty
+        })
+        .await;
+        assert!(
+            ok,
+            "{client_order_id}: fills never summed to {qty}: {:?}",
+            self.fills(client_order_id).await
+        );
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let fills = self.fills(client_order_id).await;
+        assert_eq!(
+            fills.iter().map(|f| f.qty).sum::<Decimal>(),
+            qty,
+            "{client_order_id}: exactly once: {fills:?}"
+        );
+        let mut ids: Vec<_> = fills.iter().map(|f| f.trade_id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), fills.len(), "no fill twice: {fills:?}");
+    }
+
     /// Orders at the venue carrying this client id (`clientExtensions.id`).
     fn venue_orders(&self, client_order_id: &str) -> usize {
         self.sim
@@ -675,5 +712,99 @@ async fn a_short_opens_with_a_sell_and_closes_with_close_positions() {
         (Decimal::ZERO, Decimal::ZERO),
         "flat after the native close"
     );
+    env.stop_gateway().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_catches_up_through_changes_from_the_stored_cursor() {
+    let mut env = ready_env(&Opts::default()).await;
+    let mut c = env.client();
+    let px = passive_bid(&env);
+    c.place_order(limit("oa-cur-1", pb::Side::Buy, "3000", &px.to_string()))
+        .await
+        .unwrap();
+    // The gateway stores the venue's cursor as the transaction stream moves it.
+    let last = env.sim.last_transaction_id();
+    assert!(
+        eventually(WAIT, || async { env.stored_cursor().await == Some(last) }).await,
+        "the cursor {last} was never stored: {:?}",
+        env.stored_cursor().await
+    );
+    env.stop_gateway().await;
+    let stored = env.stored_cursor().await.expect("stored");
+
+    // While the gateway is down: gekko's limit fills, and an order gekko never placed
+    // (another client: the OANDA web platform, say) fills too.
+    env.sim.trade_through("EUR_USD", px, dec!(3000));
+    let other =
+        gateway_oanda::sim_venue(&env.sim, Duration::from_secs(2), Duration::from_secs(5)).unwrap();
+    let req = gekko_core::OrderRequest {
+        client_order_id: gekko_core::ClientOrderId::parse("web-1").unwrap(),
+        instrument: eur(),
+        side: gekko_core::Side::Sell,
+        order_type: gekko_core::OrderType::Market,
+        qty: dec!(2000),
+        price: None,
+        time_in_force: None,
+    };
+    let u = gekko_venue::VenueAdapter::submit_order(&other, &req)
+        .await
+        .unwrap();
+    assert_eq!(u.status, gekko_core::OrderStatus::Filled, "{u:?}");
+    assert!(env.sim.last_transaction_id() > stored);
+    let before = env.sim.changes_requests().len();
+
+    env.start_gateway(&Opts::default()).await.unwrap();
+    env.wait_ready().await;
+    // Both fills reach the fills stream, once each: the unknown order's only through the
+    // replay of /changes from the stored cursor.
+    env.fills_once("oa-cur-1", dec!(3000)).await;
+    env.fills_once("web-1", dec!(2000)).await;
+    let calls = env.sim.changes_requests();
+    assert!(
+        calls[before..].contains(&stored),
+        "/changes was asked from the stored cursor {stored}: {calls:?}"
+    );
+    env.stop_gateway().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fill_during_a_stream_drop_is_caught_up_once() {
+    let mut env = ready_env(&Opts {
+        stale_after: Duration::from_millis(1500),
+        ..Opts::default()
+    })
+    .await;
+    let mut c = env.client();
+    let px = passive_bid(&env);
+    c.place_order(limit("oa-drop-1", pb::Side::Buy, "4000", &px.to_string()))
+        .await
+        .unwrap();
+    wait_status(&env, "oa-drop-1", pb::OrderStatus::New).await;
+    let before = env.sim.changes_requests().len();
+    // The streams go silent; the order fills while the gateway hears nothing.
+    env.sim.inject(Fault::SilentStreams {
+        duration: Duration::from_secs(3),
+    });
+    let r = env.gw().readiness.clone();
+    assert!(
+        eventually(Duration::from_secs(4), || {
+            let r = r.clone();
+            async move { !r.is_ready() }
+        })
+        .await,
+        "the silence was detected"
+    );
+    let fill_tx = env.sim.last_transaction_id() + 1;
+    assert_eq!(env.sim.trade_through("EUR_USD", px, dec!(4000)), dec!(4000));
+    let filled = wait_status(&env, "oa-drop-1", pb::OrderStatus::Filled).await;
+    assert_eq!(filled.filled_qty.parse::<Decimal>().unwrap(), dec!(4000));
+    env.fills_once("oa-drop-1", dec!(4000)).await;
+    let calls = env.sim.changes_requests();
+    assert!(
+        calls[before..].iter().any(|s| *s < fill_tx),
+        "caught up through /changes from before the fill ({fill_tx}): {calls:?}"
+    );
+    env.wait_ready().await;
     env.stop_gateway().await;
 }

@@ -241,6 +241,13 @@ impl SimHandle {
         self.shared.venue().last_tx()
     }
 
+    /// The `sinceTransactionID` of every `/changes` request answered, oldest first (how
+    /// a client caught up, and from where).
+    #[must_use]
+    pub fn changes_requests(&self) -> Vec<u64> {
+        self.shared.changes_requests()
+    }
+
     /// Counters of what the simulator did.
     #[must_use]
     pub fn stats(&self) -> SimStats {

@@ -292,6 +292,7 @@ pub(crate) async fn api(
         (&Method::GET, ["changes"]) => {
             match param(&q, "sinceTransactionID").and_then(|s| s.parse::<u64>().ok()) {
                 Some(since) if since <= v.last_tx() => {
+                    shared.saw_changes(since);
                     let (changes, state) = v.changes(since);
                     (
                         StatusCode::OK,

@@ -48,6 +48,8 @@ pub(crate) struct Shared {
     pub(crate) feed: broadcast::Sender<Value>,
     limiter: Mutex<Limiter>,
     request_ids: std::sync::atomic::AtomicU64,
+    /// The `sinceTransactionID` of every `/changes` request answered, oldest first.
+    changes_since: Mutex<Vec<u64>>,
 }
 
 impl Shared {
@@ -63,6 +65,7 @@ impl Shared {
             feed,
             limiter: Mutex::new(Limiter::default()),
             request_ids: std::sync::atomic::AtomicU64::new(1),
+            changes_since: Mutex::new(Vec::new()),
         }
     }
 
@@ -74,6 +77,16 @@ impl Shared {
     /// Venue time in nanoseconds (wall clock plus the injected skew).
     pub(crate) fn now_ns(&self) -> i128 {
         now_ns(&self.harness.clock)
+    }
+
+    /// Records a `/changes?sinceTransactionID=since` request.
+    pub(crate) fn saw_changes(&self, since: u64) {
+        lock(&self.changes_since).push(since);
+    }
+
+    /// The `sinceTransactionID` of every `/changes` request answered so far.
+    pub(crate) fn changes_requests(&self) -> Vec<u64> {
+        lock(&self.changes_since).clone()
     }
 
     /// The next `RequestID` header value.

@@ -91,6 +91,10 @@ pub struct OandaVenue {
     /// The highest `lastTransactionID` a REST answer carried: where a user stream
     /// started now catches up from.
     last_tx: Mutex<Option<u64>>,
+    /// The resume cursor the gateway stored ([`VenueAdapter::resume_user_stream`]): the
+    /// next user stream catches up from it instead of from `last_tx`, so what happened
+    /// while nobody listened is replayed through `/changes`.
+    resume: Mutex<Option<u64>>,
     /// Open orders this adapter placed or saw, by venue id: the seed of a new user
     /// stream's tracker, so a cancel of an order placed before the stream started is
     /// described in full.
@@ -110,6 +114,7 @@ impl OandaVenue {
             rules: RwLock::new(HashMap::new()),
             summary: Mutex::new(None),
             last_tx: Mutex::new(None),
+            resume: Mutex::new(None),
             open: Mutex::new(HashMap::new()),
         })
     }
@@ -744,6 +749,21 @@ impl VenueAdapter for OandaVenue {
         stream::pricing_stream(&self.cfg, instruments, ctx)
     }
 
+    /// The cursor is a transaction id: the next user stream's first connect catches up
+    /// through `/changes?sinceTransactionID=<cursor>`. One that is not an id is ignored
+    /// with a warning.
+    fn resume_user_stream(&self, cursor: &str) {
+        match cursor.parse::<u64>() {
+            Ok(n) => *lock(&self.resume) = Some(n),
+            Err(_) => {
+                tracing::warn!(
+                    cursor,
+                    "OANDA resume cursor is not a transaction id; ignored"
+                );
+            }
+        }
+    }
+
     fn user_stream(&self, ctx: &StreamCtx) -> mpsc::Receiver<UserEvent> {
         let home = self.home_currency().unwrap_or_else(|| {
             tracing::warn!(
@@ -755,9 +775,10 @@ impl VenueAdapter for OandaVenue {
         for u in lock(&self.open).values() {
             tracker.seed(u.clone());
         }
+        let since = lock(&self.resume).take().or(*lock(&self.last_tx));
         let start = TransactionStart {
             tracker,
-            since: lock(&self.last_tx).map(|n| n.to_string()),
+            since: since.map(|n| n.to_string()),
         };
         stream::transaction_stream(&self.cfg, self.catch_up(), start, ctx)
     }

@@ -164,7 +164,7 @@ async fn drive(
             tracing::info!(since = %since, "OANDA transaction stream catching up through /changes");
             inflight = Some(catch_up(since));
         }
-        let events = tokio::select! {
+        let mut events = tokio::select! {
             biased;
             () = stop.cancelled() => break,
             () = out.closed() => break,
@@ -190,6 +190,8 @@ async fn drive(
                 None => break,
             },
         };
+        // After the events it accounts for, so the engine stores it once they are processed.
+        events.extend(pump.cursor_moved());
         for ev in events {
             if out.send(ev).await.is_err() {
                 break 'outer;
@@ -224,6 +226,8 @@ pub(crate) struct TransactionPump {
     tracker: OrderTracker,
     /// The highest transaction id accounted for.
     cursor: Option<u64>,
+    /// The cursor last reported as [`UserEvent::Cursor`] (or given at start).
+    reported: Option<u64>,
     catch_up: CatchUp,
     buffer: VecDeque<Box<OandaTransaction>>,
 }
@@ -234,10 +238,21 @@ impl TransactionPump {
         Self {
             tracker: start.tracker,
             cursor,
+            reported: cursor,
             // A starting id means: fetch what followed it once connected.
             catch_up: CatchUp::Idle,
             buffer: VecDeque::new(),
         }
+    }
+
+    /// A [`UserEvent::Cursor`] when the cursor moved since the last one: the resume point
+    /// the gateway stores, to catch up from after a restart.
+    pub(crate) fn cursor_moved(&mut self) -> Option<UserEvent> {
+        if self.cursor == self.reported {
+            return None;
+        }
+        self.reported = self.cursor;
+        self.cursor.map(|c| UserEvent::Cursor(c.to_string()))
     }
 
     /// Maps one transport event.
