@@ -266,12 +266,9 @@ fn read_with(
             out.grpc_routes.insert(venue, url);
         }
     }
-    s.set(
-        "grpc.inference",
-        &mut out.grpc_inference,
-        ROUTE_FORM,
-        |v| http_url(v).map(Some),
-    );
+    s.set("grpc.inference", &mut out.grpc_inference, ROUTE_FORM, |v| {
+        http_url(v).map(Some)
+    });
     let https = out
         .grpc_routes
         .values()

@@ -11,7 +11,10 @@
 //!
 //! The in-process MCP server is a gRPC client of the host's own gRPC address (from
 //! [`ServiceCtx::grpc_addr`]), connected lazily because the host serves gRPC only once
-//! every service has started.
+//! every service has started. With `MCP_SETTINGS grpc.*` routes set it is instead a
+//! client of those addresses ([`Backend::routed`]) and needs no gRPC address of its own
+//! host: that is the `mcp` binary of the compose deployment ([`McpRoutedService`], which
+//! requires routes).
 //!
 //! When gRPC serves TLS the client verifies gekko's certificate with `MCP_SETTINGS
 //! grpc_ca` and, under mTLS, presents `grpc_client_cert`/`grpc_client_key`.
@@ -75,8 +78,9 @@ impl Service for McpHttpService {
 
     fn resolve(cfg: &GekkoConfig) -> Result<Self::Settings, Vec<String>> {
         // An explicitly configured transport must work: a TLS set-up it cannot join is a
-        // config problem (exit 64) rather than a transport quietly left off.
-        if cfg.mcp.http_addr.is_some() && cfg.mcp.http_addr_explicit {
+        // config problem (exit 64) rather than a transport quietly left off. Routed, the
+        // host's own TLS is not what the client joins (the routes' URLs say).
+        if cfg.mcp.http_addr.is_some() && cfg.mcp.http_addr_explicit && !cfg.mcp.routed() {
             let mut problems = Vec::new();
             if cfg.access_control.tls_cert.is_some() && cfg.mcp.grpc_ca.is_none() {
                 problems.push(
@@ -107,6 +111,9 @@ impl Service for McpHttpService {
             return Ok(Started::new());
         };
         crate::server::describe_metrics();
+        if s.guard.routed() {
+            return start_routed(&s, ctx).await;
+        }
         let off = |msg: &str| {
             tracing::error!("{msg}");
             eprintln!("gekko: mcp: {msg}");
@@ -158,18 +165,97 @@ impl Service for McpHttpService {
         };
         let local = listener.local_addr().unwrap_or(s.addr);
         let router = router(Backend::new(loopback_channel(grpc, tls.as_ref())?), &s, ctx)?;
-        let cancel = ctx.cancel();
-        ctx.spawn("mcp-http", async move {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(cancel.cancelled_owned())
-            .await
-        });
+        serve(listener, router, ctx);
         tracing::info!(addr = %local, mode = %s.guard.mode, "MCP HTTP transport listening at /mcp");
         Ok(Started::new().provide(McpEndpoint(local)))
     }
+}
+
+/// The requirement [`McpRoutedService`] adds.
+const ROUTES_REQUIRED: &str = "the mcp binary needs its routes: set MCP_SETTINGS grpc.binanceus, grpc.coinbase, grpc.oanda (each venue's gateway gRPC URL, at least one) and grpc.inference (e.g. grpc.binanceus=http://gateway-binanceus:50051); it has no gekko up gRPC address to use instead";
+
+/// The `mcp` service of the `mcp` binary (the compose deployment): [`McpHttpService`]
+/// with `MCP_SETTINGS grpc.*` routes and `http_addr` required, so a container without
+/// them stops with exit 64 instead of serving nothing.
+#[derive(Debug)]
+pub struct McpRoutedService;
+
+impl Service for McpRoutedService {
+    const NAME: &'static str = "mcp";
+    type Settings = McpHttpSettings;
+
+    fn resolve(cfg: &GekkoConfig) -> Result<Self::Settings, Vec<String>> {
+        let mut problems = Vec::new();
+        if cfg.mcp.grpc_routes.is_empty() {
+            problems.push(ROUTES_REQUIRED.to_owned());
+        }
+        if cfg.mcp.http_addr.is_none() {
+            problems.push(
+                "the mcp binary serves MCP over HTTP only: MCP_SETTINGS http_addr must be an ip:port, not off".to_owned(),
+            );
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        match McpHttpService::resolve(cfg)? {
+            Some(s) => Ok(s),
+            None => Err(vec![ROUTES_REQUIRED.to_owned()]),
+        }
+    }
+
+    async fn start(settings: Self::Settings, ctx: &ServiceCtx) -> Result<Started, BoxError> {
+        McpHttpService::start(Some(settings), ctx).await
+    }
+}
+
+/// Serves the routed transport: a client of the `grpc.*` routes, auditing locally.
+async fn start_routed(s: &McpHttpSettings, ctx: &ServiceCtx) -> Result<Started, BoxError> {
+    let g = &s.guard;
+    let tls = match &g.grpc_ca {
+        Some(ca) => {
+            let identity = g
+                .grpc_client_cert
+                .as_deref()
+                .zip(g.grpc_client_key.as_deref());
+            Some(
+                gekko_security::ClientTls::from_files(ca, identity)
+                    .map_err(|e| format!("MCP_SETTINGS grpc_ca/grpc_client_cert: {e}"))?,
+            )
+        }
+        None => None,
+    };
+    let backend = Backend::routed(
+        &g.grpc_routes,
+        g.grpc_inference.as_deref(),
+        tls.as_ref(),
+        ctx.audit().clone(),
+    )?;
+    let listener = tokio::net::TcpListener::bind(s.addr)
+        .await
+        .map_err(|e| format!("MCP_SETTINGS http_addr {} cannot be bound: {e}", s.addr))?;
+    let local = listener.local_addr().unwrap_or(s.addr);
+    serve(listener, router(backend, s, ctx)?, ctx);
+    let routed: Vec<String> = g
+        .grpc_routes
+        .iter()
+        .map(|(v, u)| format!("{v}={u}"))
+        .chain(g.grpc_inference.iter().map(|u| format!("inference={u}")))
+        .collect();
+    tracing::info!(addr = %local, mode = %g.mode, routes = %routed.join(" "), "MCP HTTP transport (routed) listening at /mcp");
+    Ok(Started::new().provide(McpEndpoint(local)))
+}
+
+/// Serves `router` on `listener` until the host stops.
+fn serve(listener: tokio::net::TcpListener, router: axum::Router, ctx: &ServiceCtx) {
+    let cancel = ctx.cancel();
+    ctx.spawn("mcp-http", async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(cancel.cancelled_owned())
+        .await
+    });
 }
 
 /// A lazily connected channel to the host's gRPC listener (loopback when it is bound to

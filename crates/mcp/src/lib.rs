@@ -4,7 +4,9 @@
 //! - [`server`]: the `ServerHandler` (tools, one call path, audit, metrics);
 //! - [`guard`]: the `MCP_SETTINGS` rules every state-changing tool passes first;
 //! - [`args`]: strict argument parsing (sizes, types, unknown fields, decimal strings);
-//! - [`backend`]: gRPC clients of gekko, the caller's token on every call;
+//! - [`backend`]: gRPC clients of gekko, the caller's token on every call: one address
+//!   (`gekko up`) or routed per venue (separate gateway processes, as in compose);
+//! - [`audit`]: the `mcp.tool_call` audit record, for both writers;
 //! - [`http`]: the `mcp` service of `gekko up` (`/mcp`, bearer tokens);
 //! - [`serve_stdio`]: what `gekko mcp` runs.
 //!
@@ -13,14 +15,15 @@
 //! guard adds the MCP rules on top. See `docs/mcp.md`.
 
 pub mod args;
+pub mod audit;
 pub mod backend;
 pub mod guard;
 pub mod http;
 pub mod server;
 
-pub use backend::{Backend, Token};
+pub use backend::{Backend, RouteError, Token};
 pub use guard::{Guard, Refusal};
-pub use http::{McpEndpoint, McpHttpService};
+pub use http::{McpEndpoint, McpHttpService, McpRoutedService};
 pub use server::{GekkoMcp, Transport, tools};
 
 use rmcp::ServiceExt as _;

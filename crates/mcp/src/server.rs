@@ -5,7 +5,8 @@
 //! malformed call is a tool error naming the field), the risk guard for a state-changing
 //! tool ([`crate::guard`]), the gRPC call(s) with the caller's token, then one
 //! `SystemService/RecordToolCall` (the `mcp.tool_call` audit record, stamped by the gRPC
-//! server with the authenticated caller) and the metrics. The result carries
+//! server with the authenticated caller; a routed server writes it itself, see
+//! [`crate::backend`]) and the metrics. The result carries
 //! `structuredContent` and the same JSON as a text block; a refusal or failure is a result
 //! with `isError: true` whose text names the rule or the error.
 
@@ -53,8 +54,9 @@ impl Transport {
 pub struct Identity {
     /// Forwarded to gRPC on every call.
     pub token: Token,
-    /// The token's name when the server validated it (HTTP), else a placeholder; the
-    /// audit record's actor is always stamped by the gRPC server, not taken from here.
+    /// The token's name when the server validated it (HTTP), else a placeholder. With
+    /// one gekko address the audit record's actor is stamped by its gRPC server; a routed
+    /// server (HTTP only, so the name is the validated token's) writes it from here.
     pub name: String,
     /// The token's role when known (HTTP); `None` over stdio, where the gRPC server
     /// alone knows it.
@@ -422,13 +424,8 @@ impl GekkoMcp {
 
     /// Whether GetStatus reports `venue` as simulated; `None` when it is not hosted.
     async fn simulated(&self, venue: &str, token: &Token) -> Result<Option<bool>, Failure> {
-        let status = self
-            .inner
-            .backend
-            .status(pb::GetStatusRequest {}, token)
-            .await?;
-        Ok(status
-            .venues
+        let venues = self.inner.backend.venues(token).await?;
+        Ok(venues
             .iter()
             .find(|v| v.venue == venue.trim())
             .map(|v| v.simulated))
@@ -477,10 +474,10 @@ impl GekkoMcp {
             }
             "list_venues" => {
                 let _: args::NoArgs = args::parse(raw).map_err(bad)?;
-                let s = b.status(pb::GetStatusRequest {}, t).await?;
                 let mode = self.settings().mode;
-                let venues: Vec<Value> = s
-                    .venues
+                let venues: Vec<Value> = b
+                    .venues(t)
+                    .await?
                     .iter()
                     .map(|v| {
                         let allowed = mode == McpMode::Trade || (mode == McpMode::Paper && v.simulated);
@@ -493,13 +490,7 @@ impl GekkoMcp {
                 let a: args::VenueArgs = args::parse(raw).map_err(bad)?;
                 let venues = match a.venue {
                     Some(v) => vec![v],
-                    None => b
-                        .status(pb::GetStatusRequest {}, t)
-                        .await?
-                        .venues
-                        .into_iter()
-                        .map(|v| v.venue)
-                        .collect(),
+                    None => b.venues(t).await?.into_iter().map(|v| v.venue).collect(),
                 };
                 let mut out = Vec::new();
                 for venue in venues {
@@ -802,7 +793,8 @@ impl GekkoMcp {
         }))
     }
 
-    /// Writes the `mcp.tool_call` record through gRPC (the server stamps the actor).
+    /// Writes the `mcp.tool_call` record: through gRPC (the server stamps the actor), or
+    /// routed, locally with the authenticated token's name.
     async fn audit(
         &self,
         tool: &str,
@@ -821,7 +813,12 @@ impl GekkoMcp {
             session: session.to_owned(),
             transport: self.inner.transport.as_str().to_owned(),
         };
-        if let Err(e) = self.inner.backend.record_tool_call(req, &who.token).await {
+        if let Err(e) = self
+            .inner
+            .backend
+            .record_tool_call(req, &who.token, &who.name)
+            .await
+        {
             metrics::counter!("gekko_mcp_audit_failures_total").increment(1);
             tracing::warn!(tool, code = ?e.code(), error = e.message(), "mcp.tool_call not audited");
         }

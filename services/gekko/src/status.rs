@@ -42,21 +42,6 @@ pub(crate) struct SystemSettings {
     config_json: String,
 }
 
-/// The longest field `RecordToolCall` keeps; longer ones are cut (and say so), so an
-/// audit record stays small whatever an MCP client sent.
-const MAX_AUDIT_FIELD: usize = 8 * 1024;
-
-fn bounded(s: &str) -> String {
-    if s.len() <= MAX_AUDIT_FIELD {
-        return s.to_owned();
-    }
-    let mut end = MAX_AUDIT_FIELD;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}... ({} bytes cut)", &s[..end], s.len() - end)
-}
-
 /// Whether a secret is configured, as `ExplainConfig` shows it.
 fn set(present: bool) -> &'static str {
     if present { "set" } else { "unset" }
@@ -234,35 +219,7 @@ impl SystemService for SystemStatus {
         let actor = crate::caller_name(&request);
         let r = request.into_inner();
         let tool = r.tool.trim();
-        if tool.is_empty() || tool.len() > 128 {
-            return Err(Status::invalid_argument(
-                "tool: required, at most 128 characters",
-            ));
-        }
-        let outcome = match r.outcome.as_str() {
-            o @ ("ok" | "error" | "refused") => o,
-            other => {
-                return Err(Status::invalid_argument(format!(
-                    "outcome: {other:?} is not one of ok, error, refused"
-                )));
-            }
-        };
-        let arguments = serde_json::from_str::<serde_json::Value>(&r.arguments_json)
-            .unwrap_or_else(|_| serde_json::Value::from(bounded(&r.arguments_json)));
-        let arguments = if arguments.to_string().len() > MAX_AUDIT_FIELD {
-            serde_json::Value::from(bounded(&arguments.to_string()))
-        } else {
-            arguments
-        };
-        let detail = serde_json::json!({
-            "tool": tool,
-            "arguments": arguments,
-            "detail": bounded(&r.detail),
-            "session": bounded(&r.session),
-            "transport": bounded(&r.transport),
-        });
-        let rec = gekko_audit::AuditRecord::new(actor.clone(), "mcp.tool_call", outcome)
-            .with_detail(detail);
+        let rec = gekko_mcp::audit::tool_call_record(actor.clone(), &r)?;
         let recorded = match self.ctx.audit().record(rec).await {
             Ok(id) => id.is_some(),
             Err(e) => {
