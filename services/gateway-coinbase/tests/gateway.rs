@@ -479,6 +479,67 @@ async fn a_restart_mid_order_reconciles() {
     env.stop_gateway().await;
 }
 
+/// Fills made while the gateway is down reach the fills stream at the next start
+/// (reconciliation reads them back with `order_fills`), exactly once, under the trade
+/// ids the user stream gives the same executions; a further restart adds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fills_made_while_the_gateway_is_down_reach_the_fills_stream_once() {
+    let mut env = ready_env(&Opts::default()).await;
+    let mut c = env.client();
+    let px = passive_bid(&env);
+    c.place_order(limit("cb-nl-1", pb::Side::Buy, "0.3", &px.to_string()))
+        .await
+        .unwrap();
+    // One execution while the gateway listens, reported by the user stream.
+    env.sim.trade_through("BTC-USD", px, dec!(0.1));
+    wait_status(&env, "cb-nl-1", pb::OrderStatus::PartiallyFilled).await;
+    assert!(
+        eventually(WAIT, || async { env.fills("cb-nl-1").await.len() == 1 }).await,
+        "the stream's fill: {:?}",
+        env.fills("cb-nl-1").await
+    );
+    env.stop_gateway().await;
+
+    // Two more executions while nobody listens.
+    env.sim.trade_through("BTC-USD", px, dec!(0.05));
+    env.sim.trade_through("BTC-USD", px, dec!(1));
+
+    env.start_gateway(&Opts::default()).await.unwrap();
+    env.wait_ready().await;
+    let gw = env.gw().gateway.clone();
+    let o = gw
+        .order(&gekko_core::ClientOrderId::parse("cb-nl-1").unwrap())
+        .expect("known after restart");
+    assert_eq!(o.status, gekko_core::OrderStatus::Filled, "{o:?}");
+    let fills = env.fills("cb-nl-1").await;
+    let venue: Vec<(Decimal, Decimal)> = env
+        .sim
+        .orders()
+        .into_iter()
+        .filter(|o| o.client_order_id == "cb-nl-1")
+        .flat_map(|o| o.fills.iter().map(|f| (f.price, f.qty)).collect::<Vec<_>>())
+        .collect();
+    assert_eq!(venue.len(), 3, "three executions at the venue: {venue:?}");
+    assert_eq!(
+        fills.iter().map(|f| (f.price, f.qty)).collect::<Vec<_>>(),
+        venue,
+        "the fills stream holds each venue execution once, in order"
+    );
+    let mut ids: Vec<_> = fills.iter().map(|f| f.trade_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "distinct trade ids: {fills:?}");
+    env.stop_gateway().await;
+
+    // A second restart finds nothing new to record.
+    env.start_gateway(&Opts::default()).await.unwrap();
+    env.wait_ready().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let again = env.fills("cb-nl-1").await;
+    assert_eq!(again.len(), 3, "{again:?}");
+    env.stop_gateway().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_storm_is_survived_without_a_request_inside_the_reset_window() {
     let mut env = ready_env(&Opts::default()).await;

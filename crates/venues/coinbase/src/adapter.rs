@@ -72,7 +72,7 @@ use crate::common::consts;
 use crate::common::{ProductRules, order_update, parse_rfc3339_ms, product_id};
 use crate::config::CoinbaseConfig;
 use crate::error::CoinbaseError;
-use crate::http::models::{Account, CancelResult, PriceBook};
+use crate::http::models::{Account, CancelResult, CoinbaseFill, PriceBook};
 use crate::http::{CoinbaseHttpClient, NewOrder, OrderConfiguration, OrderFilter};
 use crate::websocket::{self, CoinbaseMarketControl, CoinbaseWsConfig};
 
@@ -365,6 +365,56 @@ pub fn book_snapshot(instrument: &InstrumentId, book: &PriceBook) -> BookSnapsho
     }
 }
 
+/// The fills of `order` from the venue's fill records, oldest first, named the way the
+/// `user` stream names them ([`crate::websocket::CoinbaseFillTracker`]): trade id
+/// `<order_id>:<cumulative quantity after this fill>`, so that a fill the stream
+/// reported and the same fill read back here de-duplicate in the gateway.
+///
+/// `fills` is the venue's answer (newest first); records of other orders are ignored.
+/// A size in quote currency is converted to base at the fill's price; a record with a
+/// zero or negative size or price (or one whose arithmetic would overflow) is skipped
+/// with a warning rather than counted.
+#[must_use]
+pub fn fills_of(order: &OrderUpdate, fills: &[CoinbaseFill]) -> Vec<gekko_core::Fill> {
+    let mut cumulative = rust_decimal::Decimal::ZERO;
+    let mut out = Vec::new();
+    for f in fills
+        .iter()
+        .rev()
+        .filter(|f| f.order_id == order.venue_order_id)
+    {
+        let qty = if f.size_in_quote {
+            f.size.checked_div(f.price)
+        } else {
+            Some(f.size)
+        };
+        let Some(qty) = qty
+            .filter(|q| *q > rust_decimal::Decimal::ZERO && f.price > rust_decimal::Decimal::ZERO)
+        else {
+            tracing::warn!(order_id = %f.order_id, trade_id = %f.trade_id, "Coinbase: fill record without a positive size and price; skipped");
+            continue;
+        };
+        let Some(next) = cumulative.checked_add(qty) else {
+            tracing::warn!(order_id = %f.order_id, trade_id = %f.trade_id, "Coinbase: fill sizes out of range; skipped");
+            continue;
+        };
+        cumulative = next;
+        out.push(gekko_core::Fill {
+            client_order_id: order.client_order_id.clone(),
+            venue_order_id: order.venue_order_id.clone(),
+            trade_id: format!("{}:{}", order.venue_order_id, cumulative.normalize()),
+            instrument: order.instrument.clone(),
+            side: order.side,
+            price: f.price.normalize(),
+            qty,
+            fee: f.commission.max(rust_decimal::Decimal::ZERO),
+            fee_asset: order.instrument.quote.clone(),
+            ts_ms: parse_rfc3339_ms(&f.trade_time).unwrap_or(order.ts_ms),
+        });
+    }
+    out
+}
+
 fn not_placed(e: CoinbaseError) -> SubmitError {
     SubmitError::NotPlaced(e.into())
 }
@@ -548,6 +598,25 @@ impl VenueAdapter for CoinbaseVenue {
             .collect())
     }
 
+    /// `GET /orders/historical/fills?order_ids=…` over every page, as [`fills_of`]
+    /// names them: the ids the `user` stream gives the same executions.
+    ///
+    /// The stream reports one fill per order event; when Coinbase folds several
+    /// executions into one event, the stream's single fill carries the id of the last
+    /// one here. The engine asks only for an order more filled than it knows, after the
+    /// stream's events before the query were applied, so the two paths meet on the same
+    /// ids.
+    async fn order_fills(&self, order: &OrderUpdate) -> Result<Vec<gekko_core::Fill>, VenueError> {
+        if order.venue_order_id.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fills = self
+            .http
+            .fills(std::slice::from_ref(&order.venue_order_id), &[])
+            .await?;
+        Ok(fills_of(order, &fills))
+    }
+
     async fn balances(&self) -> Result<Vec<Balance>, VenueError> {
         Ok(balances_from_accounts(&self.http.accounts().await?))
     }
@@ -692,6 +761,55 @@ mod tests {
         assert_eq!(
             order_configuration(&req).unwrap().key(),
             "market_market_ioc"
+        );
+    }
+
+    #[test]
+    fn fills_are_read_oldest_first_with_the_user_streams_trade_ids() {
+        let order = OrderUpdate {
+            client_order_id: ClientOrderId::parse("gk1").unwrap(),
+            venue_order_id: "ord-1".into(),
+            instrument: InstrumentId::new(VenueId::Coinbase, "BTC", "USD"),
+            side: Side::Buy,
+            status: OrderStatus::Filled,
+            qty: Decimal::new(3, 1),
+            price: Some(Decimal::from(100)),
+            filled_qty: Decimal::new(3, 1),
+            cum_quote: Decimal::from(30),
+            last_fill: None,
+            ts_ms: 7,
+            reject_reason: None,
+        };
+        let fill =
+            |trade: &str, order_id: &str, size: &str, in_quote: bool, time: &str| CoinbaseFill {
+                entry_id: String::new(),
+                trade_id: trade.into(),
+                order_id: order_id.into(),
+                trade_time: time.into(),
+                price: Decimal::from(100),
+                size: size.parse().unwrap(),
+                commission: Decimal::new(1, 2),
+                product_id: "BTC-USD".into(),
+                side: "BUY".into(),
+                liquidity_indicator: "MAKER".into(),
+                size_in_quote: in_quote,
+            };
+        // Newest first, as the venue lists them; one of another order; one in quote units;
+        // one unusable (zero size).
+        let venue = [
+            fill("3", "ord-1", "0.00000000", false, "2024-01-01T00:00:03Z"),
+            fill("2", "ord-1", "20.00", true, "2024-01-01T00:00:02Z"),
+            fill("9", "ord-2", "5", false, "2024-01-01T00:00:02Z"),
+            fill("1", "ord-1", "0.10000000", false, "2024-01-01T00:00:01Z"),
+        ];
+        let got = fills_of(&order, &venue);
+        let ids: Vec<_> = got.iter().map(|f| f.trade_id.as_str()).collect();
+        assert_eq!(ids, ["ord-1:0.1", "ord-1:0.3"]);
+        assert_eq!(got[1].qty, Decimal::new(2, 1), "20 USD at 100 is 0.2 BTC");
+        assert_eq!(got[0].ts_ms, 1_704_067_201_000);
+        assert!(
+            got.iter()
+                .all(|f| f.fee_asset == "USD" && f.fee == Decimal::new(1, 2))
         );
     }
 
