@@ -206,12 +206,14 @@ impl Gateway {
     /// streams. Readiness components (`<venue>-credentials`, `-clock`, `-reconciliation`,
     /// `-market-data`) turn ready as each condition holds.
     ///
-    /// Configured pairs the venue does not list are skipped with a warning; only a
-    /// configuration of which the venue lists nothing at all is an error.
+    /// Configured pairs the venue does not list are skipped with a warning. A venue that
+    /// lists none of them still starts, with no instruments: accounts, orders'
+    /// reconciliation and close-positions keep working, no market stream is opened, and
+    /// `<venue>-market-data` is ready with a note saying there is nothing to stream.
     ///
     /// # Errors
-    /// [`StartError`] when the venue refuses the credentials, lists none of the
-    /// instruments, stays unreachable, or strict reconciliation finds a mismatch.
+    /// [`StartError`] when the venue refuses the credentials, stays unreachable, or
+    /// strict reconciliation finds a mismatch.
     pub async fn start(
         venue: Arc<dyn VenueAdapter>,
         bus: Arc<dyn Bus>,
@@ -238,27 +240,31 @@ impl Gateway {
             Err(e) => return Err(StartError::Venue(e)),
         }
         // 2. Instruments: configured pairs the venue does not list are skipped with a
-        // warning (SUPPORTED_TRADING_PAIRS spans venues); none at all is an error.
+        // warning (SUPPORTED_TRADING_PAIRS spans venues); none at all leaves the gateway
+        // without instruments (an empty request would mean "all" to some adapters).
         let mut cfg = cfg;
-        let infos = patiently(&cancel, || venue.instruments(&cfg.instruments))
-            .await
-            .map_err(StartError::Venue)?;
+        let infos = if cfg.instruments.is_empty() {
+            Vec::new()
+        } else {
+            patiently(&cancel, || venue.instruments(&cfg.instruments))
+                .await
+                .map_err(StartError::Venue)?
+        };
         let (offered, missing): (Vec<InstrumentId>, Vec<InstrumentId>) = cfg
             .instruments
             .iter()
             .cloned()
             .partition(|want| infos.iter().any(|inf| &inf.id == want));
-        if offered.is_empty() {
-            return Err(StartError::UnknownInstrument(
-                missing
-                    .iter()
-                    .map(InstrumentId::pair)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ));
-        }
         for m in &missing {
             tracing::warn!(venue = label, instrument = %m.pair(), "pair not offered by the venue; skipped");
+        }
+        if offered.is_empty() {
+            let skipped: Vec<String> = missing.iter().map(InstrumentId::pair).collect();
+            tracing::warn!(
+                venue = label,
+                skipped = %skipped.join(", "),
+                "the venue lists none of the configured pairs: the gateway runs with no instruments"
+            );
         }
         cfg.instruments = offered;
         let (market, md_rx) = MarketData::new(
@@ -344,8 +350,11 @@ impl Gateway {
 
         // 6. Background tasks.
         let streams = StreamCtx::new(tracker.clone(), cancel.child_token());
-        let market_rx = i.venue.market_stream(i.market.instruments(), &streams);
-        tracker.spawn(gw.clone().market_loop(market_rx, cancel.child_token()));
+        // No instruments, no market stream (readiness is vacuous, see `MarketData`).
+        if !i.market.instruments().is_empty() {
+            let market_rx = i.venue.market_stream(i.market.instruments(), &streams);
+            tracker.spawn(gw.clone().market_loop(market_rx, cancel.child_token()));
+        }
         tracker.spawn(gw.clone().clock_loop(cancel.child_token()));
         tracker.spawn(gw.clone().watchdog_loop(cancel.child_token()));
         let md_rx = gw.standby_gate(tracker, md_rx, cancel.child_token());

@@ -224,7 +224,10 @@ impl MarketData {
             .map(|b| b.instrument().pair())
             .collect();
         unsynced.sort();
-        if last == 0 {
+        if self.instruments.is_empty() {
+            self.ready
+                .set_ready_noting("no instruments: the venue lists none of the configured pairs");
+        } else if last == 0 {
             self.ready.set_not_ready("no market data yet");
         } else if age > stale_ms {
             self.ready
