@@ -60,7 +60,13 @@ pub async fn redis(url: &str, timeout: Duration, t: &Thresholds) -> (ServiceNode
             .map_err(|e| format!("INFO failed: {e}"))?;
         Ok::<_, String>((latency, parse_info(&info)))
     };
-    let components = match tokio::time::timeout(timeout, probe).await {
+    let answered = tokio::time::timeout(timeout, probe).await;
+    metrics::gauge!("gekko_healthd_redis_up").set(if matches!(answered, Ok(Ok(_))) {
+        1.0
+    } else {
+        0.0
+    });
+    let components = match answered {
         Err(_) => vec![Component::with(
             "ping",
             Status::Down,
@@ -70,6 +76,15 @@ pub async fn redis(url: &str, timeout: Duration, t: &Thresholds) -> (ServiceNode
         Ok(Ok((latency, info))) => {
             let get = |k: &str| info.get(k).cloned().unwrap_or_default();
             let ms = latency.as_secs_f64() * 1000.0;
+            metrics::gauge!("gekko_healthd_redis_latency_seconds").set(latency.as_secs_f64());
+            metrics::gauge!(
+                "gekko_healthd_redis_info",
+                "role" => get("role"),
+                "version" => get("redis_version")
+            )
+            .set(1.0);
+            metrics::gauge!("gekko_healthd_redis_connected_clients")
+                .set(get("connected_clients").parse().unwrap_or(0.0));
             let mut out = Vec::new();
             let ping = if ms > t.redis_latency_ms {
                 Component::with(
@@ -93,6 +108,12 @@ pub async fn redis(url: &str, timeout: Duration, t: &Thresholds) -> (ServiceNode
             let aof_bad = [&write, &rewrite]
                 .iter()
                 .any(|s| !s.is_empty() && s.as_str() != "ok");
+            metrics::gauge!("gekko_healthd_redis_aof_enabled").set(if aof_enabled {
+                1.0
+            } else {
+                0.0
+            });
+            metrics::gauge!("gekko_healthd_redis_aof_ok").set(if aof_bad { 0.0 } else { 1.0 });
             let aof = if aof_bad {
                 conditions.push(Condition::new(
                     "redis_aof_error",
@@ -123,6 +144,7 @@ pub async fn redis(url: &str, timeout: Duration, t: &Thresholds) -> (ServiceNode
             );
             let used: f64 = get("used_memory").parse().unwrap_or(0.0);
             let used_mb = used / (1024.0 * 1024.0);
+            metrics::gauge!("gekko_healthd_redis_used_memory_bytes").set(used);
             let memory = if t.redis_memory_mb > 0.0 && used_mb > t.redis_memory_mb {
                 conditions.push(Condition::new(
                     "redis_memory",
@@ -179,9 +201,25 @@ pub async fn redis(url: &str, timeout: Duration, t: &Thresholds) -> (ServiceNode
 #[derive(Debug, Default)]
 pub struct RestartMemory {
     seen: BTreeMap<String, VecDeque<(Instant, i64)>>,
+    /// The last restart count per container name, for `gekko_healthd_container_restarts_total`.
+    last_by_name: BTreeMap<String, i64>,
 }
 
 impl RestartMemory {
+    /// Records `count` for the container `name`; returns the restarts since the last
+    /// poll. The first sight of a name counts none (healthd may start long after the
+    /// container did), and a count that went down (the container was recreated under the
+    /// same name) counts from 0.
+    pub fn new_restarts(&mut self, name: &str, count: i64) -> u64 {
+        let before = self.last_by_name.insert(name.to_owned(), count);
+        let new = match before {
+            None => 0,
+            Some(b) if count >= b => count - b,
+            Some(_) => count,
+        };
+        u64::try_from(new).unwrap_or(0)
+    }
+
     /// Records `count` for `id`; returns how many restarts happened within `window`.
     pub fn restarts_within(&mut self, id: &str, count: i64, window: Duration) -> i64 {
         let now = Instant::now();
@@ -225,6 +263,7 @@ pub async fn docker(
     let docker = match Docker::connect_with_defaults() {
         Ok(d) => d,
         Err(e) => {
+            metrics::gauge!("gekko_healthd_docker_up").set(0.0);
             node.replicas.push(absent(e.to_string()));
             return (node, Vec::new());
         }
@@ -245,6 +284,11 @@ pub async fn docker(
         })),
     )
     .await;
+    metrics::gauge!("gekko_healthd_docker_up").set(if matches!(listed, Ok(Ok(_))) {
+        1.0
+    } else {
+        0.0
+    });
     let containers = match listed {
         Err(_) => {
             node.replicas.push(absent(format!(
@@ -297,11 +341,24 @@ pub async fn docker(
             .unwrap_or_else(|| id.chars().take(12).collect())
             .trim_start_matches('/')
             .to_owned();
+        let service = info
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.as_ref())
+            .and_then(|l| l.get("com.docker.compose.service"))
+            .cloned()
+            .unwrap_or_default();
+        let labels = [("container", name.clone()), ("service", service)];
         let state = info.state.clone().unwrap_or_default();
         let status_text = state
             .status
             .map_or_else(|| "unknown".to_owned(), |s| s.to_string());
         let running = state.running.unwrap_or(false);
+        metrics::gauge!("gekko_healthd_container_running", &labels).set(if running {
+            1.0
+        } else {
+            0.0
+        });
         let mut components = Vec::new();
         components.push(if running {
             Component::ok("state").detail("status", &status_text)
@@ -318,6 +375,12 @@ pub async fn docker(
         });
         if let Some(h) = state.health.as_ref().and_then(|h| h.status) {
             let text = h.to_string();
+            let level = match text.as_str() {
+                "healthy" | "none" | "" => 0.0,
+                "starting" => 1.0,
+                _ => 2.0,
+            };
+            metrics::gauge!("gekko_healthd_container_health_status", &labels).set(level);
             components.push(match text.as_str() {
                 "healthy" | "none" | "" => Component::ok("health").detail("status", &text),
                 "starting" => {
@@ -335,6 +398,11 @@ pub async fn docker(
             });
         }
         let restart_count = info.restart_count.unwrap_or(0);
+        #[allow(clippy::cast_precision_loss)] // restart counts are small
+        metrics::gauge!("gekko_healthd_container_docker_restarts", &labels)
+            .set(restart_count as f64);
+        metrics::counter!("gekko_healthd_container_restarts_total", &labels)
+            .increment(restarts.new_restarts(&name, restart_count));
         let recent =
             restarts.restarts_within(&id, restart_count, Duration::from_secs(t.restart_window_s));
         let loop_now = u64::try_from(recent).unwrap_or(0) >= t.restart_loop;
@@ -365,6 +433,11 @@ pub async fn docker(
             .detail("restart_count", restart_count),
         );
         let oom = state.oom_killed.unwrap_or(false);
+        metrics::gauge!("gekko_healthd_container_oom_killed", &labels).set(if oom {
+            1.0
+        } else {
+            0.0
+        });
         if oom {
             conditions.push(Condition::new(
                 "container_oom_killed",
@@ -382,7 +455,7 @@ pub async fn docker(
             .detail("oom_killed", oom),
         );
         if let Ok(Some(Ok(s))) = stats {
-            components.push(resources(&name, &s, t, &mut conditions));
+            components.push(resources(&name, &labels, &s, t, &mut conditions));
         }
         node.replicas.push(Replica {
             address: name,
@@ -395,6 +468,7 @@ pub async fn docker(
 #[allow(clippy::cast_precision_loss)] // byte and tick counts: a ratio, not money
 fn resources(
     name: &str,
+    labels: &[(&'static str, String); 2],
     s: &bollard::models::ContainerStatsResponse,
     t: &Thresholds,
     conditions: &mut Vec<Condition>,
@@ -443,6 +517,13 @@ fn resources(
                 }
             })
         });
+    metrics::gauge!("gekko_healthd_container_cpu_ratio", labels).set(cpu_pct / 100.0);
+    metrics::gauge!("gekko_healthd_container_memory_bytes", labels).set(usage);
+    metrics::gauge!("gekko_healthd_container_memory_limit_bytes", labels).set(limit);
+    metrics::gauge!("gekko_healthd_container_network_receive_bytes", labels).set(rx as f64);
+    metrics::gauge!("gekko_healthd_container_network_transmit_bytes", labels).set(tx as f64);
+    metrics::gauge!("gekko_healthd_container_block_read_bytes", labels).set(read as f64);
+    metrics::gauge!("gekko_healthd_container_block_write_bytes", labels).set(write as f64);
     let mut problems = Vec::new();
     if cpu_pct > t.container_cpu_pct {
         problems.push(format!(
@@ -501,6 +582,8 @@ pub fn host(disk_paths: &[String], t: &Thresholds) -> (ServiceNode, Vec<Conditio
         Err(_) => (0, 0),
     };
     if total > 0 {
+        metrics::gauge!("gekko_healthd_host_memory_total_bytes").set(total as f64);
+        metrics::gauge!("gekko_healthd_host_memory_available_bytes").set(available as f64);
         let used_pct = (total.saturating_sub(available)) as f64 / total as f64 * 100.0;
         let c = if used_pct > t.host_memory_pct {
             conditions.push(Condition::new(
@@ -562,6 +645,10 @@ pub fn host(disk_paths: &[String], t: &Thresholds) -> (ServiceNode, Vec<Conditio
             components.push(Component::ok(name).detail("total_bytes", 0));
             continue;
         }
+        metrics::gauge!("gekko_healthd_host_disk_total_bytes", "path" => path.clone())
+            .set(total as f64);
+        metrics::gauge!("gekko_healthd_host_disk_available_bytes", "path" => path.clone())
+            .set(avail as f64);
         let used_pct = total.saturating_sub(avail) as f64 / total as f64 * 100.0;
         let c = if used_pct > t.disk_pct {
             conditions.push(Condition::new(
@@ -621,5 +708,15 @@ mod tests {
         assert_eq!(m.restarts_within("a", 5, w), 0);
         assert_eq!(m.restarts_within("a", 7, w), 2);
         assert_eq!(m.restarts_within("a", 9, w), 4);
+    }
+
+    #[test]
+    fn new_restarts_count_from_the_first_sight_and_across_recreation() {
+        let mut m = RestartMemory::default();
+        assert_eq!(m.new_restarts("web", 5), 0, "the first sight counts none");
+        assert_eq!(m.new_restarts("web", 5), 0);
+        assert_eq!(m.new_restarts("web", 7), 2);
+        assert_eq!(m.new_restarts("web", 1), 1, "recreated: counts from 0");
+        assert_eq!(m.new_restarts("db", 3), 0);
     }
 }

@@ -441,6 +441,134 @@ async fn a_required_target_going_down_and_coming_back() {
     assert!(health(&agg).await.open_alerts.iter().all(|a| a.id != id));
 }
 
+/// healthd's own `/metrics` (on `HEALTHD_HTTP_ADDR`).
+async fn metrics_text(p: &Proc) -> String {
+    reqwest::get(format!("http://127.0.0.1:{}/metrics", p.own))
+        .await
+        .expect("healthd /metrics")
+        .text()
+        .await
+        .expect("/metrics body")
+}
+
+/// The value of the first sample of `name` whose labels contain every `labels` pair.
+fn sample(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    body.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (series, value) = l.rsplit_once(' ')?;
+        let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+        let wanted = metric == name
+            && labels
+                .iter()
+                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+        wanted.then(|| value.parse().ok()).flatten()
+    })
+}
+
+/// Waits until `/metrics` has a sample of `name` (with `labels`) for which `ok` holds.
+async fn wait_sample(
+    p: &Proc,
+    name: &str,
+    labels: &[(&str, &str)],
+    ok: impl Fn(f64) -> bool,
+) -> (f64, String) {
+    let mut last = String::new();
+    for _ in 0..150 {
+        last = metrics_text(p).await;
+        if let Some(v) = sample(&last, name, labels)
+            && ok(v)
+        {
+            return (v, last);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("no fitting {name}{labels:?} in healthd /metrics within 30 s:\n{last}");
+}
+
+/// What healthd collects about Redis and the host is on its `/metrics`, with the
+/// values a real `redis-server` (appendonly yes) and this host give; a real AOF failure
+/// (the data directory removed under Redis, then `BGREWRITEAOF`) turns
+/// `gekko_healthd_redis_aof_ok` to 0. Docker at a dead socket is `docker_up 0`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(
+    clippy::float_cmp,
+    reason = "0/1 gauges and small counts are exact in f64"
+)]
+async fn redis_and_host_figures_are_exported_as_metrics() {
+    let redis = RedisServer::start();
+    let agg = start(&[
+        ("REDIS_URL", redis.url()),
+        ("HEALTHD_DISK_PATHS", "/".to_owned()),
+    ])
+    .await;
+    let (_, body) = wait_sample(&agg, "gekko_healthd_redis_up", &[], |v| v == 1.0).await;
+    let get = |name: &str, labels: &[(&str, &str)]| {
+        sample(&body, name, labels).unwrap_or_else(|| panic!("{name} missing:\n{body}"))
+    };
+    assert!(get("gekko_healthd_redis_connected_clients", &[]) >= 1.0);
+    assert_eq!(get("gekko_healthd_redis_aof_enabled", &[]), 1.0);
+    assert_eq!(get("gekko_healthd_redis_aof_ok", &[]), 1.0);
+    assert!(get("gekko_healthd_redis_used_memory_bytes", &[]) > 100_000.0);
+    let latency = get("gekko_healthd_redis_latency_seconds", &[]);
+    assert!(latency > 0.0 && latency < 1.0, "PING took {latency} s");
+    assert_eq!(get("gekko_healthd_redis_info", &[("role", "master")]), 1.0);
+    let total = get("gekko_healthd_host_memory_total_bytes", &[]);
+    let available = get("gekko_healthd_host_memory_available_bytes", &[]);
+    assert!(
+        total > 0.0 && available > 0.0 && available <= total,
+        "{total} {available}"
+    );
+    let disk = get("gekko_healthd_host_disk_total_bytes", &[("path", "/")]);
+    let free = get("gekko_healthd_host_disk_available_bytes", &[("path", "/")]);
+    assert!(disk > 0.0 && free <= disk, "{disk} {free}");
+    assert_eq!(
+        get("gekko_healthd_docker_up", &[]),
+        0.0,
+        "the socket is dead"
+    );
+    for help in [
+        "# HELP gekko_healthd_redis_aof_ok",
+        "# HELP gekko_healthd_host_disk_available_bytes",
+    ] {
+        assert!(body.contains(help), "{help} missing");
+    }
+
+    // A real AOF failure: Redis's directory disappears, so the rewrite cannot write.
+    let client = redis::Client::open(redis.url()).expect("redis url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connection");
+    let dir: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("dir")
+        .query_async(&mut conn)
+        .await
+        .expect("CONFIG GET dir");
+    std::fs::remove_dir_all(&dir[1]).expect("remove the Redis directory");
+    let rewrite: redis::RedisResult<String> =
+        redis::cmd("BGREWRITEAOF").query_async(&mut conn).await;
+    assert!(rewrite.is_err(), "the rewrite should fail: {rewrite:?}");
+    wait_sample(&agg, "gekko_healthd_redis_aof_ok", &[], |v| v == 0.0).await;
+    let url = redis.url();
+    poll_some(
+        "redis_aof_error on gekko:alerts",
+        Duration::from_secs(30),
+        || {
+            let url = url.clone();
+            async move {
+                find(
+                    &alert_events(&url).await,
+                    "firing",
+                    "redis_aof_error",
+                    "redis",
+                )
+                .cloned()
+            }
+        },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alertmanager_alerts_are_republished() {
     let redis = RedisServer::start();
@@ -601,6 +729,10 @@ fn docker(args: &[&str]) -> Result<String, String> {
 /// in a restart loop. The running one shows its state and stats; the loop raises
 /// `container_restart_loop` on `gekko:alerts`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(
+    clippy::float_cmp,
+    reason = "0/1 gauges and small counts are exact in f64"
+)]
 async fn docker_containers_and_a_restart_loop() {
     if let Err(e) = docker(&["info", "--format", "{{.ServerVersion}}"]) {
         eprintln!("SKIPPED docker_containers_and_a_restart_loop: no Docker daemon answers ({e})");
@@ -718,6 +850,37 @@ async fn docker_containers_and_a_restart_loop() {
     )
     .await;
     assert_eq!(fired["severity"], "critical");
+    // The same, as metrics: Docker answered, the sleeping container runs, and the loop's
+    // restarts are counted (Docker's count and the ones healthd saw since it started).
+    let looping = scratch.containers[1].as_str();
+    let (_, body) = wait_sample(
+        &agg,
+        "gekko_healthd_container_restarts_total",
+        &[("container", looping)],
+        |v| v >= 1.0,
+    )
+    .await;
+    let get = |name: &str, container: &str| {
+        sample(&body, name, &[("container", container)])
+            .unwrap_or_else(|| panic!("{name} of {container} missing:\n{body}"))
+    };
+    assert_eq!(sample(&body, "gekko_healthd_docker_up", &[]), Some(1.0));
+    assert_eq!(get("gekko_healthd_container_running", &sleeping), 1.0);
+    assert_eq!(get("gekko_healthd_container_oom_killed", &sleeping), 0.0);
+    assert_eq!(
+        get("gekko_healthd_container_docker_restarts", &sleeping),
+        0.0
+    );
+    assert!(get("gekko_healthd_container_docker_restarts", looping) >= 1.0);
+    assert!(get("gekko_healthd_container_memory_bytes", &sleeping) > 0.0);
+    assert!(get("gekko_healthd_container_cpu_ratio", &sleeping) >= 0.0);
+    for name in [
+        "gekko_healthd_container_memory_limit_bytes",
+        "gekko_healthd_container_network_receive_bytes",
+        "gekko_healthd_container_block_read_bytes",
+    ] {
+        get(name, &sleeping);
+    }
     drop(scratch);
     let _ = std::fs::remove_dir_all(&dir);
 }
