@@ -47,6 +47,7 @@ struct Opts {
     stale_after: Duration,
     request_timeout: Duration,
     reconcile: ReconcileMode,
+    channel_silent_after: Option<Duration>,
 }
 
 impl Default for Opts {
@@ -55,6 +56,7 @@ impl Default for Opts {
             stale_after: Duration::from_secs(5),
             request_timeout: Duration::from_secs(2),
             reconcile: ReconcileMode::Adopt,
+            channel_silent_after: None,
         }
     }
 }
@@ -90,13 +92,17 @@ async fn env() -> Env {
 
 impl Env {
     async fn start_gateway(&mut self, opts: &Opts) -> Result<(), StartError> {
-        let venue = gateway_coinbase::sim_venue(
-            &self.sim,
+        let mut vc = gekko_coinbase::CoinbaseConfig::simulator(
+            &self.sim.rest_url,
+            &self.sim.ws_url,
+            &self.sim.ws_user_url,
             self.key.clone(),
-            opts.request_timeout,
-            opts.stale_after,
-        )
-        .expect("venue client");
+            self.sim.cert_pem.clone(),
+        );
+        vc.request_timeout = opts.request_timeout;
+        vc.stale_after = opts.stale_after;
+        vc.channel_silent_after = opts.channel_silent_after;
+        let venue = gekko_coinbase::CoinbaseVenue::new(vc).expect("venue client");
         let mut cfg = GatewayConfig::new(gateway_coinbase::SOURCE, vec![btc()]);
         cfg.stale_after = opts.stale_after;
         cfg.reconcile_mode = opts.reconcile;
@@ -568,6 +574,29 @@ async fn a_429_storm_is_survived_without_a_request_inside_the_reset_window() {
     env.stop_gateway().await;
 }
 
+/// The process's Prometheus text (the recorder the gateway binary installs), for the
+/// venue counters. Counters only grow, and other tests of this binary may add to them,
+/// so tests compare a value before and after their fault.
+fn metrics_text() -> String {
+    gekko_runtime::metrics::install_prometheus()
+        .expect("recorder")
+        .render()
+}
+
+/// The sum of the samples of `name` whose labels contain every one of `labels`.
+fn counter(name: &str, labels: &[&str]) -> u64 {
+    metrics_text()
+        .lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter(|l| labels.iter().all(|want| l.contains(want)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
 /// Waits until the gateway's book of BTC-USD has exactly the simulator's levels (the
 /// market paused so that both stand still).
 async fn assert_book_matches_sim(env: &Env) {
@@ -599,8 +628,12 @@ async fn assert_book_matches_sim(env: &Env) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sequence_gap_and_a_websocket_drop_each_rebuild_the_book() {
+    metrics_text();
     let mut env = ready_env(&Opts::default()).await;
     assert_book_matches_sim(&env).await;
+    let market = ["venue=\"coinbase\"", "stream=\"market\""];
+    let gaps = counter("gekko_venue_sequence_gaps_total", &market);
+    let resubscribes = counter("gekko_venue_resubscribes_total", &market);
 
     let before = env.sim.stats().ws_connections;
     env.sim.inject(Fault::DropWebSockets);
@@ -620,6 +653,14 @@ async fn a_sequence_gap_and_a_websocket_drop_each_rebuild_the_book() {
         "the gap was detected and the market stream rebuilt"
     );
     assert_book_matches_sim(&env).await;
+    assert!(
+        counter("gekko_venue_sequence_gaps_total", &market) > gaps,
+        "the gap is counted"
+    );
+    assert!(
+        counter("gekko_venue_resubscribes_total", &market) > resubscribes,
+        "the resubscribe for the book is counted"
+    );
     env.stop_gateway().await;
 }
 
@@ -648,6 +689,58 @@ async fn a_silent_channel_is_detected() {
             .iter()
             .any(|c| c.name == "coinbase-market-data" && !c.ready),
         "{report:?}"
+    );
+    env.wait_ready().await;
+    assert_book_matches_sim(&env).await;
+    env.stop_gateway().await;
+}
+
+/// `level2` stops while heartbeats and `ticker` keep flowing: the per-channel watch
+/// sees it, the gateway is not ready meanwhile (its book is not synced), the silence is
+/// counted, and once the channel is back the resubscribed book equals the simulator's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_silent_channel_while_heartbeats_flow_is_detected_and_the_book_rebuilt() {
+    metrics_text();
+    let mut env = ready_env(&Opts {
+        channel_silent_after: Some(Duration::from_millis(1500)),
+        ..Opts::default()
+    })
+    .await;
+    assert_book_matches_sim(&env).await;
+    let l2 = [
+        "venue=\"coinbase\"",
+        "stream=\"market\"",
+        "channel=\"l2_data\"",
+    ];
+    let silent = counter("gekko_venue_silent_channels_total", &l2);
+    let heartbeats = env.sim.stats().ws_messages_sent;
+    env.sim.inject(Fault::SilentChannel {
+        channel: "l2_data".into(),
+        duration: Duration::from_secs(4),
+    });
+    let r = env.gw().readiness.clone();
+    assert!(
+        eventually(Duration::from_secs(4), || {
+            let r = r.clone();
+            async move { !r.is_ready() }
+        })
+        .await,
+        "a silent level2 must make the gateway not ready"
+    );
+    let report = r.report();
+    assert!(
+        report
+            .iter()
+            .any(|c| c.name == "coinbase-market-data" && !c.ready),
+        "{report:?}"
+    );
+    assert!(
+        counter("gekko_venue_silent_channels_total", &l2) > silent,
+        "the silence is counted"
+    );
+    assert!(
+        env.sim.stats().ws_messages_sent > heartbeats,
+        "the connection kept sending (heartbeats, ticker) during the silence"
     );
     env.wait_ready().await;
     assert_book_matches_sim(&env).await;

@@ -31,7 +31,9 @@
 //! snapshot is built under the venue lock together with the stream's current number;
 //! later events numbered at or below it are skipped for that subscription.
 //!
-//! Faults: `DropWebSockets` drops every socket without a close frame; `SilentStreams`
+//! Faults: `SilentChannel` stops the messages of one channel (its wire name, `l2_data`)
+//! while heartbeats and the other channels flow, without using sequence numbers;
+//! `DropWebSockets` drops every socket without a close frame; `SilentStreams`
 //! (and `MarketDataOutage`) suppress every outgoing frame, heartbeats included, and a
 //! suppressed message still uses its sequence number, so a client sees the loss as a
 //! gap when the stream comes back; `DepthGap` makes the product's next `l2_data` update
@@ -204,9 +206,13 @@ impl Conn {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
+        let faults = &self.app.harness.faults;
+        // A silent channel has nothing to send: no message, no sequence number.
+        if faults.is_channel_silent(channel) {
+            return Ok(());
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
-        let faults = &self.app.harness.faults;
         if faults.is_silent() {
             return Ok(());
         }

@@ -66,6 +66,16 @@ pub enum Fault {
         /// How long the silence lasts.
         duration: Duration,
     },
+    /// One channel stops for `duration` while the connection, its heartbeats and its
+    /// other channels keep flowing: messages of `channel` (the wire name a message
+    /// carries, Coinbase `l2_data`, `ticker`, `market_trades`) are not sent, and use no
+    /// sequence number, as a venue that has nothing to send on it. Coinbase only.
+    SilentChannel {
+        /// The channel's wire name.
+        channel: String,
+        /// How long the silence lasts.
+        duration: Duration,
+    },
     /// The next `count` websocket market messages are invalid JSON or wrong shapes.
     MalformedNext {
         /// How many messages are corrupted.
@@ -119,6 +129,10 @@ enum FaultSpec {
     SilentStreams {
         duration_ms: u64,
     },
+    SilentChannel {
+        channel: String,
+        duration_ms: u64,
+    },
     MalformedNext {
         count: u32,
     },
@@ -146,6 +160,13 @@ impl From<FaultSpec> for Fault {
             FaultSpec::ServerErrors { count } => Self::ServerErrors { count },
             FaultSpec::DropWebSockets => Self::DropWebSockets,
             FaultSpec::DepthGap { symbol } => Self::DepthGap { symbol },
+            FaultSpec::SilentChannel {
+                channel,
+                duration_ms,
+            } => Self::SilentChannel {
+                channel,
+                duration: Duration::from_millis(duration_ms),
+            },
             FaultSpec::SilentStreams { duration_ms } => Self::SilentStreams {
                 duration: Duration::from_millis(duration_ms),
             },
@@ -176,6 +197,10 @@ impl From<Fault> for FaultSpec {
             Fault::ServerErrors { count } => Self::ServerErrors { count },
             Fault::DropWebSockets => Self::DropWebSockets,
             Fault::DepthGap { symbol } => Self::DepthGap { symbol },
+            Fault::SilentChannel { channel, duration } => Self::SilentChannel {
+                channel,
+                duration_ms: ms(duration),
+            },
             Fault::SilentStreams { duration } => Self::SilentStreams {
                 duration_ms: ms(duration),
             },
@@ -210,6 +235,7 @@ pub struct FaultState {
     split: AtomicU32,
     margin_rejects: AtomicU32,
     silent_until: Mutex<Option<Instant>>,
+    silent_channels: Mutex<Vec<(String, Instant)>>,
     book_down_until: Mutex<Option<Instant>>,
     ws_drop: watch::Sender<u64>,
 }
@@ -223,6 +249,7 @@ impl Default for FaultState {
             split: AtomicU32::new(0),
             margin_rejects: AtomicU32::new(0),
             silent_until: Mutex::new(None),
+            silent_channels: Mutex::new(Vec::new()),
             book_down_until: Mutex::new(None),
             ws_drop: watch::Sender::new(0),
         }
@@ -275,6 +302,9 @@ impl FaultState {
             Fault::DropWebSockets => self.drop_websockets(),
             Fault::DepthGap { symbol } => return hooks.depth_gap(&symbol),
             Fault::SilentStreams { duration } => self.silence_for(duration),
+            Fault::SilentChannel { channel, duration } => {
+                self.silence_channel_for(&channel, duration);
+            }
             Fault::MalformedNext { count } => self.add_malformed(count),
             Fault::MarketDataOutage { duration } => {
                 self.silence_for(duration);
@@ -347,6 +377,30 @@ impl FaultState {
         extend(&self.silent_until, d);
     }
 
+    /// Silences one channel until `now + d` ([`Fault::SilentChannel`]; extending, never
+    /// shortening).
+    pub fn silence_channel_for(&self, channel: &str, d: Duration) {
+        let until = deadline(d);
+        let mut g = self
+            .silent_channels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match g.iter_mut().find(|(c, _)| c == channel) {
+            Some((_, u)) => *u = (*u).max(until),
+            None => g.push((channel.to_owned(), until)),
+        }
+    }
+
+    /// `true` while messages of `channel` must not be sent ([`Fault::SilentChannel`]).
+    pub fn is_channel_silent(&self, channel: &str) -> bool {
+        let now = Instant::now();
+        self.silent_channels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .any(|(c, u)| c == channel && now < *u)
+    }
+
     /// `true` while websockets must stay silent.
     pub fn is_silent(&self) -> bool {
         active(&self.silent_until)
@@ -383,6 +437,10 @@ mod tests {
             },
             Fault::SilentStreams {
                 duration: Duration::from_secs(1),
+            },
+            Fault::SilentChannel {
+                channel: "l2_data".into(),
+                duration: Duration::from_millis(1500),
             },
             Fault::MalformedNext { count: 3 },
             Fault::SplitChunks { count: 2 },

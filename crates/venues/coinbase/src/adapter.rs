@@ -155,6 +155,7 @@ impl CoinbaseVenue {
             market_url: cfg.ws_market_url.clone(),
             user_url: cfg.ws_user_url.clone(),
             stale_after: cfg.stale_after,
+            channel_silent_after: cfg.channel_silent_after,
             extra_roots_pem: cfg.extra_roots_pem.clone(),
             ..CoinbaseWsConfig::default()
         };

@@ -39,6 +39,10 @@ pub struct CoinbaseConfig {
     /// A stream silent for this long (heartbeats included) is reconnected and
     /// resubscribed (default 10 s; the venue sends heartbeats every second).
     pub stale_after: Duration,
+    /// Resubscribe, rebuilding every book, when `level2` or `ticker` is silent this
+    /// long while heartbeats flow (default `None`: not watched; a quiet product may
+    /// legitimately go long without a book update, reference \[U\]).
+    pub channel_silent_after: Option<Duration>,
     /// Consecutive failures that open a family's circuit (default 5).
     pub breaker_threshold: u32,
     /// How long an opened circuit stays open before a probe (default 15 s).
@@ -74,6 +78,7 @@ impl CoinbaseConfig {
             public_rate_per_s: consts::DEFAULT_PUBLIC_RATE_PER_S,
             request_timeout: Duration::from_secs(5),
             stale_after: Duration::from_secs(10),
+            channel_silent_after: None,
             breaker_threshold: 5,
             breaker_cooldown: Duration::from_secs(15),
             retry: RetryPolicy::default(),

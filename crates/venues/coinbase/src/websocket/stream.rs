@@ -31,6 +31,11 @@
 //!   stream reconnects. Gaps (`gekko_venue_sequence_gaps_total`) and resubscribes
 //!   (`gekko_venue_resubscribes_total`) are counted too; reconnects and staleness are
 //!   counted by the supervisor.
+//! * **Silent channels** ([`CoinbaseWsConfig::channel_silent_after`], off by default):
+//!   heartbeats keep a connection fresh, so a `level2` or `ticker` that stops while they
+//!   flow is watched separately. Past the threshold it is counted
+//!   (`gekko_venue_silent_channels_total{channel}`) and the stream resubscribes (a
+//!   reconnect); a silent `level2` is also a gap of every book.
 //! * **Trades**: `market_trades` `side` is read as the aggressor's side (the reference
 //!   does not say whose side it is); the `snapshot` event of recent trades is not
 //!   re-reported after a reconnect, only `update`s are.
@@ -70,8 +75,16 @@ use crate::common::{CoinbaseSide, product_id};
 pub const METRIC_MALFORMED: &str = "gekko_venue_malformed_messages_total";
 /// Counter: per-connection sequence gaps; labels `venue`, `stream`.
 pub const METRIC_GAPS: &str = "gekko_venue_sequence_gaps_total";
-/// Counter: resubscribes asked for by a book resync; labels `venue`, `stream`.
+/// Counter: resubscribes for a book rebuild (a resync, a sequence gap, a silent channel,
+/// a possibly-book malformed frame); labels `venue`, `stream`.
 pub const METRIC_RESUBSCRIBES: &str = "gekko_venue_resubscribes_total";
+/// Counter: a market channel found silent while the connection (its heartbeats) lived;
+/// labels `venue`, `stream`, `channel` (`l2_data`, `ticker`).
+pub const METRIC_SILENT_CHANNELS: &str = "gekko_venue_silent_channels_total";
+
+/// The market channels watched for silence ([`CoinbaseWsConfig::channel_silent_after`]),
+/// by the wire name their messages carry.
+const WATCHED_CHANNELS: [&str; 2] = ["l2_data", "ticker"];
 
 /// Capacity of the event channels handed to the caller.
 const EVENT_CHANNEL: usize = 4096;
@@ -88,6 +101,11 @@ pub struct CoinbaseWsConfig {
     pub user_url: String,
     /// Reconnect when nothing (heartbeats included) arrives for this long.
     pub stale_after: Duration,
+    /// Resubscribe (and rebuild every book) when `level2` or `ticker` sends nothing for
+    /// this long while the connection lives (its heartbeats flowing). `None`, the
+    /// default, watches no channel: how long a quiet product's book may legitimately go
+    /// without an update is the reference's \[U\], so the threshold is the operator's.
+    pub channel_silent_after: Option<Duration>,
     /// PEM roots trusted besides the webpki roots (a simulator's certificate).
     pub extra_roots_pem: Vec<String>,
     /// Give up one connect attempt after this long.
@@ -104,6 +122,7 @@ impl Default for CoinbaseWsConfig {
             market_url: WS_MARKET_URL.to_owned(),
             user_url: WS_USER_URL.to_owned(),
             stale_after: Duration::from_secs(10),
+            channel_silent_after: None,
             extra_roots_pem: Vec::new(),
             connect_timeout: Duration::from_secs(10),
             backoff: BackoffConfig::default(),
@@ -129,6 +148,9 @@ impl CoinbaseWsConfig {
         }
         if self.stale_after.is_zero() {
             problems.push("stale_after must be above zero".to_owned());
+        }
+        if self.channel_silent_after.is_some_and(|d| d.is_zero()) {
+            problems.push("channel_silent_after must be above zero when set".to_owned());
         }
         if let Err(e) = gekko_net::tls::client_config(&self.extra_roots_pem) {
             problems.push(e);
@@ -257,7 +279,7 @@ pub fn market_stream(
         receiver_stream(ws_rx).map(MarketInput::Ws),
         receiver_stream(resync_rx).map(MarketInput::Resync),
     );
-    let mut pump = MarketPump::new(instruments, reconnect);
+    let mut pump = MarketPump::new(instruments, reconnect).silent_after(cfg.channel_silent_after);
     ctx.spawn(relay(input, out, stop, move |input| pump.on_input(input)));
     (rx, control)
 }
@@ -328,6 +350,11 @@ pub(crate) struct MarketPump {
     /// A reconnect was asked for on this connection.
     reconnect_requested: bool,
     reconnect: Arc<Notify>,
+    /// [`CoinbaseWsConfig::channel_silent_after`].
+    silent_after: Option<Duration>,
+    /// When each of [`WATCHED_CHANNELS`] last sent something on this connection (its
+    /// start, until then).
+    last_seen: [tokio::time::Instant; WATCHED_CHANNELS.len()],
 }
 
 impl MarketPump {
@@ -347,7 +374,65 @@ impl MarketPump {
             connected: false,
             reconnect_requested: false,
             reconnect,
+            silent_after: None,
+            last_seen: [tokio::time::Instant::now(); WATCHED_CHANNELS.len()],
         }
+    }
+
+    /// Watches `level2` and `ticker` for silences longer than `after` (`None`: not).
+    pub(crate) fn silent_after(mut self, after: Option<Duration>) -> Self {
+        self.silent_after = after;
+        self
+    }
+
+    /// Notes that `channel` sent something.
+    fn saw(&mut self, channel: &str) {
+        if let Some(i) = WATCHED_CHANNELS.iter().position(|c| *c == channel) {
+            self.last_seen[i] = tokio::time::Instant::now();
+        }
+    }
+
+    /// Checks the watched channels (on every frame, heartbeats included, so a live
+    /// connection is checked at least once a second). A silent one is counted
+    /// ([`METRIC_SILENT_CHANNELS`]) and answered with a resubscribe: a reconnect, which
+    /// brings every channel and an in-band snapshot of every book back. A silent
+    /// `level2` also reports a gap of every book, which the engine treats like any gap
+    /// (the book is not synced, so not ready, until its snapshot).
+    fn check_silence(&mut self) -> Vec<MarketEvent> {
+        let Some(after) = self.silent_after else {
+            return Vec::new();
+        };
+        if !self.connected || self.reconnect_requested {
+            return Vec::new();
+        }
+        let now = tokio::time::Instant::now();
+        let mut silent = Vec::new();
+        for (i, c) in WATCHED_CHANNELS.iter().enumerate() {
+            let quiet = now.saturating_duration_since(self.last_seen[i]);
+            if quiet > after {
+                metrics::counter!(METRIC_SILENT_CHANNELS, "venue" => VENUE, "stream" => "market", "channel" => *c)
+                    .increment(1);
+                tracing::warn!(
+                    channel = c,
+                    quiet_ms = quiet.as_millis(),
+                    "Coinbase channel silent while heartbeats flow; resubscribing"
+                );
+                silent.push(*c);
+            }
+        }
+        if silent.is_empty() {
+            return Vec::new();
+        }
+        let out = if silent.contains(&"l2_data") {
+            self.gap_events(&format!(
+                "level2 silent for more than {} ms while heartbeats flow",
+                after.as_millis()
+            ))
+        } else {
+            Vec::new()
+        };
+        self.request_reconnect();
+        out
     }
 
     /// Maps one input to the events it yields.
@@ -441,6 +526,7 @@ impl MarketPump {
             WsEvent::Connected => {
                 self.connected = true;
                 self.reconnect_requested = false;
+                self.last_seen = [tokio::time::Instant::now(); WATCHED_CHANNELS.len()];
                 for b in self.books.values_mut() {
                     b.sequence = None;
                 }
@@ -451,6 +537,10 @@ impl MarketPump {
                 let mut out = Vec::new();
                 if reason.starts_with("sequence gap") {
                     metrics::counter!(METRIC_GAPS, "venue" => VENUE, "stream" => "market")
+                        .increment(1);
+                    // The transport dropped the connection; its reconnect resubscribes
+                    // every channel, which is the book's rebuild.
+                    metrics::counter!(METRIC_RESUBSCRIBES, "venue" => VENUE, "stream" => "market")
                         .increment(1);
                     out = self.gap_events(&reason);
                 } else {
@@ -466,11 +556,19 @@ impl MarketPump {
                     reason: "stale: nothing, heartbeats included, within stale_after".to_owned(),
                 }]
             }
-            WsEvent::Heartbeat => vec![MarketEvent::Heartbeat],
-            WsEvent::Text(text) => match parse(&text) {
-                Ok(msg) => self.on_message(msg),
-                Err(e) => self.on_malformed(&text, &e),
-            },
+            WsEvent::Heartbeat => {
+                let mut out = vec![MarketEvent::Heartbeat];
+                out.extend(self.check_silence());
+                out
+            }
+            WsEvent::Text(text) => {
+                let mut out = match parse(&text) {
+                    Ok(msg) => self.on_message(msg),
+                    Err(e) => self.on_malformed(&text, &e),
+                };
+                out.extend(self.check_silence());
+                out
+            }
         }
     }
 
@@ -478,6 +576,7 @@ impl MarketPump {
     pub(crate) fn on_message(&mut self, msg: CoinbaseWsMessage<'_>) -> Vec<MarketEvent> {
         match msg {
             CoinbaseWsMessage::L2Data { header, events } => {
+                self.saw("l2_data");
                 // The venue sends a book's snapshot before any update of it on a
                 // connection. An update for a book still waiting for its snapshot means
                 // the snapshot was lost (a connection made during a silent stretch whose
@@ -503,6 +602,7 @@ impl MarketPump {
                     .collect()
             }
             CoinbaseWsMessage::Ticker { header, events } => {
+                self.saw("ticker");
                 let ts = header.ts_ms().unwrap_or_else(gekko_core::now_ms);
                 events
                     .iter()
