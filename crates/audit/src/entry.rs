@@ -35,7 +35,7 @@ pub struct AuditRecord {
     /// `system`.
     pub actor: String,
     /// What, as a dotted name: `order.place`, `order.cancel`, `order.cancel_all`,
-    /// `positions.close`, `auth.denied`, `config.change`, `secret.access`, `mcp.tool`,
+    /// `positions.close`, `auth.denied`, `config.change`, `secret.access`, `mcp.tool_call`,
     /// `system.startup`, `system.shutdown`, `kill_switch`.
     pub action: String,
     /// How it ended: `ok`, `denied`, `rejected`, `error`, or something more specific.

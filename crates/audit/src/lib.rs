@@ -35,7 +35,7 @@ pub use archive::{ArchiveHeader, ArchiveOutcome};
 pub use entry::{AuditRecord, Entry};
 pub use error::AuditError;
 pub use key::{AuditKey, KeyMode, KeySource, key_source};
-pub use log::{AuditEntryId, AuditLog, program_stream};
+pub use log::{AuditEntryId, AuditLog, RETRY_FOR, program_stream};
 pub use verify::{BadEntry, ChainHead, Location, Problem, VerifyReport, export, verify};
 
 /// Seals the entries of `stream` older than `retention` into `archive_dir` and trims them

@@ -10,13 +10,21 @@
 //! tell). The head is then marked unknown and the next record re-reads the stream's newest
 //! entry first and continues from whatever is really there, so a failed write never forks
 //! the chain or leaves a gap.
+//!
+//! A detached record whose write fails is retried, in order (later records wait behind
+//! it), for up to [`RETRY_FOR`], so a short Redis outage costs no entry; an append that
+//! failed ambiguously and is retried may leave the entry twice, which is better than not
+//! at all. The log says whether its writer is failing ([`AuditLog::is_failing`],
+//! [`AuditLog::failing_watch`]): from a failed write or a dropped record until the next
+//! write lands. The gateways refuse new orders while it is (docs/security.md).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use gekko_bus::{Bus, StreamSpec};
 use gekko_config::AuditLogging;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use gekko_core::backoff::{Backoff, BackoffConfig};
+use tokio::sync::{Mutex, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::AuditError;
@@ -28,6 +36,11 @@ use crate::verify::{self, Chain, Location, VerifyReport};
 /// How many detached records may wait for the writer before new ones are dropped (and
 /// counted): a bound, so a dead Redis cannot grow memory without limit.
 const DETACHED_QUEUE: usize = 4_096;
+
+/// How long a detached record whose write fails is retried before it is dropped (and
+/// counted). After one is dropped, later records get one attempt each until a write
+/// lands again, so a dead Redis cannot hold the shutdown flush for minutes.
+pub const RETRY_FOR: Duration = Duration::from_secs(10);
 
 /// Where an entry landed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +59,22 @@ pub struct AuditEntryId {
 pub struct AuditLog {
     inner: Option<Arc<Writer>>,
     detached: Option<mpsc::Sender<Detached>>,
+}
+
+impl AuditLog {
+    /// Whether the writer is failing now: a write failed or a record was dropped, and no
+    /// write has landed since. Always `false` when disabled.
+    #[must_use]
+    pub fn is_failing(&self) -> bool {
+        self.inner.as_deref().is_some_and(|w| *w.failing.borrow())
+    }
+
+    /// A receiver that sees every change of [`AuditLog::is_failing`]; `None` when
+    /// disabled. Its `changed()` ends with an error once every clone of the log is gone.
+    #[must_use]
+    pub fn failing_watch(&self) -> Option<watch::Receiver<bool>> {
+        self.inner.as_deref().map(|w| w.failing.subscribe())
+    }
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -77,6 +106,8 @@ struct Writer {
     retention: Duration,
     /// The chain head: `None` until read from the stream, and again after a failed append.
     head: Mutex<Option<Head>>,
+    /// `true` from a failed write or a dropped record until the next write lands.
+    failing: watch::Sender<bool>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -138,6 +169,7 @@ impl AuditLog {
             archive_dir: settings.archive_dir.clone(),
             retention: Duration::from_secs(u64::from(settings.retention_days) * 86_400),
             head: Mutex::new(None),
+            failing: watch::Sender::new(false),
         });
         {
             let mut head = w.head.lock().await;
@@ -213,6 +245,9 @@ impl AuditLog {
                 _ => String::new(),
             };
             metrics::counter!("gekko_audit_dropped_total").increment(1);
+            if let Some(w) = &self.inner {
+                w.set_failing(true);
+            }
             tracing::error!(
                 action,
                 "audit record dropped: the audit writer's queue is full or closed"
@@ -279,6 +314,15 @@ impl AuditLog {
 }
 
 impl Writer {
+    /// Records whether the writer is failing; wakes watchers only on a change.
+    fn set_failing(&self, failing: bool) {
+        self.failing.send_if_modified(|f| {
+            let changed = *f != failing;
+            *f = failing;
+            changed
+        });
+    }
+
     /// Reads and checks the stream's newest entry.
     async fn read_head(&self) -> Result<Head, AuditError> {
         let stream = &self.spec.name;
@@ -316,6 +360,12 @@ impl Writer {
     }
 
     async fn record(&self, rec: AuditRecord) -> Result<AuditEntryId, AuditError> {
+        let result = self.append(rec).await;
+        self.set_failing(result.is_err());
+        result
+    }
+
+    async fn append(&self, rec: AuditRecord) -> Result<AuditEntryId, AuditError> {
         let mut head = self.head.lock().await;
         let h = match *head {
             Some(h) => h,
@@ -353,12 +403,38 @@ impl Writer {
 }
 
 async fn detached_writer(w: Arc<Writer>, mut rx: mpsc::Receiver<Detached>) {
+    // After a record was given up on, the next ones get one attempt each until a write
+    // lands (see RETRY_FOR).
+    let mut degraded = false;
     while let Some(item) = rx.recv().await {
         match item {
             Detached::Record(rec) => {
                 let action = rec.action.clone();
-                if let Err(e) = w.record(rec).await {
-                    tracing::error!(action, error = %e, "audit record not written");
+                let give_up =
+                    tokio::time::Instant::now() + if degraded { Duration::ZERO } else { RETRY_FOR };
+                let mut backoff = Backoff::new(BackoffConfig::new(
+                    Duration::from_millis(100),
+                    Duration::from_secs(2),
+                ));
+                loop {
+                    match w.record(rec.clone()).await {
+                        Ok(_) => {
+                            degraded = false;
+                            break;
+                        }
+                        Err(e) => {
+                            let wait = backoff.next_delay();
+                            if tokio::time::Instant::now() + wait < give_up {
+                                tracing::warn!(action, error = %e, ?wait, "audit record not written yet; retrying");
+                                tokio::time::sleep(wait).await;
+                                continue;
+                            }
+                            degraded = true;
+                            metrics::counter!("gekko_audit_dropped_total").increment(1);
+                            tracing::error!(action, error = %e, "audit record not written: dropped");
+                            break;
+                        }
+                    }
                 }
             }
             Detached::Flush(done) => {

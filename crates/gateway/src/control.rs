@@ -17,8 +17,16 @@
 //! `order.cancel`, `order.cancel_all`, `positions.close`, `kill_switch`). Records are
 //! queued ([`AuditLog::record_detached`]) rather than awaited, so the audit write never
 //! sits on an order's path; the host flushes the queue at shutdown.
+//!
+//! Fail closed: while the audit writer is failing ([`AuditLog::is_failing`]: a write
+//! failed, or a record was dropped, and none has landed since) the gateway refuses new
+//! orders, through an in-memory kill switch whose actor is [`AUDIT_GUARD`]; it lifts
+//! itself when a write lands again (the queued records, retried in order, are written
+//! first). It is never persisted, so it cannot outlive the outage, and it never replaces
+//! or lifts an operator's halt. Closing orders (flatten) still pass, as under any halt.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use gekko_audit::{AuditLog, AuditRecord};
@@ -35,6 +43,9 @@ use serde_json::{Value, json};
 use tokio::time::{Instant, timeout_at};
 
 use crate::engine::{Gateway, GatewayError, replay};
+
+/// The actor of the kill switch engaged while the audit trail cannot be written.
+pub const AUDIT_GUARD: &str = "audit-guard";
 
 /// How often the cancel and flatten loops look again while waiting for the venue.
 const POLL: Duration = Duration::from_millis(150);
@@ -225,12 +236,68 @@ impl Gateway {
     /// Gives the gateway the process's audit trail (the host's
     /// [`gekko_runtime::ServiceCtx::audit`]). The first call wins; until then nothing is
     /// audited.
+    ///
+    /// Also starts the audit guard: new orders are refused while the trail's writer is
+    /// failing (see the module docs). The guard task holds the gateway weakly and ends
+    /// when the gateway or the audit log is gone.
     pub fn attach_audit(&self, audit: AuditLog) {
+        let watch = audit.failing_watch();
         if self.inner.audit.set(audit).is_err() {
             tracing::warn!(
                 venue = self.label(),
                 "an audit trail is already attached; kept the first"
             );
+            return;
+        }
+        if let Some(mut watch) = watch {
+            let gateway = Arc::downgrade(&self.inner);
+            // Not tracked by a JoinSet: it owns nothing that needs a clean stop, and it
+            // ends by itself with the gateway (the weak handle) or the log (the watch).
+            tokio::spawn(async move {
+                loop {
+                    let failing = *watch.borrow_and_update();
+                    let Some(inner) = gateway.upgrade() else {
+                        return;
+                    };
+                    Self { inner }.audit_guard(failing);
+                    if watch.changed().await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    }
+
+    /// Engages or lifts the audit guard's in-memory kill switch.
+    fn audit_guard(&self, failing: bool) {
+        let mut halt = lock(&self.inner.halt);
+        match (&*halt, failing) {
+            (None, true) => {
+                *halt = Some(KillSwitchRecord {
+                    halted: true,
+                    reason: "the audit trail cannot be written: new orders are refused until \
+                             it can"
+                        .to_owned(),
+                    actor: AUDIT_GUARD.to_owned(),
+                    ts_ms: now_ms(),
+                });
+                drop(halt);
+                metrics::gauge!("gekko_gateway_audit_guard", "venue" => self.label()).set(1.0);
+                tracing::error!(
+                    venue = self.label(),
+                    "audit trail failing: new orders refused until it writes again"
+                );
+            }
+            (Some(r), false) if r.actor == AUDIT_GUARD => {
+                *halt = None;
+                drop(halt);
+                metrics::gauge!("gekko_gateway_audit_guard", "venue" => self.label()).set(0.0);
+                tracing::warn!(
+                    venue = self.label(),
+                    "audit trail writes again: new orders accepted"
+                );
+            }
+            _ => {}
         }
     }
 

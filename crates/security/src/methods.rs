@@ -118,13 +118,15 @@ pub const METHODS: &[MethodRule] = &[
     read("/gekko.v1.ConfigService/Watch"),
     // Venue credentials in clear: admin only. It changes no state, but the table's rule
     // ties admin to state-changing, so `read_only` refuses it too (a read-only deployment
-    // hands out no credentials). No second factor: the callers are services, which have
-    // no one to type a TOTP code.
+    // hands out no credentials). A second factor like every admin action on secrets: the
+    // factor is per token, so a service token configured without `totp=` (a gateway
+    // fetching its venue's credentials, which has no one to type a code) is unaffected,
+    // while a person's admin token with a TOTP secret must send a code.
     MethodRule {
         path: "/gekko.v1.ConfigService/GetSecrets",
         min_role: Role::Admin,
         state_changing: true,
-        second_factor: false,
+        second_factor: true,
         open: None,
         pending: false,
     },

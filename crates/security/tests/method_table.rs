@@ -83,6 +83,7 @@ fn rows_are_unique_and_say_what_the_issue_asks() {
             true,
         ),
         ("/gekko.v1.SystemService/Shutdown", Role::Admin, true),
+        ("/gekko.v1.ConfigService/GetSecrets", Role::Admin, true),
         ("/gekko.v1.GatewayService/GetAccount", Role::Viewer, false),
         ("/gekko.v1.SystemService/GetStatus", Role::Viewer, false),
     ];

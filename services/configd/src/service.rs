@@ -57,13 +57,14 @@ impl Service for ConfigdService {
 
     async fn start((b, config): Self::Settings, ctx: &ServiceCtx) -> Result<Started, BoxError> {
         crate::metrics::describe();
-        let store = ConfigStore::open(
+        let store = ConfigStore::open_audited(
             ctx.bus().clone(),
             b.settings.env_file.clone(),
             b.key.clone(),
             b.process_vars,
             b.vars,
             config,
+            ctx.audit().clone(),
         )
         .await?;
         let watcher = crate::watcher::spawn(

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use gekko_audit::{AuditLog, AuditRecord};
 use gekko_bus::{Bus, StreamSpec};
 use gekko_config::{ConfigErrors, GekkoConfig, Key, names};
 use gekko_proto::v1 as pb;
@@ -61,6 +62,8 @@ struct Inner {
     bus: Arc<dyn Bus>,
     tx: broadcast::Sender<pb::ConfigVersion>,
     restart_needed: std::sync::atomic::AtomicBool,
+    /// Where each new version is recorded as `config.change` (docs/security.md).
+    audit: AuditLog,
 }
 
 fn now_ms() -> i64 {
@@ -126,11 +129,10 @@ fn change_pb(c: &Change) -> pb::ConfigChange {
 }
 
 impl ConfigStore {
-    /// Starts from a validated configuration: records it as the next version on
-    /// [`CONFIG_STREAM`] (numbering continues from the last recorded one).
+    /// [`ConfigStore::open_audited`] without an audit trail (no `config.change` records).
     ///
     /// # Errors
-    /// The bus could not be read or written.
+    /// As [`ConfigStore::open_audited`].
     pub async fn open(
         bus: Arc<dyn Bus>,
         env_file: PathBuf,
@@ -139,12 +141,59 @@ impl ConfigStore {
         vars: BTreeMap<String, String>,
         config: GekkoConfig,
     ) -> Result<Self, gekko_bus::BusError> {
-        let last = bus
+        Self::open_audited(
+            bus,
+            env_file,
+            key,
+            process_vars,
+            vars,
+            config,
+            AuditLog::disabled(),
+        )
+        .await
+    }
+
+    /// Starts from a validated configuration: records it as the next version on
+    /// [`CONFIG_STREAM`] (numbering continues from the last recorded one) and on `audit`
+    /// as `config.change`, with what differs from the last recorded version.
+    ///
+    /// # Errors
+    /// The bus could not be read or written.
+    pub async fn open_audited(
+        bus: Arc<dyn Bus>,
+        env_file: PathBuf,
+        key: Option<Key>,
+        process_vars: BTreeMap<String, String>,
+        vars: BTreeMap<String, String>,
+        config: GekkoConfig,
+        audit: AuditLog,
+    ) -> Result<Self, gekko_bus::BusError> {
+        let previous = bus
             .last_entry(CONFIG_STREAM)
             .await?
-            .and_then(|d| serde_json::from_slice::<serde_json::Value>(&d.payload).ok())
+            .and_then(|d| serde_json::from_slice::<serde_json::Value>(&d.payload).ok());
+        let last = previous
+            .as_ref()
             .and_then(|v| v.get("version").and_then(serde_json::Value::as_u64))
             .unwrap_or(0);
+        // What changed while no configd ran, as far as the redacted record tells: the
+        // previous version's values are stored redacted, so compare redacted with
+        // redacted (a secret rotated while configd was down shows no difference here;
+        // its reload would have).
+        let before: BTreeMap<String, String> = previous
+            .as_ref()
+            .and_then(|v| v.get("values").and_then(serde_json::Value::as_object))
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let redacted_now: BTreeMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.clone(), classify::redact(k, v)))
+            .collect();
+        let since_last = classify::diff(&before, &redacted_now);
         let (tx, _) = broadcast::channel(64);
         let store = Self {
             inner: Arc::new(Inner {
@@ -159,10 +208,14 @@ impl ConfigStore {
                 bus,
                 tx,
                 restart_needed: std::sync::atomic::AtomicBool::new(false),
+                audit,
             }),
         };
         let changes: Vec<Change> = Vec::new();
         store.record(last + 1, &vars, &changes, "start").await?;
+        store
+            .audit_change(last + 1, "start", &since_last, &before, &vars)
+            .await;
         crate::metrics::version(last + 1);
         crate::metrics::restart_needed(false);
         Ok(store)
@@ -230,6 +283,41 @@ impl ConfigStore {
         self.inner.bus.notify(CONFIG_CHANNEL, payload).await
     }
 
+    /// Records `config.change` for `version` on the audit trail: each changed variable with
+    /// its old and new values redacted as `GetConfig` shows them (`old` is already
+    /// redacted or raw; both are redacted again, which is idempotent). Awaited, so the
+    /// entry is on the stream before the version is announced; a failure is logged and
+    /// counted by the audit crate, and does not undo the version (it is already in force
+    /// in memory).
+    async fn audit_change(
+        &self,
+        version: u64,
+        cause: &str,
+        changes: &[Change],
+        old: &BTreeMap<String, String>,
+        new: &BTreeMap<String, String>,
+    ) {
+        let shown = |m: &BTreeMap<String, String>, k: &str| {
+            m.get(k)
+                .map_or(serde_json::Value::Null, |v| classify::redact(k, v).into())
+        };
+        let detail = serde_json::json!({
+            "version": version,
+            "cause": cause,
+            "variables": changes.iter().map(|c| c.variable.as_str()).collect::<Vec<_>>(),
+            "changes": changes.iter().map(|c| serde_json::json!({
+                "variable": c.variable,
+                "old": shown(old, &c.variable),
+                "new": shown(new, &c.variable),
+                "hot": c.hot,
+            })).collect::<Vec<_>>(),
+        });
+        let rec = AuditRecord::new("configd", "config.change", "ok").with_detail(detail);
+        if let Err(e) = self.inner.audit.record(rec).await {
+            tracing::error!(version, error = %e, "config.change could not be written to the audit trail");
+        }
+    }
+
     /// Re-reads the env file and, if it is valid and differs, makes it the next version.
     pub async fn reload(&self) -> Outcome {
         let candidate = read_candidate(
@@ -257,7 +345,7 @@ impl ConfigStore {
                 return Outcome::Rejected(lines);
             }
         };
-        let (version, changes) = {
+        let (version, changes, old) = {
             let mut cur = gekko_core_lock_mut(&self.inner.current);
             let changes = classify::diff(&cur.vars, &vars);
             if changes.is_empty() {
@@ -266,9 +354,9 @@ impl ConfigStore {
                 return Outcome::Unchanged;
             }
             cur.version += 1;
-            cur.vars = vars.clone();
+            let old = std::mem::replace(&mut cur.vars, vars.clone());
             cur.config = config;
-            (cur.version, changes)
+            (cur.version, changes, old)
         };
         let restart = changes.iter().any(|c| !c.hot);
         if restart {
@@ -285,6 +373,8 @@ impl ConfigStore {
                 "config version accepted"
             );
         }
+        self.audit_change(version, "reload", &changes, &old, &vars)
+            .await;
         if let Err(e) = self.record(version, &vars, &changes, "reload").await {
             tracing::error!(version, error = %e, "config version could not be recorded on the bus");
         }

@@ -506,3 +506,199 @@ async fn reads_a_sealed_env_file_and_refuses_one_it_cannot_open() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Every entry of `stream`, as parsed audit entries and as their stored text.
+fn audit_entries(redis: &str, stream: &str) -> Vec<(gekko_audit::Entry, String)> {
+    let client = redis::Client::open(redis).expect("redis url");
+    let mut conn = client.get_connection().expect("redis");
+    let entries: Vec<StreamEntry> = redis::cmd("XRANGE")
+        .arg(stream)
+        .arg("-")
+        .arg("+")
+        .query(&mut conn)
+        .expect("XRANGE");
+    entries
+        .into_iter()
+        .map(|(_, fields)| {
+            let payload = fields
+                .into_iter()
+                .map(|(_, v)| v)
+                .next_back()
+                .expect("a field");
+            let text = String::from_utf8(payload).expect("utf-8 entry");
+            (
+                gekko_audit::Entry::parse(text.as_bytes()).expect("an audit entry"),
+                text,
+            )
+        })
+        .collect()
+}
+
+/// A new config version is audited as `config.change` on configd's own stream, naming the
+/// changed variables with redacted old and new values (no secret value, old or new),
+/// `GetSecrets` as `secret.access`, and the chain verifies under the key. `GetSecrets`
+/// takes a second factor from a token configured with a TOTP secret (none: UNAUTHENTICATED;
+/// a current code: the secrets), while a service token without one is not asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_changes_and_secret_access_are_audited_and_secrets_take_a_second_factor() {
+    const NEW_SECRET: &str = "binance-secret-rotated-77";
+    const PERSON: &str = "person-admin-token-0123456789";
+    const TOTP_SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+    let redis = RedisServer::start();
+    let dir = temp_dir();
+    let env_file = dir.join("gekko.env");
+    std::fs::write(&env_file, base_env("2")).expect("write");
+    let audit_key = [7u8; 32];
+    let archive = dir.join("audit-archive");
+    let extra = [
+        (
+            "AUDIT_LOGGING_SETTINGS",
+            format!(
+                "enabled=true,key={},archive_dir={}",
+                hex::encode(audit_key),
+                archive.display()
+            ),
+        ),
+        (
+            "ACCESS_CONTROL_CONFIG",
+            format!(
+                "tokens={};{};{}:totp={TOTP_SECRET}",
+                token_entry("svc-viewer", "viewer", VIEWER),
+                token_entry("svc-admin", "admin", ADMIN),
+                token_entry("ops", "admin", PERSON),
+            ),
+        ),
+    ];
+    let d = start(&env_file, &redis.url(), &extra).await;
+    let mut c = client(&d).await;
+    let want = || pb::GetSecretsRequest {
+        venue: "binanceus".to_owned(),
+    };
+
+    // The second factor: asked of the person's token, not of the service's.
+    let no_code = c
+        .get_secrets(authed(want(), PERSON))
+        .await
+        .expect_err("a TOTP token without a code");
+    assert_eq!(no_code.code(), tonic::Code::Unauthenticated, "{no_code:?}");
+    assert!(no_code.message().contains("TOTP"), "{no_code:?}");
+    let code = gekko_security::Totp::from_base32(TOTP_SECRET)
+        .expect("base32")
+        .code_now();
+    let mut with_code = authed(want(), PERSON);
+    with_code
+        .metadata_mut()
+        .insert("x-gekko-totp", code.parse().expect("ascii"));
+    let got = c
+        .get_secrets(with_code)
+        .await
+        .expect("a current code")
+        .into_inner();
+    assert!(got.secrets.iter().any(|s| s.value == SECRET));
+    let svc = c
+        .get_secrets(authed(want(), ADMIN))
+        .await
+        .expect("a service token without totp= is not asked for a code")
+        .into_inner();
+    assert!(svc.secrets.iter().any(|s| s.value == SECRET));
+
+    // A change of a plain and of a secret variable.
+    let mut watch = c
+        .watch(authed(pb::WatchConfigRequest {}, VIEWER))
+        .await
+        .expect("watch")
+        .into_inner();
+    let first = next_version(&mut watch, "current").await;
+    replace(&env_file, &base_env("3").replace(SECRET, NEW_SECRET));
+    let next = next_version(&mut watch, "valid change").await;
+    assert!(next.accepted, "{next:?}");
+
+    let stream = "gekko:audit:configd";
+    let url = redis.url();
+    let entries = {
+        let mut last = Vec::new();
+        for _ in 0..100 {
+            last = audit_entries(&url, stream);
+            let access = last
+                .iter()
+                .filter(|(e, _)| e.action == "secret.access")
+                .count();
+            // The secret.access records are queued (written in order by the audit
+            // writer); wait for both.
+            if access >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        last
+    };
+    for (_, text) in &entries {
+        for secret in [SECRET, NEW_SECRET, ADMIN, PERSON, TOTP_SECRET] {
+            assert!(
+                !text.contains(secret),
+                "a secret in the audit trail: {text}"
+            );
+        }
+    }
+    let changes: Vec<&gekko_audit::Entry> = entries
+        .iter()
+        .map(|(e, _)| e)
+        .filter(|e| e.action == "config.change")
+        .collect();
+    assert_eq!(changes.len(), 2, "start and one reload: {entries:?}");
+    assert_eq!(changes[0].detail["cause"], "start");
+    assert_eq!(changes[0].detail["version"], first.version);
+    let reload = changes[1];
+    assert_eq!(
+        (reload.actor.as_str(), reload.outcome.as_str()),
+        ("configd", "ok")
+    );
+    assert_eq!(reload.detail["cause"], "reload");
+    assert_eq!(reload.detail["version"], next.version);
+    assert_eq!(
+        reload.detail["variables"],
+        serde_json::json!(["BINANCEUS_API_SECRET", "POSITION_LIMITS"]),
+        "{}",
+        reload.detail
+    );
+    let change = |v: &str| {
+        reload.detail["changes"]
+            .as_array()
+            .expect("changes")
+            .iter()
+            .find(|c| c["variable"] == v)
+            .cloned()
+            .unwrap_or_else(|| panic!("{v} not in {}", reload.detail))
+    };
+    let limits = change("POSITION_LIMITS");
+    assert_eq!(
+        (&limits["old"], &limits["new"]),
+        (&"BTC-USD=2".into(), &"BTC-USD=3".into())
+    );
+    let secret = change("BINANCEUS_API_SECRET");
+    assert_eq!(secret["old"], gekko_config::REDACTED);
+    assert_eq!(secret["new"], gekko_config::REDACTED);
+    let access: Vec<&str> = entries
+        .iter()
+        .filter(|(e, _)| e.action == "secret.access")
+        .map(|(e, _)| e.actor.as_str())
+        .collect();
+    assert_eq!(access, ["ops", "svc-admin"], "{entries:?}");
+
+    // The chain verifies under the configured key.
+    let bus = gekko_bus::RedisBus::connect(&url, gekko_bus::RedisBusOptions::default())
+        .await
+        .expect("bus");
+    let report = gekko_audit::verify(
+        &bus,
+        &gekko_audit::AuditKey::from_secret(&audit_key),
+        stream,
+        &archive,
+    )
+    .await
+    .expect("verify");
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.entries, u64::try_from(entries.len()).expect("len"));
+    drop(d);
+    std::fs::remove_dir_all(&dir).ok();
+}

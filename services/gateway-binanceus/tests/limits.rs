@@ -925,3 +925,208 @@ async fn an_order_refused_as_rate_limited_may_be_retried_with_its_client_id() {
     );
     env.stop().await;
 }
+
+/// Fail closed on the audit trail: the audit stream lives on a Redis of its own, which is
+/// stopped. The gateway then refuses new orders (an in-memory kill switch by
+/// `audit-guard`, nothing reaches the venue), and once that Redis is back the queued
+/// records are written, the guard lifts itself and orders pass again. Every order the
+/// venue holds has its `order.place` entry, and the chain verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_are_refused_while_the_audit_trail_cannot_be_written() {
+    use gekko_audit::{AuditKey, AuditLog};
+    use gekko_gateway::control::AUDIT_GUARD;
+
+    let mut env = env().await;
+    let mut audit_redis = RedisServer::start();
+    let audit_bus: Arc<dyn Bus> = Arc::new(
+        RedisBus::connect(
+            &audit_redis.url(),
+            RedisBusOptions {
+                write_deadline: Duration::from_secs(1),
+                ..RedisBusOptions::default()
+            },
+        )
+        .await
+        .expect("audit bus"),
+    );
+    let dir = std::env::temp_dir().join(format!("gekko-gw-audit-guard-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = [9u8; 32];
+    let settings = gekko_config::AuditLogging {
+        stream: "gekko:audit:guard".into(),
+        key: Some(secrecy::SecretString::from(hex::encode(secret))),
+        archive_dir: dir.clone(),
+        ..gekko_config::AuditLogging::default()
+    };
+    let log = AuditLog::open(audit_bus.clone(), &settings, "gateway-binanceus")
+        .await
+        .unwrap();
+    env.start_ready(|_| {}).await;
+    let gw = env.gateway();
+    gw.attach_audit(log.clone());
+    let mut c = env.client();
+    let px = env.passive_bid();
+    place(&mut c, limit("ag-1", pb::Side::Buy, dec!(0.01), px))
+        .await
+        .expect("the trail writes: accepted");
+
+    // The audit Redis stops. The next order's record cannot be written; from then on new
+    // orders are refused and never reach the venue.
+    audit_redis.kill();
+    let during = place(&mut c, limit("ag-2", pb::Side::Buy, dec!(0.01), px)).await;
+    let halted = eventually(WAIT, || {
+        let gw = gw.clone();
+        async move {
+            gw.trading_state()
+                .halted
+                .is_some_and(|h| h.actor == AUDIT_GUARD)
+        }
+    })
+    .await;
+    assert!(
+        halted,
+        "the audit guard never engaged: {:?}",
+        gw.trading_state()
+    );
+    assert!(log.is_failing());
+    refused(
+        place(&mut c, limit("ag-3", pb::Side::Buy, dec!(0.01), px)).await,
+        "audit trail",
+    );
+    assert_eq!(env.at_venue("ag-3"), 0, "a refused order reached the venue");
+
+    // Back: the queued records land, the guard lifts, orders pass again.
+    audit_redis.restart();
+    let lifted = eventually(Duration::from_secs(30), || {
+        let gw = gw.clone();
+        async move { gw.trading_state().halted.is_none() }
+    })
+    .await;
+    assert!(
+        lifted,
+        "the audit guard never lifted: {:?}",
+        gw.trading_state()
+    );
+    place(&mut c, limit("ag-4", pb::Side::Buy, dec!(0.01), px))
+        .await
+        .expect("the trail writes again: accepted");
+    log.flush().await;
+
+    let mut out = Vec::new();
+    let (report, _) = gekko_audit::export(
+        &*audit_bus,
+        &AuditKey::from_secret(&secret),
+        "gekko:audit:guard",
+        &dir,
+        0,
+        &mut out,
+    )
+    .await
+    .unwrap();
+    assert!(report.is_intact(), "{:?}", report.first_bad);
+    let entries: Vec<serde_json::Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let placed = |id: &str, outcome: &str| {
+        entries.iter().any(|e| {
+            e["action"] == "order.place"
+                && e["detail"]["client_order_id"] == id
+                && e["outcome"] == outcome
+        })
+    };
+    // Every order the venue holds has its entry (ag-2 too, if it was accepted while its
+    // record waited for the writer).
+    for o in env
+        .sim
+        .orders()
+        .into_iter()
+        .filter(|o| o.api_key == PAPER_KEY)
+    {
+        assert!(
+            placed(&o.client_order_id, "ok"),
+            "{} is at the venue without an order.place entry: {entries:#?}",
+            o.client_order_id
+        );
+    }
+    assert!(during.is_ok() == (env.at_venue("ag-2") == 1), "{during:?}");
+    assert!(placed("ag-3", "refused"), "{entries:#?}");
+    let _ = std::fs::remove_dir_all(&dir);
+    env.stop().await;
+}
+
+/// `COMPLIANCE_SETTINGS restricted_pairs`: an order on a restricted pair is refused naming
+/// the rule while another pair trades, and nothing restricted reaches the venue.
+/// `trading_enabled=false` refuses every order, and the kill switch's release over gRPC
+/// cannot override it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restricted_pairs_are_refused_and_trading_disabled_refuses_everything() {
+    let eth = InstrumentId::new(VenueId::BinanceUs, "ETH", "USD");
+    let mut env = env().await;
+    let both = vec![btc(), eth.clone()];
+    env.start_ready(|cfg| {
+        cfg.instruments = both.clone();
+        cfg.limits.restricted_pairs = vec!["ETH-USD".to_owned()];
+    })
+    .await;
+    let mut c = env.client();
+    let px = env.passive_bid();
+    let mut eth_order = limit("rp-eth", pb::Side::Buy, dec!(0.1), dec!(1000));
+    eth_order.instrument = "ETH-USD".into();
+    let err = refused(place(&mut c, eth_order).await, "ETH-USD");
+    assert!(err.message().contains("restricted"), "{err:?}");
+    assert_eq!(env.gateway().refusals().get("restricted_pairs"), Some(&1));
+    let o = place(&mut c, limit("rp-btc", pb::Side::Buy, dec!(0.01), px))
+        .await
+        .expect("an unrestricted pair trades");
+    assert_eq!(o.status, pb::OrderStatus::New as i32);
+    assert_eq!(
+        env.at_venue("rp-eth"),
+        0,
+        "a restricted order reached the venue"
+    );
+    assert_eq!(env.at_venue("rp-btc"), 1);
+    env.stop().await;
+
+    env.start_ready(|cfg| {
+        cfg.instruments = both.clone();
+        cfg.limits.trading_enabled = false;
+    })
+    .await;
+    let mut c = env.client();
+    refused(
+        place(&mut c, limit("td-1", pb::Side::Buy, dec!(0.01), px)).await,
+        "trading_enabled=false",
+    );
+    let mut eth_order = limit("td-2", pb::Side::Buy, dec!(0.1), dec!(1000));
+    eth_order.instrument = "ETH-USD".into();
+    refused(place(&mut c, eth_order).await, "trading_enabled=false");
+    refused(
+        place(&mut c, market("td-3", pb::Side::Sell, dec!(0.01))).await,
+        "trading_enabled=false",
+    );
+    // Releasing the kill switch does not enable what configuration disables.
+    let resp = c
+        .set_trading_enabled(pb::SetTradingEnabledRequest {
+            venue: "binanceus".into(),
+            enabled: true,
+            reason: "try to override".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("the release itself is accepted")
+        .into_inner();
+    let v = &resp.venues[0];
+    assert!(!v.trading_enabled, "{v:?}");
+    refused(
+        place(&mut c, limit("td-4", pb::Side::Buy, dec!(0.01), px)).await,
+        "trading_enabled=false",
+    );
+    assert_eq!(env.gateway().refusals().get("trading_enabled"), Some(&4));
+    for id in ["td-1", "td-2", "td-3", "td-4"] {
+        assert_eq!(env.at_venue(id), 0, "{id} reached the venue");
+    }
+    env.stop().await;
+}
