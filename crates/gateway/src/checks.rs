@@ -22,9 +22,12 @@ use gekko_venue::InstrumentInfo;
 pub struct RiskLimits {
     /// Largest absolute position per canonical pair (`BTC-USD`); absent = unlimited.
     pub position_limits: BTreeMap<String, Decimal>,
-    /// Largest notional of one order (quote currency); zero = unlimited.
+    /// Largest notional of one order, in the account currency
+    /// ([`gekko_venue::VenueAdapter::account_notional`]; the quote currency on spot venues
+    /// quoted in it); zero = unlimited.
     pub max_order_notional: Decimal,
-    /// Largest notional sent per trading day (quote currency), counting every order the
+    /// Largest notional sent per trading day (account currency, summed across
+    /// instruments), counting every order the
     /// venue did not refuse; zero = unlimited. `COMPLIANCE_SETTINGS.max_daily_notional`.
     pub max_daily_notional: Decimal,
     /// The UTC hour (0..=23) at which the trading day of `max_daily_notional` starts.
@@ -220,6 +223,24 @@ pub fn check_order(
     limits: &RiskLimits,
     reference_price: Option<Decimal>,
 ) -> Result<Decimal, CheckError> {
+    check_order_in(req, info, limits, reference_price, None)
+}
+
+/// [`check_order`], with `max_order_notional` judged against `account_notional` (the
+/// order's notional in the account currency, from
+/// [`gekko_venue::VenueAdapter::account_notional`]) when given, instead of price ×
+/// quantity in the quote currency. The venue's `min_notional` filter stays in the quote
+/// currency, as the venue states it.
+///
+/// # Errors
+/// As [`check_order`].
+pub fn check_order_in(
+    req: &OrderRequest,
+    info: Option<&InstrumentInfo>,
+    limits: &RiskLimits,
+    reference_price: Option<Decimal>,
+    account_notional: Option<Decimal>,
+) -> Result<Decimal, CheckError> {
     let pair = req.instrument.pair();
     if !limits.trading_enabled {
         return Err(CheckError::TradingDisabled);
@@ -296,6 +317,7 @@ pub fn check_order(
             ),
         });
     }
+    let notional = account_notional.unwrap_or(notional);
     if !limits.max_order_notional.is_zero() && notional > limits.max_order_notional {
         return Err(CheckError::Risk {
             limit: "COMPLIANCE_SETTINGS.max_order_notional",

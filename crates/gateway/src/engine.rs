@@ -31,7 +31,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::checks::{CheckError, LiveLimits, RiskLimits, check_order};
+use crate::checks::{CheckError, LiveLimits, RiskLimits, check_order_in};
 pub use crate::config::{GatewayConfig, ReconcileMode};
 use crate::control::{Entry, KillSwitchRecord, kill_switch_stream};
 pub use crate::error::{GatewayError, StartError};
@@ -736,7 +736,34 @@ impl Gateway {
         } else {
             &*live
         };
-        let price = match check_order(&req, info.as_ref(), limits, reference) {
+        // The notional limits are in the account currency: the venue converts (OANDA's
+        // USD_JPY counts in USD, not JPY). Closing orders are not held by them, but count
+        // in the day's total.
+        let account_notional = match req.price.or(reference) {
+            Some(px) if px > Decimal::ZERO && req.qty > Decimal::ZERO => {
+                match i.venue.account_notional(&req.instrument, req.qty, px).await {
+                    Ok(n) => Some(n),
+                    Err(e) if closing => {
+                        tracing::warn!(venue = self.label(), error = %e, "closing order's notional counted in the quote currency");
+                        None
+                    }
+                    Err(e) => {
+                        let e = CheckError::Risk {
+                            limit: "COMPLIANCE_SETTINGS.max_order_notional",
+                            detail: format!(
+                                "the notional of {} {} at {px} cannot be converted to the account currency: {e}",
+                                req.qty,
+                                req.instrument.pair()
+                            ),
+                        };
+                        self.refused(&req.client_order_id, &e);
+                        return Err(e.into());
+                    }
+                }
+            }
+            _ => None,
+        };
+        let price = match check_order_in(&req, info.as_ref(), limits, reference, account_notional) {
             Ok(p) => p,
             Err(e) => {
                 self.refused(&req.client_order_id, &e);
@@ -745,7 +772,7 @@ impl Gateway {
         };
         let id = req.client_order_id.clone();
         let admission = Admission {
-            notional: price * req.qty,
+            notional: account_notional.unwrap_or(price * req.qty),
             max_inflight: limits.max_inflight_orders,
             max_daily_notional: if closing {
                 Decimal::ZERO

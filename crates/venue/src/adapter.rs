@@ -207,6 +207,27 @@ pub trait VenueAdapter: Send + Sync + std::fmt::Debug + 'static {
         Ok(Vec::new())
     }
 
+    /// The notional of `qty` at `price` of `instrument` in the account currency, which the
+    /// gateway's notional limits (`COMPLIANCE_SETTINGS max_order_notional`,
+    /// `max_daily_notional`) are written in.
+    ///
+    /// The default is `qty × price`, in the instrument's quote currency: right for
+    /// venues whose pairs are quoted in the account currency (Binance.US and Coinbase USD
+    /// pairs). A venue trading pairs quoted in other currencies (OANDA: `USD_JPY` in
+    /// JPY, `EUR_GBP` in GBP) converts.
+    async fn account_notional(
+        &self,
+        instrument: &InstrumentId,
+        qty: Decimal,
+        price: Decimal,
+    ) -> Result<Decimal, VenueError> {
+        let _ = instrument;
+        qty.checked_mul(price).ok_or_else(|| VenueError::Malformed {
+            reason: format!("notional {qty} x {price} overflows"),
+            payload: String::new(),
+        })
+    }
+
     /// The margin account's summary, for venues with [`crate::AccountModel::Margin`]; the
     /// default (spot venues) is `Ok(None)`.
     async fn margin_summary(&self) -> Result<Option<MarginSummary>, VenueError> {

@@ -42,6 +42,7 @@ struct Opts {
     request_timeout: Duration,
     reconcile: ReconcileMode,
     max_order_notional: Decimal,
+    max_daily_notional: Decimal,
 }
 
 impl Default for Opts {
@@ -51,6 +52,7 @@ impl Default for Opts {
             request_timeout: Duration::from_secs(2),
             reconcile: ReconcileMode::Adopt,
             max_order_notional: dec!(1000000),
+            max_daily_notional: Decimal::ZERO,
         }
     }
 }
@@ -89,6 +91,7 @@ impl Env {
         cfg.stale_after = opts.stale_after;
         cfg.reconcile_mode = opts.reconcile;
         cfg.limits.max_order_notional = opts.max_order_notional;
+        cfg.limits.max_daily_notional = opts.max_daily_notional;
         let readiness = Readiness::new();
         let tracker = TaskTracker::new();
         let cancel = CancellationToken::new();
@@ -806,5 +809,68 @@ async fn a_fill_during_a_stream_drop_is_caught_up_once() {
         "caught up through /changes from before the fill ({fill_tx}): {calls:?}"
     );
     env.wait_ready().await;
+    env.stop_gateway().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notional_limits_count_in_the_account_currency() {
+    // A USD account with limits written in USD. Resting limit buys: each is admitted (or
+    // not) and counts its full notional, whatever the book's depth.
+    let mut env = ready_env(&Opts {
+        max_order_notional: dec!(20000),
+        max_daily_notional: dec!(40000),
+        ..Opts::default()
+    })
+    .await;
+    let mut c = env.client();
+    let (jpy_bid, _) = env.sim.touch("USD_JPY").unwrap();
+    assert!(jpy_bid > dec!(50), "USD_JPY trades near 150: {jpy_bid}");
+    let jpy_px = (jpy_bid * dec!(0.98)).round_dp(3).to_string();
+    let jpy = |id: &str, qty: &str| pb::PlaceOrderRequest {
+        instrument: "USD-JPY".into(),
+        ..limit(id, pb::Side::Buy, qty, &jpy_px)
+    };
+    let eur_px = passive_bid(&env);
+    assert!(eur_px > Decimal::ONE, "EUR is above 1 USD: {eur_px}");
+    let eur = |id: &str, qty: &str| limit(id, pb::Side::Buy, qty, &eur_px.to_string());
+    let placed = |o: pb::OrderMsg| {
+        assert_eq!(o.status, pb::OrderStatus::New as i32, "{o:?}");
+    };
+    // 15 000 USD-JPY units are 15 000 USD (over 2M JPY): under the 20 000 USD limit.
+    placed(
+        c.place_order(jpy("oa-ntl-1", "15000"))
+            .await
+            .expect("15 000 USD is under the order limit")
+            .into_inner()
+            .order
+            .unwrap(),
+    );
+    // 20 000 EUR-USD are over 20 000 USD: refused, unsent.
+    let before = env.sim.orders().len();
+    let err = c.place_order(eur("oa-ntl-2", "20000")).await.unwrap_err();
+    assert!(err.message().contains("max_order_notional"), "{err:?}");
+    assert_eq!(env.sim.orders().len(), before, "nothing sent");
+    // 15 000 EUR-USD (over 15 000 USD) fit the order limit and, on top of the 15 000
+    // USD of USD-JPY, the daily 40 000 USD.
+    placed(
+        c.place_order(eur("oa-ntl-3", "15000"))
+            .await
+            .expect("the day's total is about 31 000 USD")
+            .into_inner()
+            .order
+            .unwrap(),
+    );
+    // 10 000 more USD-JPY (10 000 USD) take the day past 40 000 USD: refused.
+    let err = c.place_order(jpy("oa-ntl-4", "10000")).await.unwrap_err();
+    assert!(err.message().contains("max_daily_notional"), "{err:?}");
+    // 5 000 USD-JPY (5 000 USD) still fit: counted in JPY they would not.
+    placed(
+        c.place_order(jpy("oa-ntl-5", "5000"))
+            .await
+            .expect("about 36 000 USD for the day")
+            .into_inner()
+            .order
+            .unwrap(),
+    );
     env.stop_gateway().await;
 }

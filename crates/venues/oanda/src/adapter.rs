@@ -245,6 +245,17 @@ impl OandaVenue {
         bid.checked_add(ask)?.checked_div(Decimal::TWO)
     }
 
+    /// How many units of `home` one unit of `quote` is worth: the mid of `QUOTE_HOME`, or
+    /// one over the mid of `HOME_QUOTE` (`None` when the venue prices neither).
+    async fn quote_to_home(&self, quote: &str, home: &str) -> Option<Decimal> {
+        if let Some(m) = self.mid(&format!("{quote}_{home}")).await {
+            return Some(m);
+        }
+        self.mid(&format!("{home}_{quote}"))
+            .await
+            .and_then(|m| Decimal::ONE.checked_div(m))
+    }
+
     /// The margin check of the module docs. `Ok(())` also when a figure it needs cannot
     /// be fetched (the venue checks margin itself).
     async fn check_margin(
@@ -304,12 +315,8 @@ impl OandaVenue {
         let factor =
             if quote.eq_ignore_ascii_case(&home) || rules.id.base.eq_ignore_ascii_case(&home) {
                 None
-            } else if let Some(m) = self.mid(&format!("{quote}_{home}")).await {
-                Some(m)
             } else {
-                self.mid(&format!("{home}_{quote}"))
-                    .await
-                    .and_then(|m| Decimal::ONE.checked_div(m))
+                self.quote_to_home(quote, &home).await
             };
         let Some(required) = rules.required_margin(added, price, &home, factor) else {
             tracing::warn!(
@@ -685,6 +692,46 @@ impl VenueAdapter for OandaVenue {
             .filter(|t| t.id == id || t.order_id.as_deref() == Some(id))
             .filter_map(|tx| tracker.apply(tx).fill)
             .collect())
+    }
+
+    /// In the account currency: `qty × price` when the pair is quoted in it (`EUR_USD`
+    /// on a USD account), `qty` when it is the base (`USD_JPY`: units are USD), else
+    /// `qty × price` converted at the mid of the quote currency against the account
+    /// currency (`EUR_GBP` through `GBP_USD`, or one over `USD_GBP`). No price for that
+    /// conversion is an error: the gateway then refuses the order rather than count it
+    /// in the wrong currency.
+    async fn account_notional(
+        &self,
+        instrument: &InstrumentId,
+        qty: Decimal,
+        price: Decimal,
+    ) -> Result<Decimal, VenueError> {
+        let home = match self.home_currency() {
+            Some(h) => h,
+            None => self.summary(self.cfg.summary_max_age).await?.currency,
+        };
+        let overflow = || VenueError::Malformed {
+            reason: format!("notional {qty} x {price} overflows"),
+            payload: String::new(),
+        };
+        let notional = qty.checked_mul(price).ok_or_else(overflow)?;
+        if instrument.quote.eq_ignore_ascii_case(&home) {
+            return Ok(notional);
+        }
+        if instrument.base.eq_ignore_ascii_case(&home) {
+            return Ok(qty);
+        }
+        let rate = self
+            .quote_to_home(&instrument.quote, &home)
+            .await
+            .ok_or_else(|| VenueError::Malformed {
+                reason: format!(
+                    "no {}/{home} price to convert a notional to the account currency",
+                    instrument.quote
+                ),
+                payload: String::new(),
+            })?;
+        notional.checked_mul(rate).ok_or_else(overflow)
     }
 
     async fn margin_summary(&self) -> Result<Option<MarginSummary>, VenueError> {
