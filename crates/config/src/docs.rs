@@ -81,7 +81,7 @@ static VARIABLES: &[VariableDoc] = &[
         "comma-separated upper-case `BASE-QUOTE` pairs, each optionally venue-qualified (`binanceus:BTC-USD`); non-empty; no duplicates",
         "`BTC-USD,ETH-USD,oanda:EUR-USD,oanda:USD-JPY`",
         "`BTC-USD,ETH-USD,EUR-USD` or `BTC-USD,oanda:EUR-USD`",
-        "Pairs gekko may trade. A plain pair means every venue that lists it; a venue-qualified pair only that venue. Each gateway trades the configured pairs its venue lists and logs the ones it skips, so a pair one venue lacks never stops that venue's gateway. Replaces the deprecated `TRADING_PAIRS`.",
+        "Pairs gekko may trade. A plain pair means every venue that lists it; a venue-qualified pair only that venue. Each gateway trades the configured pairs its venue lists and logs the ones it skips, so a pair one venue lacks never stops that venue's gateway. A venue that lists none of them (OANDA with only crypto pairs, the crypto venues with only `oanda:` pairs) still runs its gateway with no instruments: accounts, reconciliation and closing positions work, `GetInstruments` answers an empty list, and its `<venue>-market-data` readiness is met with a note. Replaces the deprecated `TRADING_PAIRS`.",
     ),
     doc(
         names::POSITION_LIMITS,
@@ -243,6 +243,13 @@ static VARIABLES: &[VariableDoc] = &[
         "`hmac`",
         "`ed25519`",
         "How `BINANCEUS_API_SECRET` signs requests. Ed25519 keys are documented for binance.com, not confirmed for Binance.US, hence opt-in.",
+    ),
+    doc(
+        names::BINANCEUS_RECV_WINDOW,
+        "a duration from 1ms to 60s, in whole milliseconds",
+        "`5s`",
+        "`20s`",
+        "Binance.US `recvWindow`: how long after its timestamp the venue accepts a signed request (Binance refuses more than 60 s). A request older than that is refused, so the gateway waits this plus 2 s for an order whose answer was lost before it calls the order \"not placed\": a larger window tolerates a slower network at the cost of a longer wait in doubt. Paper mode uses it too.",
     ),
     doc(
         names::COINBASE_API_KEY_NAME,

@@ -22,8 +22,8 @@ use crate::model::{
     ResourceAllocation, Role, ShutdownMode, StrategySettings, default_confidence_threshold,
 };
 use crate::parse::{
-    IDENT_FORM, MapForm, Section, decimal, duration_in, has_scheme, http_url, ident, int_in,
-    parse_items, parse_list, parse_map, positive_decimal,
+    IDENT_FORM, MapForm, Section, decimal, duration_form, duration_in, format_duration, has_scheme,
+    http_url, ident, int_in, parse_items, parse_list, parse_map, positive_decimal,
 };
 use crate::problem::Problems;
 use crate::vars::{Value, Vars, names};
@@ -99,6 +99,11 @@ pub(crate) fn build(vars: &Vars<'_>, problems: &mut Problems) -> GekkoConfig {
         mcp_servers: crate::mcp_servers::read(vars, problems),
         gateway_ha: crate::gateway_ha::read(vars, redis_url.is_some(), problems),
         credentials: credentials(vars, problems),
+        binanceus_recv_window: binanceus_recv_window(
+            vars,
+            defaults.binanceus_recv_window,
+            problems,
+        ),
         llm: crate::llm::read(vars, problems),
         redis_url,
         trading_api_endpoints: endpoints.rest,
@@ -1102,6 +1107,33 @@ fn both<'a>(
     }
 }
 
+/// `BINANCEUS_RECV_WINDOW`: a duration from 1 ms to 60 s (Binance refuses a larger one
+/// with -1131), in whole milliseconds as the venue takes it.
+fn binanceus_recv_window(vars: &Vars<'_>, default: Duration, problems: &mut Problems) -> Duration {
+    let Some(v) = vars.get(names::BINANCEUS_RECV_WINDOW) else {
+        return default;
+    };
+    let (min, max) = (Duration::from_millis(1), Duration::from_secs(60));
+    match duration_in(v.raw, min, Some(max)) {
+        Ok(d) if d.subsec_nanos().is_multiple_of(1_000_000) => d,
+        Ok(d) => {
+            problems.push(
+                v.name,
+                format!(
+                    "{} is not a whole number of milliseconds",
+                    format_duration(d)
+                ),
+                duration_form(min, Some(max)),
+            );
+            default
+        }
+        Err(e) => {
+            problems.push(v.name, e, duration_form(min, Some(max)));
+            default
+        }
+    }
+}
+
 fn credentials(vars: &Vars<'_>, problems: &mut Problems) -> Credentials {
     let binanceus = both(
         vars,
@@ -1196,10 +1228,15 @@ fn credentials(vars: &Vars<'_>, problems: &mut Problems) -> Credentials {
 /// A PEM key pasted into a single-line variable usually arrives with literal `\n`; turn
 /// those back into newlines so the signer sees real PEM.
 /// Whether `name` has the shape of a CDP API key name: `organizations/{org}/apiKeys/{id}`
-/// (non-empty segments without `/` or whitespace) or a bare UUID (8-4-4-4-12 hex digits).
-/// The key itself is checked by the Coinbase gateway, which can parse it.
+/// (non-empty segments of ASCII letters, digits, `-`, `_` and `.`, the shape
+/// `gekko_coinbase::CdpKey` accepts) or a bare UUID (8-4-4-4-12 hex digits). The key
+/// itself is checked by the Coinbase gateway, which can parse it.
 fn cdp_key_name(name: &str) -> bool {
-    let segment = |s: &str| !s.is_empty() && !s.contains(char::is_whitespace);
+    let segment = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
     let parts: Vec<&str> = name.split('/').collect();
     if let ["organizations", org, "apiKeys", id] = parts.as_slice() {
         return segment(org) && segment(id);

@@ -974,6 +974,10 @@ pub struct GekkoConfig {
     pub gateway_ha: crate::gateway_ha::GatewayHaSettings,
     /// Venue credentials.
     pub credentials: Credentials,
+    /// Binance.US `recvWindow` (`BINANCEUS_RECV_WINDOW`), 1 ms to 60 s: how long after
+    /// its timestamp the venue accepts a signed request. The gateway's in-flight
+    /// resolver waits this plus a margin before it calls an unseen order "not placed".
+    pub binanceus_recv_window: Duration,
     /// The LLM links (OpenRouter, LiteLLM, models per role); see `docs/llm.md`.
     pub llm: crate::llm::LlmConfig,
 }
@@ -1028,6 +1032,7 @@ impl Default for GekkoConfig {
             controller: ControllerSettings::default(),
             strategy: StrategySettings::default(),
             mcp: crate::mcp::McpSettings::default(),
+            binanceus_recv_window: Duration::from_millis(5000),
             mcp_servers: Vec::new(),
             gateway_ha: crate::gateway_ha::GatewayHaSettings::default(),
             credentials: Credentials::default(),
@@ -1215,6 +1220,7 @@ impl fmt::Debug for GekkoConfig {
             mcp_servers,
             gateway_ha,
             credentials,
+            binanceus_recv_window,
             llm,
         } = self;
         f.debug_struct("GekkoConfig")
@@ -1253,6 +1259,7 @@ impl fmt::Debug for GekkoConfig {
             .field("strategy", strategy)
             .field("mcp", mcp)
             .field("mcp_servers", mcp_servers)
+            .field("binanceus_recv_window", binanceus_recv_window)
             .field("gateway_ha", gateway_ha)
             .field("credentials", credentials)
             .field("llm", llm)

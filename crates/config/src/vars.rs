@@ -69,6 +69,8 @@ pub mod names {
     pub const BINANCEUS_API_SECRET: &str = "BINANCEUS_API_SECRET";
     /// How the Binance.US secret signs: `hmac` (default) or `ed25519`.
     pub const BINANCEUS_KEY_TYPE: &str = "BINANCEUS_KEY_TYPE";
+    /// Binance.US `recvWindow`: how long a signed request stays valid (1 ms to 60 s).
+    pub const BINANCEUS_RECV_WINDOW: &str = "BINANCEUS_RECV_WINDOW";
     /// Coinbase CDP API key name.
     pub const COINBASE_API_KEY_NAME: &str = "COINBASE_API_KEY_NAME";
     /// Coinbase CDP API secret: an EC P-256 PEM or an Ed25519 key.
@@ -127,6 +129,7 @@ pub mod names {
         BINANCEUS_API_KEY,
         BINANCEUS_API_SECRET,
         BINANCEUS_KEY_TYPE,
+        BINANCEUS_RECV_WINDOW,
         COINBASE_API_KEY_NAME,
         COINBASE_API_SECRET,
         OANDA_API_TOKEN,

@@ -41,6 +41,19 @@ pub fn paper_venue(
     request_timeout: Duration,
     stale_after: Duration,
 ) -> BinanceUsVenue {
+    let cfg = paper_config(rest_url, ws_url, request_timeout, stale_after);
+    BinanceUsVenue::new(cfg).expect("the paper configuration is valid")
+}
+
+/// The venue configuration of [`paper_venue`], for a caller that changes more of it
+/// (`recv_window_ms`, say) before building the client.
+#[must_use]
+pub fn paper_config(
+    rest_url: &str,
+    ws_url: &str,
+    request_timeout: Duration,
+    stale_after: Duration,
+) -> BinanceUsConfig {
     let key = SimApiKey::paper();
     let secret = match key.auth {
         SimKeyAuth::Hmac { secret } => secret,
@@ -54,7 +67,7 @@ pub fn paper_venue(
     );
     cfg.request_timeout = request_timeout;
     cfg.stale_after = stale_after;
-    BinanceUsVenue::new(cfg).expect("the paper configuration is valid")
+    cfg
 }
 
 /// Gateway settings from gekko's config ([`GatewayConfig::from_gekko`] for Binance.US).
@@ -79,6 +92,8 @@ pub struct BinanceUsSettings {
     pub venue: VenueSettings,
     /// The venue request timeout (`SYSTEM_PERFORMANCE_PARAMS order_timeout`).
     pub request_timeout: Duration,
+    /// `recvWindow` in milliseconds (`BINANCEUS_RECV_WINDOW`), live and paper.
+    pub recv_window_ms: u64,
     /// The gateway engine's settings ([`gateway_config`]).
     pub gateway: GatewayConfig,
 }
@@ -100,6 +115,7 @@ pub fn weight_per_minute(rl: gekko_config::RateLimit) -> u32 {
 /// unusable key, ...), one line each.
 pub fn resolve(cfg: &GekkoConfig) -> Result<BinanceUsSettings, Vec<String>> {
     let request_timeout = cfg.system_performance.order_timeout;
+    let recv_window_ms = u64::try_from(cfg.binanceus_recv_window.as_millis()).unwrap_or(u64::MAX);
     let venue = match &cfg.credentials.binanceus {
         Some(creds) => {
             let auth = match creds.key_type {
@@ -120,6 +136,7 @@ pub fn resolve(cfg: &GekkoConfig) -> Result<BinanceUsSettings, Vec<String>> {
             vc.rest_fallback = cfg.fallback_endpoint(VenueId::BinanceUs).map(str::to_owned);
             vc.weight_limit_per_minute = weight_per_minute(cfg.rate_limit(VenueId::BinanceUs));
             vc.request_timeout = request_timeout;
+            vc.recv_window_ms = recv_window_ms;
             let mut problems: Vec<String> = vc
                 .validate()
                 .err()
@@ -144,6 +161,7 @@ pub fn resolve(cfg: &GekkoConfig) -> Result<BinanceUsSettings, Vec<String>> {
     Ok(BinanceUsSettings {
         venue,
         request_timeout,
+        recv_window_ms,
         gateway: gateway_config(cfg),
     })
 }
@@ -161,13 +179,14 @@ pub async fn connect(
         VenueSettings::Paper => {
             let sim = SimBinanceUs::start(SimConfig::default()).await?;
             tracing::info!(rest = %sim.rest_url, ws = %sim.ws_url, "paper mode: Binance.US simulator started");
-            let venue = paper_venue(
+            let mut vc = paper_config(
                 &sim.rest_url,
                 &sim.ws_url,
                 settings.request_timeout,
                 Duration::from_secs(30),
             );
-            (venue, Some(sim))
+            vc.recv_window_ms = settings.recv_window_ms;
+            (BinanceUsVenue::new(vc)?, Some(sim))
         }
     })
 }
@@ -219,6 +238,45 @@ mod tests {
     use rust_decimal_macros::dec;
 
     use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn recv_window_reaches_the_venue_config_live_and_paper() {
+        let paper = gekko_config::from_vars(&vars(&[])).unwrap().config;
+        assert_eq!(resolve(&paper).unwrap().recv_window_ms, 5000, "the default");
+        let cfg = gekko_config::from_vars(&vars(&[
+            ("BINANCEUS_RECV_WINDOW", "20s"),
+            ("BINANCEUS_API_KEY", "key"),
+            ("BINANCEUS_API_SECRET", "secret"),
+        ]))
+        .unwrap()
+        .config;
+        let s = resolve(&cfg).unwrap();
+        assert_eq!(s.recv_window_ms, 20_000);
+        let VenueSettings::Live(vc) = s.venue else {
+            panic!("credentials mean live");
+        };
+        assert_eq!(vc.recv_window_ms, 20_000);
+        let venue = BinanceUsVenue::new(*vc).unwrap();
+        assert_eq!(venue.unknown_order_horizon(), Duration::from_secs(22));
+    }
+
+    #[test]
+    fn a_recv_window_binance_refuses_is_a_config_error() {
+        for bad in ["61s", "0ms", "1500us", "soon"] {
+            let err =
+                gekko_config::from_vars(&vars(&[("BINANCEUS_RECV_WINDOW", bad)])).expect_err(bad);
+            assert!(err.mentions("BINANCEUS_RECV_WINDOW"), "{bad}: {err}");
+        }
+        let ok = gekko_config::from_vars(&vars(&[("BINANCEUS_RECV_WINDOW", "60000ms")])).unwrap();
+        assert_eq!(ok.config.binanceus_recv_window, Duration::from_mins(1));
+    }
 
     #[test]
     fn gateway_config_carries_every_documented_limit() {

@@ -14,6 +14,7 @@
 //! 4. security (`X-MBX-APIKEY`, `signature`, `timestamp`/`recvWindow`), then the endpoint.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -517,11 +518,57 @@ impl Req<'_> {
 
     async fn place_order(&self, p: &Params) -> Result<Reply, ApiError> {
         let key = self.signed(p)?;
-        let app = self.app;
-        let (counts, verdict) = app.limits().count_order(&key);
+        if let Some(delay) = self.app.harness.faults.take_delayed_accept() {
+            return Ok(Self::place_late(self.app, key, p.clone(), delay).await);
+        }
+        Ok(Self::place_now(self.app, &key, p).await)
+    }
+
+    /// [`Fault::DelayedAccept`]: the order reaches the engine `delay` after it arrived,
+    /// on a task of its own so that a client giving up (the connection closing and this
+    /// handler dropped) does not stop it, and only if it is still within `recvWindow` of
+    /// its timestamp then: the engine checks the window again, as the venue does.
+    async fn place_late(app: &Arc<Shared>, key: String, p: Params, delay: Duration) -> Reply {
+        bump(&app.harness.stats.order_responses_delayed);
+        tracing::info!(
+            delay_ms = delay.as_millis(),
+            "sim-binanceus: an order reaches the matching engine late"
+        );
+        let app = Arc::clone(app);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = app.harness.cancel.cancelled() => return,
+            }
+            let ts = p
+                .required_u64("timestamp")
+                .map_or(i64::MAX, |t| i64::try_from(t).unwrap_or(i64::MAX));
+            let rw = p
+                .u64("recvWindow")
+                .ok()
+                .flatten()
+                .unwrap_or(DEFAULT_RECV_WINDOW);
+            let rw = i64::try_from(rw).unwrap_or(i64::MAX);
+            let reply = if app.now_ms().saturating_sub(ts) > rw {
+                bump(&app.harness.stats.orders_rejected);
+                bump(&app.harness.stats.timestamp_errors);
+                Reply::error(&ApiError::outside_recv_window())
+            } else {
+                Self::place_now(&app, &key, &p).await
+            };
+            let _ = tx.send(reply);
+        });
+        rx.await
+            .unwrap_or_else(|_| Reply::error(&ApiError::disconnected()))
+    }
+
+    /// Places an order that passed the security checks, and answers it.
+    async fn place_now(app: &Arc<Shared>, key: &str, p: &Params) -> Reply {
+        let (counts, verdict) = app.limits().count_order(key);
         let result = verdict.and_then(|()| {
             let req = OrderRequest::parse(p)?;
-            let order = app.venue().place(&key, &req, app.now_ms())?;
+            let order = app.venue().place(key, &req, app.now_ms())?;
             Ok((req.resp_type, order))
         });
         let (resp_type, order) = match result {
@@ -530,7 +577,7 @@ impl Req<'_> {
                 bump(&app.harness.stats.orders_rejected);
                 let reply = Reply::error(&e);
                 // -1015 answers are not guaranteed to carry the counts; send them anyway.
-                return Ok(reply.with_order_counts(counts));
+                return reply.with_order_counts(counts);
             }
         };
         let body = match resp_type {
@@ -550,7 +597,7 @@ impl Req<'_> {
                 () = app.harness.cancel.cancelled() => {}
             }
         }
-        Ok(Reply::json(&body).with_order_counts(counts))
+        Reply::json(&body).with_order_counts(counts)
     }
 
     fn cancel_order(&self, p: &Params, now: i64) -> Result<Value, ApiError> {

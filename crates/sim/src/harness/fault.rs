@@ -100,6 +100,16 @@ pub enum Fault {
         /// How many placements are refused.
         count: u32,
     },
+    /// The next order placement is checked on arrival (signature, `timestamp` and
+    /// `recvWindow`) but reaches the matching engine only after `delay`: until then no
+    /// query, open-order list or user stream knows it, and its answer comes after `delay`
+    /// (a client with a shorter timeout sees none). The engine checks `recvWindow` again,
+    /// as the venue does, so an order that arrives there later than `recvWindow` after its
+    /// timestamp is refused (Binance: `-1021`) and never appears. Binance.US only.
+    DelayedAccept {
+        /// How long the order takes to reach the matching engine.
+        delay: Duration,
+    },
 }
 
 impl Fault {
@@ -145,6 +155,9 @@ enum FaultSpec {
     MarginRejectNext {
         count: u32,
     },
+    DelayedAccept {
+        delay_ms: u64,
+    },
 }
 
 impl From<FaultSpec> for Fault {
@@ -176,6 +189,9 @@ impl From<FaultSpec> for Fault {
             },
             FaultSpec::SplitChunks { count } => Self::SplitChunks { count },
             FaultSpec::MarginRejectNext { count } => Self::MarginRejectNext { count },
+            FaultSpec::DelayedAccept { delay_ms } => Self::DelayedAccept {
+                delay: Duration::from_millis(delay_ms),
+            },
         }
     }
 }
@@ -210,6 +226,9 @@ impl From<Fault> for FaultSpec {
             },
             Fault::SplitChunks { count } => Self::SplitChunks { count },
             Fault::MarginRejectNext { count } => Self::MarginRejectNext { count },
+            Fault::DelayedAccept { delay } => Self::DelayedAccept {
+                delay_ms: ms(delay),
+            },
         }
     }
 }
@@ -234,6 +253,7 @@ pub struct FaultState {
     malformed: AtomicU32,
     split: AtomicU32,
     margin_rejects: AtomicU32,
+    delayed_accepts: Mutex<Vec<Duration>>,
     silent_until: Mutex<Option<Instant>>,
     silent_channels: Mutex<Vec<(String, Instant)>>,
     book_down_until: Mutex<Option<Instant>>,
@@ -248,6 +268,7 @@ impl Default for FaultState {
             malformed: AtomicU32::new(0),
             split: AtomicU32::new(0),
             margin_rejects: AtomicU32::new(0),
+            delayed_accepts: Mutex::new(Vec::new()),
             silent_until: Mutex::new(None),
             silent_channels: Mutex::new(Vec::new()),
             book_down_until: Mutex::new(None),
@@ -316,6 +337,7 @@ impl FaultState {
             Fault::MarginRejectNext { count } => {
                 self.margin_rejects.fetch_add(count, Ordering::AcqRel);
             }
+            Fault::DelayedAccept { delay } => self.add_delayed_accept(delay),
         }
         true
     }
@@ -370,6 +392,24 @@ impl FaultState {
     /// Consumes an armed margin refusal ([`Fault::MarginRejectNext`]), if any.
     pub fn take_margin_reject(&self) -> bool {
         take_one(&self.margin_rejects)
+    }
+
+    /// Arms one more delayed placement ([`Fault::DelayedAccept`]); armed ones are taken
+    /// in order.
+    pub fn add_delayed_accept(&self, delay: Duration) {
+        self.delayed_accepts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(delay.min(MAX_FAULT_DURATION));
+    }
+
+    /// Consumes the first armed delayed placement, if any: how long it is held.
+    pub fn take_delayed_accept(&self) -> Option<Duration> {
+        let mut g = self
+            .delayed_accepts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (!g.is_empty()).then(|| g.remove(0))
     }
 
     /// Silences websockets until `now + d` (extending, never shortening).
@@ -445,6 +485,9 @@ mod tests {
             Fault::MalformedNext { count: 3 },
             Fault::SplitChunks { count: 2 },
             Fault::MarginRejectNext { count: 1 },
+            Fault::DelayedAccept {
+                delay: Duration::from_millis(9000),
+            },
             Fault::MarketDataOutage {
                 duration: Duration::from_millis(2500),
             },
@@ -508,6 +551,11 @@ mod tests {
         assert!(s.take_order_timeout());
         assert!(s.inject(Fault::MalformedNext { count: 1 }, &h));
         assert!(s.take_malformed());
+        let f: Fault = serde_json::from_str(r#"{"kind":"delayed_accept","delay_ms":9000}"#)
+            .expect("delayed_accept");
+        assert!(s.inject(f, &h));
+        assert_eq!(s.take_delayed_accept(), Some(Duration::from_secs(9)));
+        assert_eq!(s.take_delayed_accept(), None, "one-shot");
         assert!(!s.is_silent());
     }
 
