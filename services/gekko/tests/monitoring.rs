@@ -7,9 +7,11 @@
 //! - every Grafana dashboard parsed by `grafana-foundation-sdk` in `.venv-sdk`
 //!   (`tests/monitoring/dashboards.py`), every panel's PromQL lifted into a generated rules
 //!   file and checked by `promtool check rules`;
-//! - a live `gekko up` (paper mode, real Redis): every metric name a rule or a panel uses
-//!   is in its `/metrics` (or in `monitoring/event-only-metrics.txt`, with the reason), and
-//!   `promtool check metrics` finds nothing beyond `monitoring/metrics-lint-allow.txt`;
+//! - a live `gekko up` (paper mode, real Redis) and the `configd` and `healthd` binaries
+//!   on the same Redis: every metric name a rule or a panel uses is in one of their
+//!   `/metrics` (or in `monitoring/event-only-metrics.txt`, with the reason), and
+//!   `promtool check metrics` finds nothing beyond `monitoring/metrics-lint-allow.txt` on
+//!   any of them;
 //! - a real Prometheus (1 s scrapes) and Alertmanager (`group_wait: 0s`) against a
 //!   `gekko up` whose Binance.US venue is a simulator the test owns: the simulator is shut
 //!   down, and the `GekkoVenueDisconnected` alert must reach a webhook the test listens on.
@@ -505,17 +507,37 @@ fn live_alertmanager_config(dir: &Path, webhook: u16) -> PathBuf {
             "http://healthd:9500/alerts",
             &format!("http://127.0.0.1:{webhook}/healthd"),
         )
-        .replace(
-            "http://alert-webhook:8080/alerts",
-            &format!("http://127.0.0.1:{webhook}/generic"),
-        )
         .replace("group_wait: 10s", "group_wait: 0s");
+    let text = with_generic_webhook(&text, &format!("http://127.0.0.1:{webhook}/generic"));
     assert!(
         text.contains("/healthd") && text.contains("/generic") && text.contains("group_wait: 0s")
     );
     let path = dir.join("alertmanager.yml");
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// The example URL of the generic webhook's commented-out block in alertmanager.yml.
+const GENERIC_EXAMPLE_URL: &str = "https://pager.example.com/alertmanager";
+
+/// `alertmanager.yml` text with the generic webhook turned on as its comment says
+/// (the block under `# generic-webhook: uncomment to enable` uncommented), sending to `url`.
+fn with_generic_webhook(text: &str, url: &str) -> String {
+    let (head, block) = text
+        .split_once("    # generic-webhook: uncomment to enable\n")
+        .expect("the documented generic-webhook block");
+    let enabled: String = block
+        .lines()
+        .map(|l| match l.strip_prefix("    # ") {
+            Some(rest) => format!("    {rest}\n"),
+            None => format!("{l}\n"),
+        })
+        .collect();
+    assert!(
+        enabled.contains("webhook_configs:") && enabled.contains(GENERIC_EXAMPLE_URL),
+        "{enabled}"
+    );
+    format!("{head}{}", enabled.replace(GENERIC_EXAMPLE_URL, url))
 }
 
 fn start_prometheus(dir: &Path, config: &Path) -> (Proc, String) {
@@ -873,6 +895,33 @@ fn alertmanager_config_passes_amtool_and_routes_to_both_webhooks() {
     // The healthd URL is written in one place.
     let text = read(&dir.join("alertmanager.yml"));
     assert_eq!(text.matches("http://healthd:9500/alerts").count(), 1);
+    // The generic webhook is off by default: a receiver without webhook_configs (nothing
+    // in compose answers a made-up host, so a URL there would fail every delivery).
+    let (_, generic) = text
+        .split_once("  - name: generic-webhook\n")
+        .expect("a generic-webhook receiver");
+    let live: Vec<&str> = generic
+        .lines()
+        .take_while(|l| !l.starts_with("  - name:"))
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .collect();
+    assert!(live.is_empty(), "generic-webhook is not off: {live:?}");
+    // Its documented block, uncommented, is a valid config (the live test below delivers
+    // through it).
+    let scratch = scratch("alertmanager-generic");
+    std::fs::write(
+        scratch.join("alertmanager.yml"),
+        with_generic_webhook(&text, GENERIC_EXAMPLE_URL),
+    )
+    .unwrap();
+    let out = run_ok(
+        tool("amtool")
+            .args(["check-config", "alertmanager.yml"])
+            .current_dir(&scratch),
+        "amtool check-config (generic webhook on)",
+    );
+    assert!(out.contains("SUCCESS"), "{out}");
+    let _ = std::fs::remove_dir_all(&scratch);
 }
 
 #[test]
@@ -1073,63 +1122,15 @@ fn live_metrics_export_every_name_the_rules_and_dashboards_use_and_pass_the_lint
         "first prediction in /metrics after {} ms",
         started.elapsed().as_millis()
     );
-    // The body may come chunked: keep only exposition lines.
-    let metrics: String = metrics
-        .lines()
-        .filter(|l| l.starts_with('#') || l.starts_with("gekko_"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    let live: BTreeSet<String> = metrics
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.split(['{', ' ']).next())
-        .map(str::to_owned)
-        .collect();
-
-    // promtool check metrics: 0 clean, 3 lint findings, anything else a parse error.
-    let mut lint = tool("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    lint.stdin
-        .take()
-        .unwrap()
-        .write_all(metrics.as_bytes())
-        .unwrap();
-    let out = lint.wait_with_output().unwrap();
-    let code = out.status.code().unwrap_or(-1);
-    let findings = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        code == 0 || code == 3,
-        "promtool check metrics could not parse /metrics ({code}):\n{findings}"
-    );
-    let allowed = table(&root().join("services/gekko/tests/monitoring/metrics-lint-allow.txt"));
-    let unexpected: Vec<&str> = findings
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .filter(|l| {
-            let (name, finding) = l.split_once(' ').unwrap_or((l, ""));
-            !allowed
-                .iter()
-                .any(|row| (row[0] == "*" || row[0] == name) && row[1] == finding)
-        })
-        .collect();
-    assert!(
-        unexpected.is_empty(),
-        "promtool check metrics findings not in metrics-lint-allow.txt:\n{}",
-        unexpected.join("\n")
-    );
+    // configd and healthd are no part of `gekko up`: their own binaries, on the same Redis.
+    let mut live = lint_metrics("gekko up", &metrics);
+    for (what, body) in service_metrics(&dir, &redis) {
+        live.extend(lint_metrics(what, &body));
+    }
 
     // Every name a rule or a panel uses.
     let rules = rules();
+
     let records: BTreeSet<&str> = rules
         .iter()
         .filter(|(_, kind, _)| kind == "record")
@@ -1201,6 +1202,156 @@ fn live_metrics_export_every_name_the_rules_and_dashboards_use_and_pass_the_lint
         live.len(),
         event_only.len()
     );
+}
+
+/// The binary `name` of another workspace package, next to `gekko`'s (cargo puts every
+/// package's binaries in one directory). `cargo test --workspace` builds it first; a
+/// binary missing or older than its package's sources fails with how to build it.
+fn sibling_bin(name: &str) -> PathBuf {
+    let bin = Path::new(common::BIN).with_file_name(name);
+    let build = format!("run `cargo build -p {name}` (or `cargo test --workspace`) first");
+    let built = std::fs::metadata(&bin)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|e| panic!("{} is missing ({e}): {build}", bin.display()));
+    fn newest(dir: &Path, out: &mut std::time::SystemTime) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                newest(&p, out);
+            } else if let Ok(t) = e.metadata().and_then(|m| m.modified()) {
+                *out = (*out).max(t);
+            }
+        }
+    }
+    let mut sources = std::time::UNIX_EPOCH;
+    newest(
+        &root().join("services").join(name).join("src"),
+        &mut sources,
+    );
+    assert!(
+        built >= sources,
+        "{} is older than services/{name}/src: {build}",
+        bin.display()
+    );
+    bin
+}
+
+/// The live `/metrics` of the `configd` and `healthd` binaries (paper defaults, the same
+/// Redis; healthd polls Redis and the host, Docker off), each once its first poll or
+/// config version is in it.
+fn service_metrics(dir: &Path, redis: &RedisServer) -> Vec<(&'static str, String)> {
+    let env_file = dir.join("configd.env");
+    std::fs::write(&env_file, "# paper defaults\n").unwrap();
+    let mut out = Vec::new();
+    for (name, wait_for) in [
+        ("configd", "gekko_config_version"),
+        ("healthd", "gekko_healthd_redis_up"),
+    ] {
+        let http = free_port().unwrap();
+        let grpc = free_port().unwrap();
+        let mut cmd = Command::new(sibling_bin(name));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("REDIS_URL", redis.url())
+            .env(
+                "MONITORING_CONFIGURATIONS",
+                format!("http_addr=127.0.0.1:{http},grpc_addr=127.0.0.1:{grpc}"),
+            )
+            .env("AUDIT_LOGGING_SETTINGS", "enabled=false")
+            .env("CONFIGD_ENV_FILE", &env_file)
+            .env(
+                "HEALTHD_HTTP_ADDR",
+                format!("127.0.0.1:{}", free_port().unwrap()),
+            )
+            .env("HEALTHD_INTERVAL_MS", "200")
+            .env("HEALTHD_DOCKER", "off")
+            .current_dir(dir);
+        let mut proc = Proc::spawn(cmd, dir.join(format!("{name}.log")));
+        let addr = format!("127.0.0.1:{http}");
+        wait_http_ok(&mut proc, name, &addr, "/readyz");
+        let started = Instant::now();
+        let body = loop {
+            if let Some((200, body)) = http_get(&addr, "/metrics")
+                && body.contains(wait_for)
+            {
+                break body;
+            }
+            proc.assert_running(name);
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no {wait_for} in {name}'s /metrics within 30 s:\n{}",
+                proc.output()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        println!(
+            "{name}: /metrics read after {} ms",
+            started.elapsed().as_millis()
+        );
+        out.push((name, body));
+    }
+    out
+}
+
+/// Runs `promtool check metrics` on one service's `/metrics`: nothing beyond
+/// metrics-lint-allow.txt may be found. Returns the sample names.
+fn lint_metrics(what: &str, body: &str) -> BTreeSet<String> {
+    // The body may come chunked: keep only exposition lines.
+    let metrics: String = body
+        .lines()
+        .filter(|l| l.starts_with('#') || l.starts_with("gekko_"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let live: BTreeSet<String> = metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .map(str::to_owned)
+        .collect();
+    assert!(!live.is_empty(), "{what}'s /metrics has no gekko_ sample");
+
+    // promtool check metrics: 0 clean, 3 lint findings, anything else a parse error.
+    let mut lint = tool("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    lint.stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = lint.wait_with_output().unwrap();
+    let code = out.status.code().unwrap_or(-1);
+    let findings = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        code == 0 || code == 3,
+        "promtool check metrics could not parse {what}'s /metrics ({code}):\n{findings}"
+    );
+    let allowed = table(&root().join("services/gekko/tests/monitoring/metrics-lint-allow.txt"));
+    let unexpected: Vec<&str> = findings
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .filter(|l| {
+            let (name, finding) = l.split_once(' ').unwrap_or((l, ""));
+            !allowed
+                .iter()
+                .any(|row| (row[0] == "*" || row[0] == name) && row[1] == finding)
+        })
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "promtool check metrics findings on {what}'s /metrics not in metrics-lint-allow.txt:\n{}",
+        unexpected.join("\n")
+    );
+    live
 }
 
 /// Every `src/**/*.rs` file under `crates/` and `services/`, concatenated.
