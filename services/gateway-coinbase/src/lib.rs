@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gekko_coinbase::{CdpKey, CoinbaseConfig, CoinbaseVenue, JwtAlgorithm};
-use gekko_config::GekkoConfig;
+use gekko_config::{GekkoConfig, names};
 use gekko_core::VenueId;
 use gekko_gateway::engine::GatewayConfig;
 use gekko_gateway::service::start_hosted;
@@ -79,12 +79,25 @@ pub fn resolve(cfg: &GekkoConfig) -> Result<CoinbaseSettings, Vec<String>> {
     let venue = match &cfg.credentials.coinbase {
         Some(creds) => {
             let mut problems = Vec::new();
-            let key = match CdpKey::parse(&creds.key_name, creds.api_secret.expose_secret()) {
-                Ok(k) => Some(Arc::new(k)),
-                Err(e) => {
-                    problems.push(format!("COINBASE_API_SECRET: {e}"));
-                    None
+            // The name and the secret are checked apart, so that each problem is named
+            // under its own variable and a bad name does not hide a bad secret.
+            let secret = creds.api_secret.expose_secret();
+            if let Err(e) = CdpKey::check_name(&creds.key_name) {
+                problems.push(format!("{}: {e}", names::COINBASE_API_KEY_NAME));
+            }
+            if let Err(e) = CdpKey::check_secret(secret) {
+                problems.push(format!("{}: {e}", names::COINBASE_API_SECRET));
+            }
+            let key = if problems.is_empty() {
+                match CdpKey::parse(&creds.key_name, secret) {
+                    Ok(k) => Some(Arc::new(k)),
+                    Err(e) => {
+                        problems.push(format!("{}: {e}", names::COINBASE_API_SECRET));
+                        None
+                    }
                 }
+            } else {
+                None
             };
             let roots = match cfg.trading_tls_roots() {
                 Ok(r) => r,
@@ -278,6 +291,66 @@ mod tests {
             "{problems:?}"
         );
         assert!(!problems[0].contains("SENTINEL"), "{problems:?}");
+    }
+
+    #[test]
+    fn a_bad_name_and_a_bad_secret_are_two_problems_each_under_its_variable() {
+        let mut cfg = load(&[
+            ("COINBASE_API_KEY_NAME", "organizations/o/apiKeys/k"),
+            ("COINBASE_API_SECRET", "not-a-key-SENTINEL-9999"),
+        ]);
+        // A name the loader's shape check lets through but the key parser refuses (the
+        // two agree today; the gateway must still name it under its own variable).
+        if let Some(c) = cfg.credentials.coinbase.as_mut() {
+            c.key_name = "organizations/o/apiKeys/k/extra".to_owned();
+        }
+        let problems = resolve(&cfg).unwrap_err();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].starts_with("COINBASE_API_KEY_NAME: "),
+            "{problems:?}"
+        );
+        assert!(
+            problems[1].starts_with("COINBASE_API_SECRET: "),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().all(|p| !p.contains("SENTINEL")),
+            "{problems:?}"
+        );
+
+        // A good secret beside a bad name: only the name is a problem.
+        let secret =
+            include_str!("../../../crates/venues/coinbase/test_data/ed25519_64.b64").trim();
+        let mut cfg = load(&[
+            ("COINBASE_API_KEY_NAME", "organizations/o/apiKeys/k"),
+            ("COINBASE_API_SECRET", secret),
+        ]);
+        if let Some(c) = cfg.credentials.coinbase.as_mut() {
+            c.key_name = "organizations/o/apiKeys/k!".to_owned();
+        }
+        let problems = resolve(&cfg).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("COINBASE_API_KEY_NAME: "),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn the_loader_refuses_the_names_the_key_parser_refuses() {
+        let vars: BTreeMap<String, String> = [
+            ("COINBASE_API_KEY_NAME", "organizations/o!/apiKeys/k"),
+            ("COINBASE_API_SECRET", "SECRET-SENTINEL"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        let e = gekko_config::from_vars(&vars).unwrap_err();
+        assert_eq!(e.problems.len(), 1, "{e}");
+        assert_eq!(e.problems[0].variable, "COINBASE_API_KEY_NAME");
+        assert!(!e.to_string().contains("SECRET-SENTINEL"), "{e}");
+        assert!(CdpKey::check_name("organizations/o!/apiKeys/k").is_err());
     }
 
     #[test]

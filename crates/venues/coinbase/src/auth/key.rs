@@ -181,6 +181,24 @@ impl CdpKey {
         Ok(Self { name, key })
     }
 
+    /// Checks only the key name's shape (what [`Self::parse`] checks first), so that a
+    /// caller can report a bad name and a bad secret as two problems.
+    ///
+    /// # Errors
+    /// [`CdpKeyError::EmptyName`] or [`CdpKeyError::BadName`].
+    pub fn check_name(name: &str) -> Result<(), CdpKeyError> {
+        validate_name(name).map(drop)
+    }
+
+    /// Checks only the secret (what [`Self::parse`] checks after the name); the key
+    /// material is dropped (zeroised) before returning.
+    ///
+    /// # Errors
+    /// [`CdpKeyError`] naming what is wrong with the secret, never echoing it.
+    pub fn check_secret(secret: &str) -> Result<(), CdpKeyError> {
+        parse_secret(secret).map(drop)
+    }
+
     /// A fresh random key of `algorithm` under `name` (paper trading and tests: the
     /// simulator is given [`Self::public_key_pem`]).
     ///
