@@ -13,7 +13,9 @@ mod support;
 use std::sync::OnceLock;
 
 use serde_json::{Value, json};
-use support::{Shared, TRADER, VIEWER, assert_refused, call, connected, http, list_tools};
+use support::{
+    Shared, TRADER, VIEWER, assert_refused, call, connected, http, list_tools, market_buy,
+};
 
 fn shared() -> &'static Shared {
     static SHARED: OnceLock<Shared> = OnceLock::new();
@@ -25,10 +27,6 @@ fn shared() -> &'static Shared {
             )
         })
     })
-}
-
-fn market_buy(qty: &str) -> Value {
-    json!({"venue": "binanceus", "instrument": "BTC-USD", "side": "buy", "type": "market", "qty": qty})
 }
 
 #[test]
@@ -405,4 +403,53 @@ fn close_positions_without_confirm_refused() {
     assert_refused(&steps[0], "confirm", "call again with confirm: true");
     assert_refused(&steps[1], "confirm", "close_positions confirm");
     assert_eq!(s.venue_order_requests(), before, "nothing was sent");
+}
+
+#[test]
+fn an_order_the_guard_admits_but_the_gateway_refuses_is_a_tool_error_and_nothing_is_sent() {
+    let s = shared();
+    let _serial = s.lock();
+    let before = s.venue_order_requests();
+    // Both pass the guard (BTC-USD on binanceus, notional far below 500); the gateway's
+    // own pre-trade checks refuse them: Binance.US BTCUSD has step and minimum quantity
+    // 0.00001 and a minimum notional of 10.
+    let steps = connected(http(
+        &s.url(),
+        Some(TRADER),
+        "legacy",
+        &[
+            call("place_order", market_buy("0.000015")),
+            call("place_order", market_buy("0.00001")),
+        ],
+    ));
+    for (step, needle) in steps.iter().zip([
+        "filter LOT_SIZE: quantity 0.000015 is not a multiple of step size 0.00001",
+        "filter MIN_NOTIONAL: notional",
+    ]) {
+        assert_eq!(step["is_error"], json!(true), "{step}");
+        let structured = &step["structured"];
+        assert_eq!(
+            structured["refused"],
+            json!(false),
+            "not the MCP guard: {step}"
+        );
+        assert!(structured["grpc_code"].is_string(), "{step}");
+        let text = step["text"].as_str().unwrap_or_default();
+        assert!(
+            text.starts_with("gekko answered ") && text.contains(needle),
+            "{needle:?} not in {text:?}"
+        );
+    }
+    assert_eq!(
+        s.venue_order_requests(),
+        before,
+        "the gateway sent nothing to the venue"
+    );
+    let audited = s.audit_tool_calls("place_order");
+    assert!(
+        audited
+            .iter()
+            .any(|a| a.contains("\"error\"") && a.contains("LOT_SIZE")),
+        "{audited:?}"
+    );
 }

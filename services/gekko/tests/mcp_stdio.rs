@@ -13,17 +13,15 @@ mod support;
 use std::sync::OnceLock;
 
 use serde_json::{Value, json};
-use support::{Shared, TRADER, VIEWER, assert_refused, call, connected, list_tools, stdio};
+use support::{
+    Shared, TRADER, VIEWER, assert_refused, call, connected, list_tools, market_buy, stdio,
+};
 
 fn shared() -> &'static Shared {
     static SHARED: OnceLock<Shared> = OnceLock::new();
     // gekko up's own guard is irrelevant here (its HTTP transport is on a free port);
     // each `gekko mcp` brings its own.
     SHARED.get_or_init(|| Shared::start(|port| format!("http_addr=127.0.0.1:{port}")))
-}
-
-fn market_buy(qty: &str) -> Value {
-    json!({"venue": "binanceus", "instrument": "BTC-USD", "side": "buy", "type": "market", "qty": qty})
 }
 
 const PAPER: &str =

@@ -352,6 +352,11 @@ pub fn call(tool: &str, args: Value) -> Value {
     json!({"op": "call", "tool": tool, "args": args})
 }
 
+/// `place_order` arguments: a market buy of `qty` BTC-USD on binanceus.
+pub fn market_buy(qty: &str) -> Value {
+    json!({"venue": "binanceus", "instrument": "BTC-USD", "side": "buy", "type": "market", "qty": qty})
+}
+
 pub fn list_tools() -> Value {
     json!({"op": "list_tools"})
 }
