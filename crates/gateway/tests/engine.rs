@@ -240,21 +240,32 @@ async fn a_delayed_order_inside_the_horizon_is_never_declared_not_placed() {
         &[btc()],
     ))
     .await;
-    // The resolver queries every 200 ms: the order appears after ~2 s of queries, longer
-    // than the old fixed 7 s / 5 s conventions would matter for, but well inside 22 s.
-    env.venue.script([SubmitScript::ArrivesAfterQueries(10)]);
+    // The resolver queries every 200 ms: the order appears after 45 queries, about 9 s,
+    // past the old fixed 7 s horizon (which would have declared it not placed) but well
+    // inside 22 s.
+    env.venue.script([SubmitScript::ArrivesAfterQueries(45)]);
+    let sent = std::time::Instant::now();
     let o = env.gw.place_order(limit("d1", dec!(1))).await.unwrap();
     assert_eq!(o.status, OrderStatus::InFlight);
-    eventually("the delayed order resolves to New", || {
-        let s = env.gw.order(&id("d1")).unwrap().status;
-        assert_ne!(
-            s,
-            OrderStatus::Rejected,
-            "declared not placed inside the horizon"
-        );
-        s == OrderStatus::New
-    })
+    gekko_testkit::wait_until(
+        "the delayed order resolves to New",
+        Duration::from_secs(20),
+        || {
+            let s = env.gw.order(&id("d1")).unwrap().status;
+            assert_ne!(
+                s,
+                OrderStatus::Rejected,
+                "declared not placed inside the horizon"
+            );
+            s == OrderStatus::New
+        },
+    )
     .await;
+    assert!(
+        sent.elapsed() > Duration::from_secs(7),
+        "the order appeared after the old 7 s horizon: {:?}",
+        sent.elapsed()
+    );
     env.stop().await;
 }
 
