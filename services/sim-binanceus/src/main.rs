@@ -2,18 +2,22 @@
 //!
 //! A thin binary on purpose: all behaviour lives in `gekko_sim::binanceus`, so the
 //! process `gekko up` starts and the simulator that tests embed are the same code. This
-//! file only reads flags/env, installs logging, starts the simulator and waits for
-//! Ctrl-C or SIGTERM, then shuts it down with a bounded grace period.
+//! file only reads flags/env, installs logging and starts the simulator, injecting the
+//! fault of each `--fault '<json>'` (the admin API's JSON, e.g.
+//! `{"kind":"server_errors","count":3}`) before it serves;
+//! [`run_until_signal`] waits for Ctrl-C or SIGTERM and shuts it down.
 //!
-//! Exit codes: 0 after a clean shutdown, 64 for an invalid configuration (every problem
-//! printed, one per line), 1 when a listener cannot be bound.
+//! Exit codes: 0 after a clean shutdown, 64 for an invalid configuration or `--fault`
+//! (every problem printed, one per line), 1 when a listener cannot be bound.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use gekko_sim::binanceus::{SimApiKey, SimBinanceUs, SimConfig};
+use gekko_sim::binanceus::{SimApiKey, SimBinanceUs, SimConfig, SimHandle};
+use gekko_sim::harness::process::parse_faults;
+use gekko_sim::harness::{Failure, run_until_signal};
 
 /// Binance.US simulator: REST + websocket, faults injectable under /sim/admin/.
 #[derive(Debug, Parser)]
@@ -45,10 +49,10 @@ struct Args {
     /// REQUEST_WEIGHT limit per minute.
     #[arg(long, env = "SIM_WEIGHT_LIMIT", default_value_t = 1200)]
     weight_limit: u32,
+    /// A fault injected before serving, as the admin API's JSON (repeatable).
+    #[arg(long = "fault")]
+    faults: Vec<String>,
 }
-
-/// EX_CONFIG-style exit code for an unusable configuration.
-const EXIT_CONFIG: u8 = 64;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -59,7 +63,11 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    run_until_signal("sim-binanceus", start(args), SimHandle::shutdown).await
+}
 
+async fn start(args: Args) -> Result<SimHandle, Failure> {
+    let faults = parse_faults(&args.faults)?;
     let cfg = SimConfig {
         rest_addr: args.rest_addr,
         ws_addr: args.ws_addr,
@@ -69,43 +77,13 @@ async fn main() -> ExitCode {
         weight_limit_per_minute: args.weight_limit,
         ..SimConfig::default()
     };
-    if let Err(e) = cfg.validate() {
-        eprintln!("{e}");
-        return ExitCode::from(EXIT_CONFIG);
+    cfg.validate().map_err(Failure::config)?;
+    let handle = SimBinanceUs::start(cfg)
+        .await
+        .map_err(|e| Failure::start(&e))?;
+    for f in faults {
+        handle.inject(f);
     }
-    let handle = match SimBinanceUs::start(cfg).await {
-        Ok(h) => h,
-        Err(e) => {
-            eprintln!("sim-binanceus: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     tracing::info!(rest = %handle.rest_url, ws = %handle.ws_url, "sim-binanceus: ready");
-    wait_for_signal().await;
-    tracing::info!("sim-binanceus: shutting down");
-    handle.shutdown().await;
-    ExitCode::SUCCESS
-}
-
-/// Resolves on Ctrl-C, or on SIGTERM where there is one (containers stop with it).
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+    Ok(handle)
 }

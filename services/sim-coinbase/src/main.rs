@@ -12,8 +12,11 @@
 //! (a PEM file holding an EC P-256 or Ed25519 public key). Without `--tls-cert` and
 //! `--tls-key` a self-signed certificate is generated and written to `--cert-out`.
 //!
-//! Exit codes: 0 after a clean shutdown, 64 for an invalid configuration (every problem
-//! printed), 1 when a listener cannot be bound.
+//! Each `--fault '<json>'` (repeatable; the admin API's JSON, e.g.
+//! `{"kind":"server_errors","count":3}`) is injected before the simulator serves.
+//!
+//! Exit codes: 0 after a clean shutdown, 64 for an invalid configuration or `--fault`
+//! (every problem printed), 1 when a listener cannot be bound.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,7 +24,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use gekko_sim::coinbase::{SimApiKey, SimCoinbase, SimConfig, TlsSource};
+use gekko_sim::coinbase::{SimApiKey, SimCoinbase, SimConfig, SimHandle, TlsSource};
+use gekko_sim::harness::process::parse_faults;
+use gekko_sim::harness::{Failure, run_until_signal};
 
 /// Coinbase Advanced Trade simulator: REST and the market-data and user websockets over
 /// TLS, faults injectable under /sim/admin/.
@@ -70,10 +75,10 @@ struct Args {
     /// Public requests per second.
     #[arg(long, env = "SIM_PUBLIC_RATE", default_value_t = 10)]
     public_rate: u32,
+    /// A fault injected before serving, as the admin API's JSON (repeatable).
+    #[arg(long = "fault")]
+    faults: Vec<String>,
 }
-
-/// EX_CONFIG-style exit code for an unusable configuration.
-const EXIT_CONFIG: u8 = 64;
 
 fn config(args: Args) -> Result<SimConfig, Vec<String>> {
     let mut problems = Vec::new();
@@ -132,61 +137,24 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let cfg = match config(args) {
-        Ok(c) => c,
-        Err(problems) => {
-            for p in problems {
-                eprintln!("sim-coinbase: {p}");
-            }
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-    if let Err(e) = cfg.validate() {
-        eprintln!("{e}");
-        return ExitCode::from(EXIT_CONFIG);
+    run_until_signal("sim-coinbase", start(args), SimHandle::shutdown).await
+}
+
+async fn start(args: Args) -> Result<SimHandle, Failure> {
+    let faults = parse_faults(&args.faults)?;
+    let cfg = config(args).map_err(Failure::Config)?;
+    cfg.validate().map_err(Failure::config)?;
+    let handle = SimCoinbase::start(cfg)
+        .await
+        .map_err(|e| Failure::start(&e))?;
+    for f in faults {
+        handle.inject(f);
     }
-    let handle = match SimCoinbase::start(cfg).await {
-        Ok(h) => h,
-        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
-            eprintln!("sim-coinbase: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-        Err(e) => {
-            eprintln!("sim-coinbase: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     tracing::info!(
         rest = %handle.rest_url,
         ws = %handle.ws_url,
         ws_user = %handle.ws_user_url,
         "sim-coinbase: ready"
     );
-    wait_for_signal().await;
-    tracing::info!("sim-coinbase: shutting down");
-    handle.shutdown().await;
-    ExitCode::SUCCESS
-}
-
-/// Resolves on Ctrl-C, or on SIGTERM where there is one (containers stop with it).
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+    Ok(handle)
 }

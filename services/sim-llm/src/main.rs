@@ -18,6 +18,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use gekko_sim::harness::{Failure, run_until_signal};
 use gekko_sim::llm::{LlmSim, LlmSimConfig, PAPER_KEY};
 
 /// OpenAI- and OpenRouter-compatible LLM simulator: models, key info, chat (plain and
@@ -36,9 +37,6 @@ struct Args {
     keepalive_ms: u64,
 }
 
-/// EX_CONFIG-style exit code for an unusable configuration.
-const EXIT_CONFIG: u8 = 64;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
@@ -49,23 +47,17 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    run_until_signal("sim-llm", start(args), LlmSim::stop).await
+}
+
+async fn start(args: Args) -> Result<LlmSim, Failure> {
     let cfg = LlmSimConfig {
         addr: args.addr,
         api_keys: args.keys,
         keepalive_every: Duration::from_millis(args.keepalive_ms),
         ..LlmSimConfig::default()
     };
-    let sim = match LlmSim::start(cfg).await {
-        Ok(s) => s,
-        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
-            eprintln!("sim-llm: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-        Err(e) => {
-            eprintln!("sim-llm: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let sim = LlmSim::start(cfg).await.map_err(|e| Failure::start(&e))?;
     // stdout carries only the base URL, so a parent process can read it as one line.
     let mut out = std::io::stdout().lock();
     if writeln!(out, "{}", sim.base_url())
@@ -76,31 +68,5 @@ async fn main() -> ExitCode {
     }
     drop(out);
     tracing::info!(base_url = %sim.base_url(), "sim-llm: ready");
-    wait_for_signal().await;
-    tracing::info!("sim-llm: shutting down");
-    sim.stop().await;
-    ExitCode::SUCCESS
-}
-
-/// Resolves on Ctrl-C, or on SIGTERM where there is one (containers stop with it).
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+    Ok(sim)
 }

@@ -8,8 +8,11 @@
 //! `--tls` both are served over TLS with `--tls-cert`/`--tls-key`, or with a generated
 //! self-signed certificate written to `--cert-out`.
 //!
-//! Exit codes: 0 after a clean shutdown, 64 for an invalid configuration (every problem
-//! printed), 1 when a listener cannot be bound.
+//! Each `--fault '<json>'` (repeatable; the admin API's JSON, e.g.
+//! `{"kind":"server_errors","count":3}`) is injected before the simulator serves.
+//!
+//! Exit codes: 0 after a clean shutdown, 64 for an invalid configuration or `--fault`
+//! (every problem printed), 1 when a listener cannot be bound.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,7 +20,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use gekko_sim::oanda::{PAPER_ACCOUNT_ID, PAPER_TOKEN, SimConfig, SimOanda, TlsSource};
+use gekko_sim::harness::process::parse_faults;
+use gekko_sim::harness::{Failure, run_until_signal};
+use gekko_sim::oanda::{PAPER_ACCOUNT_ID, PAPER_TOKEN, SimConfig, SimHandle, SimOanda, TlsSource};
 
 /// OANDA v20 simulator: REST and the chunked pricing/transaction streams, faults
 /// injectable under /sim/admin/.
@@ -60,10 +65,10 @@ struct Args {
     /// REST requests per second before 429.
     #[arg(long, env = "SIM_REST_RATE", default_value_t = 120)]
     rest_rate: u32,
+    /// A fault injected before serving, as the admin API's JSON (repeatable).
+    #[arg(long = "fault")]
+    faults: Vec<String>,
 }
-
-/// EX_CONFIG-style exit code for an unusable configuration.
-const EXIT_CONFIG: u8 = 64;
 
 fn config(args: Args) -> Result<SimConfig, String> {
     let tls = match (args.tls_cert, args.tls_key) {
@@ -97,59 +102,22 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let cfg = match config(args) {
-        Ok(c) => c,
-        Err(p) => {
-            eprintln!("sim-oanda: {p}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-    if let Err(e) = cfg.validate() {
-        eprintln!("{e}");
-        return ExitCode::from(EXIT_CONFIG);
+    run_until_signal("sim-oanda", start(args), SimHandle::shutdown).await
+}
+
+async fn start(args: Args) -> Result<SimHandle, Failure> {
+    let faults = parse_faults(&args.faults)?;
+    let cfg = config(args).map_err(Failure::config)?;
+    cfg.validate().map_err(Failure::config)?;
+    let handle = SimOanda::start(cfg).await.map_err(|e| Failure::start(&e))?;
+    for f in faults {
+        handle.inject(f);
     }
-    let handle = match SimOanda::start(cfg).await {
-        Ok(h) => h,
-        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
-            eprintln!("sim-oanda: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-        Err(e) => {
-            eprintln!("sim-oanda: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     tracing::info!(
         rest = %handle.rest_url,
         stream = %handle.stream_url,
         account = %handle.account_id,
         "sim-oanda: ready"
     );
-    wait_for_signal().await;
-    tracing::info!("sim-oanda: shutting down");
-    handle.shutdown().await;
-    ExitCode::SUCCESS
-}
-
-/// Resolves on Ctrl-C, or on SIGTERM where there is one (containers stop with it).
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+    Ok(handle)
 }

@@ -108,7 +108,7 @@ fn bad(msg: String) -> Response {
 }
 
 async fn fault<A: AdminControl>(State(app): State<Arc<A>>, body: Bytes) -> Response {
-    let f: Fault = match parse(&body) {
+    let f = match Fault::from_json(&body) {
         Ok(f) => f,
         Err(e) => return bad(e),
     };

@@ -115,6 +115,15 @@ pub enum Fault {
 impl Fault {
     /// How long [`Fault::OrderTimeout`] holds the order response back.
     pub const ORDER_TIMEOUT_DELAY: Duration = Duration::from_secs(30);
+
+    /// Parses the tagged JSON form, e.g. `{"kind":"ban","duration_ms":5000}`: the one
+    /// parser of `POST /sim/admin/fault` and of the simulators' `--fault` flag.
+    ///
+    /// # Errors
+    /// What is wrong with the JSON, in serde's words.
+    pub fn from_json(json: &[u8]) -> Result<Self, String> {
+        serde_json::from_slice(json).map_err(|e| format!("invalid fault JSON: {e}"))
+    }
 }
 
 /// Wire form of [`Fault`] (durations in milliseconds).

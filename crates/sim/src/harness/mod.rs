@@ -12,7 +12,9 @@
 //! - [`clock`]: venue time with injectable skew, and the market-pause switch;
 //! - [`stats`]: request/connection counters and the [`SimStats`] snapshot;
 //! - [`admin`]: the `/sim/admin/` HTTP API, generic over [`AdminControl`];
-//! - [`server`]: binding listeners, tracked tasks, cancellation and bounded shutdown.
+//! - [`server`]: binding listeners, tracked tasks, cancellation and bounded shutdown;
+//! - [`process`]: the standalone binaries' preamble ([`run_until_signal`], exit codes,
+//!   the `--fault` flag).
 //!
 //! [`Harness`] bundles the per-simulator state so a protocol's shared state holds one
 //! field for all of it.
@@ -21,6 +23,7 @@ pub mod admin;
 pub mod clock;
 pub mod error;
 pub mod fault;
+pub mod process;
 pub mod server;
 pub mod stats;
 
@@ -28,6 +31,7 @@ pub use admin::AdminControl;
 pub use clock::{MarketSwitch, SimClock};
 pub use error::SimError;
 pub use fault::{Fault, FaultHooks, FaultState};
+pub use process::{EXIT_CONFIG, Failure, run_until_signal};
 pub use server::{Lifecycle, SHUTDOWN_GRACE};
 pub use stats::{SimStats, Stats, bump};
 
