@@ -111,6 +111,28 @@ pub fn posture(cfg: &GekkoConfig, env_file: Option<&Path>) -> Vec<Finding> {
         });
     }
 
+    // The MCP streamable HTTP transport has no TLS of its own, and every request carries a
+    // bearer token (a gRPC token of ACCESS_CONTROL_CONFIG) in its Authorization header.
+    out.push(match cfg.mcp.http_addr {
+        None => finding("mcp-http-tls", true, false, "MCP HTTP transport off"),
+        Some(addr) if is_loopback(addr) => finding(
+            "mcp-http-tls",
+            true,
+            false,
+            format!("MCP HTTP plaintext on loopback {addr}"),
+        ),
+        Some(addr) => finding(
+            "mcp-http-tls",
+            false,
+            false,
+            format!(
+                "PLAINTEXT MCP HTTP on non-loopback {addr}: every request's bearer token \
+                 crosses the network in the clear; bind MCP_SETTINGS http_addr to 127.0.0.1 \
+                 (behind a TLS-terminating proxy for remote agents) or set http_addr=off"
+            ),
+        ),
+    });
+
     out.push(finding(
         "tls-version",
         true,

@@ -121,3 +121,24 @@ fn live_credentials_in_plain_env_with_a_sealing_key_are_flagged() {
     assert!(!row.ok && !row.required, "{row:?}");
     assert!(row.detail.contains("oanda"), "{row:?}");
 }
+
+#[test]
+fn mcp_http_off_loopback_is_loud_and_on_loopback_or_off_passes() {
+    let public = posture(&config(&[("MCP_SETTINGS", "http_addr=0.0.0.0:9470")]), None);
+    let f = find(&public, "mcp-http-tls");
+    assert!(!f.ok && !f.required, "{f:?}");
+    assert!(
+        f.detail.contains("PLAINTEXT MCP HTTP") && f.detail.contains("0.0.0.0:9470"),
+        "{f:?}"
+    );
+    assert!(f.detail.contains("bearer token"), "{f:?}");
+    let local = posture(&config(&[]), None);
+    let f = find(&local, "mcp-http-tls");
+    assert!(
+        f.ok && f.detail.contains("loopback 127.0.0.1:9470"),
+        "{f:?}"
+    );
+    let off = posture(&config(&[("MCP_SETTINGS", "http_addr=off")]), None);
+    let f = find(&off, "mcp-http-tls");
+    assert!(f.ok && f.detail.contains("off"), "{f:?}");
+}

@@ -142,7 +142,11 @@ pub(crate) async fn collect(config: Result<&Loaded, &ConfigErrors>) -> (Vec<Row>
         }
     };
     rows.push(check_docker().await);
-    rows.push(check_redis(redis_url.as_deref()).await);
+    let live: Vec<&str> = match config {
+        Ok(loaded) => live_venues(&loaded.config),
+        Err(_) => Vec::new(),
+    };
+    rows.push(check_redis(redis_url.as_deref(), &live).await);
     if let Ok(loaded) = config {
         rows.extend(crate::probe::venues(&loaded.config).await);
         rows.push(crate::mcp::check_row(&loaded.config));
@@ -356,8 +360,34 @@ async fn check_redis_cluster(nodes: &[&str]) -> Row {
     )
 }
 
-async fn check_redis(url: Option<&str>) -> Row {
+/// The venues that trade live (credentials configured), by name.
+fn live_venues(cfg: &gekko_config::GekkoConfig) -> Vec<&'static str> {
+    gekko_config::VenueId::ALL
+        .iter()
+        .filter(|v| !cfg.paper_mode(**v))
+        .map(|v| v.as_str())
+        .collect()
+}
+
+/// The `redis` row. Without `REDIS_URL` the bus is in-process: fine for paper, but with a
+/// live venue everything that must outlive the process is then in memory, so it warns
+/// (a warning, not a failure, even though `redis` is required by default: a live
+/// single-process run without Redis is allowed, only not silently).
+async fn check_redis(url: Option<&str>, live: &[&str]) -> Row {
     let Some(url) = url else {
+        if !live.is_empty() {
+            return row(
+                "redis",
+                Status::Warn,
+                format!(
+                    "REDIS_URL not set while {} {} live: the in-process bus keeps the daily \
+                     notional, the kill switch and the audit trail in memory only, and none \
+                     of them will survive a restart; set REDIS_URL for live trading",
+                    live.join(", "),
+                    if live.len() == 1 { "trades" } else { "trade" },
+                ),
+            );
+        }
         return row(
             "redis",
             Status::Pass,

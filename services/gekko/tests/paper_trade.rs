@@ -131,3 +131,57 @@ fn paper_trade_refuses_live_credentials() {
         "nothing was bound"
     );
 }
+
+/// `STRATEGY_SETTINGS enabled=true` (the trading loop configured, not `--paper-trade`)
+/// with live Binance.US credentials, pointed at a simulator that knows them: without
+/// `allow_live` the start is refused with exit 64 naming `allow_live`, nothing bound; with
+/// `allow_live=true` the same configuration starts and becomes ready.
+#[test]
+fn the_trading_loop_on_live_credentials_needs_allow_live() {
+    use gekko_sim::binanceus::{SimApiKey, SimBinanceUs, SimConfig};
+    const KEY: &str = "live-sim-key-0123456789";
+    const SECRET: &str = "live-sim-secret-0123456789";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = rt
+        .block_on(SimBinanceUs::start(SimConfig {
+            api_keys: vec![SimApiKey::hmac(KEY, SECRET)],
+            ..SimConfig::default()
+        }))
+        .unwrap();
+    let run = |strategy: &str| {
+        let (http, grpc) = (free_port().unwrap(), free_port().unwrap());
+        let mut cmd = gekko(&["up"]);
+        cmd.env("MONITORING_CONFIGURATIONS", monitoring(http, grpc, "json"))
+            .env(
+                "TRADING_API_ENDPOINTS",
+                format!("binanceus={},binanceus.stream={}", sim.rest_url, sim.ws_url),
+            )
+            .env("BINANCEUS_API_KEY", KEY)
+            .env("BINANCEUS_API_SECRET", SECRET)
+            .env("STRATEGY_SETTINGS", strategy);
+        (cmd, http, grpc)
+    };
+
+    let (mut cmd, _, grpc) = run("enabled=true");
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(
+        err.contains("STRATEGY_SETTINGS") && err.contains("allow_live=true"),
+        "{err}"
+    );
+    assert!(err.contains("binanceus"), "the live venue is named: {err}");
+    assert!(!err.contains(SECRET), "{err}");
+    assert!(
+        std::net::TcpListener::bind(("127.0.0.1", grpc)).is_ok(),
+        "nothing was bound"
+    );
+
+    let (cmd, http, _) = run("enabled=true,allow_live=true");
+    let up = Up::start(cmd);
+    let body = wait_ready(&format!("127.0.0.1:{http}"));
+    assert!(body.contains("binanceus-market-data"), "{body}");
+    let (code, lines) = up.terminate();
+    assert_eq!(code, 0, "{}", lines.join("\n"));
+    drop(sim);
+}
