@@ -74,6 +74,7 @@ pub fn resolve(cfg: &GekkoConfig) -> Result<OandaSettings, Vec<String>> {
             if let Some(url) = cfg.stream_endpoint(VenueId::Oanda) {
                 url.clone_into(&mut vc.stream_base);
             }
+            vc.rest_fallback = cfg.fallback_endpoint(VenueId::Oanda).map(str::to_owned);
             let mut problems = Vec::new();
             match cfg.trading_tls_roots() {
                 Ok(roots) => vc.extra_roots_pem = roots,
@@ -237,6 +238,34 @@ mod tests {
         };
         assert_eq!(vc.rest_base, "http://127.0.0.1:9300");
         assert_eq!(vc.stream_base, "http://127.0.0.1:9301");
+        assert_eq!(vc.rest_fallback, None);
+
+        let cfg = load(&[
+            ("OANDA_API_TOKEN", "t"),
+            ("OANDA_ACCOUNT_ID", "101-001-1234567-001"),
+            (
+                "TRADING_API_ENDPOINTS",
+                "oanda=http://127.0.0.1:9300,oanda.fallback=http://127.0.0.1:9310",
+            ),
+        ]);
+        let VenueSettings::Live(vc) = resolve(&cfg).unwrap().venue else {
+            panic!("live");
+        };
+        assert_eq!(vc.rest_fallback.as_deref(), Some("http://127.0.0.1:9310"));
+        // The same host twice is no fallback: named.
+        let cfg = load(&[
+            ("OANDA_API_TOKEN", "t"),
+            ("OANDA_ACCOUNT_ID", "101-001-1234567-001"),
+            (
+                "TRADING_API_ENDPOINTS",
+                "oanda=http://127.0.0.1:9300,oanda.fallback=http://127.0.0.1:9300/",
+            ),
+        ]);
+        let problems = resolve(&cfg).unwrap_err();
+        assert!(
+            problems.iter().any(|p| p.contains("rest_fallback")),
+            "{problems:?}"
+        );
         assert!(vc.rest_base != "https://api-fxtrade.oanda.com");
     }
 }

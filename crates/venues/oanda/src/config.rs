@@ -73,6 +73,10 @@ pub struct OandaConfig {
     pub rest_base: String,
     /// Stream base URL, `https://stream-fxpractice.oanda.com`.
     pub stream_base: String,
+    /// A second REST base URL, used per endpoint family while the primary's circuit is
+    /// open (`TRADING_API_ENDPOINTS oanda.fallback=URL`); the primary is probed again
+    /// after the cooldown. `None` (the default): no fallback.
+    pub rest_fallback: Option<String>,
     /// The personal access token sent as `Authorization: Bearer`.
     pub token: SecretString,
     /// The account traded, `101-001-1234567-001`; checked against `GET /v3/accounts`.
@@ -117,6 +121,7 @@ impl OandaConfig {
         Self {
             rest_base: env.rest_base().to_owned(),
             stream_base: env.stream_base().to_owned(),
+            rest_fallback: None,
             token,
             account_id: account_id.to_owned(),
             extra_roots_pem: Vec::new(),
@@ -160,6 +165,14 @@ impl OandaConfig {
         let mut p = Vec::new();
         check_url("rest_base", &self.rest_base, &mut p);
         check_url("stream_base", &self.stream_base, &mut p);
+        if let Some(f) = &self.rest_fallback {
+            check_url("rest_fallback", f, &mut p);
+            if f.trim_end_matches('/') == self.rest_base.trim_end_matches('/') {
+                p.push(format!(
+                    "rest_fallback: {f:?} is the same as rest_base; a fallback must be another host"
+                ));
+            }
+        }
         if self.token.expose_secret().trim().is_empty() {
             p.push("token: must not be empty".to_owned());
         }

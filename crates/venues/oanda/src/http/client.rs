@@ -240,7 +240,10 @@ impl OandaHttpClient {
                         .with_labels(VENUE, "rest"),
                 ],
                 base_url: config.rest_base.clone(),
-                fallback_base_url: None,
+                fallback_base_url: config
+                    .rest_fallback
+                    .as_ref()
+                    .map(|f| f.trim_end_matches('/').to_owned()),
                 breaker_threshold: config.breaker_threshold,
                 breaker_cooldown: config.breaker_cooldown,
                 max_rate_limit_wait: config.max_rate_limit_wait,
