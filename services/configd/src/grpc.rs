@@ -15,6 +15,69 @@ use tonic::{Request, Response, Status};
 use crate::classify;
 use crate::state::{ConfigStore, problem_pb, validate_vars};
 
+/// SHA-256 (hex) of the gateways' token committed for the paper compose stack
+/// (`deploy/compose/paper/configd.token`, the default of docker-compose.yml's configd
+/// `ACCESS_CONTROL_CONFIG`). Anyone with the repository has that token, so configd never
+/// hands it a live venue's credentials (see [`is_live`]); live mode sets its own token
+/// (`GEKKO_CONFIGD_ACCESS`, `GEKKO_CONFIGD_TOKEN_FILE`, docs/deploy.md).
+pub const PAPER_TOKEN_SHA256: &str =
+    "338b01af96682225a9c47439ed7caca04d97be4b533be11593c2e111ce3baf54";
+
+/// The public hosts of each venue (a REST endpoint on one of them, or no override, is the
+/// real venue).
+fn venue_hosts(venue: VenueId) -> &'static [&'static str] {
+    match venue {
+        VenueId::BinanceUs => &["binance.us"],
+        VenueId::Coinbase => &["coinbase.com"],
+        VenueId::Oanda => &["oanda.com"],
+    }
+}
+
+/// Whether `venue`'s credentials in `config` are for the real venue: its REST endpoint is
+/// not overridden (gekko's defaults are the venue's own hosts) or is overridden to one of
+/// the venue's public hosts. Credentials for an endpoint elsewhere (a simulator such as
+/// `http://sim-binanceus:9100`) are paper ones.
+#[must_use]
+pub fn is_live(config: &gekko_config::GekkoConfig, venue: VenueId) -> bool {
+    if config.paper_mode(venue) {
+        return false;
+    }
+    let Some(url) = config.api_endpoint(venue) else {
+        return true;
+    };
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host = rest
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default()
+        .rsplit('@')
+        .next()
+        .unwrap_or_default();
+    let host = host
+        .rsplit_once(':')
+        .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+        .map_or(host, |(h, _)| h)
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    venue_hosts(venue)
+        .iter()
+        .any(|h| host == *h || host.ends_with(&format!(".{h}")))
+}
+
+/// Whether the caller named `name` authenticated with the committed paper token.
+fn is_paper_token(config: &gekko_config::GekkoConfig, name: &str) -> bool {
+    config
+        .access_control
+        .tokens
+        .iter()
+        .any(|t| t.name == name && hex_eq(&t.sha256, PAPER_TOKEN_SHA256))
+}
+
+fn hex_eq(bytes: &[u8; 32], hex: &str) -> bool {
+    let shown: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    shown == hex
+}
+
 /// The gRPC service.
 #[derive(Debug, Clone)]
 pub struct ConfigGrpc {
@@ -130,6 +193,23 @@ impl ConfigService for ConfigGrpc {
             ))
         })?;
         let cur = self.store.current();
+        if is_live(&cur.config, venue) && is_paper_token(&cur.config, &caller) {
+            self.audit.record_detached(
+                AuditRecord::new(caller, "secret.access", "denied").with_detail(
+                    serde_json::json!({
+                        "venue": venue.as_str(), "version": cur.version,
+                        "reason": "live credentials asked for with the committed paper token",
+                    }),
+                ),
+            );
+            return Err(Status::permission_denied(format!(
+                "{venue} has live credentials, and this caller uses the paper token committed in \
+                 deploy/compose/paper/configd.token, which anyone with the repository has: \
+                 configd hands live credentials only to a token of your own (set \
+                 GEKKO_CONFIGD_ACCESS and GEKKO_CONFIGD_TOKEN_FILE, docs/deploy.md#live-mode)",
+                venue = venue.as_str()
+            )));
+        }
         let c = &cur.config.credentials;
         let pair = |n: &str, v: &str| pb::SecretValue {
             name: n.to_owned(),

@@ -702,3 +702,109 @@ async fn config_changes_and_secret_access_are_audited_and_secrets_take_a_second_
     drop(d);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Live mode cannot run on the paper token that docker-compose.yml defaults configd's
+/// `ACCESS_CONTROL_CONFIG` to: with credentials for the real venue (no endpoint
+/// override), `GetSecrets` with that committed token is PERMISSION_DENIED naming
+/// `GEKKO_CONFIGD_ACCESS`, and no value is shown; a token of one's own gets them. With the
+/// simulator's endpoints (the paper stack) the paper token keeps working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_credentials_are_refused_to_the_committed_paper_token() {
+    let paper = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/compose/paper/configd.token"
+    ))
+    .expect("the committed paper token");
+    let paper = paper.trim();
+    let hash = hex::encode(Sha256::digest(paper.as_bytes()));
+    assert_eq!(
+        hash,
+        configd::grpc::PAPER_TOKEN_SHA256,
+        "configd's constant is the hash of deploy/compose/paper/configd.token"
+    );
+    let compose = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docker-compose.yml"
+    ))
+    .expect("docker-compose.yml");
+    assert!(
+        compose.contains(&format!("gateways:admin:{hash}")),
+        "docker-compose.yml's configd default is that token"
+    );
+
+    let redis = RedisServer::start();
+    let dir = temp_dir();
+    let env_file = dir.join("gekko.env");
+    let access = [(
+        "ACCESS_CONTROL_CONFIG",
+        format!(
+            "tokens=gateways:admin:{hash};{};{}",
+            token_entry("svc-viewer", "viewer", VIEWER),
+            token_entry("own", "admin", ADMIN)
+        ),
+    )];
+    let want = || pb::GetSecretsRequest {
+        venue: "binanceus".to_owned(),
+    };
+
+    // Live: the real venue's default endpoint.
+    std::fs::write(&env_file, base_env("2")).expect("write");
+    let d = start(&env_file, &redis.url(), &access).await;
+    let mut c = client(&d).await;
+    let refused = c
+        .get_secrets(authed(want(), paper))
+        .await
+        .expect_err("live credentials to the paper token");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    assert!(
+        refused.message().contains("GEKKO_CONFIGD_ACCESS")
+            && refused.message().contains("paper token"),
+        "{refused:?}"
+    );
+    assert!(!refused.message().contains(SECRET));
+    let own = c
+        .get_secrets(authed(want(), ADMIN))
+        .await
+        .expect("a token of one's own")
+        .into_inner();
+    assert!(own.secrets.iter().any(|s| s.value == SECRET));
+    drop(d);
+
+    // Live on an explicit public host: still live.
+    std::fs::write(
+        &env_file,
+        format!(
+            "{}TRADING_API_ENDPOINTS=binanceus=https://api.binance.us\n",
+            base_env("2")
+        ),
+    )
+    .expect("write");
+    let d = start(&env_file, &redis.url(), &access).await;
+    let again = client(&d)
+        .await
+        .get_secrets(authed(want(), paper))
+        .await
+        .expect_err("still the real venue");
+    assert_eq!(again.code(), tonic::Code::PermissionDenied, "{again:?}");
+    drop(d);
+
+    // Paper: the simulator's endpoints, as deploy/compose/configd.env has them.
+    std::fs::write(
+        &env_file,
+        format!(
+            "{}TRADING_API_ENDPOINTS=binanceus=http://sim-binanceus:9100,binanceus.stream=ws://sim-binanceus:9101\n",
+            base_env("2")
+        ),
+    )
+    .expect("write");
+    let d = start(&env_file, &redis.url(), &access).await;
+    let got = client(&d)
+        .await
+        .get_secrets(authed(want(), paper))
+        .await
+        .expect("the paper stack keeps working")
+        .into_inner();
+    assert!(got.secrets.iter().any(|s| s.value == SECRET));
+    drop(d);
+    std::fs::remove_dir_all(&dir).ok();
+}
