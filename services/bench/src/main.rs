@@ -19,17 +19,14 @@ mod recorder;
 mod tick;
 
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use gekko_core::VenueId;
 
 /// Locks a mutex, ignoring poisoning (the bench's data stays usable after a panic
-/// elsewhere).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+/// elsewhere): the workspace's one helper.
+pub(crate) use gekko_core::sync::lock;
 
 #[derive(Debug, Parser)]
 #[command(
