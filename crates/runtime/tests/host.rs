@@ -12,16 +12,18 @@ use std::time::Duration;
 
 use gekko_config::{GekkoConfig, Loaded};
 use gekko_proto::v1::system_service_client::SystemServiceClient;
-use gekko_proto::v1::system_service_server::{SystemService, SystemServiceServer};
 use gekko_proto::v1::{GetStatusRequest, GetStatusResponse};
 use gekko_runtime::{
-    BoxError, Exit, GrpcServer, Host, HostInfo, Lifecycle, Provided, Readiness, Service,
-    ServiceCtx, ServiceEntry, Started,
+    BoxError, Exit, GrpcServer, Host, HostInfo, Lifecycle, Provided, Service, ServiceCtx,
+    ServiceEntry, Started,
 };
 use tokio::sync::Notify;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
+
+mod support;
+use support::TestSystem;
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -51,47 +53,6 @@ fn config(http: u16, grpc: u16) -> Loaded {
         ),
     ]);
     gekko_config::from_vars(&vars).expect("valid config")
-}
-
-/// Answers `GetStatus` from the latch.
-struct Status(Readiness);
-
-#[tonic::async_trait]
-impl SystemService for Status {
-    async fn explain_config(
-        &self,
-        _: tonic::Request<gekko_proto::v1::ExplainConfigRequest>,
-    ) -> Result<tonic::Response<gekko_proto::v1::ExplainConfigResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented(
-            "not served by this test server",
-        ))
-    }
-    async fn record_tool_call(
-        &self,
-        _: tonic::Request<gekko_proto::v1::RecordToolCallRequest>,
-    ) -> Result<tonic::Response<gekko_proto::v1::RecordToolCallResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented(
-            "not served by this test server",
-        ))
-    }
-    async fn get_status(
-        &self,
-        _request: tonic::Request<GetStatusRequest>,
-    ) -> Result<tonic::Response<GetStatusResponse>, tonic::Status> {
-        Ok(tonic::Response::new(GetStatusResponse {
-            ready: self.0.is_ready(),
-            mode: "test".to_owned(),
-            ..GetStatusResponse::default()
-        }))
-    }
-
-    /// Shutdown belongs to the controller, which these tests do not host.
-    async fn shutdown(
-        &self,
-        _request: tonic::Request<gekko_proto::v1::ShutdownRequest>,
-    ) -> Result<tonic::Response<gekko_proto::v1::ShutdownResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("no controller in this test"))
-    }
 }
 
 // ---- the happy path ---------------------------------------------------------------------
@@ -137,7 +98,15 @@ impl Service for Echo {
         });
         let _ = ECHO_CTX.set(ctx.clone());
         Ok(Started::new()
-            .grpc(SystemServiceServer::new(Status(ctx.readiness().clone())))
+            .grpc({
+                let readiness = ctx.readiness().clone();
+                TestSystem::new(move |_| GetStatusResponse {
+                    ready: readiness.is_ready(),
+                    mode: "test".to_owned(),
+                    ..GetStatusResponse::default()
+                })
+                .into_server()
+            })
             .provide(41_u32)
             .hold(Held))
     }

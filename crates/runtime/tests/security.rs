@@ -13,7 +13,6 @@ use std::time::Duration;
 use gekko_proto::v1::gateway_service_client::GatewayServiceClient;
 use gekko_proto::v1::gateway_service_server::{GatewayService, GatewayServiceServer};
 use gekko_proto::v1::system_service_client::SystemServiceClient;
-use gekko_proto::v1::system_service_server::{SystemService, SystemServiceServer};
 use gekko_proto::v1::{
     CancelAllOrdersRequest, CancelAllOrdersResponse, CancelOrderRequest, ClosePositionsRequest,
     ClosePositionsResponse, GetAccountRequest, GetAccountResponse, GetInstrumentsRequest,
@@ -35,6 +34,9 @@ use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
+
+mod support;
+use support::TestSystem;
 
 /// "12345678901234567890" in base32 (the RFC 6238 test secret).
 const TOTP_SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
@@ -134,48 +136,6 @@ impl GatewayService for EchoGateway {
     }
 }
 
-/// `GetStatus` (viewer) and `Shutdown` (admin, second factor) that report the caller.
-struct EchoSystem;
-
-#[tonic::async_trait]
-impl SystemService for EchoSystem {
-    async fn explain_config(
-        &self,
-        _: tonic::Request<gekko_proto::v1::ExplainConfigRequest>,
-    ) -> Result<tonic::Response<gekko_proto::v1::ExplainConfigResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented(
-            "not served by this test server",
-        ))
-    }
-    async fn record_tool_call(
-        &self,
-        _: tonic::Request<gekko_proto::v1::RecordToolCallRequest>,
-    ) -> Result<tonic::Response<gekko_proto::v1::RecordToolCallResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented(
-            "not served by this test server",
-        ))
-    }
-    async fn get_status(
-        &self,
-        req: Request<GetStatusRequest>,
-    ) -> Result<Response<GetStatusResponse>, Status> {
-        Ok(Response::new(GetStatusResponse {
-            ready: true,
-            version: caller_name(&req),
-            ..GetStatusResponse::default()
-        }))
-    }
-    async fn shutdown(
-        &self,
-        _: Request<ShutdownRequest>,
-    ) -> Result<Response<ShutdownResponse>, Status> {
-        Ok(Response::new(ShutdownResponse {
-            accepted: true,
-            ..ShutdownResponse::default()
-        }))
-    }
-}
-
 /// Tokens for the tests: (name, role, token).
 struct Tokens {
     viewer: String,
@@ -234,7 +194,19 @@ async fn serve(auth: AuthLayer, tls: Option<&ServerTls>) -> Served {
     let mut server = GrpcServer::new(readiness)
         .with_auth(auth)
         .add_service(GatewayServiceServer::new(EchoGateway))
-        .add_service(SystemServiceServer::new(EchoSystem));
+        .add_service(
+            // `GetStatus` (viewer) and `Shutdown` (admin, second factor) report the caller.
+            TestSystem::new(|req| GetStatusResponse {
+                ready: true,
+                version: caller_name(req),
+                ..GetStatusResponse::default()
+            })
+            .answering_shutdown(ShutdownResponse {
+                accepted: true,
+                ..ShutdownResponse::default()
+            })
+            .into_server(),
+        );
     if let Some(tls) = tls {
         server = server.with_tls(tls);
     }

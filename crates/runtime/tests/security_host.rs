@@ -7,12 +7,13 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use gekko_config::{GekkoConfig, Loaded};
+use gekko_proto::v1::GetStatusRequest;
 use gekko_proto::v1::system_service_client::SystemServiceClient;
-use gekko_proto::v1::system_service_server::{SystemService, SystemServiceServer};
-use gekko_proto::v1::{GetStatusRequest, GetStatusResponse, ShutdownRequest, ShutdownResponse};
 use gekko_runtime::{BoxError, Exit, Host, HostInfo, Lifecycle, Service, ServiceCtx, Started};
 use gekko_security::ClientAuth;
-use tonic::{Request, Response, Status};
+
+mod support;
+use support::TestSystem;
 
 const AUDIT_KEY: [u8; 32] = [7; 32];
 
@@ -31,40 +32,6 @@ fn loaded(pairs: &[(&str, String)]) -> Loaded {
     }
 }
 
-struct Sys;
-
-#[tonic::async_trait]
-impl SystemService for Sys {
-    async fn explain_config(
-        &self,
-        _: tonic::Request<gekko_proto::v1::ExplainConfigRequest>,
-    ) -> Result<tonic::Response<gekko_proto::v1::ExplainConfigResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented(
-            "not served by this test server",
-        ))
-    }
-    async fn record_tool_call(
-        &self,
-        _: tonic::Request<gekko_proto::v1::RecordToolCallRequest>,
-    ) -> Result<tonic::Response<gekko_proto::v1::RecordToolCallResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented(
-            "not served by this test server",
-        ))
-    }
-    async fn get_status(
-        &self,
-        _: Request<GetStatusRequest>,
-    ) -> Result<Response<GetStatusResponse>, Status> {
-        Ok(Response::new(GetStatusResponse::default()))
-    }
-    async fn shutdown(
-        &self,
-        _: Request<ShutdownRequest>,
-    ) -> Result<Response<ShutdownResponse>, Status> {
-        Ok(Response::new(ShutdownResponse::default()))
-    }
-}
-
 static CTX: OnceLock<ServiceCtx> = OnceLock::new();
 
 /// Serves `SystemService` and leaves its context for the test to request a stop.
@@ -80,7 +47,7 @@ impl Service for Svc {
 
     async fn start((): (), ctx: &ServiceCtx) -> Result<Started, BoxError> {
         let _ = CTX.set(ctx.clone());
-        Ok(Started::new().grpc(SystemServiceServer::new(Sys)))
+        Ok(Started::new().grpc(TestSystem::plain().into_server()))
     }
 }
 

@@ -13,8 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gekko_proto::v1::system_service_client::SystemServiceClient;
-use gekko_proto::v1::system_service_server::{SystemService, SystemServiceServer};
-use gekko_proto::v1::{GetStatusRequest, GetStatusResponse, ShutdownRequest, ShutdownResponse};
+use gekko_proto::v1::{GetStatusRequest, ShutdownRequest};
 use gekko_runtime::{GrpcServer, Readiness};
 use gekko_security::{
     AuthLayer, AuthPolicy, ClientAuth, ClientTls, Role, ServerTls, Totp, certs, generate_token,
@@ -22,8 +21,10 @@ use gekko_security::{
 use secrecy::ExposeSecret as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::{Request, Response, Status};
 use tracing_subscriber::fmt::MakeWriter;
+
+mod support;
+use support::TestSystem;
 
 #[derive(Clone, Default)]
 struct Buffer(Arc<Mutex<Vec<u8>>>);
@@ -42,40 +43,6 @@ impl<'a> MakeWriter<'a> for Buffer {
     type Writer = Self;
     fn make_writer(&'a self) -> Self::Writer {
         self.clone()
-    }
-}
-
-struct Sys;
-
-#[tonic::async_trait]
-impl SystemService for Sys {
-    async fn explain_config(
-        &self,
-        _: tonic::Request<gekko_proto::v1::ExplainConfigRequest>,
-    ) -> Result<tonic::Response<gekko_proto::v1::ExplainConfigResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented(
-            "not served by this test server",
-        ))
-    }
-    async fn record_tool_call(
-        &self,
-        _: tonic::Request<gekko_proto::v1::RecordToolCallRequest>,
-    ) -> Result<tonic::Response<gekko_proto::v1::RecordToolCallResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented(
-            "not served by this test server",
-        ))
-    }
-    async fn get_status(
-        &self,
-        _: Request<GetStatusRequest>,
-    ) -> Result<Response<GetStatusResponse>, Status> {
-        Ok(Response::new(GetStatusResponse::default()))
-    }
-    async fn shutdown(
-        &self,
-        _: Request<ShutdownRequest>,
-    ) -> Result<Response<ShutdownResponse>, Status> {
-        Ok(Response::new(ShutdownResponse::default()))
     }
 }
 
@@ -136,7 +103,7 @@ async fn no_secret_appears_in_any_log_line() {
         GrpcServer::new(Readiness::new())
             .with_auth(AuthLayer::new(AuthPolicy::from_config(access).unwrap()))
             .with_tls(&tls)
-            .add_service(SystemServiceServer::new(Sys))
+            .add_service(TestSystem::plain().into_server())
             .serve(listener, token.clone()),
     );
     let client_tls = ClientTls::from_files(

@@ -7,7 +7,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use gekko_proto::v1::system_service_server::{SystemService, SystemServiceServer};
 use gekko_proto::v1::{GetStatusRequest, GetStatusResponse};
 use gekko_runtime::{GrpcServer, Readiness, install_prometheus, serve_http};
 use tokio::net::TcpListener;
@@ -20,6 +19,9 @@ use tonic_reflection::pb::v1::ServerReflectionRequest;
 use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+mod support;
+use support::TestSystem;
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -113,49 +115,6 @@ async fn http_endpoints_follow_readiness_and_shut_down() {
         .expect("server returned an error");
 }
 
-/// A trivial `SystemService` reporting whatever the latch says.
-struct TestSystem {
-    readiness: Readiness,
-}
-
-#[tonic::async_trait]
-impl SystemService for TestSystem {
-    async fn explain_config(
-        &self,
-        _: tonic::Request<gekko_proto::v1::ExplainConfigRequest>,
-    ) -> Result<tonic::Response<gekko_proto::v1::ExplainConfigResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented(
-            "not served by this test server",
-        ))
-    }
-    async fn record_tool_call(
-        &self,
-        _: tonic::Request<gekko_proto::v1::RecordToolCallRequest>,
-    ) -> Result<tonic::Response<gekko_proto::v1::RecordToolCallResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented(
-            "not served by this test server",
-        ))
-    }
-    async fn get_status(
-        &self,
-        _request: tonic::Request<GetStatusRequest>,
-    ) -> Result<tonic::Response<GetStatusResponse>, tonic::Status> {
-        Ok(tonic::Response::new(GetStatusResponse {
-            ready: self.readiness.is_ready(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            ..GetStatusResponse::default()
-        }))
-    }
-
-    /// Shutdown belongs to the controller, which these tests do not host.
-    async fn shutdown(
-        &self,
-        _request: tonic::Request<gekko_proto::v1::ShutdownRequest>,
-    ) -> Result<tonic::Response<gekko_proto::v1::ShutdownResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("no controller in this test"))
-    }
-}
-
 async fn health_status(channel: &Channel, service: &str) -> Option<i32> {
     let response = HealthClient::new(channel.clone())
         .check(HealthCheckRequest {
@@ -174,9 +133,16 @@ async fn grpc_server_has_health_and_reflection() {
     let token = CancellationToken::new();
     let server = tokio::spawn(
         GrpcServer::new(readiness.clone())
-            .add_service(SystemServiceServer::new(TestSystem {
-                readiness: readiness.clone(),
-            }))
+            .add_service({
+                // Reports whatever the latch says.
+                let latch = readiness.clone();
+                TestSystem::new(move |_| GetStatusResponse {
+                    ready: latch.is_ready(),
+                    version: env!("CARGO_PKG_VERSION").to_owned(),
+                    ..GetStatusResponse::default()
+                })
+                .into_server()
+            })
             .serve(listener, token.clone()),
     );
 
