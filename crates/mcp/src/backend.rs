@@ -91,10 +91,16 @@ struct Routes {
 }
 
 impl Routes {
+    /// The routed gateways, alphabetically by venue name.
+    fn sorted(&self) -> Vec<(VenueId, &Route)> {
+        let mut all: Vec<(VenueId, &Route)> = self.gateways.iter().map(|(v, r)| (*v, r)).collect();
+        all.sort_unstable_by_key(|(v, _)| v.as_str());
+        all
+    }
+
     /// The routed venue names, alphabetically, for error messages.
     fn routed(&self) -> String {
-        let mut names: Vec<&str> = self.gateways.keys().map(|v| v.as_str()).collect();
-        names.sort_unstable();
+        let names: Vec<&str> = self.sorted().into_iter().map(|(v, _)| v.as_str()).collect();
         if names.is_empty() {
             "none (set MCP_SETTINGS grpc.<venue>)".to_owned()
         } else {
@@ -285,8 +291,8 @@ impl Backend {
             Kind::Routed(r) => r,
         };
         let named = routes
-            .gateways
-            .iter()
+            .sorted()
+            .into_iter()
             .map(|(v, r)| (format!("gateway-{v}"), r))
             .chain(routes.inference.iter().map(|r| ("inference".to_owned(), r)));
         let checks = named.map(|(name, route)| async move {
@@ -325,9 +331,9 @@ impl Backend {
 
     fn routed_venues(routes: &Routes) -> Vec<pb::VenueMode> {
         routes
-            .gateways
-            .keys()
-            .map(|v| pb::VenueMode {
+            .sorted()
+            .into_iter()
+            .map(|(v, _)| pb::VenueMode {
                 venue: v.to_string(),
                 simulated: false,
             })

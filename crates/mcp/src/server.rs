@@ -732,8 +732,9 @@ impl GekkoMcp {
         g.check_instrument(&o.venue, &o.instrument)?;
         let market_price = if o.price.is_none() {
             // Valued at the price it would trade at; no quote means no valuation, and an
-            // order that cannot be valued is refused rather than guessed at.
-            let quote = b
+            // order that cannot be valued is refused rather than guessed at. A request
+            // refused as malformed (a venue not hosted or not routed) says so instead.
+            let quote = match b
                 .quote(
                     pb::GetQuoteRequest {
                         instrument: o.instrument.clone(),
@@ -742,7 +743,11 @@ impl GekkoMcp {
                     t,
                 )
                 .await
-                .ok();
+            {
+                Ok(q) => Some(q),
+                Err(s) if s.code() == tonic::Code::InvalidArgument => return Err(s.into()),
+                Err(_) => None,
+            };
             quote.and_then(|q| {
                 let p = match o.side {
                     args::Side::Buy => q.ask,
