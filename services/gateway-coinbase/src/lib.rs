@@ -113,6 +113,7 @@ pub fn resolve(cfg: &GekkoConfig) -> Result<CoinbaseSettings, Vec<String>> {
             if let Some(url) = cfg.api_endpoint(VenueId::Coinbase) {
                 url.clone_into(&mut vc.rest_base);
             }
+            vc.rest_fallback = cfg.fallback_endpoint(VenueId::Coinbase).map(str::to_owned);
             if let Some(url) = cfg.stream_endpoint(VenueId::Coinbase) {
                 url.clone_into(&mut vc.ws_market_url);
                 // One override for both hosts unless the user host has its own.
@@ -363,7 +364,7 @@ mod tests {
             ("COINBASE_API_SECRET", secret),
             (
                 "TRADING_API_ENDPOINTS",
-                "coinbase=https://127.0.0.1:9200,coinbase.stream=wss://127.0.0.1:9201",
+                "coinbase=https://127.0.0.1:9200,coinbase.stream=wss://127.0.0.1:9201,coinbase.fallback=https://127.0.0.1:9300",
             ),
             ("TRADING_RATE_LIMITS", "coinbase=20/1s"),
             ("SYSTEM_PERFORMANCE_PARAMS", "order_timeout=4s"),
@@ -373,6 +374,7 @@ mod tests {
             panic!("credentials mean live");
         };
         assert_eq!(vc.rest_base, "https://127.0.0.1:9200");
+        assert_eq!(vc.rest_fallback.as_deref(), Some("https://127.0.0.1:9300"));
         assert_eq!(vc.ws_market_url, "wss://127.0.0.1:9201");
         assert_eq!(
             vc.ws_user_url, "wss://127.0.0.1:9201",

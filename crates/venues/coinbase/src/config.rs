@@ -20,6 +20,10 @@ pub struct CoinbaseConfig {
     /// REST base URL, `https://api.coinbase.com` (paths `/api/v3/brokerage/...` are
     /// appended).
     pub rest_base: String,
+    /// A secondary REST base (`TRADING_API_ENDPOINTS` `coinbase.fallback=URL`): an
+    /// endpoint family whose primary circuit is open is sent here until the primary's
+    /// cooldown probe succeeds. Each request's JWT names the host it is actually sent to.
+    pub rest_fallback: Option<String>,
     /// Market-data websocket, `wss://advanced-trade-ws.coinbase.com`.
     pub ws_market_url: String,
     /// User-order-data websocket, `wss://advanced-trade-ws-user.coinbase.com`.
@@ -70,6 +74,7 @@ impl CoinbaseConfig {
     pub fn coinbase(key: Arc<CdpKey>) -> Self {
         Self {
             rest_base: consts::REST_BASE.to_owned(),
+            rest_fallback: None,
             ws_market_url: consts::WS_MARKET_URL.to_owned(),
             ws_user_url: consts::WS_USER_URL.to_owned(),
             key,
@@ -117,6 +122,14 @@ impl CoinbaseConfig {
     pub fn validate(&self) -> Result<(), Vec<String>> {
         let mut p = Vec::new();
         check_url("rest_base", &self.rest_base, "https", "http", &mut p);
+        if let Some(f) = &self.rest_fallback {
+            check_url("rest_fallback", f, "https", "http", &mut p);
+            if f.trim_end_matches('/') == self.rest_base.trim_end_matches('/') {
+                p.push(format!(
+                    "rest_fallback: {f:?} is the same as rest_base; a fallback must be another host"
+                ));
+            }
+        }
         check_url("ws_market_url", &self.ws_market_url, "wss", "ws", &mut p);
         check_url("ws_user_url", &self.ws_user_url, "wss", "ws", &mut p);
         // Parsed the way the websocket's TLS config parses them (rustls accepts each as a

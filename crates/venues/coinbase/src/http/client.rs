@@ -409,7 +409,7 @@ impl CoinbaseHttpClient {
                     limiter(config.public_rate_per_s, "public"),
                 ],
                 base_url: config.rest_base.clone(),
-                fallback_base_url: None,
+                fallback_base_url: config.rest_fallback.clone(),
                 breaker_threshold: config.breaker_threshold,
                 breaker_cooldown: config.breaker_cooldown,
                 max_rate_limit_wait: config.max_rate_limit_wait,
@@ -470,6 +470,13 @@ impl CoinbaseHttpClient {
             .pipeline
             .breaker(family.index())
             .expect("the pipeline has a breaker for every Family")
+    }
+
+    /// The circuit breaker of `family` on the fallback host, when one is configured
+    /// ([`CoinbaseConfig::rest_fallback`]).
+    #[must_use]
+    pub fn fallback_breaker(&self, family: Family) -> Option<&CircuitBreaker> {
+        self.inner.pipeline.fallback_breaker(family.index())
     }
 
     // ------------------------------------------------------------------ market
