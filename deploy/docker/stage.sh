@@ -16,7 +16,7 @@ if [ "${1:-}" = "--release" ]; then
     profile=release
     cargo_flags=(--release)
 fi
-bins=(sim-binanceus sim-coinbase sim-oanda gateway-binanceus gateway-coinbase gateway-oanda inference configd healthd)
+bins=(sim-binanceus sim-coinbase sim-oanda gateway-binanceus gateway-coinbase gateway-oanda inference configd healthd mcp)
 pkgs=()
 for b in "${bins[@]}"; do pkgs+=(-p "$b"); done
 

@@ -10,6 +10,9 @@
 # 3. Places a paper market order on each venue through its gateway's published gRPC
 #    port (tests/compose: compose-order), resends it, and checks that each simulator
 #    holds exactly one order.
+# 3b. MCP over streamable HTTP on the mcp container's published port, with curl and the
+#    paper token (deploy/compose/paper/mcp.token): initialize, system_status lists the
+#    three routed venues, list_instruments answers from each gateway; no token is 401.
 # 4. Cuts Redis off the network (`docker network disconnect`): every gateway and the
 #    inference service must answer /readyz 503; reconnects it: all must be ready
 #    again, the orders acknowledged before the cut must still be on their durable
@@ -30,7 +33,7 @@ readonly BASE=gekko-base:bookworm
 readonly HEALTH_TIMEOUT_S=240
 readonly CUT_TIMEOUT_S=60
 readonly IMAGES=(redis sim-binanceus sim-coinbase sim-oanda gateway-binanceus gateway-coinbase
-    gateway-oanda inference configd healthd prometheus alertmanager)
+    gateway-oanda inference configd healthd mcp prometheus alertmanager)
 readonly READY_SERVICES=(gateway-binanceus gateway-coinbase gateway-oanda inference configd)
 
 t0=$(date +%s)
@@ -81,9 +84,9 @@ fail() {
 
 # Free loopback ports for everything compose publishes, so that the test never collides
 # with a running gekko or another compose project.
-read -r p2 p3 p4 p5 p6 p7 p8 < <(python3 -c '
+read -r p2 p3 p4 p5 p6 p7 p8 p9 < <(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(7)]
+socks = [socket.socket() for _ in range(8)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])
 for s in socks: s.close()')
@@ -91,7 +94,7 @@ for s in socks: s.close()')
 # (step 5 scales it), found with `port --index`.
 export GEKKO_BINANCEUS_GRPC_PORT= GEKKO_COINBASE_GRPC_PORT=$p2 GEKKO_OANDA_GRPC_PORT=$p3
 export GEKKO_INFERENCE_GRPC_PORT=$p4 GEKKO_PROMETHEUS_PORT=$p5 GEKKO_ALERTMANAGER_PORT=$p6
-export GEKKO_CONFIGD_GRPC_PORT=$p7 GEKKO_HEALTHD_GRPC_PORT=$p8
+export GEKKO_CONFIGD_GRPC_PORT=$p7 GEKKO_HEALTHD_GRPC_PORT=$p8 GEKKO_MCP_PORT=$p9
 
 # ---- 1. images --------------------------------------------------------------------
 deploy/offline-base.sh "$BASE"
@@ -167,6 +170,60 @@ for v in binanceus coinbase oanda; do
     [ "$n" -eq 1 ] || fail "sim-$v holds $n orders after one order sent twice (expected exactly 1)"
 done
 say "one paper order per venue placed, resent, and held once by each simulator"
+
+# ---- 3b. MCP over HTTP ----------------------------------------------------------------
+mcp_url="http://127.0.0.1:$p9/mcp"
+mcp_token=$(tr -d '\n' <deploy/compose/paper/mcp.token)
+mcp_post() { # extra curl arguments...; the body on stdout
+    curl -sS --max-time 30 -X POST "$mcp_url" -H 'Content-Type: application/json' \
+        -H 'Accept: application/json, text/event-stream' "$@"
+}
+# The JSON-RPC answer of a body that is JSON or server-sent events.
+mcp_result() {
+    python3 -c '
+import json, sys
+text = sys.stdin.read()
+msgs = [l[5:].strip() for l in text.splitlines() if l.startswith("data:")] or [text]
+for m in msgs:
+    try:
+        v = json.loads(m)
+    except ValueError:
+        continue
+    if "result" in v or "error" in v:
+        print(json.dumps(v)); sys.exit()
+sys.exit("no JSON-RPC answer in: " + text[:500])'
+}
+init='{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"compose-e2e","version":"1"}}}'
+code=$(mcp_post -o /dev/null -w '%{http_code}' -d "$init" || true)
+[ "$code" = 401 ] || fail "MCP without a token answered HTTP $code (expected 401)"
+mcp_post -H "Authorization: Bearer $mcp_token" -D /tmp/gekko-compose-e2e-mcp.h -d "$init" \
+    | mcp_result >/tmp/gekko-compose-e2e-mcp.init || fail "MCP initialize failed"
+session=$(tr -d '\r' </tmp/gekko-compose-e2e-mcp.h | sed -n 's/^[Mm]cp-[Ss]ession-[Ii]d: *//p' | tail -1)
+[ -n "$session" ] || fail "MCP initialize gave no mcp-session-id: $(cat /tmp/gekko-compose-e2e-mcp.init)"
+mcp_session() { mcp_post -H "Authorization: Bearer $mcp_token" -H "mcp-session-id: $session" "$@"; }
+mcp_session -o /dev/null -d '{"jsonrpc":"2.0","method":"notifications/initialized"}' \
+    || fail "MCP notifications/initialized failed"
+mcp_tool() { # id tool arguments-json -> the tool result's structuredContent
+    mcp_session -d "{\"jsonrpc\":\"2.0\",\"id\":$1,\"method\":\"tools/call\",\"params\":{\"name\":\"$2\",\"arguments\":$3}}" \
+        | mcp_result | python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+r = v.get("result") or sys.exit("tools/call error: " + json.dumps(v))
+if r.get("isError"): sys.exit("tool error: " + json.dumps(r))
+print(json.dumps(r["structuredContent"]))'
+}
+status=$(mcp_tool 2 system_status '{}') || fail "MCP system_status: $status"
+venues=$(echo "$status" | python3 -c 'import json,sys; print(" ".join(v["venue"] for v in json.load(sys.stdin)["venues"]))')
+[ "$venues" = "binanceus coinbase oanda" ] || fail "MCP system_status venues are '$venues': $status"
+echo "$status" | python3 -c 'import json,sys; s=json.load(sys.stdin); sys.exit(0 if s["ready"] else "not ready: %s" % s)' \
+    || fail "MCP system_status not ready: $status"
+instruments=$(mcp_tool 3 list_instruments '{}') || fail "MCP list_instruments: $instruments"
+per_venue=$(echo "$instruments" | python3 -c '
+import json, sys
+print(" ".join(sorted({i["venue"] for i in json.load(sys.stdin)["instruments"]})))')
+[ "$per_venue" = "binanceus coinbase oanda" ] || fail "MCP list_instruments venues are '$per_venue'"
+rm -f /tmp/gekko-compose-e2e-mcp.*
+say "MCP over HTTP: 401 without a token; system_status lists binanceus coinbase oanda; list_instruments answers from each gateway"
 
 # ---- 4. Redis cut off and back ------------------------------------------------------
 readyz() { dc exec -T "$1" curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:9464/readyz || true; }
