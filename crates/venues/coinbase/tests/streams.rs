@@ -54,6 +54,7 @@ impl Venue {
             market_url: sim.ws_url.clone(),
             user_url: sim.ws_user_url.clone(),
             stale_after,
+            channel_silent_after: None,
             extra_roots_pem: vec![sim.cert_pem.clone().expect("certificate")],
             connect_timeout: Duration::from_secs(5),
             backoff: BackoffConfig::new(Duration::from_millis(20), Duration::from_millis(200)),
