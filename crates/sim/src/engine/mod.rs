@@ -46,7 +46,7 @@ use rand_chacha::ChaCha8Rng;
 use rust_decimal::Decimal;
 
 pub use events::{BalanceLine, EngineEvent, EventSink, NullSink};
-pub use margin::{MarginAccount, Position};
+pub use margin::{MarginFigures, Netting, Position};
 pub use market::{LEVELS, SymbolMarket, SyntheticTrade};
 pub use order::{NewOrder, OrderKind, OrderSel};
 pub use reject::{FilterKind, Reject};

@@ -180,7 +180,7 @@ pub struct SimConfig {
     pub tick_interval: Duration,
     /// The stream's price window (default 250 ms: at most 4 prices/s/instrument).
     pub price_window: Duration,
-    /// Heartbeat interval of both streams (default 5 s, reference 3.7 [U]).
+    /// Heartbeat interval of both streams (default 5 s, reference 3.7 \[U\]).
     pub heartbeat_interval: Duration,
     /// REST requests per second before 429 (default 120).
     pub rest_rate_per_s: u32,

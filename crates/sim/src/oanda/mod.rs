@@ -14,8 +14,9 @@
 //! requests/s.
 //!
 //! Like the other simulators this is the *protocol* layer only: matching, books and the
-//! seeded market are the neutral [`crate::engine`]; the margin account, FIFO trades,
-//! netted positions (hedging off) and the transaction log are OANDA's and live in the
+//! seeded market are the neutral [`crate::engine`], and so is the margin account model
+//! ([`crate::engine::margin`]: FIFO netting with hedging off, P/L, margin, NAV and
+//! closeout); the OANDA records (trades, orders, the transaction log) live in the
 //! `venue` module; faults, clock skew, market pause, stats, the admin API under
 //! `/sim/admin/` (on the REST listener) and start/shutdown are the shared
 //! [`crate::harness`].

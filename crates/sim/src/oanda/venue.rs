@@ -4,8 +4,12 @@
 //! The neutral [`Engine`] does the matching (books, the seeded walk, resting limit
 //! orders that the market moves through) and is given effectively unlimited spot
 //! balances, so its spot ledger never refuses anything: on OANDA what limits an order is
-//! *margin*, and that is accounted here, in the account currency. Everything OANDA has
-//! and the engine does not lives in [`Venue`]:
+//! *margin*. The margin account model is the engine's too ([`crate::engine::margin`]:
+//! FIFO netting, realized and unrealized P/L, position margin, NAV, margin available,
+//! the closeout percent, margin admission and the closeout rule); this module keeps the
+//! OANDA records it runs on (trades with their ids and client extensions, the balance in
+//! the home currency, conversions into it) and everything else OANDA has and the engine
+//! does not, in [`Venue`]:
 //!
 //! - **Transactions.** Every change is a transaction with the next integer id (strings
 //!   on the wire), so `lastTransactionID` is monotonic and `/changes` and the
@@ -34,6 +38,7 @@ use rust_decimal::prelude::ToPrimitive;
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
+use crate::engine::margin::{self, MarginFigures};
 use crate::engine::{
     Engine, EngineConfig, EngineCounters, EngineEvent, EventSink, NewOrder, OrderKind, OrderSel,
     SimOrder, SimSide, SimTimeInForce,
@@ -521,22 +526,23 @@ impl Venue {
 
     fn margin_for(&self, inst: &SimInstrument, units: Decimal) -> Decimal {
         let mid = self.mid(&inst.name).unwrap_or(inst.start_price);
-        self.to_home(units.abs() * mid * inst.margin_rate, inst.quote())
+        self.to_home(
+            margin::position_margin(units, mid, inst.margin_rate),
+            inst.quote(),
+        )
     }
 
     fn trade_upl(&self, t: &Trade) -> Decimal {
         let Some((bid, ask)) = self.touch(&t.instrument) else {
             return Decimal::ZERO;
         };
-        let close = if t.current_units.is_sign_positive() {
-            bid
-        } else {
-            ask
-        };
         let quote = self
             .instrument(&t.instrument)
             .map_or("", SimInstrument::quote);
-        self.to_home((close - t.price) * t.current_units, quote)
+        self.to_home(
+            margin::unrealized_pl(t.current_units, t.price, bid, ask),
+            quote,
+        )
     }
 
     fn unrealized(&self) -> Decimal {
@@ -564,21 +570,15 @@ impl Venue {
             .sum()
     }
 
+    /// The account's figures in the home currency, by the engine's margin model.
+    fn margin_figures(&self) -> MarginFigures {
+        MarginFigures::new(self.balance, self.unrealized(), self.margin_used())
+    }
+
     /// NAV, margin used, margin available, closeout percent.
     pub(crate) fn figures(&self) -> (Decimal, Decimal, Decimal, Decimal) {
-        let nav = self.balance + self.unrealized();
-        let used = self.margin_used();
-        let avail = (nav - used).max(Decimal::ZERO);
-        let pct = if nav <= Decimal::ZERO {
-            if used.is_zero() {
-                Decimal::ZERO
-            } else {
-                Decimal::ONE
-            }
-        } else {
-            (used / Decimal::TWO / nav).round_dp(5)
-        };
-        (nav, used, avail, pct)
+        let f = self.margin_figures();
+        (f.nav, f.used, f.available, f.closeout_percent)
     }
 
     /// The AccountSummary object (times in RFC 3339; the REST layer reformats).
@@ -1063,9 +1063,10 @@ impl Venue {
                 now_ns,
             );
         }
-        let (nav, used, _, _) = self.figures();
-        let after = used - self.margin_for(&inst, pos) + self.margin_for(&inst, pos + req.units);
-        if force_margin_reject || (after > used && after > nav) {
+        let figures = self.margin_figures();
+        let after =
+            figures.used - self.margin_for(&inst, pos) + self.margin_for(&inst, pos + req.units);
+        if force_margin_reject || !figures.admits(after) {
             return self.reject(
                 body,
                 &Refusal::new(
@@ -1277,25 +1278,22 @@ impl Venue {
         let mut realized = Decimal::ZERO;
         let mut closed = Vec::new();
         let mut reduced = None;
-        let opposite: Vec<u64> = self
+        // Netting with hedging off, by the engine's margin model: the open trades of
+        // this instrument (ids ascend with time: oldest first) meet the fill.
+        let open: Vec<(u64, Decimal)> = self
             .trades
             .values()
-            .filter(|t| {
-                t.is_open() && t.instrument == inst.name && sign_of(t.current_units) != units_sign
-            })
-            .map(|t| t.id)
+            .filter(|t| t.is_open() && t.instrument == inst.name)
+            .map(|t| (t.id, t.current_units))
             .collect();
-        for tid in opposite {
-            if remaining.is_zero() {
-                break;
-            }
+        let netting = margin::net_fifo(&open, qty * units_sign);
+        for (tid, closed_signed) in netting.reduced {
             let quote = inst.quote().to_owned();
             let Some(t) = self.trades.get(&tid) else {
                 continue;
             };
-            let take = remaining.min(t.current_units.abs());
-            let closed_signed = take * sign_of(t.current_units);
-            let pl_quote = (price - t.price) * closed_signed;
+            let take = closed_signed.abs();
+            let pl_quote = margin::realized_pl(closed_signed, t.price, price);
             let pl = self.to_home(pl_quote, &quote).round_dp(4);
             let Some(t) = self.trades.get_mut(&tid) else {
                 continue;
@@ -1552,8 +1550,7 @@ impl Venue {
     }
 
     fn closeout(&mut self, now_ns: i128) {
-        let (_, used, _, pct) = self.figures();
-        if used.is_zero() || pct < Decimal::ONE {
+        if !self.margin_figures().closeout_due() {
             return;
         }
         let names: Vec<String> = self.instruments.iter().map(|i| i.name.clone()).collect();
