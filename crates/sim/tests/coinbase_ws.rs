@@ -727,6 +727,53 @@ async fn silent_streams_send_nothing_then_resume_with_a_gap() {
 }
 
 #[tokio::test]
+async fn a_silent_channel_stops_alone_without_using_sequence_numbers() {
+    let v = Venue::start(|c| c.tick_interval = Duration::from_millis(50)).await;
+    let mut c = v.market().await;
+    c.subscribe("heartbeats", &[], None).await;
+    c.subscribe("ticker", &["BTC-USD"], None).await;
+    c.subscribe("level2", &["BTC-USD"], None).await;
+    c.next_on("l2_data").await;
+    v.sim.inject(Fault::SilentChannel {
+        channel: "l2_data".into(),
+        duration: Duration::from_millis(2500),
+    });
+    // Drain what may have been queued before the fault took effect.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let quiet_until = Instant::now() + Duration::from_millis(2000);
+    let mut seen = std::collections::BTreeMap::<String, u32>::new();
+    let mut last_seq: Option<u64> = None;
+    while let Ok(Some(text)) = c.next_text(quiet_until).await {
+        let m: Value = serde_json::from_str(&text).expect("json");
+        let seq = m["sequence_num"].as_u64().expect("seq");
+        if let Some(prev) = last_seq {
+            assert_eq!(
+                seq,
+                prev + 1,
+                "no number is skipped for the silent channel: {m}"
+            );
+        }
+        last_seq = Some(seq);
+        *seen
+            .entry(m["channel"].as_str().expect("channel").to_owned())
+            .or_default() += 1;
+    }
+    let l2_during = seen.get("l2_data").copied().unwrap_or(0);
+    assert!(
+        l2_during <= 1,
+        "level2 silent (one frame may have been in flight): {seen:?}"
+    );
+    assert!(
+        seen.get("heartbeats").copied().unwrap_or(0) >= 1,
+        "{seen:?}"
+    );
+    assert!(seen.get("ticker").copied().unwrap_or(0) >= 1, "{seen:?}");
+    // Once the silence ends, level2 speaks again.
+    c.next_on("l2_data").await;
+    v.sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn malformed_messages_replace_market_data() {
     let v = Venue::start(|_| {}).await;
     v.sim.set_market_paused(true);
