@@ -6,7 +6,7 @@
 //! `HEALTHD_ESCALATE_AFTER_S` after it fired; sent once), `acknowledged` and `resolved`.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -256,7 +256,7 @@ impl Alerts {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Book> {
-        self.book.lock().unwrap_or_else(PoisonError::into_inner)
+        gekko_core::sync::lock(&self.book)
     }
 
     fn open_alert(

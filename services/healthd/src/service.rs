@@ -1,6 +1,6 @@
 //! healthd as a hosted service: its HTTP listener, the poller and the gRPC service.
 
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Mutex, OnceLock};
 
 use gekko_config::GekkoConfig;
 use gekko_runtime::{BoxError, Service, ServiceCtx, Started};
@@ -18,7 +18,7 @@ static BOOTSTRAP: OnceLock<Mutex<Option<HealthdSettings>>> = OnceLock::new();
 /// Hands `settings` to the next [`HealthdService`] the host resolves.
 pub fn set_settings(settings: HealthdSettings) {
     let slot = BOOTSTRAP.get_or_init(|| Mutex::new(None));
-    *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(settings);
+    *gekko_core::sync::lock(slot) = Some(settings);
 }
 
 /// The hosted `healthd` service.
@@ -32,7 +32,7 @@ impl Service for HealthdService {
     fn resolve(cfg: &GekkoConfig) -> Result<Self::Settings, Vec<String>> {
         let s = BOOTSTRAP
             .get()
-            .and_then(|m| m.lock().unwrap_or_else(PoisonError::into_inner).clone());
+            .and_then(|m| gekko_core::sync::lock(m).clone());
         s.map(|s| (s, cfg.redis_url.clone()))
             .ok_or_else(|| vec!["healthd was started without its settings".to_owned()])
     }
