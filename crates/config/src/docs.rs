@@ -144,7 +144,7 @@ static VARIABLES: &[VariableDoc] = &[
         "keys `enabled` (bool), `dir` (a path, non-empty when enabled), `interval` (at least 1m), `retention` (at least 1)",
         "`enabled=false,dir=./backups,interval=1h,retention=7`",
         "`enabled=true,dir=/var/lib/gekko/backups,interval=6h`",
-        "Snapshots of the durable Redis streams (config versions, orders, fills, audit, kill switches) into `dir`, one file each; `retention` is how many are kept. With `enabled=true` and `REDIS_URL`, `gekko up` takes one at start-up and one every `interval`; `gekko backup now` takes one by hand and `gekko restore FILE` restores one into an empty Redis. Encrypted (XChaCha20-Poly1305) when `ENCRYPTION_SETTINGS` has a key. See docs/deploy.md#backups.",
+        "Snapshots of the durable Redis streams (config versions, orders, fills, audit, kill switches) into `dir`, one file each; `retention` is how many are kept. With `enabled=true` and `REDIS_URL`, `gekko up` (and configd, which hosts it in docker compose) takes one at start-up and one every `interval`; `gekko backup now` takes one by hand and `gekko restore FILE` restores one into an empty Redis. Encrypted (XChaCha20-Poly1305) when `ENCRYPTION_SETTINGS` has a key. See docs/deploy.md#backups.",
     ),
     doc(
         names::CONFIG_SERVICE,

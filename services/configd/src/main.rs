@@ -3,14 +3,17 @@
 //! `CONFIGD_ENV_FILE` names the env file (plain, or sealed with `gekko secrets seal` and
 //! opened with `ENCRYPTION_SETTINGS key=`/`key_file=` from the process environment).
 //! Variables in configd's own environment win over the file and are fixed for its
-//! lifetime. Exit codes are the host's: 64 for invalid configuration (every problem
-//! printed, nothing bound), 69 unavailable, 70 internal.
+//! lifetime. With `BACKUP_SETTINGS enabled=true` and `REDIS_URL` it also hosts the
+//! `backup` service (a snapshot at start-up, then every `interval`). Exit codes are the
+//! host's: 64 for invalid configuration (every problem printed, nothing bound), 69
+//! unavailable, 70 internal.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use configd::{Bootstrap, ConfigdService, ConfigdSettings};
-use gekko_runtime::{Exit, Host};
+use gekko_backup::BackupService;
+use gekko_runtime::{Exit, Host, ServiceEntry};
 
 fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -55,9 +58,15 @@ fn main() -> ExitCode {
                     return Exit::Internal.into();
                 }
             };
+            // Periodic snapshots of the durable streams (BACKUP_SETTINGS enabled=true with
+            // REDIS_URL): configd hosts the backup service in a compose deployment, where
+            // no `gekko up` runs it. One process per deployment should; configd is that one.
+            let backups = (loaded.config.backup.enabled && loaded.config.redis_url.is_some())
+                .then(ServiceEntry::of::<BackupService>);
             rt.block_on(
                 Host::new("configd")
                     .service::<ConfigdService>()
+                    .services(backups)
                     .run(loaded, &()),
             )
             .into()
