@@ -874,3 +874,46 @@ async fn notional_limits_count_in_the_account_currency() {
     );
     env.stop_gateway().await;
 }
+
+/// The value of `name{venue="oanda"}` in a Prometheus text rendering.
+fn gauge(text: &str, name: &str) -> Option<Decimal> {
+    text.lines()
+        .find(|l| l.starts_with(&format!("{name}{{")) && l.contains("venue=\"oanda\""))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .and_then(|v| Decimal::try_from(v).ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_account_summary_is_exported_as_margin_gauges() {
+    let metrics = gekko_runtime::install_prometheus().expect("the recorder");
+    let mut env = ready_env(&Opts::default()).await;
+    let mut c = env.client();
+    c.place_order(market("oa-gauge-1", pb::Side::Buy, "1000"))
+        .await
+        .unwrap();
+    c.get_account(pb::GetAccountRequest {
+        venue: "oanda".into(),
+    })
+    .await
+    .unwrap();
+    let text = metrics.render();
+    for name in [
+        "gekko_gateway_margin_nav",
+        "gekko_gateway_margin_balance",
+        "gekko_gateway_margin_unrealized_pl",
+        "gekko_gateway_margin_used",
+        "gekko_gateway_margin_available",
+        "gekko_gateway_margin_closeout_percent",
+    ] {
+        assert!(gauge(&text, name).is_some(), "{name} is exported:\n{text}");
+    }
+    // Other scenarios of this binary run at the same time and set the same gauges from
+    // their own simulators, all with a funded account: the figures are those of a live
+    // margin account, not a fixed value.
+    let nav = gauge(&text, "gekko_gateway_margin_nav").unwrap();
+    assert!(nav > Decimal::ZERO, "NAV {nav}");
+    let pct = gauge(&text, "gekko_gateway_margin_closeout_percent").unwrap();
+    assert!(pct >= Decimal::ZERO && pct < Decimal::ONE, "closeout {pct}");
+    env.stop_gateway().await;
+}
