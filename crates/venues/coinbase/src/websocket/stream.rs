@@ -932,6 +932,74 @@ mod tests {
     }
 
     #[test]
+    fn a_level2_silent_past_the_threshold_is_a_gap_and_one_resubscribe() {
+        // Off by default: however long level2 is quiet, heartbeats alone change nothing.
+        let (mut p, notify) = pump();
+        p.on_input(MarketInput::Ws(WsEvent::Connected));
+        text(&mut p, "ws_l2_snapshot.json");
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(
+            p.on_input(MarketInput::Ws(WsEvent::Heartbeat)),
+            [MarketEvent::Heartbeat]
+        );
+        assert!(futures_util::FutureExt::now_or_never(notify.notified()).is_none());
+
+        // Watched: after the threshold, the next heartbeat finds level2 (and ticker) silent.
+        let counts = Counts::default();
+        let _local = metrics::set_default_local_recorder(&counts);
+        let n = Arc::new(Notify::new());
+        let mut p =
+            MarketPump::new(&[btc()], n.clone()).silent_after(Some(Duration::from_millis(40)));
+        p.on_input(MarketInput::Ws(WsEvent::Connected));
+        text(&mut p, "ws_l2_snapshot.json");
+        std::thread::sleep(Duration::from_millis(60));
+        let ev = p.on_input(MarketInput::Ws(WsEvent::Heartbeat));
+        assert!(
+            matches!(&ev[..], [MarketEvent::Heartbeat, MarketEvent::BookGap { instrument, detail }]
+                if *instrument == btc() && detail.contains("level2 silent")),
+            "{ev:?}"
+        );
+        assert!(
+            futures_util::FutureExt::now_or_never(n.notified()).is_some(),
+            "a resubscribe was requested"
+        );
+        assert_eq!(
+            (
+                counts.get(METRIC_SILENT_CHANNELS),
+                counts.get(METRIC_RESUBSCRIBES)
+            ),
+            (2, 1),
+            "level2 and ticker counted, one resubscribe"
+        );
+        // Asked once per connection: the next heartbeats before the reconnect add nothing.
+        assert_eq!(
+            p.on_input(MarketInput::Ws(WsEvent::Heartbeat)),
+            [MarketEvent::Heartbeat]
+        );
+        // The reconnect starts the clocks again.
+        p.on_input(MarketInput::Ws(WsEvent::Connected));
+        assert_eq!(
+            p.on_input(MarketInput::Ws(WsEvent::Heartbeat)),
+            [MarketEvent::Heartbeat]
+        );
+    }
+
+    #[test]
+    fn a_zero_channel_threshold_is_a_config_error() {
+        let cfg = CoinbaseWsConfig {
+            channel_silent_after: Some(Duration::ZERO),
+            ..CoinbaseWsConfig::default()
+        };
+        let problems = cfg.validate().unwrap_err();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("channel_silent_after")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
     fn a_malformed_frame_that_may_be_book_data_rebuilds_the_books_once() {
         let (mut p, notify) = pump();
         p.on_input(MarketInput::Ws(WsEvent::Connected));
@@ -1176,14 +1244,18 @@ mod tests {
             p.on_input(MarketInput::Ws(WsEvent::Disconnected {
                 reason: "sequence gap: 3 -> 9".into(),
             }));
-            assert_eq!(counts.get(METRIC_GAPS), 1);
+            // The gap's reconnect is the book's resubscribe.
+            assert_eq!(
+                (counts.get(METRIC_GAPS), counts.get(METRIC_RESUBSCRIBES)),
+                (1, 2)
+            );
             p.on_input(MarketInput::Ws(WsEvent::Connected));
             text(&mut p, "ws_l2_snapshot.json");
             // The resync for that gap is answered by the snapshot; a later one resubscribes.
             p.on_input(MarketInput::Resync(btc()));
-            assert_eq!(counts.get(METRIC_RESUBSCRIBES), 1);
-            p.on_input(MarketInput::Resync(btc()));
             assert_eq!(counts.get(METRIC_RESUBSCRIBES), 2);
+            p.on_input(MarketInput::Resync(btc()));
+            assert_eq!(counts.get(METRIC_RESUBSCRIBES), 3);
             let mut u = UserPump::default();
             u.on_event(WsEvent::Text("nope".into()));
             u.on_event(WsEvent::Disconnected {
