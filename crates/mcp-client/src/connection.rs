@@ -158,7 +158,9 @@ pub(crate) async fn supervise(
                 generation += 1;
                 backoff.reset();
                 breaker.success();
-                publish_circuit(&name, breaker.state());
+                let circuit = breaker.state();
+                conn.update(|s| s.circuit = circuit);
+                publish_circuit(&name, circuit);
                 let reason = hold(&conn, session, generation, &options, &cancel).await;
                 let Some(reason) = reason else { break };
                 tracing::warn!(server = %name, required = conn.server.required, error = %reason, "MCP server connection lost; reconnecting");

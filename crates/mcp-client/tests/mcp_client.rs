@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use gekko_config::{McpServer, McpTransport};
 use gekko_core::backoff::BackoffConfig;
 use gekko_mcp_client::{
-    ConnectionState, McpClientError, McpClientsService, McpClientsSettings, McpGrpc, McpPool,
-    PoolOptions, ServerStatus, probe, readiness_component,
+    CircuitState, ConnectionState, McpClientError, McpClientsService, McpClientsSettings, McpGrpc,
+    McpPool, PoolOptions, ServerStatus, probe, readiness_component,
 };
 use gekko_runtime::{Readiness, Service as _, ServiceCtx, Shutdown};
 use secrecy::SecretString;
@@ -862,7 +862,15 @@ async fn mcp_service_over_grpc_lists_servers_and_tools_and_calls_a_tool() {
     assert_eq!(servers[0].tool_count, 5);
     assert_eq!(servers[0].circuit, "closed");
     assert_eq!(servers[1].name, "silent");
-    assert_eq!(servers[1].state(), McpConnectionState::Down);
+    // Down, or already connecting again after its 50 ms backoff: never up.
+    assert!(
+        matches!(
+            servers[1].state(),
+            McpConnectionState::Down | McpConnectionState::Connecting
+        ),
+        "{:?}",
+        servers[1]
+    );
     assert!(
         servers[1].last_error.contains("did not answer"),
         "{:?}",
@@ -1160,5 +1168,120 @@ async fn mcp_service_roles_through_the_runtime_grpc_server() {
         let _ = tokio::time::timeout(Duration::from_secs(10), served).await;
         drop(ready);
     }
+    pool.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// The connect circuit breaker against a real server that dies
+
+/// A listener on `port` that accepts connections and never answers (so a connect attempt
+/// lasts its whole `init_timeout`, long enough to see the half-open probe).
+async fn silent_listener_on(port: u16) -> tokio::task::JoinHandle<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let listener = loop {
+        match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(l) => break l,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "cannot bind {port} again: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_breaker_opens_after_failed_reconnects_pauses_them_and_half_opens_after_its_cooldown() {
+    let prometheus = gekko_runtime::install_prometheus().expect("the recorder installs");
+    gekko_mcp_client::metrics::describe();
+    let circuit_metric = || {
+        sample(
+            &prometheus.render(),
+            r#"gekko_mcp_client_circuit_state{server="breaker"}"#,
+        )
+    };
+    let mut web = HttpToolServer::start(None);
+    let mut server = http("breaker", web.port, None);
+    server.init_timeout = Duration::from_secs(1);
+    let cooldown = Duration::from_secs(3);
+    let options = PoolOptions {
+        breaker_threshold: 2,
+        breaker_cooldown: cooldown,
+        ..fast()
+    };
+    let pool = Pool::start(vec![server], options);
+    let up = wait_up(&pool, "breaker").await;
+    assert_eq!(up.circuit, CircuitState::Closed);
+    assert_eq!(circuit_metric(), Some(0));
+
+    // The server dies; its port now answers nothing, so each reconnect times out.
+    web.kill();
+    let silent = silent_listener_on(web.port).await;
+    let open = wait_for(&pool, "breaker", "open", Duration::from_secs(20), |s| {
+        s.circuit == CircuitState::Open
+    })
+    .await;
+    assert_eq!(open.state, ConnectionState::Down, "{open:?}");
+    assert!(
+        open.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("did not answer within 1s")),
+        "{open:?}"
+    );
+    assert_eq!(circuit_metric(), Some(2), "open is 2");
+    // No reconnect attempt while the breaker is open.
+    let reconnects = open.reconnects;
+    tokio::time::sleep(cooldown / 2).await;
+    let paused = pool.server("breaker").unwrap();
+    assert_eq!(paused.reconnects, reconnects, "{paused:?}");
+    assert_eq!(paused.circuit, CircuitState::Open, "{paused:?}");
+
+    // After the cooldown: one probe (half-open), which fails and opens it again.
+    let probing = wait_for(
+        &pool,
+        "breaker",
+        "half-open",
+        cooldown + Duration::from_secs(5),
+        |s| s.circuit == CircuitState::HalfOpen,
+    )
+    .await;
+    assert_eq!(probing.reconnects, reconnects + 1, "exactly one probe");
+    // The gauge follows the status update; the probe lasts its 1 s init_timeout.
+    let deadline = Instant::now() + Duration::from_millis(900);
+    while circuit_metric() != Some(1) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(circuit_metric(), Some(1), "half-open is 1");
+    let reopened = wait_for(
+        &pool,
+        "breaker",
+        "open again",
+        Duration::from_secs(10),
+        |s| s.circuit == CircuitState::Open,
+    )
+    .await;
+    assert_eq!(reopened.reconnects, reconnects + 1, "{reopened:?}");
+
+    // The server is back: the next probe connects and closes the breaker.
+    silent.abort();
+    let _ = silent.await;
+    web.spawn();
+    let back = wait_for(
+        &pool,
+        "breaker",
+        "up again",
+        cooldown + Duration::from_secs(20),
+        |s| s.state == ConnectionState::Up,
+    )
+    .await;
+    assert_eq!(back.circuit, CircuitState::Closed, "{back:?}");
+    assert_eq!(back.connects, 2, "{back:?}");
+    assert_eq!(circuit_metric(), Some(0));
+    assert_add(&pool, "breaker", 20, 22).await;
     pool.stop().await;
 }
