@@ -204,6 +204,9 @@ impl Service for McpRoutedService {
     }
 
     async fn start(settings: Self::Settings, ctx: &ServiceCtx) -> Result<Started, BoxError> {
+        // Serving HTTP is all this binary does: an address it cannot bind stops it.
+        let mut settings = settings;
+        settings.guard.http_addr_explicit = true;
         McpHttpService::start(Some(settings), ctx).await
     }
 }
@@ -230,9 +233,22 @@ async fn start_routed(s: &McpHttpSettings, ctx: &ServiceCtx) -> Result<Started, 
         tls.as_ref(),
         ctx.audit().clone(),
     )?;
-    let listener = tokio::net::TcpListener::bind(s.addr)
-        .await
-        .map_err(|e| format!("MCP_SETTINGS http_addr {} cannot be bound: {e}", s.addr))?;
+    let listener = match tokio::net::TcpListener::bind(s.addr).await {
+        Ok(l) => l,
+        Err(e) if g.http_addr_explicit => {
+            return Err(format!("MCP_SETTINGS http_addr {} cannot be bound: {e}", s.addr).into());
+        }
+        Err(e) => {
+            // As without routes: the default address only warns.
+            let msg = format!(
+                "the MCP HTTP transport is off: the default MCP_SETTINGS http_addr {} cannot be bound ({e}); set http_addr to a free address, or http_addr=off",
+                s.addr
+            );
+            tracing::error!("{msg}");
+            eprintln!("gekko: mcp: {msg}");
+            return Ok(Started::new());
+        }
+    };
     let local = listener.local_addr().unwrap_or(s.addr);
     serve(listener, router(backend, s, ctx)?, ctx);
     let routed: Vec<String> = g
