@@ -50,7 +50,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
-use gekko_core::sync::lock;
+use gekko_core::sync::{lock, read, write};
 use gekko_core::{
     Balance, ClientOrderId, InstrumentId, OrderRequest, OrderStatus, OrderType, Position, Side,
     TimeInForce, VenueId,
@@ -205,12 +205,7 @@ impl OandaVenue {
     /// The rules of `name`, fetched when not cached. `Ok(None)` when the venue does not
     /// list the instrument for this account.
     async fn rules_for(&self, name: &str) -> Result<Option<InstrumentRules>, OandaError> {
-        if let Some(r) = self
-            .rules
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(name)
-        {
+        if let Some(r) = read(&self.rules).get(name) {
             return Ok(Some(r.clone()));
         }
         let list = match self.http.instruments(&[name.to_owned()]).await {
@@ -227,10 +222,7 @@ impl OandaVenue {
     }
 
     fn cache_rules(&self, rules: &[InstrumentRules]) {
-        let mut map = self
-            .rules
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = write(&self.rules);
         for r in rules {
             map.insert(r.name.clone(), r.clone());
         }
