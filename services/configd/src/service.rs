@@ -32,9 +32,7 @@ static BOOTSTRAP: OnceLock<Mutex<Option<Bootstrap>>> = OnceLock::new();
 /// Hands the bootstrap to the next [`ConfigdService`] the host resolves.
 pub fn set_bootstrap(b: Bootstrap) {
     let slot = BOOTSTRAP.get_or_init(|| Mutex::new(None));
-    *slot
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(b);
+    *gekko_core::sync::lock(slot) = Some(b);
 }
 
 /// The hosted `configd` service.
@@ -46,11 +44,9 @@ impl Service for ConfigdService {
     type Settings = (Bootstrap, GekkoConfig);
 
     fn resolve(cfg: &GekkoConfig) -> Result<Self::Settings, Vec<String>> {
-        let b = BOOTSTRAP.get().and_then(|m| {
-            m.lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone()
-        });
+        let b = BOOTSTRAP
+            .get()
+            .and_then(|m| gekko_core::sync::lock(m).clone());
         b.map(|b| (b, cfg.clone()))
             .ok_or_else(|| vec!["configd was started without its bootstrap".to_owned()])
     }

@@ -224,7 +224,7 @@ impl ConfigStore {
     /// A copy of the version in force.
     #[must_use]
     pub fn current(&self) -> Current {
-        gekko_core_lock(&self.inner.current).clone()
+        gekko_core::sync::read(&self.inner.current).clone()
     }
 
     /// Subscribes to new and rejected versions.
@@ -346,7 +346,7 @@ impl ConfigStore {
             }
         };
         let (version, changes, old) = {
-            let mut cur = gekko_core_lock_mut(&self.inner.current);
+            let mut cur = gekko_core::sync::write(&self.inner.current);
             let changes = classify::diff(&cur.vars, &vars);
             if changes.is_empty() {
                 drop(cur);
@@ -390,14 +390,4 @@ impl ConfigStore {
         });
         Outcome::Accepted(version)
     }
-}
-
-fn gekko_core_lock(l: &RwLock<Current>) -> std::sync::RwLockReadGuard<'_, Current> {
-    // A panic while holding the lock leaves a whole `Current` (it is replaced field by
-    // field only after validation), so a poisoned lock is still usable.
-    l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn gekko_core_lock_mut(l: &RwLock<Current>) -> std::sync::RwLockWriteGuard<'_, Current> {
-    l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
