@@ -53,6 +53,9 @@ pub struct OandaSettings {
     pub request_timeout: Duration,
     /// The gateway engine's settings ([`gateway_config`]).
     pub gateway: GatewayConfig,
+    /// `TRADING_RATE_LIMITS oanda` in requests per second: the live client's limit, and
+    /// the paper client's, so a configured limit applies from the start in both modes.
+    pub rate_per_s: u32,
 }
 
 /// Resolves the gateway's settings from `cfg`: live with credentials, paper without.
@@ -97,6 +100,7 @@ pub fn resolve(cfg: &GekkoConfig) -> Result<OandaSettings, Vec<String>> {
         venue,
         request_timeout,
         gateway: gateway_config(cfg),
+        rate_per_s: cfg.rate_limit(VenueId::Oanda).per_second(),
     })
 }
 
@@ -109,6 +113,11 @@ pub fn sim_venue(
     request_timeout: Duration,
     stale_after: Duration,
 ) -> Result<OandaVenue, gekko_oanda::OandaError> {
+    OandaVenue::new(sim_config(sim, request_timeout, stale_after))
+}
+
+/// The client configuration for a running simulator (the simulator's default rate limit).
+fn sim_config(sim: &SimHandle, request_timeout: Duration, stale_after: Duration) -> OandaConfig {
     let mut cfg = OandaConfig::simulator(
         &sim.rest_url,
         &sim.stream_url,
@@ -117,7 +126,7 @@ pub fn sim_venue(
     );
     cfg.request_timeout = request_timeout;
     cfg.stale_after = stale_after;
-    OandaVenue::new(cfg)
+    cfg
 }
 
 /// The venue client the settings describe; in paper mode it first starts the simulator,
@@ -131,8 +140,9 @@ pub async fn connect(settings: &OandaSettings) -> anyhow::Result<(OandaVenue, Op
         VenueSettings::Paper => {
             let sim = SimOanda::start(SimConfig::default()).await?;
             tracing::info!(rest = %sim.rest_url, stream = %sim.stream_url, "paper mode: OANDA simulator started");
-            let venue = sim_venue(&sim, settings.request_timeout, settings.gateway.stale_after)?;
-            (venue, Some(sim))
+            let mut vc = sim_config(&sim, settings.request_timeout, settings.gateway.stale_after);
+            vc.rate_per_s = settings.rate_per_s;
+            (OandaVenue::new(vc)?, Some(sim))
         }
     })
 }
@@ -201,6 +211,19 @@ mod tests {
             .collect();
         assert!(pairs.contains(&"EUR-USD".to_owned()), "{pairs:?}");
         assert!(pairs.contains(&"USD-JPY".to_owned()), "{pairs:?}");
+    }
+
+    #[tokio::test]
+    async fn paper_mode_applies_the_configured_rate_limit_from_the_start() {
+        let s = resolve(&load(&[("TRADING_RATE_LIMITS", "oanda=30/1s")])).unwrap();
+        assert!(matches!(s.venue, VenueSettings::Paper));
+        assert_eq!(s.rate_per_s, 30);
+        let (venue, sim) = connect(&s).await.unwrap();
+        assert_eq!(venue.http().limiter().limit(), 30);
+        drop(venue);
+        if let Some(sim) = sim {
+            sim.shutdown().await;
+        }
     }
 
     #[test]
