@@ -62,7 +62,7 @@ fn row<'a>(out: &'a str, check: &str) -> &'a str {
 fn check_shows_one_row_per_mcp_server_pass_warn_or_fail() {
     // A healthy required server and a silent optional one.
     let servers = format!(
-        "tools={};required,silent={};optional;init_timeout=1s",
+        "tools={};required;init_timeout=60s,silent={};optional;init_timeout=1s",
         tools_stdio(),
         silent_stdio()
     );
@@ -86,7 +86,7 @@ fn check_shows_one_row_per_mcp_server_pass_warn_or_fail() {
 
     // The same silent server, required: its row fails and so does the check.
     let servers = format!(
-        "tools={};required,silent={};required;init_timeout=1s",
+        "tools={};required;init_timeout=60s,silent={};required;init_timeout=1s",
         tools_stdio(),
         silent_stdio()
     );
@@ -150,7 +150,7 @@ fn gekko_up_reports_mcp_and_llm_connections_in_check_readyz_and_grpc() {
     );
     let dir = std::env::temp_dir().join(format!("gekko-mcp-servers-{}", std::process::id()));
     let servers = format!(
-        "tools={};required,web={};required;init_timeout=5s,silent={};optional;init_timeout=1s",
+        "tools={};required;init_timeout=60s,web={};required;init_timeout=30s,silent={};optional;init_timeout=1s",
         tools_stdio(),
         web.url(),
         silent_stdio()
@@ -210,7 +210,9 @@ fn gekko_up_reports_mcp_and_llm_connections_in_check_readyz_and_grpc() {
 
     // Ready: both required servers are components, the optional one is not, the LLM is.
     let addr = format!("127.0.0.1:{http}");
-    let body = common::wait_ready(&addr);
+    // The Python servers may take a while to start on a loaded machine.
+    wait_readyz(&addr, "200", Duration::from_secs(90), |code, _| code == 200);
+    let (_, body) = readyz(&addr);
     for needle in ["mcp-client:tools", "mcp-client:web", "llm"] {
         assert!(body.contains(needle), "{needle} not in /readyz: {body}");
     }
@@ -300,9 +302,10 @@ fn gekko_up_reports_mcp_and_llm_connections_in_check_readyz_and_grpc() {
         assert!(metrics.contains(needle), "{needle} not in /metrics");
     }
 
-    // It comes back on the same port: ready again.
+    // It comes back on the same port: ready again (within the default breaker's 60 s
+    // cooldown, should five reconnects have failed meanwhile).
     let _web = HttpToolServer::start(web.port);
-    wait_readyz(&addr, "ready again", Duration::from_secs(60), |code, _| {
+    wait_readyz(&addr, "ready again", Duration::from_secs(120), |code, _| {
         code == 200
     });
 
