@@ -62,6 +62,9 @@ pub struct CoinbaseSettings {
     pub stale_after: Duration,
     /// The gateway engine's settings ([`gateway_config`]).
     pub gateway: GatewayConfig,
+    /// `TRADING_RATE_LIMITS coinbase` in private requests per second: the live client's
+    /// limit, and the paper client's, so a configured limit applies from the start in both.
+    pub private_rate_per_s: u32,
 }
 
 /// Resolves the gateway's settings from `cfg`: live with credentials, paper without.
@@ -144,6 +147,7 @@ pub fn resolve(cfg: &GekkoConfig) -> Result<CoinbaseSettings, Vec<String>> {
         request_timeout,
         stale_after,
         gateway: gateway_config(cfg),
+        private_rate_per_s: cfg.rate_limit(VenueId::Coinbase).per_second(),
     })
 }
 
@@ -171,6 +175,16 @@ pub fn sim_venue(
     request_timeout: Duration,
     stale_after: Duration,
 ) -> Result<CoinbaseVenue, gekko_coinbase::CoinbaseError> {
+    CoinbaseVenue::new(sim_config(sim, key, request_timeout, stale_after))
+}
+
+/// The client configuration for a running simulator (the default rate limits).
+fn sim_config(
+    sim: &SimHandle,
+    key: Arc<CdpKey>,
+    request_timeout: Duration,
+    stale_after: Duration,
+) -> CoinbaseConfig {
     let mut cfg = CoinbaseConfig::simulator(
         &sim.rest_url,
         &sim.ws_url,
@@ -180,7 +194,7 @@ pub fn sim_venue(
     );
     cfg.request_timeout = request_timeout;
     cfg.stale_after = stale_after;
-    CoinbaseVenue::new(cfg)
+    cfg
 }
 
 /// The venue client the settings describe; in paper mode it first generates an
@@ -203,8 +217,9 @@ pub async fn connect(
                 ws_user = %sim.ws_user_url,
                 "paper mode: Coinbase simulator started"
             );
-            let venue = sim_venue(&sim, key, settings.request_timeout, settings.stale_after)?;
-            (venue, Some(sim))
+            let mut vc = sim_config(&sim, key, settings.request_timeout, settings.stale_after);
+            vc.private_rate_per_s = settings.private_rate_per_s;
+            (CoinbaseVenue::new(vc)?, Some(sim))
         }
     })
 }
@@ -352,6 +367,19 @@ mod tests {
         assert_eq!(e.problems[0].variable, "COINBASE_API_KEY_NAME");
         assert!(!e.to_string().contains("SECRET-SENTINEL"), "{e}");
         assert!(CdpKey::check_name("organizations/o!/apiKeys/k").is_err());
+    }
+
+    #[tokio::test]
+    async fn paper_mode_applies_the_configured_rate_limit_from_the_start() {
+        let s = resolve(&load(&[("TRADING_RATE_LIMITS", "coinbase=12/1s")])).unwrap();
+        assert!(matches!(s.venue, VenueSettings::Paper));
+        assert_eq!(s.private_rate_per_s, 12);
+        let (venue, sim) = connect(&s).await.unwrap();
+        assert_eq!(venue.http().private_limiter().limit(), 12);
+        drop(venue);
+        if let Some(sim) = sim {
+            sim.shutdown().await;
+        }
     }
 
     #[test]
