@@ -83,6 +83,64 @@ pub enum TimeInForce {
     Ioc,
     /// Fill or kill.
     Fok,
+    /// Good till a date: the venue expires whatever rests at `expire_at_ms`. Limit orders
+    /// only.
+    Gtd {
+        /// When the venue expires the order, Unix milliseconds UTC.
+        expire_at_ms: TimestampMs,
+    },
+    /// Good for the day: the venue expires the order at the end of its trading day
+    /// (OANDA: 17:00 New York). Limit orders only.
+    Gfd,
+}
+
+impl TimeInForce {
+    /// The short name: `GTC`, `IOC`, `FOK`, `GTD` or `GFD`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TimeInForce::Gtc => "GTC",
+            TimeInForce::Ioc => "IOC",
+            TimeInForce::Fok => "FOK",
+            TimeInForce::Gtd { .. } => "GTD",
+            TimeInForce::Gfd => "GFD",
+        }
+    }
+
+    /// The expiry of a GTD order.
+    #[must_use]
+    pub const fn expire_at_ms(self) -> Option<TimestampMs> {
+        match self {
+            TimeInForce::Gtd { expire_at_ms } => Some(expire_at_ms),
+            _ => None,
+        }
+    }
+}
+
+/// Unix milliseconds as RFC 3339 UTC with millisecond precision
+/// (`2030-01-01T00:00:00.000Z`), as venues take a GTD expiry. Instants before 1970 are
+/// written as 1970-01-01.
+#[must_use]
+pub fn rfc3339_ms(ms: TimestampMs) -> String {
+    let ms = ms.max(0);
+    let (days, rem) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    // Civil from days (Howard Hinnant's algorithm), proleptic Gregorian.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (h, mi, s, milli) = (
+        rem / 3_600_000,
+        rem / 60_000 % 60,
+        rem / 1000 % 60,
+        rem % 1000,
+    );
+    format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
 }
 
 /// Where an order is in its life.
@@ -203,4 +261,31 @@ pub struct Fill {
     pub fee_asset: String,
     /// Execution time.
     pub ts_ms: TimestampMs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_ms_formats_utc_instants() {
+        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_ms(1_893_456_000_000), "2030-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_ms(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(rfc3339_ms(1_709_251_199_999), "2024-02-29T23:59:59.999Z");
+        assert_eq!(rfc3339_ms(-5), "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn gtd_carries_its_expiry_and_round_trips_through_serde() {
+        let t = TimeInForce::Gtd {
+            expire_at_ms: 1_893_456_000_000,
+        };
+        assert_eq!(t.as_str(), "GTD");
+        assert_eq!(t.expire_at_ms(), Some(1_893_456_000_000));
+        assert_eq!(TimeInForce::Gfd.expire_at_ms(), None);
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(serde_json::from_str::<TimeInForce>(&json).unwrap(), t);
+        assert_eq!(serde_json::to_string(&TimeInForce::Gfd).unwrap(), "\"GFD\"");
+    }
 }

@@ -102,23 +102,78 @@ pub fn order_type_from_pb(v: i32) -> Result<OrderType, ConvertError> {
 }
 
 /// Protobuf → time in force. Unspecified means GTC for a limit order and none for a
-/// market order.
+/// market order. `expire_time_ms` is the expiry of a GTD order (Unix milliseconds, 0 when
+/// unset), checked against `now_ms`.
 ///
 /// # Errors
-/// For an unknown number.
+/// For an unknown number; GTD or GFD on a market order; GTD without an expiry in the
+/// future; an expiry on any other time in force.
 pub fn time_in_force_from_pb(
     v: i32,
     order_type: OrderType,
+    expire_time_ms: i64,
+    now_ms: i64,
 ) -> Result<Option<TimeInForce>, ConvertError> {
-    match pb::TimeInForce::try_from(v) {
-        Ok(pb::TimeInForce::Gtc) => Ok(Some(TimeInForce::Gtc)),
-        Ok(pb::TimeInForce::Ioc) => Ok(Some(TimeInForce::Ioc)),
-        Ok(pb::TimeInForce::Fok) => Ok(Some(TimeInForce::Fok)),
-        Ok(pb::TimeInForce::Unspecified) => {
-            Ok((order_type == OrderType::Limit).then_some(TimeInForce::Gtc))
+    let tif = match pb::TimeInForce::try_from(v) {
+        Ok(pb::TimeInForce::Gtc) => Some(TimeInForce::Gtc),
+        Ok(pb::TimeInForce::Ioc) => Some(TimeInForce::Ioc),
+        Ok(pb::TimeInForce::Fok) => Some(TimeInForce::Fok),
+        Ok(pb::TimeInForce::Gfd) => Some(TimeInForce::Gfd),
+        Ok(pb::TimeInForce::Gtd) => {
+            if expire_time_ms == 0 {
+                return Err(ConvertError::new(
+                    "expire_time_ms",
+                    "TIME_IN_FORCE_GTD needs an expiry (Unix milliseconds)",
+                ));
+            }
+            if expire_time_ms <= now_ms {
+                return Err(ConvertError::new(
+                    "expire_time_ms",
+                    format!(
+                        "a GTD expiry must be in the future: {} is not after now ({})",
+                        gekko_core::order::rfc3339_ms(expire_time_ms),
+                        gekko_core::order::rfc3339_ms(now_ms)
+                    ),
+                ));
+            }
+            Some(TimeInForce::Gtd {
+                expire_at_ms: expire_time_ms,
+            })
         }
-        Err(_) => Err(ConvertError::new("time_in_force", "unknown value")),
+        Ok(pb::TimeInForce::Unspecified) => {
+            (order_type == OrderType::Limit).then_some(TimeInForce::Gtc)
+        }
+        Err(_) => return Err(ConvertError::new("time_in_force", "unknown value")),
+    };
+    if expire_time_ms != 0 && !matches!(tif, Some(TimeInForce::Gtd { .. })) {
+        return Err(ConvertError::new(
+            "expire_time_ms",
+            "an expiry is only for TIME_IN_FORCE_GTD",
+        ));
     }
+    if order_type == OrderType::Market
+        && let Some(t @ (TimeInForce::Gtd { .. } | TimeInForce::Gfd)) = tif
+    {
+        return Err(ConvertError::new(
+            "time_in_force",
+            format!("{} is for limit orders only", t.as_str()),
+        ));
+    }
+    Ok(tif)
+}
+
+/// Time in force → protobuf, with the GTD expiry (0 for every other).
+#[must_use]
+pub fn time_in_force_to_pb(t: Option<TimeInForce>) -> (i32, i64) {
+    let v = match t {
+        None => pb::TimeInForce::Unspecified,
+        Some(TimeInForce::Gtc) => pb::TimeInForce::Gtc,
+        Some(TimeInForce::Ioc) => pb::TimeInForce::Ioc,
+        Some(TimeInForce::Fok) => pb::TimeInForce::Fok,
+        Some(TimeInForce::Gtd { .. }) => pb::TimeInForce::Gtd,
+        Some(TimeInForce::Gfd) => pb::TimeInForce::Gfd,
+    };
+    (v as i32, t.and_then(TimeInForce::expire_at_ms).unwrap_or(0))
 }
 
 /// Order status → protobuf.
@@ -286,11 +341,58 @@ mod tests {
         }
         assert_eq!(side_from_pb(0).unwrap_err().field, "side");
         assert_eq!(
-            time_in_force_from_pb(0, OrderType::Limit),
+            time_in_force_from_pb(0, OrderType::Limit, 0, NOW),
             Ok(Some(TimeInForce::Gtc))
         );
-        assert_eq!(time_in_force_from_pb(0, OrderType::Market), Ok(None));
-        assert!(time_in_force_from_pb(99, OrderType::Limit).is_err());
+        assert_eq!(
+            time_in_force_from_pb(0, OrderType::Market, 0, NOW),
+            Ok(None)
+        );
+        assert!(time_in_force_from_pb(99, OrderType::Limit, 0, NOW).is_err());
+    }
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    #[test]
+    fn gtd_and_gfd_round_trip_and_are_validated() {
+        let gtd = TimeInForce::Gtd {
+            expire_at_ms: NOW + 60_000,
+        };
+        for t in [
+            TimeInForce::Gtc,
+            TimeInForce::Ioc,
+            TimeInForce::Fok,
+            TimeInForce::Gfd,
+            gtd,
+        ] {
+            let (v, exp) = time_in_force_to_pb(Some(t));
+            assert_eq!(
+                time_in_force_from_pb(v, OrderType::Limit, exp, NOW),
+                Ok(Some(t))
+            );
+        }
+        assert_eq!(time_in_force_to_pb(None), (0, 0));
+        assert_eq!(time_in_force_to_pb(Some(gtd)), (4, NOW + 60_000));
+        assert_eq!(time_in_force_to_pb(Some(TimeInForce::Gfd)), (5, 0));
+        let gtd_pb = pb::TimeInForce::Gtd as i32;
+        let gfd_pb = pb::TimeInForce::Gfd as i32;
+        // GTD needs an expiry, in the future.
+        let e = time_in_force_from_pb(gtd_pb, OrderType::Limit, 0, NOW).unwrap_err();
+        assert_eq!(e.field, "expire_time_ms");
+        let e = time_in_force_from_pb(gtd_pb, OrderType::Limit, NOW, NOW).unwrap_err();
+        assert_eq!(e.field, "expire_time_ms");
+        assert!(e.message.contains("in the future"), "{e}");
+        assert!(time_in_force_from_pb(gtd_pb, OrderType::Limit, NOW - 1, NOW).is_err());
+        // Limit orders only.
+        let e = time_in_force_from_pb(gtd_pb, OrderType::Market, NOW + 1, NOW).unwrap_err();
+        assert_eq!(e.to_string(), "time_in_force: GTD is for limit orders only");
+        let e = time_in_force_from_pb(gfd_pb, OrderType::Market, 0, NOW).unwrap_err();
+        assert_eq!(e.to_string(), "time_in_force: GFD is for limit orders only");
+        // An expiry on anything but GTD.
+        for v in [0, 1, 2, 3, gfd_pb] {
+            let e = time_in_force_from_pb(v, OrderType::Limit, NOW + 1, NOW).unwrap_err();
+            assert_eq!(e.field, "expire_time_ms", "{v}");
+        }
     }
 
     #[test]

@@ -27,7 +27,7 @@ use gekko_core::backoff::{Backoff, BackoffConfig};
 use gekko_core::sync::{lock, read, write};
 use gekko_core::{
     Balance, BookSnapshot, ClientOrderId, InstrumentId, OrderRequest, OrderType, Quote, Side,
-    Trade, VenueId,
+    TimeInForce, Trade, VenueId,
 };
 use gekko_net::{WsConfig, WsEvent, receiver_stream, relay, run_ws};
 use gekko_venue::{
@@ -389,6 +389,16 @@ impl VenueAdapter for BinanceUsVenue {
                 "0",
                 RejectReason::Other,
                 "limit order without a price",
+            )));
+        }
+        if let Some(t @ (TimeInForce::Gtd { .. } | TimeInForce::Gfd)) = req.time_in_force {
+            return Err(SubmitError::NotPlaced(VenueError::rejected(
+                "0",
+                RejectReason::Other,
+                format!(
+                    "Binance.US does not support time in force {} (GTC, IOC and FOK only)",
+                    t.as_str()
+                ),
             )));
         }
         let order = NewOrder {

@@ -289,11 +289,12 @@ impl CoinbaseVenue {
 }
 
 /// The Coinbase order configuration for a gekko order: market → `market_market_ioc` by
-/// base size; limit GTC → `limit_limit_gtc` (not post-only), IOC → `sor_limit_ioc`, FOK
-/// → `limit_limit_fok`.
+/// base size; limit GTC → `limit_limit_gtc` (not post-only), GTD → `limit_limit_gtd` with
+/// `end_time` in RFC 3339, IOC → `sor_limit_ioc`, FOK → `limit_limit_fok`.
 ///
 /// # Errors
-/// [`CoinbaseError::PreTrade`] for a limit order without a price.
+/// [`CoinbaseError::PreTrade`] for a limit order without a price, or GFD (Coinbase has
+/// none).
 pub fn order_configuration(req: &OrderRequest) -> Result<OrderConfiguration, CoinbaseError> {
     let base_size = req.qty;
     if req.order_type == OrderType::Market {
@@ -317,6 +318,18 @@ pub fn order_configuration(req: &OrderRequest) -> Result<OrderConfiguration, Coi
             base_size,
             limit_price,
         },
+        TimeInForce::Gtd { expire_at_ms } => OrderConfiguration::LimitGtd {
+            base_size,
+            limit_price,
+            end_time: gekko_core::order::rfc3339_ms(expire_at_ms),
+            post_only: false,
+        },
+        TimeInForce::Gfd => {
+            return Err(CoinbaseError::PreTrade {
+                rule: "time_in_force",
+                message: "Coinbase does not support GFD (GTC, GTD, IOC and FOK only)".to_owned(),
+            });
+        }
     })
 }
 
@@ -756,6 +769,24 @@ mod tests {
         assert_eq!(order_configuration(&req).unwrap().key(), "sor_limit_ioc");
         req.time_in_force = Some(TimeInForce::Fok);
         assert_eq!(order_configuration(&req).unwrap().key(), "limit_limit_fok");
+        req.time_in_force = Some(TimeInForce::Gtd {
+            expire_at_ms: 1_893_456_000_000,
+        });
+        match order_configuration(&req).unwrap() {
+            OrderConfiguration::LimitGtd {
+                end_time,
+                post_only,
+                ..
+            } => {
+                assert_eq!(end_time, "2030-01-01T00:00:00.000Z");
+                assert!(!post_only);
+            }
+            other => panic!("GTD must be limit_limit_gtd, got {}", other.key()),
+        }
+        req.time_in_force = Some(TimeInForce::Gfd);
+        let e = order_configuration(&req).unwrap_err().to_string();
+        assert!(e.contains("GFD"), "{e}");
+        req.time_in_force = Some(TimeInForce::Fok);
         req.price = None;
         assert!(order_configuration(&req).is_err());
         req.order_type = OrderType::Market;

@@ -333,8 +333,11 @@ impl OandaVenue {
                 match req.time_in_force {
                     None | Some(TimeInForce::Fok) => OandaTimeInForce::Fok,
                     Some(TimeInForce::Ioc) => OandaTimeInForce::Ioc,
-                    Some(TimeInForce::Gtc) => {
-                        return Err(refuse("OANDA market orders are FOK or IOC".to_owned()));
+                    Some(t @ (TimeInForce::Gtc | TimeInForce::Gtd { .. } | TimeInForce::Gfd)) => {
+                        return Err(refuse(format!(
+                            "OANDA market orders are FOK or IOC, not {}",
+                            t.as_str()
+                        )));
                     }
                 },
             ),
@@ -344,8 +347,16 @@ impl OandaVenue {
                     None | Some(TimeInForce::Gtc) => OandaTimeInForce::Gtc,
                     Some(TimeInForce::Ioc) => OandaTimeInForce::Ioc,
                     Some(TimeInForce::Fok) => OandaTimeInForce::Fok,
+                    Some(TimeInForce::Gtd { .. }) => OandaTimeInForce::Gtd,
+                    Some(TimeInForce::Gfd) => OandaTimeInForce::Gfd,
                 },
             ),
+        };
+        let gtd_time = match (kind, req.time_in_force) {
+            (OandaOrderType::Limit, Some(TimeInForce::Gtd { expire_at_ms })) => {
+                Some(gekko_core::order::rfc3339_ms(expire_at_ms))
+            }
+            _ => None,
         };
         let price = match kind {
             OandaOrderType::Market => None,
@@ -361,7 +372,7 @@ impl OandaVenue {
             units: crate::common::order::signed_units(req.side, req.qty),
             price,
             time_in_force: tif,
-            gtd_time: None,
+            gtd_time,
             client_id: req.client_order_id.as_str().to_owned(),
         })
     }
@@ -881,6 +892,22 @@ mod tests {
         req.price = Some(dec!(1.1));
         let b = OandaVenue::body(&req, "EUR_USD".into()).unwrap();
         assert_eq!(b.time_in_force, OandaTimeInForce::Gtc);
+        assert_eq!(b.gtd_time, None);
+        req.time_in_force = Some(TimeInForce::Gtd {
+            expire_at_ms: 1_893_456_000_000,
+        });
+        let b = OandaVenue::body(&req, "EUR_USD".into()).unwrap();
+        assert_eq!(b.time_in_force, OandaTimeInForce::Gtd);
+        assert_eq!(b.gtd_time.as_deref(), Some("2030-01-01T00:00:00.000Z"));
+        req.time_in_force = Some(TimeInForce::Gfd);
+        let b = OandaVenue::body(&req, "EUR_USD".into()).unwrap();
+        assert_eq!((b.time_in_force, b.gtd_time), (OandaTimeInForce::Gfd, None));
+        req.order_type = OrderType::Market;
+        req.price = None;
+        let e = OandaVenue::body(&req, "EUR_USD".into())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not GFD"), "{e}");
         assert!(close_id("EUR_USD", "l").len() <= ClientOrderId::MAX_LEN);
         ClientOrderId::parse(&close_id("EUR_USD", "s")).unwrap();
     }

@@ -115,14 +115,11 @@ pub enum BinanceUsTimeInForce {
 }
 
 impl BinanceUsTimeInForce {
-    /// The wire value for gekko's time in force.
+    /// The wire value for gekko's time in force. Binance.US has no GTD or GFD: the adapter
+    /// refuses those before sending, and this names them as they are (never as GTC).
     #[must_use]
     pub const fn from_core(tif: gekko_core::TimeInForce) -> &'static str {
-        match tif {
-            gekko_core::TimeInForce::Gtc => "GTC",
-            gekko_core::TimeInForce::Ioc => "IOC",
-            gekko_core::TimeInForce::Fok => "FOK",
-        }
+        tif.as_str()
     }
 }
 
