@@ -99,10 +99,10 @@ static VARIABLES: &[VariableDoc] = &[
     ),
     doc(
         names::PREDICTION_PARAMETERS,
-        "keys `window` (2 to 4096), `horizon` (1 to window), `interval` (a duration above 0)",
-        "`window=32,horizon=1,interval=1s`",
-        "`window=64,horizon=4`",
-        "Inputs of the prediction loop. **Validated but not applied yet**: the inference service takes `window` and `horizon` from the loaded model's `meta.json`, and predicts on every quote. Missing keys take their defaults; unknown keys are errors.",
+        "keys `window` (2 to 4096), `horizon` (1 to window), `interval` (a duration, `0` for every quote)",
+        "`window` and `horizon` unset (the loaded model's own), `interval=0`",
+        "`window=32,horizon=1,interval=250ms`",
+        "Inputs of the prediction loop. A model's `window` (observations per prediction) and `horizon` (steps ahead) are fixed when it is trained and read from its `meta.json`; set here, they are what the operator expects, and the inference service refuses to start (naming both values) on a model trained with others. `interval` samples each instrument's quotes by their own timestamps: a quote less than `interval` after the last one observed is skipped (counted in `gekko_inference_quotes_sampled_out_total`), so the window spans at least `window` x `interval`; `0` observes every quote. Missing keys take their defaults; unknown keys are errors.",
     ),
     doc(
         names::MODEL_UPDATE_FREQUENCIES,

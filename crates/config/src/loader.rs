@@ -462,9 +462,11 @@ fn prediction(vars: &Vars<'_>, problems: &mut Problems) -> PredictionParams {
         false,
         problems,
     );
+    out.window_set = s.has("window");
+    out.horizon_set = s.has("horizon");
     let window_ok = s.int("window", &mut out.window, &(2..=4096));
     let horizon_ok = s.int("horizon", &mut out.horizon, &(1..=4096));
-    s.duration("interval", &mut out.interval, MS, None);
+    s.duration("interval", &mut out.interval, Duration::ZERO, None);
     if window_ok && horizon_ok && out.horizon > out.window {
         s.problem(
             format!(

@@ -194,13 +194,23 @@ pub fn default_rate_limits() -> BTreeMap<VenueId, RateLimit> {
 }
 
 /// Inputs of the prediction loop.
+///
+/// A model's `window` and `horizon` are fixed when it is trained (its `meta.json`); set
+/// here, they are the values the operator expects, and the inference service refuses to
+/// start on a model trained with others. `interval` samples each instrument's quotes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PredictionParams {
     /// Number of past observations fed to a model; 2 to 4096.
     pub window: u32,
+    /// Whether `window` was set (then the model's must equal it).
+    pub window_set: bool,
     /// Steps ahead to predict; 1 to `window`.
     pub horizon: u32,
-    /// Time between observations.
+    /// Whether `horizon` was set (then the model's must equal it).
+    pub horizon_set: bool,
+    /// Least time between two observations of one instrument, by the quotes' own
+    /// timestamps: a quote sooner than that after the last one observed is skipped.
+    /// Zero observes every quote.
     pub interval: Duration,
 }
 
@@ -208,8 +218,10 @@ impl Default for PredictionParams {
     fn default() -> Self {
         Self {
             window: 32,
+            window_set: false,
             horizon: 1,
-            interval: Duration::from_secs(1),
+            horizon_set: false,
+            interval: Duration::ZERO,
         }
     }
 }

@@ -72,6 +72,12 @@ fn defaults_load_from_an_empty_map() {
     assert!(c.position_limits.is_empty());
     assert_eq!(c.ml_model_endpoints["direction"], "models");
     assert_eq!(c.prediction_parameters.window, 32);
+    assert!(!c.prediction_parameters.window_set && !c.prediction_parameters.horizon_set);
+    assert_eq!(
+        c.prediction_parameters.interval,
+        Duration::ZERO,
+        "every quote"
+    );
     assert_eq!(
         c.model_update_frequency("direction"),
         Duration::from_mins(5)
@@ -130,6 +136,14 @@ fn a_full_valid_config_parses() {
     assert_eq!(c.rate_limit(VenueId::BinanceUs).to_string(), "1200/1m");
     assert_eq!(c.position_limits[&pair("ETH-USD")], dec!(20.5));
     assert_eq!(c.prediction_parameters.interval, Duration::from_millis(500));
+    assert!(c.prediction_parameters.window_set && c.prediction_parameters.horizon_set);
+    assert_eq!(
+        (
+            c.prediction_parameters.window,
+            c.prediction_parameters.horizon
+        ),
+        (64, 4)
+    );
     assert_eq!(c.model_update_frequency("vol"), Duration::from_mins(1));
     assert_eq!(
         c.model_update_frequency("direction"),

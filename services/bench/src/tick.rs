@@ -257,6 +257,7 @@ async fn run_one(opts: &TickOpts, redis: &Redis, deadline: Duration) -> anyhow::
         update_every: Duration::from_secs(3600),
         confidence_threshold: 0.0,
         venues: vec![VenueId::BinanceUs],
+        prediction: gekko_config::PredictionParams::default(),
     };
     let _inference = inference_service::start(
         settings,

@@ -100,6 +100,9 @@ pub struct InferenceSettings {
     pub confidence_threshold: f32,
     /// Venues whose quote streams are consumed.
     pub venues: Vec<VenueId>,
+    /// `PREDICTION_PARAMETERS`: the window and horizon the model must have been trained
+    /// with (when set), and the sampling interval of each instrument's quotes.
+    pub prediction: gekko_config::PredictionParams,
 }
 
 impl InferenceSettings {
@@ -136,7 +139,57 @@ impl InferenceSettings {
             update_every: cfg.model_update_frequency(model),
             confidence_threshold: threshold,
             venues: VenueId::ALL.to_vec(),
+            prediction: cfg.prediction_parameters,
         })
+    }
+}
+
+/// Refuses a model trained with another `window` or `horizon` than `PREDICTION_PARAMETERS`
+/// sets (an unset one accepts the model's own).
+///
+/// # Errors
+/// Every mismatch, naming the configured and the trained value.
+pub fn check_prediction_parameters(
+    settings: &InferenceSettings,
+    meta: &gekko_inference::ModelMeta,
+) -> anyhow::Result<()> {
+    let p = &settings.prediction;
+    let mut problems = Vec::new();
+    if p.window_set && usize::try_from(p.window).ok() != Some(meta.window) {
+        problems.push(format!(
+            "PREDICTION_PARAMETERS window={} but model {} v{} was trained with window {}",
+            p.window, settings.model, meta.version, meta.window
+        ));
+    }
+    if p.horizon_set && usize::try_from(p.horizon).ok() != Some(meta.horizon) {
+        problems.push(format!(
+            "PREDICTION_PARAMETERS horizon={} but model {} v{} was trained with horizon {}",
+            p.horizon, settings.model, meta.version, meta.horizon
+        ));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "{}; set PREDICTION_PARAMETERS to the model's values or load a model trained with these",
+            problems.join("; ")
+        )
+    }
+}
+
+/// Whether a quote at `ts_ms` of an instrument last observed at `last` is observed under
+/// the sampling `interval` (and, if so, records it as the last observation).
+fn sample(last: &mut Option<i64>, ts_ms: i64, interval: Duration) -> bool {
+    if interval.is_zero() {
+        return true;
+    }
+    let every = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
+    match *last {
+        Some(prev) if ts_ms < prev.saturating_add(every) => false,
+        _ => {
+            *last = Some(ts_ms);
+            true
+        }
     }
 }
 
@@ -198,6 +251,7 @@ pub async fn start(
     );
     let current = registry.current();
     tracing::info!(model = %settings.model, version = current.meta().version, "model loaded");
+    check_prediction_parameters(&settings, current.meta())?;
     let (update_every, every_rx) = tokio::sync::watch::channel(settings.update_every);
     registry
         .clone()
@@ -354,6 +408,8 @@ async fn consume_quotes(
     let window = svc.registry.current().meta().window;
     let horizon = u32::try_from(svc.registry.current().meta().horizon).unwrap_or(1);
     let mut builders: HashMap<InstrumentId, FeatureBuilder> = HashMap::new();
+    let interval = svc.settings.prediction.interval;
+    let mut observed: HashMap<InstrumentId, Option<i64>> = HashMap::new();
     let mut reader = None;
     loop {
         if cancel.is_cancelled() {
@@ -402,6 +458,16 @@ async fn consume_quotes(
                     continue;
                 }
             };
+            if !interval.is_zero()
+                && !sample(
+                    observed.entry(q.instrument.clone()).or_default(),
+                    q.ts_ms,
+                    interval,
+                )
+            {
+                metrics::counter!("gekko_inference_quotes_sampled_out_total").increment(1);
+                continue;
+            }
             let builder = builders
                 .entry(q.instrument.clone())
                 .or_insert_with(|| FeatureBuilder::new(window));
@@ -466,5 +532,24 @@ async fn consume_quotes(
             }
             Err(e) => tracing::warn!(error = %e, count = out.len(), "signals not published"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sampling_observes_a_quote_once_interval_has_passed_by_its_timestamp() {
+        let every = Duration::from_millis(100);
+        let mut last = None;
+        let seen: Vec<i64> = [0, 50, 99, 100, 150, 260, 259, 361]
+            .into_iter()
+            .filter(|ts| sample(&mut last, *ts, every))
+            .collect();
+        assert_eq!(seen, vec![0, 100, 260, 361]);
+        let mut last = None;
+        assert!((0..5).all(|ts| sample(&mut last, ts, Duration::ZERO)));
+        assert_eq!(last, None, "zero observes every quote and keeps no state");
     }
 }

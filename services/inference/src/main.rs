@@ -127,6 +127,7 @@ async fn grpc_latency(
         update_every: Duration::from_secs(3600),
         confidence_threshold: 0.5,
         venues: Vec::new(),
+        prediction: gekko_config::PredictionParams::default(),
     };
     let bus: Arc<dyn gekko_bus::Bus> = Arc::new(gekko_bus::MemoryBus::new());
     let (readiness, tracker, cancel) = (

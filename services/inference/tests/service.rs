@@ -28,6 +28,7 @@ fn settings(threshold: f32) -> InferenceSettings {
         update_every: Duration::from_secs(60),
         confidence_threshold: threshold,
         venues: vec![VenueId::BinanceUs],
+        prediction: gekko_config::PredictionParams::default(),
     }
 }
 
@@ -209,6 +210,109 @@ async fn grpc_predict_validates_input_and_serves_the_model() {
         assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
         assert!(err.message().contains(needle), "{needle}: {err:?}");
     }
+    cancel.cancel();
+    tracker.close();
+    tokio::time::timeout(Duration::from_secs(10), tracker.wait())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prediction_interval_samples_each_instruments_quotes_by_their_timestamps() {
+    let redis = RedisServer::start();
+    let bus: Arc<dyn Bus> = Arc::new(
+        RedisBus::connect(&redis.url(), RedisBusOptions::default())
+            .await
+            .unwrap(),
+    );
+    let (readiness, tracker, cancel) = (
+        Readiness::new(),
+        TaskTracker::new(),
+        CancellationToken::new(),
+    );
+    let mut s = settings(0.0);
+    // Quotes 1 ms apart, observed every 10 ms of their own timestamps.
+    s.prediction.interval = Duration::from_millis(10);
+    let svc = start(s, bus.clone(), &readiness, &tracker, cancel.clone())
+        .await
+        .unwrap();
+    let window = u32::try_from(svc.registry.current().meta().window).unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    let quotes: Topic<Quote> = Topic::capped(names::quotes("binanceus"), 10_000, 1);
+    // (window + 6) observations at i = 0, 10, 20, ...: as without sampling, n
+    // observations give n - window signals, so 6, each from a sampled quote.
+    let observed = window + 6;
+    for i in 0..observed * 10 {
+        quotes.publish(&*bus, "test", &quote(i)).await.unwrap();
+    }
+    let signals: Topic<Signal> = Topic::capped(names::SIGNALS, 10_000, 1);
+    let mut reader = bus
+        .tail_reader(signals.name(), StartFrom::Beginning)
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while got.len() < 6 && tokio::time::Instant::now() < deadline {
+        for d in reader.read(100, Duration::from_millis(200)).await.unwrap() {
+            got.push(signals.decode(&d).unwrap().payload);
+        }
+    }
+    // Nothing more arrives: the other quotes were skipped, not queued.
+    for d in reader.read(100, Duration::from_secs(2)).await.unwrap() {
+        got.push(signals.decode(&d).unwrap().payload);
+    }
+    let offsets: Vec<i64> = got
+        .iter()
+        .map(|s| s.quote_ts_ms - 1_700_000_000_000)
+        .collect();
+    let expected: Vec<i64> = (window..observed).map(|k| i64::from(k) * 10).collect();
+    assert_eq!(
+        offsets, expected,
+        "one signal per sampled quote once the window is full"
+    );
+    cancel.cancel();
+    tracker.close();
+    tokio::time::timeout(Duration::from_secs(10), tracker.wait())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_trained_with_another_window_or_horizon_is_refused() {
+    let bus: Arc<dyn Bus> = Arc::new(gekko_bus::MemoryBus::new());
+    let (readiness, tracker, cancel) = (
+        Readiness::new(),
+        TaskTracker::new(),
+        CancellationToken::new(),
+    );
+    let mut s = settings(0.0);
+    s.prediction.window = 64;
+    s.prediction.window_set = true;
+    s.prediction.horizon = 4;
+    s.prediction.horizon_set = true;
+    let err = start(s, bus.clone(), &readiness, &tracker, cancel.clone())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("PREDICTION_PARAMETERS window=64")
+            && err.contains("trained with window 32")
+            && err.contains("horizon=4")
+            && err.contains("trained with horizon 1"),
+        "{err}"
+    );
+    assert!(!readiness.is_ready());
+
+    // The model's own values (set explicitly) are accepted.
+    let mut s = settings(0.0);
+    s.prediction.window = 32;
+    s.prediction.window_set = true;
+    s.prediction.horizon = 1;
+    s.prediction.horizon_set = true;
+    start(s, bus, &readiness, &tracker, cancel.clone())
+        .await
+        .unwrap();
     cancel.cancel();
     tracker.close();
     tokio::time::timeout(Duration::from_secs(10), tracker.wait())
