@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use gekko_core::{OrderRequest, OrderType, Side};
+use gekko_core::{OrderRequest, OrderType, Side, TimeInForce};
 use rust_decimal::Decimal;
 
 use gekko_venue::InstrumentInfo;
@@ -286,6 +286,21 @@ pub fn check_order_in(
             _ => return Err(CheckError::NoReferencePrice(pair)),
         },
     };
+    match (req.order_type, req.time_in_force) {
+        (OrderType::Market, Some(t @ (TimeInForce::Gtd { .. } | TimeInForce::Gfd))) => {
+            return Err(CheckError::Invalid(format!(
+                "{} is for limit orders only",
+                t.as_str()
+            )));
+        }
+        (_, Some(TimeInForce::Gtd { expire_at_ms })) if expire_at_ms <= gekko_core::now_ms() => {
+            return Err(CheckError::Invalid(format!(
+                "a GTD expiry must be in the future: {} has passed",
+                gekko_core::order::rfc3339_ms(expire_at_ms)
+            )));
+        }
+        _ => {}
+    }
     if !is_multiple(req.qty, info.lot_size) {
         return Err(CheckError::Filter {
             filter: "LOT_SIZE",
@@ -445,6 +460,33 @@ mod tests {
             trading_enabled: true,
             ..RiskLimits::default()
         }
+    }
+
+    #[test]
+    fn gtd_needs_a_future_expiry_and_gtd_gfd_need_a_limit_order() {
+        let mut r = req(Side::Buy, dec!(0.5), Some(dec!(100)));
+        r.time_in_force = Some(TimeInForce::Gtd {
+            expire_at_ms: gekko_core::now_ms() + 60_000,
+        });
+        assert_eq!(
+            check_order(&r, Some(&info()), &limits(), None),
+            Ok(dec!(100))
+        );
+        r.time_in_force = Some(TimeInForce::Gfd);
+        assert_eq!(
+            check_order(&r, Some(&info()), &limits(), None),
+            Ok(dec!(100))
+        );
+        r.time_in_force = Some(TimeInForce::Gtd {
+            expire_at_ms: gekko_core::now_ms() - 1,
+        });
+        let e = check_order(&r, Some(&info()), &limits(), None).unwrap_err();
+        assert_eq!(e.rule(), "invalid");
+        assert!(e.to_string().contains("must be in the future"), "{e}");
+        let mut m = req(Side::Buy, dec!(0.5), None);
+        m.time_in_force = Some(TimeInForce::Gfd);
+        let e = check_order(&m, Some(&info()), &limits(), Some(dec!(100))).unwrap_err();
+        assert_eq!(e.to_string(), "invalid order: GFD is for limit orders only");
     }
 
     #[test]

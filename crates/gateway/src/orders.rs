@@ -63,6 +63,14 @@ pub fn merge(order: &mut Order, update: &OrderUpdate) -> bool {
     if order.status.is_terminal() && !update.status.is_terminal() {
         return false;
     }
+    // A venue's expiry (GTD, GFD) is the more specific account of the same end: a later
+    // view that only says "cancelled" (OANDA's order state, without the reason) keeps it.
+    if order.status == OrderStatus::Expired
+        && update.status == OrderStatus::Cancelled
+        && update.filled_qty == order.filled_qty
+    {
+        return false;
+    }
     if update.filled_qty < order.filled_qty {
         return false;
     }
@@ -166,5 +174,26 @@ mod tests {
             &mut o,
             &update(OrderStatus::Filled, dec!(2), dec!(199))
         ));
+    }
+
+    #[test]
+    fn an_expiry_is_not_overwritten_by_a_plain_cancelled_view() {
+        let mut o = order();
+        assert!(merge(&mut o, &update(OrderStatus::New, dec!(0), dec!(0))));
+        assert!(merge(
+            &mut o,
+            &update(OrderStatus::Expired, dec!(0), dec!(0))
+        ));
+        assert!(!merge(
+            &mut o,
+            &update(OrderStatus::Cancelled, dec!(0), dec!(0))
+        ));
+        assert_eq!(o.status, OrderStatus::Expired);
+        // A late fill is still news.
+        assert!(merge(
+            &mut o,
+            &update(OrderStatus::Cancelled, dec!(1), dec!(100))
+        ));
+        assert_eq!(o.filled_qty, dec!(1));
     }
 }
