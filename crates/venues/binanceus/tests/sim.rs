@@ -209,3 +209,43 @@ async fn instruments_skip_pairs_the_venue_does_not_list() {
     assert_eq!(ids, vec![btcusd(), eth]);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn gtd_and_gfd_are_refused_before_sending() {
+    let sim = sim_with_keys().await;
+    let v = venue(
+        &sim,
+        "paper-key",
+        BinanceUsAuth::Hmac(SecretString::from("paper-secret")),
+    );
+    let before = sim.orders().len();
+    for (id, tif) in [
+        (
+            "bu-gtd-1",
+            TimeInForce::Gtd {
+                expire_at_ms: gekko_core::now_ms() + 60_000,
+            },
+        ),
+        ("bu-gfd-1", TimeInForce::Gfd),
+    ] {
+        let req = OrderRequest {
+            client_order_id: ClientOrderId::parse(id).unwrap(),
+            instrument: btcusd(),
+            side: Side::Buy,
+            order_type: OrderType::Limit,
+            qty: dec!(0.001),
+            price: Some(dec!(1000)),
+            time_in_force: Some(tif),
+        };
+        match v.submit_order(&req).await {
+            Err(gekko_venue::SubmitError::NotPlaced(e)) => assert!(
+                e.to_string()
+                    .contains(&format!("does not support time in force {}", tif.as_str())),
+                "{e}"
+            ),
+            other => panic!("{id}: expected a refusal before sending, got {other:?}"),
+        }
+    }
+    assert_eq!(sim.orders().len(), before, "nothing reached the venue");
+    sim.shutdown().await;
+}
