@@ -367,9 +367,13 @@ impl GatewayService for GatewayGrpc {
         let order_type = convert::order_type_from_pb(r.r#type).map_err(invalid)?;
         let qty = convert::decimal("qty", &r.qty).map_err(invalid)?;
         let price = convert::optional_decimal("price", &r.price).map_err(invalid)?;
-        let time_in_force =
-            convert::time_in_force_from_pb(r.time_in_force, order_type, 0, gekko_core::now_ms())
-                .map_err(invalid)?;
+        let time_in_force = convert::time_in_force_from_pb(
+            r.time_in_force,
+            order_type,
+            r.expire_time_ms,
+            gekko_core::now_ms(),
+        )
+        .map_err(invalid)?;
         let client_order_id = match (r.client_order_id.is_empty(), r.strategy.is_empty()) {
             (false, true) => client_id(&r.client_order_id)?,
             (true, false) => gw.derive_client_order_id(&r.strategy, &instrument, r.sequence),

@@ -789,6 +789,7 @@ impl GekkoMcp {
             strategy,
             sequence,
             venue: o.venue.clone(),
+            expire_time_ms: 0,
         };
         let r = b.place_order(req, t).await?;
         Ok(json!({

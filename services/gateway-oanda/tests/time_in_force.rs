@@ -266,6 +266,26 @@ async fn gfd_is_accepted_over_grpc_and_bad_expiries_are_refused_before_sending()
             .is_some_and(|t| t.ends_with("T21:00:00.000000000Z")),
         "GFD expires at the venue's end of day: {v}"
     );
+
+    // GTD over gRPC with its expiry: OANDA's GTD with that gtdTime, resting.
+    let expire_at_ms = gekko_core::now_ms() + 3_600_000;
+    let mut g = grpc_limit("oa-gtd-grpc", px, pb::TimeInForce::Gtd);
+    g.expire_time_ms = expire_at_ms;
+    let o = c
+        .place_order(g)
+        .await
+        .expect("GTD with an expiry accepted")
+        .into_inner()
+        .order
+        .unwrap();
+    assert_eq!(o.status, pb::OrderStatus::New as i32, "{o:?}");
+    let v = env
+        .venue_order("oa-gtd-grpc")
+        .expect("the order is at the venue");
+    assert_eq!(v["timeInForce"], "GTD", "{v}");
+    let want = gekko_core::order::rfc3339_ms(expire_at_ms);
+    let got = v["gtdTime"].as_str().expect("gtdTime is set");
+    assert_eq!(&got[..23], &want[..23], "gtdTime {got} vs requested {want}");
     let orders_before = env.sim.orders().len();
 
     // GTD over gRPC without an expiry, and GFD on a market order: INVALID_ARGUMENT.
