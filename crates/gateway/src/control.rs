@@ -404,6 +404,11 @@ impl Gateway {
             ts_ms: now_ms(),
         };
         *lock(&i.halt) = (!enabled).then(|| record.clone());
+        // Releasing the kill switch does not release the audit guard: while the trail
+        // cannot be written, new orders stay refused.
+        if enabled && i.audit.get().is_some_and(AuditLog::is_failing) {
+            self.audit_guard(true);
+        }
         let durable = match i
             .kill_switch_topic
             .publish(&*i.bus, &i.cfg.source, &record)

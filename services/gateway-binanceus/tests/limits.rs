@@ -995,6 +995,26 @@ async fn orders_are_refused_while_the_audit_trail_cannot_be_written() {
         "audit trail",
     );
     assert_eq!(env.at_venue("ag-3"), 0, "a refused order reached the venue");
+    // An operator releasing the kill switch does not release the audit guard.
+    let state = gw
+        .set_trading_enabled(true, "operator resumes", "test")
+        .await;
+    assert!(
+        state
+            .halted
+            .as_ref()
+            .is_some_and(|h| h.actor == AUDIT_GUARD),
+        "releasing the kill switch lifted the audit guard: {state:?}"
+    );
+    refused(
+        place(&mut c, limit("ag-3b", pb::Side::Buy, dec!(0.01), px)).await,
+        "audit trail",
+    );
+    assert_eq!(
+        env.at_venue("ag-3b"),
+        0,
+        "a refused order reached the venue"
+    );
 
     // Back: the queued records land, the guard lifts, orders pass again.
     audit_redis.restart();
