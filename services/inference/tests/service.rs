@@ -32,6 +32,35 @@ fn settings(threshold: f32) -> InferenceSettings {
     }
 }
 
+/// A real Redis and a bus on it (the server lives as long as the first value).
+async fn redis_bus() -> (RedisServer, Arc<dyn Bus>) {
+    let redis = RedisServer::start();
+    let bus: Arc<dyn Bus> = Arc::new(
+        RedisBus::connect(&redis.url(), RedisBusOptions::default())
+            .await
+            .unwrap(),
+    );
+    (redis, bus)
+}
+
+/// What the service host would give the service: readiness, a tracker, a cancel token.
+fn host() -> (Readiness, TaskTracker, CancellationToken) {
+    (
+        Readiness::new(),
+        TaskTracker::new(),
+        CancellationToken::new(),
+    )
+}
+
+/// Cancels the service and waits (at most 10 s) for its tasks.
+async fn stop(cancel: &CancellationToken, tracker: &TaskTracker) {
+    cancel.cancel();
+    tracker.close();
+    tokio::time::timeout(Duration::from_secs(10), tracker.wait())
+        .await
+        .unwrap();
+}
+
 fn quote(i: u32) -> Quote {
     // A gently oscillating market with varying imbalance.
     let mid = Decimal::from(30_000) + Decimal::from(i % 7) - Decimal::from(i % 3);
@@ -47,15 +76,8 @@ fn quote(i: u32) -> Quote {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quotes_on_the_bus_become_signals_on_the_bus() {
-    let redis = RedisServer::start();
-    let bus: Arc<dyn Bus> = Arc::new(
-        RedisBus::connect(&redis.url(), RedisBusOptions::default())
-            .await
-            .unwrap(),
-    );
-    let readiness = Readiness::new();
-    let tracker = TaskTracker::new();
-    let cancel = CancellationToken::new();
+    let (_redis, bus) = redis_bus().await;
+    let (readiness, tracker, cancel) = host();
     let svc = start(
         settings(0.0),
         bus.clone(),
@@ -100,26 +122,13 @@ async fn quotes_on_the_bus_become_signals_on_the_bus() {
         assert!((0.5..=1.0).contains(&s.confidence), "{s:?}");
         assert!((s.p_up >= 0.5) == (s.direction == gekko_core::Direction::Up));
     }
-    cancel.cancel();
-    tracker.close();
-    tokio::time::timeout(Duration::from_secs(10), tracker.wait())
-        .await
-        .unwrap();
+    stop(&cancel, &tracker).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signals_below_the_confidence_threshold_are_suppressed() {
-    let redis = RedisServer::start();
-    let bus: Arc<dyn Bus> = Arc::new(
-        RedisBus::connect(&redis.url(), RedisBusOptions::default())
-            .await
-            .unwrap(),
-    );
-    let (readiness, tracker, cancel) = (
-        Readiness::new(),
-        TaskTracker::new(),
-        CancellationToken::new(),
-    );
+    let (_redis, bus) = redis_bus().await;
+    let (readiness, tracker, cancel) = host();
     // A confidence above 1 can never be reached.
     let svc = start(
         settings(1.01),
@@ -144,11 +153,7 @@ async fn signals_below_the_confidence_threshold_are_suppressed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_predict_validates_input_and_serves_the_model() {
     let bus: Arc<dyn Bus> = Arc::new(gekko_bus::MemoryBus::new());
-    let (readiness, tracker, cancel) = (
-        Readiness::new(),
-        TaskTracker::new(),
-        CancellationToken::new(),
-    );
+    let (readiness, tracker, cancel) = host();
     let svc = start(settings(0.5), bus, &readiness, &tracker, cancel.clone())
         .await
         .unwrap();
@@ -210,26 +215,13 @@ async fn grpc_predict_validates_input_and_serves_the_model() {
         assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
         assert!(err.message().contains(needle), "{needle}: {err:?}");
     }
-    cancel.cancel();
-    tracker.close();
-    tokio::time::timeout(Duration::from_secs(10), tracker.wait())
-        .await
-        .unwrap();
+    stop(&cancel, &tracker).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prediction_interval_samples_each_instruments_quotes_by_their_timestamps() {
-    let redis = RedisServer::start();
-    let bus: Arc<dyn Bus> = Arc::new(
-        RedisBus::connect(&redis.url(), RedisBusOptions::default())
-            .await
-            .unwrap(),
-    );
-    let (readiness, tracker, cancel) = (
-        Readiness::new(),
-        TaskTracker::new(),
-        CancellationToken::new(),
-    );
+    let (_redis, bus) = redis_bus().await;
+    let (readiness, tracker, cancel) = host();
     let mut s = settings(0.0);
     // Quotes 1 ms apart, observed every 10 ms of their own timestamps.
     s.prediction.interval = Duration::from_millis(10);
@@ -271,21 +263,13 @@ async fn prediction_interval_samples_each_instruments_quotes_by_their_timestamps
         offsets, expected,
         "one signal per sampled quote once the window is full"
     );
-    cancel.cancel();
-    tracker.close();
-    tokio::time::timeout(Duration::from_secs(10), tracker.wait())
-        .await
-        .unwrap();
+    stop(&cancel, &tracker).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_model_trained_with_another_window_or_horizon_is_refused() {
     let bus: Arc<dyn Bus> = Arc::new(gekko_bus::MemoryBus::new());
-    let (readiness, tracker, cancel) = (
-        Readiness::new(),
-        TaskTracker::new(),
-        CancellationToken::new(),
-    );
+    let (readiness, tracker, cancel) = host();
     let mut s = settings(0.0);
     s.prediction.window = 64;
     s.prediction.window_set = true;
@@ -313,9 +297,5 @@ async fn a_model_trained_with_another_window_or_horizon_is_refused() {
     start(s, bus, &readiness, &tracker, cancel.clone())
         .await
         .unwrap();
-    cancel.cancel();
-    tracker.close();
-    tokio::time::timeout(Duration::from_secs(10), tracker.wait())
-        .await
-        .unwrap();
+    stop(&cancel, &tracker).await;
 }
